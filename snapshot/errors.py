@@ -1,0 +1,75 @@
+"""Errors the engine raises; front ends print them as one line plus a hint.
+
+Every error carries a short ``message`` (what happened) and a ``hint`` (what
+to do about it).  Only front ends print errors and choose exit codes.
+"""
+from __future__ import annotations
+
+
+class SnapshotError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    exit_code = 1
+    hint = ""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ProcessNotFoundError(SnapshotError):
+    exit_code = 3
+    hint = "check the pid with `ps` or `pgrep -af python`"
+
+
+class PermissionDeniedError(SnapshotError):
+    exit_code = 4
+    hint = ("run as root (sudo), or as the same user with kernel.yama.ptrace_scope=0; "
+            "in a container add --cap-add SYS_PTRACE")
+
+
+class NotPythonError(SnapshotError):
+    exit_code = 5
+    hint = "pass the pid of a CPython process (3.8 to 3.15)"
+
+
+class InterpreterNotFoundError(SnapshotError):
+    exit_code = 5
+    hint = "the interpreter may still be starting or already finalizing; try again"
+
+
+class UnsupportedVersionError(SnapshotError):
+    exit_code = 6
+    hint = "supported: CPython 3.8 to 3.15"
+
+
+class MemoryReadError(SnapshotError):
+    """A remote read failed; carries the address and size."""
+
+    exit_code = 7
+    hint = "the process may have exited or changed under us; try again, or omit --nonblocking"
+
+    def __init__(self, address: int, size: int, reason: str = ""):
+        message = "could not read %d bytes at 0x%x" % (size, address)
+        if reason:
+            message += ": " + reason
+        super().__init__(message)
+        self.address = address
+        self.size = size
+
+
+class ProcessExitedError(SnapshotError):
+    exit_code = 8
+    hint = "the target exited while it was being read"
+
+
+class CorruptDataError(SnapshotError):
+    """Remote memory did not hold what a structure promised (bounded walk hit garbage)."""
+
+    exit_code = 7
+    hint = "the target changed while it was read; try again without --nonblocking"

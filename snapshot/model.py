@@ -1,0 +1,163 @@
+"""The data model: what a snapshot of a Python process is, as plain values.
+
+Frozen, slotted dataclasses so snapshots are hashable (cheap aggregation of
+identical stacks while sampling) and safe to share between threads.  The
+JSON form (``to_dict``) keeps py-spy's field names, so runbooks written for
+``py-spy dump --json`` keep working, and adds ours next to them.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+# slots make frames smaller and faster to hash; dataclass(slots=) needs 3.10.
+_FROZEN = {"frozen": True, "slots": True} if sys.version_info >= (3, 10) else {"frozen": True}
+
+
+@dataclass(**_FROZEN)
+class Local:
+    name: str
+    repr: str
+    address: int
+    is_argument: bool
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"name": self.name, "addr": self.address, "arg": self.is_argument, "repr": self.repr}
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "Local":
+        return cls(data["name"], data.get("repr"), data.get("addr", 0), data.get("arg", False))
+
+
+@dataclass(**_FROZEN)
+class Frame:
+    function: str
+    filename: str
+    line: int
+    locals: Optional[Tuple[Local, ...]] = None
+    is_native: bool = False
+    module: Optional[str] = None
+
+    @property
+    def short_filename(self) -> str:
+        return short_filename(self.filename)
+
+    def without_locals(self) -> "Frame":
+        if self.locals is None:
+            return self
+        return Frame(self.function, self.filename, self.line, None, self.is_native, self.module)
+
+    def to_dict(self) -> Dict[str, Any]:
+        data: Dict[str, Any] = {
+            "name": self.function,
+            "filename": self.filename,
+            "module": self.module,
+            "short_filename": self.short_filename,
+            "line": self.line,
+            "locals": None if self.locals is None else [local.to_dict() for local in self.locals],
+            "is_entry": False,
+        }
+        if self.is_native:
+            data["is_native"] = True
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "Frame":
+        loc = data.get("locals")
+        return cls(data["name"], data["filename"], data["line"],
+                   None if loc is None else tuple(Local.from_dict(x) for x in loc),
+                   data.get("is_native", False), data.get("module"))
+
+
+@dataclass(**_FROZEN)
+class ThreadStack:
+    thread_id: int
+    native_id: Optional[int]
+    name: Optional[str]
+    holds_gil: bool
+    is_idle: bool
+    frames: Tuple[Frame, ...]  # innermost first
+
+    def to_dict(self, pid: Optional[int] = None) -> Dict[str, Any]:
+        return {
+            "pid": pid,
+            "thread_id": self.thread_id,
+            "thread_name": self.name,
+            "os_thread_id": self.native_id,
+            "active": not self.is_idle,
+            "owns_gil": self.holds_gil,
+            "frames": [frame.to_dict() for frame in self.frames],
+            "process_info": None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "ThreadStack":
+        return cls(data["thread_id"], data.get("os_thread_id"), data.get("thread_name"),
+                   bool(data.get("owns_gil")), not data.get("active", True),
+                   tuple(Frame.from_dict(f) for f in data.get("frames", ())))
+
+
+@dataclass(**_FROZEN)
+class Snapshot:
+    pid: int
+    python_version: str
+    executable: str
+    taken_at_ns: int
+    threads: Tuple[ThreadStack, ...]
+    command_line: Tuple[str, ...] = field(default=())
+
+    def thread(self, key) -> Optional[ThreadStack]:
+        """Find a thread by thread id, OS id, decimal/hex string, or name."""
+        for thread in self.threads:
+            if key in (thread.thread_id, thread.native_id):
+                return thread
+        text = str(key)
+        for thread in self.threads:
+            if text in (str(thread.thread_id), hex(thread.thread_id), str(thread.native_id), thread.name):
+                return thread
+        return None
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "python_version": self.python_version,
+            "executable": self.executable,
+            "command_line": list(self.command_line),
+            "taken_at_ns": self.taken_at_ns,
+            "threads": [thread.to_dict(self.pid) for thread in self.threads],
+        }
+
+    def threads_json(self) -> List[Dict[str, Any]]:
+        """py-spy's ``dump --json`` shape: a list of threads."""
+        return [thread.to_dict(self.pid) for thread in self.threads]
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "Snapshot":
+        return cls(data["pid"], data["python_version"], data.get("executable", ""),
+                   data.get("taken_at_ns", 0), tuple(ThreadStack.from_dict(t) for t in data["threads"]),
+                   tuple(data.get("command_line", ())))
+
+
+def short_filename(filename: str) -> str:
+    """py-spy's short form: the path relative to the longest matching sys.path-like prefix.
+
+    Without access to the target's sys.path we keep the last two components
+    for package files and the base name otherwise, which is what a reader
+    scans for.
+    """
+    if not filename or filename.startswith("<"):
+        return filename
+    for marker in ("/site-packages/", "/dist-packages/"):
+        index = filename.rfind(marker)
+        if index >= 0:
+            return filename[index + len(marker):]
+    marker = "/lib/python"
+    index = filename.rfind(marker)
+    if index >= 0:
+        rest = filename[index + len(marker):]
+        slash = rest.find("/")
+        if slash >= 0:
+            return rest[slash + 1:]
+    return os.path.basename(filename)
