@@ -1,0 +1,54 @@
+"""Test-session plumbing: the interpreter matrix and the ``python`` fixture.
+
+The matrix (tests/pythons.py) is discovered once per session; the Debian sid
+interpreters come from tests/tools/get-pythons.sh, run once per session unless
+PYSPY_REPL_NO_FETCH=1.  Tests that take the ``python`` fixture run once per
+matrix entry (ids like ``3.12-pyenv``, ``3.11-debian``, ``3.14-sid``); an entry
+that is not available is skipped with the reason, never dropped.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pythons  # noqa: E402
+
+_MATRIX = None
+_FETCH = None
+
+
+def matrix():
+    """The matrix, discovered (and the sid interpreters fetched) on first use."""
+    global _MATRIX, _FETCH
+    if _MATRIX is None:
+        _FETCH = pythons.fetch_sid()
+        _MATRIX = pythons.discover(_FETCH)
+    return _MATRIX
+
+
+def pytest_report_header(config):
+    m = matrix()
+    lines = ["pyspy-repl interpreter matrix (%d of %d available):" % (
+        sum(i.available for i in m), len(m))]
+    lines += ["  " + i.describe() for i in m]
+    if _FETCH is not None and _FETCH.problem:
+        lines.append("  get-pythons: " + _FETCH.problem)
+    return lines
+
+
+def pytest_generate_tests(metafunc):
+    if "python" in metafunc.fixturenames:
+        m = matrix()
+        metafunc.parametrize("python", m, ids=[i.id for i in m], indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def python(request):
+    """One matrix entry (pythons.Interpreter); skips with the reason when it is missing."""
+    interp = request.param
+    if not interp.available:
+        pytest.skip("%s not available: %s" % (interp.id, interp.missing))
+    return interp

@@ -1,0 +1,338 @@
+"""The interpreter matrix of the end-to-end tests.
+
+Expected entries (ids as used by the ``python`` fixture):
+
+* ``3.8-pyenv`` ... ``3.13-pyenv``: pyenv builds, ``$(pyenv root)/versions/3.X.*/bin/python3.X``
+  (the newest patch release when several are installed);
+* ``3.11-debian``: Debian's stripped, statically linked ``/usr/bin/python3.11``;
+* ``3.14-sid``, ``3.15-sid``: Debian sid builds provided by ``tests/tools/get-pythons.sh``.
+
+Every expected entry is always listed; one that is not available carries the
+reason, and the tests skip it with that reason instead of dropping it.
+
+Environment:
+  PYSPY_REPL_NO_FETCH=1     do not run get-pythons.sh (use what DEST already has)
+  PYSPY_REPL_PYTHONS=DIR    DEST of get-pythons.sh (default ~/.cache/pyspy-repl/pythons)
+  PYSPY_REPL_MATRIX=ID,...  restrict the matrix (others are skipped, visibly)
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GET_PYTHONS = os.path.join(HERE, "tools", "get-pythons.sh")
+PYENV_MINORS = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
+SID_MINORS = ["3.14", "3.15"]
+UNSUPPORTED_MINORS = ["3.7", "3.6"]
+FETCH_TIMEOUT = 900
+#: the checks that run on one interpreter only (console scripts, 200 dumps, pause safety)
+CONSOLE_SCRIPT_INTERPRETER = os.environ.get("PYSPY_REPL_ONCE_ON", "3.12-pyenv")
+
+
+@dataclass
+class Interpreter:
+    id: str                       # "3.12-pyenv"
+    minor: str                    # "3.12"
+    flavour: str                  # pyenv | debian | sid
+    path: Optional[str] = None    # None when missing
+    version: Optional[str] = None  # full version reported by the interpreter, e.g. "3.12.1"
+    missing: Optional[str] = None  # why it is not available
+
+    @property
+    def available(self) -> bool:
+        return self.path is not None and self.missing is None
+
+    def describe(self) -> str:
+        if self.available:
+            return "%-12s %-8s %s" % (self.id, self.version, self.path)
+        return "%-12s MISSING  %s" % (self.id, self.missing)
+
+
+def pyenv_root() -> str:
+    if os.environ.get("PYENV_ROOT"):
+        return os.environ["PYENV_ROOT"]
+    exe = shutil.which("pyenv")
+    if exe:
+        try:
+            out = subprocess.run([exe, "root"], capture_output=True, text=True, timeout=20).stdout.strip()
+            if out:
+                return out
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return os.path.expanduser("~/.pyenv")
+
+
+def _version_key(path: str):
+    m = re.search(r"/versions/(\d+)\.(\d+)\.(\d+)/", path)
+    return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
+
+
+def find_pyenv(minor: str) -> Optional[str]:
+    """Newest pyenv CPython build of ``minor`` (release builds only: no -dev, t, d suffixes)."""
+    root = pyenv_root()
+    candidates = [p for p in glob.glob(os.path.join(root, "versions", minor + ".*", "bin", "python" + minor))
+                  if re.search(r"/versions/%s\.\d+/bin/" % re.escape(minor), p) and os.access(p, os.X_OK)]
+    return max(candidates, key=_version_key) if candidates else None
+
+
+def probe(path: str) -> (Optional[str], Optional[str]):
+    """(full version, None) if ``path`` runs, else (None, reason)."""
+    try:
+        r = subprocess.run([path, "-c", "import sys, threading, asyncio; print('%d.%d.%d' % sys.version_info[:3])"],
+                           capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, "%s does not run: %s" % (path, exc)
+    if r.returncode != 0:
+        return None, "%s does not run: %s" % (path, (r.stderr.strip().splitlines() or ["?"])[-1])
+    return r.stdout.strip(), None
+
+
+def sid_dest() -> str:
+    return os.environ.get("PYSPY_REPL_PYTHONS") or os.path.expanduser("~/.cache/pyspy-repl/pythons")
+
+
+@dataclass
+class FetchResult:
+    paths: Dict[str, str] = field(default_factory=dict)   # minor -> path
+    problem: Optional[str] = None
+    seconds: float = 0.0
+
+
+def fetch_sid() -> FetchResult:
+    """Run the project's get-pythons step (or, with PYSPY_REPL_NO_FETCH=1, look in DEST)."""
+    dest = sid_dest()
+    res = FetchResult()
+    if os.environ.get("PYSPY_REPL_NO_FETCH") == "1":
+        for minor in SID_MINORS:
+            p = os.path.join(dest, "bin", "python" + minor)
+            if os.access(p, os.X_OK):
+                res.paths[minor] = p
+        if not res.paths:
+            res.problem = "PYSPY_REPL_NO_FETCH=1 and nothing in %s/bin" % dest
+        return res
+    start = time.monotonic()
+    try:
+        r = subprocess.run(["bash", GET_PYTHONS, dest], capture_output=True, text=True, timeout=FETCH_TIMEOUT)
+    except (OSError, subprocess.SubprocessError) as exc:
+        res.problem = "tests/tools/get-pythons.sh could not run: %s" % exc
+        return res
+    res.seconds = time.monotonic() - start
+    for line in r.stdout.splitlines():
+        m = re.search(r"python(3\.\d+)$", line.strip())
+        if m:
+            res.paths[m.group(1)] = line.strip()
+    if r.returncode != 0:
+        tail = " | ".join(r.stderr.strip().splitlines()[-3:])
+        res.problem = "tests/tools/get-pythons.sh %s failed (exit %d): %s" % (dest, r.returncode, tail)
+    return res
+
+
+def discover(fetch: Optional[FetchResult] = None) -> List[Interpreter]:
+    """Every expected matrix entry, available or with the reason it is missing."""
+    wanted = [x.strip() for x in os.environ.get("PYSPY_REPL_MATRIX", "").split(",") if x.strip()]
+    out: List[Interpreter] = []
+    root = pyenv_root()
+    for minor in PYENV_MINORS:
+        it = Interpreter(minor + "-pyenv", minor, "pyenv", find_pyenv(minor))
+        if it.path is None:
+            it.missing = "no pyenv build of %s under %s/versions (pyenv install %s)" % (minor, root, minor)
+        out.append(it)
+    debian = Interpreter("3.11-debian", "3.11", "debian", "/usr/bin/python3.11" if os.access("/usr/bin/python3.11", os.X_OK) else None)
+    if debian.path is None:
+        debian.missing = "/usr/bin/python3.11 not found (Debian 12's python3.11 package)"
+    out.append(debian)
+    for minor in SID_MINORS:
+        it = Interpreter(minor + "-sid", minor, "sid")
+        if fetch is None:
+            it.missing = "sid interpreters not fetched"
+        elif minor in fetch.paths:
+            it.path = fetch.paths[minor]
+        else:
+            it.missing = "python%s not provided by tests/tools/get-pythons.sh%s" % (
+                minor, (": " + fetch.problem) if fetch.problem else "")
+        out.append(it)
+    for it in out:
+        if wanted and it.id not in wanted:
+            it.missing = "not selected by PYSPY_REPL_MATRIX=%s" % ",".join(wanted)
+            continue
+        if it.path is not None and it.missing is None:
+            it.version, problem = probe(it.path)
+            if problem:
+                it.missing = problem
+            elif not it.version.startswith(it.minor + "."):
+                it.missing = "%s reports %s, expected %s.x" % (it.path, it.version, it.minor)
+    return out
+
+
+def find_unsupported() -> List[Interpreter]:
+    """pyenv 3.7 / 3.6 builds, for the "unsupported version" error test."""
+    out = []
+    for minor in UNSUPPORTED_MINORS:
+        p = find_pyenv(minor)
+        it = Interpreter(minor + "-pyenv", minor, "pyenv", p)
+        if p is None:
+            it.missing = "no pyenv build of %s" % minor
+        else:
+            it.version, it.missing = probe(p)
+        out.append(it)
+    return out
+
+
+if __name__ == "__main__":   # python tests/pythons.py: print the matrix
+    fr = fetch_sid()
+    for interp in discover(fr):
+        print(interp.describe())
+
+
+# --------------------------------------------------------------------------
+# Running targets and the tool
+# --------------------------------------------------------------------------
+import json  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+REPO = os.path.dirname(HERE)
+TARGETS = os.path.join(HERE, "targets")
+
+
+def target_script(name: str) -> str:
+    return os.path.join(TARGETS, name)
+
+
+def proc_state(pid: int) -> Optional[str]:
+    """The one-letter state of /proc/PID/stat (None if gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    return data[data.rindex(")") + 2]
+
+
+def tracer_pid(pid: int) -> Optional[int]:
+    try:
+        with open("/proc/%d/status" % pid) as fh:
+            for line in fh:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def task_states(pid: int) -> Dict[int, tuple]:
+    """{tid: (state, TracerPid)} for every thread of ``pid``."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for t in tids:
+        tid = int(t)
+        try:
+            with open("/proc/%d/task/%d/stat" % (pid, tid)) as fh:
+                data = fh.read()
+            state = data[data.rindex(")") + 2]
+            tracer = None
+            with open("/proc/%d/task/%d/status" % (pid, tid)) as fh:
+                for line in fh:
+                    if line.startswith("TracerPid:"):
+                        tracer = int(line.split()[1])
+            out[tid] = (state, tracer)
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def stopped_or_traced(pid: int) -> List[str]:
+    """Problems: threads in a stopped state ('t'/'T') or with a tracer attached."""
+    problems = []
+    for tid, (state, tracer) in sorted(task_states(pid).items()):
+        if state in ("t", "T"):
+            problems.append("task %d is stopped (state %s)" % (tid, state))
+        if tracer:
+            problems.append("task %d is traced by pid %d" % (tid, tracer))
+    return problems
+
+
+class Target:
+    """A target process started in its own session; ``stop()`` kills it."""
+
+    def __init__(self, python: str, script: str, args=(), workdir: str = "/tmp", env=None):
+        self.python = python
+        self.script = script
+        self.workdir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.log_path = os.path.join(workdir, "target.log")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([python, script] + list(args), stdout=self._log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     cwd=workdir, start_new_session=True,
+                                     env=env if env is not None else dict(os.environ))
+        self.pid = self.proc.pid
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, "rb") as fh:
+                return fh.read().decode("utf-8", "replace")[-4000:]
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_for_file(self, path: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(path):
+            if not self.alive():
+                raise AssertionError("target %s exited with %s before writing %s:\n%s"
+                                     % (self.script, self.proc.returncode, path, self.log()))
+            if time.monotonic() > deadline:
+                raise AssertionError("target %s did not write %s within %ss:\n%s"
+                                     % (self.script, path, timeout, self.log()))
+            time.sleep(0.02)
+
+    def wait_truth(self, path: str, timeout: float = 60.0) -> dict:
+        """Wait for TRUTH, then until the main thread sleeps on its final blocking call."""
+        self.wait_for_file(path, timeout)
+        with open(path, encoding="utf-8") as fh:
+            truth = json.load(fh)
+        deadline = time.monotonic() + 5
+        sleeping = 0
+        while sleeping < 3 and time.monotonic() < deadline:
+            sleeping = sleeping + 1 if proc_state(self.pid) == "S" else 0
+            time.sleep(0.02)
+        return truth
+
+    def stop(self) -> None:
+        if self.alive():
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        self._log.close()
+
+
+def tool_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("PYTHONIOENCODING", "utf-8")
+    return env
+
+
+def run_tool(args, timeout: float = 120.0, prefix=None, **kw) -> subprocess.CompletedProcess:
+    """``python -m repl.cli ARGS`` (or ``prefix + ARGS``) from the repository checkout."""
+    cmd = (list(prefix) if prefix else [sys.executable, "-m", "repl.cli"]) + [str(a) for a in args]
+    return subprocess.run(cmd, capture_output=True, timeout=timeout, cwd=REPO,
+                          env=kw.pop("env", None) or tool_env(), **kw)
