@@ -1,0 +1,55 @@
+"""Text rendering of snapshots, in py-spy's dump shape."""
+from __future__ import annotations
+
+import os
+from typing import List, Optional, TextIO
+
+from snapshot.model import Snapshot, ThreadStack
+
+
+def thread_header(thread: ThreadStack) -> str:
+    state = "idle" if thread.is_idle else "active"
+    if thread.holds_gil:
+        state += "+gil"
+    ident = str(thread.native_id) if thread.native_id else "%#X" % thread.thread_id
+    return 'Thread %s (%s): "%s"' % (ident, state, thread.name or "")
+
+
+def process_header(snapshot: Snapshot) -> List[str]:
+    command = " ".join(snapshot.command_line) or snapshot.executable
+    return ["Process %d: %s" % (snapshot.pid, command),
+            "Python v%s (%s)" % (snapshot.python_version, snapshot.executable), ""]
+
+
+def frame_line(frame, full_filenames: bool = False) -> str:
+    filename = frame.filename if full_filenames else frame.short_filename
+    return "%s (%s:%d)" % (frame.function, filename, frame.line)
+
+
+def render_thread(thread: ThreadStack, out: TextIO, show_locals: bool, full_filenames: bool = False,
+                  marker: Optional[int] = None) -> None:
+    out.write(thread_header(thread) + "\n")
+    for index, frame in enumerate(thread.frames):
+        prefix = "  > " if marker == index else "    "
+        out.write(prefix + frame_line(frame, full_filenames) + "\n")
+        if show_locals and frame.locals:
+            arguments = [l for l in frame.locals if l.is_argument]
+            others = [l for l in frame.locals if not l.is_argument]
+            for title, group in (("Arguments", arguments), ("Locals", others)):
+                if group:
+                    out.write("        %s:\n" % title)
+                    for local in group:
+                        out.write("            %s: %s\n" % (local.name, local.repr))
+
+
+def render_snapshot(snapshot: Snapshot, out: TextIO, show_locals: bool = False,
+                    full_filenames: bool = False) -> None:
+    for line in process_header(snapshot):
+        out.write(line + "\n")
+    for thread in snapshot.threads:
+        render_thread(thread, out, show_locals, full_filenames)
+
+
+def shorten_home(path: str) -> str:
+    home = os.path.expanduser("~")
+    return "~" + path[len(home):] if home != "/" and path.startswith(home + "/") else path

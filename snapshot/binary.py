@@ -1,0 +1,183 @@
+"""Facts about the ELF file that holds the interpreter, cached by build-id.
+
+Opening a 20 MB libpython with pyelftools and scanning its symbols costs a
+noticeable fraction of a second, and on-call engineers attach repeatedly; so
+what we learn about a binary (symbol offsets, section addresses, version) is
+stored under ``$XDG_CACHE_HOME/pyspy-repl/binaries/BUILDID.json`` and the
+second attach reads only that.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Dict, Optional
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+SYMBOLS = ("_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NoneStruct", "interp_head")
+CACHE_FORMAT = 2
+# PY_VERSION may be tail-merged into a longer string (".../versions/3.8.18"), so
+# only require that no digit or dot precedes it.
+_VERSION_TEXT = re.compile(rb"(?<![\d.])([23]\.\d{1,2}\.\d{1,2})((?:a|b|rc)\d{1,2})?\+?\x00")
+
+
+@dataclass
+class BinaryInfo:
+    """What one ELF file tells us, with addresses relative to its load base."""
+
+    path: str
+    build_id: str
+    elf_type: str
+    first_load_vaddr: int
+    symbols: Dict[str, int] = field(default_factory=dict)
+    pyruntime_section: Optional[int] = None
+    pyruntime_section_size: int = 0
+    py_version_hex: Optional[int] = None  # from Py_Version's initial value in the file
+    version_text: Optional[str] = None   # PY_VERSION found in .rodata (e.g. "3.8.18")
+    sections: Dict[str, list] = field(default_factory=dict)  # name -> [addr, size] (.bss, .data)
+    format: int = CACHE_FORMAT
+
+
+def cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pyspy-repl", "binaries")
+
+
+def _build_id(elf: ELFFile) -> str:
+    for section in elf.iter_sections():
+        if section.header.sh_type == "SHT_NOTE":
+            for note in section.iter_notes():
+                if note["n_type"] == "NT_GNU_BUILD_ID":
+                    return note["n_desc"]
+    return ""
+
+
+def _read_symbols(elf: ELFFile, wanted) -> Dict[str, int]:
+    found: Dict[str, int] = {}
+    for name in (".dynsym", ".symtab"):
+        section = elf.get_section_by_name(name)
+        if section is None:
+            continue
+        missing = [w for w in wanted if w not in found]
+        if not missing:
+            break
+        # get_symbol_by_name builds a name index once: faster than iterating in Python.
+        for symbol_name in missing:
+            symbols = section.get_symbol_by_name(symbol_name)
+            if symbols:
+                value = symbols[0]["st_value"]
+                if value:
+                    found[symbol_name] = value
+    return found
+
+
+def _file_value(elf: ELFFile, vaddr: int, size: int) -> Optional[bytes]:
+    for segment in elf.iter_segments():
+        if segment["p_type"] != "PT_LOAD":
+            continue
+        start = segment["p_vaddr"]
+        if start <= vaddr and vaddr + size <= start + segment["p_filesz"]:
+            stream = elf.stream
+            stream.seek(segment["p_offset"] + vaddr - start)
+            return stream.read(size)
+    return None
+
+
+def analyse(path: str) -> BinaryInfo:
+    """Read what we need from an ELF file (slow path; see ``load``)."""
+    with open(path, "rb") as f:
+        try:
+            elf = ELFFile(f)
+        except ELFError as e:
+            raise ValueError("%s is not an ELF file: %s" % (path, e)) from None
+        loads = [s["p_vaddr"] for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        info = BinaryInfo(path=path, build_id=_build_id(elf), elf_type=elf["e_type"],
+                          first_load_vaddr=(min(loads) & ~0xFFF) if loads else 0)
+        info.symbols = _read_symbols(elf, SYMBOLS)
+        section = elf.get_section_by_name(".PyRuntime")
+        if section is not None:
+            info.pyruntime_section = section["sh_addr"]
+            info.pyruntime_section_size = section["sh_size"]
+        for name in (".bss", ".data"):
+            s = elf.get_section_by_name(name)
+            if s is not None:
+                info.sections[name] = [s["sh_addr"], s["sh_size"]]
+        if "Py_Version" in info.symbols:
+            raw = _file_value(elf, info.symbols["Py_Version"], 8)
+            if raw:
+                info.py_version_hex = int.from_bytes(raw[:4], "little")
+        rodata = elf.get_section_by_name(".rodata")
+        if rodata is not None and info.py_version_hex is None:
+            match = _VERSION_TEXT.search(rodata.data())
+            if match:
+                info.version_text = match.group(1).decode() + (match.group(2) or b"").decode()
+    return info
+
+
+def load(path: str, use_cache: bool = True) -> BinaryInfo:
+    """``analyse`` with a cache keyed by build-id (falls back to path+size+mtime)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ValueError("cannot open %s: %s" % (path, e.strerror)) from None
+    key = None
+    if use_cache:
+        key = _cache_key(path, st)
+        cached = _read_cache(key)
+        if cached is not None:
+            cached.path = path
+            return cached
+    info = analyse(path)
+    if use_cache:
+        _write_cache(_cache_key(path, st, info.build_id), info)
+        if key is not None and key != _cache_key(path, st, info.build_id):
+            _write_cache(key, info)
+    return info
+
+
+def _cache_key(path: str, st: os.stat_result, build_id: str = "") -> str:
+    if not build_id:
+        build_id = _quick_build_id(path)
+    if build_id:
+        return build_id
+    return "nobuildid-%x-%x-%x" % (st.st_ino, st.st_size, int(st.st_mtime))
+
+
+def _quick_build_id(path: str) -> str:
+    """The build-id without indexing the whole file (notes are near the start)."""
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            for segment in elf.iter_segments():
+                if segment["p_type"] == "PT_NOTE":
+                    for note in segment.iter_notes():
+                        if note["n_type"] == "NT_GNU_BUILD_ID":
+                            return note["n_desc"]
+    except (OSError, ELFError):
+        pass
+    return ""
+
+
+def _read_cache(key: str) -> Optional[BinaryInfo]:
+    try:
+        with open(os.path.join(cache_dir(), key + ".json")) as f:
+            data = json.load(f)
+        if data.get("format") != CACHE_FORMAT:
+            return None
+        return BinaryInfo(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _write_cache(key: str, info: BinaryInfo) -> None:
+    try:
+        os.makedirs(cache_dir(), exist_ok=True)
+        tmp = os.path.join(cache_dir(), ".%s.%d.tmp" % (key, os.getpid()))
+        with open(tmp, "w") as f:
+            json.dump(asdict(info), f)
+        os.replace(tmp, os.path.join(cache_dir(), key + ".json"))
+    except OSError:
+        pass  # a cache we cannot write only costs time

@@ -1,0 +1,185 @@
+"""Code objects, read once and cached by address.
+
+A code object never changes while it is alive, so its names, file name and
+decoded line table are read once; afterwards a frame costs only a dict
+lookup.  ``revalidate`` re-reads the identifying header of cached entries in
+one batched call so a long-running sampler notices when an address is freed
+and reused by another code object.
+"""
+from __future__ import annotations
+
+import struct
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from layouts import Layout
+
+from .errors import CorruptDataError, MemoryReadError
+from .linetable import DECODERS, LineTable
+from .memory import MemoryReader
+
+_U64 = struct.Struct("<Q")
+_I32 = struct.Struct("<i")
+CO_VARARGS = 0x4
+CO_VARKEYWORDS = 0x8
+MAX_SLOTS = 65536
+MAX_CACHE = 100_000
+
+
+class CodeInfo:
+    """What the walker needs from one code object."""
+
+    __slots__ = ("address", "name", "qualname", "filename", "first_line", "code_offset", "slot_names",
+                 "slot_kinds", "nargs", "needs_first_local", "_table", "_raw_table", "_decoder",
+                 "_lines", "header", "function")
+
+    def __init__(self, address: int, name: str, qualname: Optional[str], filename: str, first_line: int,
+                 code_offset: int, slot_names: Tuple[str, ...], slot_kinds: Tuple[str, ...], nargs: int,
+                 raw_table: bytes, decoder, header: bytes):
+        self.address = address
+        self.name = name
+        self.qualname = qualname
+        self.filename = filename
+        self.first_line = first_line
+        self.code_offset = code_offset
+        self.slot_names = slot_names
+        self.slot_kinds = slot_kinds  # "local" | "cell" | "free" | "hidden" per slot
+        self.nargs = nargs
+        self.function = qualname or name
+        # Before 3.11 there is no qualname: methods are named from self/cls, like py-spy.
+        self.needs_first_local = (qualname is None and nargs > 0 and bool(slot_names)
+                                  and slot_names[0] in ("self", "cls"))
+        self._raw_table = raw_table
+        self._decoder = decoder
+        self._table: Optional[LineTable] = None
+        self._lines: Dict[int, int] = {}
+        self.header = header
+
+    @property
+    def nslots(self) -> int:
+        return len(self.slot_names)
+
+    def line_for(self, offset: int) -> int:
+        line = self._lines.get(offset)
+        if line is None:
+            if self._table is None:
+                self._table = self._decoder(self._raw_table, self.first_line)
+            line = self._table.line_for(offset)
+            if len(self._lines) < 4096:
+                self._lines[offset] = line
+        return line
+
+
+class CodeCache:
+    """Reads code objects through an ObjectReader and keeps them by address."""
+
+    def __init__(self, memory: MemoryReader, layout: Layout, objects, code_type_addr: Optional[int] = None):
+        self.memory = memory
+        self.layout = layout
+        self.objects = objects
+        self.code_type_addr = code_type_addr
+        self._entries: Dict[int, Optional[CodeInfo]] = {}
+        co = layout.PyCodeObject
+        self.co = co
+        self.size = co.size
+        self.ob_type = layout.PyObject.ob_type
+        self.decoder = DECODERS[layout.features.line_table]
+        fields = [co.co_filename, co.co_name, co.co_firstlineno]
+        self.header_span = max(fields) + 8
+        self.header_start = co.co_firstlineno if co.co_firstlineno < co.co_filename else co.co_filename
+        f = layout.features
+        self.kind_bits = ((f.fast_hidden, "hidden"), (f.fast_cell, "cell"), (f.fast_free, "free"))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, address: int) -> Optional[CodeInfo]:
+        """The code object at ``address``, or None if it is not one."""
+        try:
+            return self._entries[address]
+        except KeyError:
+            pass
+        if not address:
+            return None
+        try:
+            info = self._read(address)
+        except (MemoryReadError, CorruptDataError, UnicodeDecodeError, struct.error, ValueError):
+            info = None
+        if len(self._entries) >= MAX_CACHE:
+            self._entries.clear()
+        if info is not None:
+            self._entries[address] = info
+        return info
+
+    def revalidate(self) -> int:
+        """Drop entries whose memory no longer holds the same code object; returns how many."""
+        addresses = [a for a, info in self._entries.items() if info is not None]
+        if not addresses:
+            return 0
+        span = self.header_span - self.header_start
+        results = self.memory.read_many([(a + self.header_start, span) for a in addresses])
+        dropped = 0
+        for address, data in zip(addresses, results):
+            info = self._entries[address]
+            if data is None or data != info.header:
+                del self._entries[address]
+                dropped += 1
+        return dropped
+
+    def _is_code_type(self, type_addr: int) -> bool:
+        if self.code_type_addr is not None:
+            return type_addr == self.code_type_addr
+        if self.objects.type_name(type_addr) == "code":
+            self.code_type_addr = type_addr
+            return True
+        return False
+
+    def _read(self, address: int) -> Optional[CodeInfo]:
+        raw = self.memory.read(address, self.size)
+        if not self._is_code_type(_U64.unpack_from(raw, self.ob_type)[0]):
+            return None
+        co = self.co
+        objects = self.objects
+        get = lambda name: _U64.unpack_from(raw, co.fields[name].offset)[0]  # noqa: E731
+        geti = lambda name: _I32.unpack_from(raw, co.fields[name].offset)[0]  # noqa: E731
+        name = objects.string(get("co_name"), 1024)
+        filename = objects.string(get("co_filename"), 4096)
+        qualname = objects.string(get("co_qualname"), 1024) if "co_qualname" in co else None
+        first_line = geti("co_firstlineno")
+        flags = geti("co_flags")
+        nargs = geti("co_argcount") + geti("co_kwonlyargcount")
+        nargs += bool(flags & CO_VARARGS) + bool(flags & CO_VARKEYWORDS)
+        table_field = "co_linetable" if "co_linetable" in co else "co_lnotab"
+        raw_table = objects.bytes_value(get(table_field), 1 << 22)
+        if "co_localsplusnames" in co:
+            names = self._names(get("co_localsplusnames"))
+            kind_bytes = objects.bytes_value(get("co_localspluskinds"), MAX_SLOTS)
+            kinds = tuple(self._kind(b) for b in kind_bytes[:len(names)])
+            code_offset = co.co_code_adaptive
+        else:
+            varnames = self._names(get("co_varnames"))
+            nlocals = geti("co_nlocals")
+            cells = self._names(get("co_cellvars"))
+            frees = self._names(get("co_freevars"))
+            names = tuple(varnames[:nlocals]) + cells + frees
+            kinds = ("local",) * nlocals + ("cell",) * len(cells) + ("free",) * len(frees)
+            code_offset = 0
+        if len(names) > MAX_SLOTS:
+            raise CorruptDataError("code object 0x%x claims %d locals" % (address, len(names)))
+        header = raw[self.header_start:self.header_span]
+        return CodeInfo(address, name, qualname, filename, first_line, code_offset, names, kinds,
+                        min(nargs, len(names)), raw_table, self.decoder, header)
+
+    def _names(self, tuple_addr: int) -> Tuple[str, ...]:
+        if not tuple_addr:
+            return ()
+        return tuple(self.objects.string(a, 1024) for a in self.objects.sequence_items(tuple_addr, MAX_SLOTS))
+
+    def _kind(self, bits: int) -> str:
+        for mask, label in self.kind_bits:
+            if mask and bits & mask:
+                return label
+        return "local"
+
+
+def iter_nonempty(values: Iterable[Optional[int]]) -> List[int]:
+    return [v for v in values if v]

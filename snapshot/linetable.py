@@ -1,0 +1,145 @@
+"""Bytecode offset -> source line, for each line-table format CPython has used.
+
+Formats (the layout says which one a version uses):
+  * "lnotab" (3.8-3.9): pairs of (byte offset delta, signed line delta);
+  * "linetable" (3.10): pairs of (byte length, signed line delta, -128 = no line);
+  * "locations" (3.11+): the PEP 626/657 location table of Objects/locations.md.
+Each table is decoded once into sorted ranges and then looked up with bisect,
+because code objects are immutable and the walker caches the decoded table.
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import List, Optional, Tuple
+
+#: Entries decoded from one table at most (remote data is untrusted).
+MAX_ENTRIES = 1 << 20
+
+
+class LineTable:
+    """Sorted (start, end, line) ranges over instruction offsets in bytes."""
+
+    __slots__ = ("starts", "ends", "lines", "first_line")
+
+    def __init__(self, ranges: List[Tuple[int, int, Optional[int]]], first_line: int):
+        self.starts = [r[0] for r in ranges]
+        self.ends = [r[1] for r in ranges]
+        self.lines = [r[2] for r in ranges]
+        self.first_line = first_line
+
+    def line_for(self, offset: int) -> int:
+        """Line of the instruction at byte ``offset``; the first line if unknown."""
+        index = bisect_right(self.starts, offset) - 1
+        if 0 <= index < len(self.starts) and offset < self.ends[index]:
+            line = self.lines[index]
+            if line is not None:
+                return line
+            # An instruction without a line (e.g. a cache entry or artificial
+            # code) takes the closest earlier known line, as tracebacks do.
+            for back in range(index - 1, max(index - 64, -1), -1):
+                if self.lines[back] is not None:
+                    return self.lines[back]
+        return self.first_line
+
+
+def _signed_byte(b: int) -> int:
+    return b - 256 if b >= 128 else b
+
+
+def decode_lnotab(table: bytes, first_line: int) -> LineTable:
+    """3.8-3.9 ``co_lnotab``: the line of address A is the line after all pairs whose address is <= A."""
+    ranges = []
+    line = first_line
+    address = 0
+    start = 0
+    for i in range(0, min(len(table), 2 * MAX_ENTRIES) - 1, 2):
+        address_delta, line_delta = table[i], _signed_byte(table[i + 1])
+        if address_delta:
+            ranges.append((start, address + address_delta, line))
+            start = address + address_delta
+        address += address_delta
+        line += line_delta
+    ranges.append((start, 1 << 62, line))
+    return LineTable(ranges, first_line)
+
+
+def decode_linetable_310(table: bytes, first_line: int) -> LineTable:
+    """3.10 ``co_linetable``: (start delta, line delta) pairs; -128 means no line."""
+    ranges = []
+    line = first_line
+    end = 0
+    for i in range(0, min(len(table), 2 * MAX_ENTRIES) - 1, 2):
+        start_delta, line_delta = table[i], _signed_byte(table[i + 1])
+        start = end
+        end += start_delta
+        if line_delta == -128:
+            if start_delta:
+                ranges.append((start, end, None))
+            continue
+        line += line_delta
+        if start_delta:
+            ranges.append((start, end, line))
+    return LineTable(ranges, first_line)
+
+
+def decode_locations(table: bytes, first_line: int) -> LineTable:
+    """3.11+ location table; offsets are in bytes (2 per code unit)."""
+    ranges = []
+    line = first_line
+    position = 0
+    address = 0
+    size = len(table)
+
+    def varint() -> int:
+        nonlocal position
+        value = 0
+        shift = 0
+        while position < size:
+            b = table[position]
+            position += 1
+            value |= (b & 63) << shift
+            shift += 6
+            if not b & 64 or shift > 60:
+                break
+        return value
+
+    def svarint() -> int:
+        value = varint()
+        return -(value >> 1) if value & 1 else value >> 1
+
+    while position < size and len(ranges) < MAX_ENTRIES:
+        first = table[position]
+        position += 1
+        if not first & 0x80:
+            break  # corrupt: every entry starts with the high bit set
+        code = (first >> 3) & 15
+        length = ((first & 7) + 1) * 2
+        entry_line: Optional[int]
+        if code == 15:
+            entry_line = None
+        elif code == 14:
+            line += svarint()
+            varint()
+            varint()
+            varint()
+            entry_line = line
+        elif code == 13:
+            line += svarint()
+            entry_line = line
+        elif code >= 10:
+            line += code - 10
+            position += 2
+            entry_line = line
+        else:
+            position += 1
+            entry_line = line
+        ranges.append((address, address + length, entry_line))
+        address += length
+    return LineTable(ranges, first_line)
+
+
+DECODERS = {
+    "lnotab": decode_lnotab,
+    "linetable": decode_linetable_310,
+    "locations": decode_locations,
+}
