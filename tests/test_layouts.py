@@ -1,0 +1,108 @@
+"""The construct declarations in layouts/ against the real interpreters.
+
+* compiled offsets agree with what construct itself parses;
+* the declarations equal the measurements committed in tests/data/offsets;
+* for pyenv builds (which carry DWARF) the structs are re-measured with gdb now;
+* for 3.13+ the target's own _Py_DebugOffsets, read from the binary, agree with the declaration.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import random
+import shutil
+import struct
+import subprocess
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from layouts import SUPPORTED_VERSIONS, get_layout, table_size, with_debug_offsets
+from layouts.debug_offsets import DEBUG_OFFSETS
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OFFSETS = os.path.join(HERE, "data", "offsets")
+GDB_SCRIPT = os.path.join(HERE, "tools", "gdb_offsets.py")
+
+
+def _version_id(v):
+    return "%d.%d" % v
+
+
+def _compare(layout, measured):
+    problems = []
+    for struct_name, entry in measured.items():
+        compiled = layout.structs.get(struct_name)
+        if compiled is None:
+            problems.append("%s missing" % struct_name)
+            continue
+        if compiled.size != entry["size"]:
+            problems.append("%s size %d != %d" % (struct_name, compiled.size, entry["size"]))
+        for field, info in entry["fields"].items():
+            if compiled.get(field) != info["offset"]:
+                problems.append("%s.%s %s != %d" % (struct_name, field, compiled.get(field), info["offset"]))
+    return problems
+
+
+@pytest.mark.parametrize("version", SUPPORTED_VERSIONS, ids=_version_id)
+def test_compiled_offsets_agree_with_construct(version):
+    layout = get_layout(version)
+    rng = random.Random(1)
+    for name, declaration in layout.declarations.items():
+        size = declaration.sizeof()
+        data = bytes(rng.randrange(256) for _ in range(size))
+        parsed = declaration.parse(data)
+        compiled = layout.structs[name]
+        assert compiled.size == size
+        for field_name, field in compiled.fields.items():
+            if field.fmt is None:
+                continue
+            value = struct.unpack_from("<" + field.fmt, data, field.offset)[0]
+            assert parsed[field_name] == value, (name, field_name)
+
+
+@pytest.mark.parametrize("version", SUPPORTED_VERSIONS, ids=_version_id)
+def test_declarations_equal_committed_measurements(version):
+    with open(os.path.join(OFFSETS, "off_%d.%d.json" % version)) as f:
+        measured = json.load(f)
+    assert _compare(get_layout(version), measured) == []
+
+
+@pytest.mark.parametrize("name,size", [("3.13", 584), ("3.14", 760), ("3.15", 888)])
+def test_debug_offsets_table_sizes(name, size):
+    assert table_size(name) == size == DEBUG_OFFSETS[name].sizeof()
+
+
+def _runtime_file(interp_path):
+    """The ELF file holding _PyRuntime: libpython for pyenv builds, else the executable."""
+    real = os.path.realpath(interp_path)
+    prefix = os.path.dirname(os.path.dirname(real))
+    libs = sorted(glob.glob(os.path.join(prefix, "lib", "libpython3*.so.1.0")))
+    return libs[0] if libs else real
+
+
+def test_layouts_match_the_interpreter(python, tmp_path):
+    version = tuple(int(x) for x in python.minor.split("."))
+    layout = get_layout(version)
+    path = _runtime_file(python.path)
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        section = elf.get_section_by_name(".PyRuntime")
+        has_dwarf = elf.get_section_by_name(".debug_info") is not None
+        runtime_bytes = section.data() if section is not None else None
+    checked = False
+    if layout.features.debug_offsets:
+        assert runtime_bytes is not None
+        overlaid = with_debug_offsets(layout, runtime_bytes[:table_size(layout.features.debug_offsets)])
+        assert overlaid.mismatches == ()
+        checked = True
+    if has_dwarf and shutil.which("gdb"):
+        out = tmp_path / "offsets.json"
+        subprocess.run(["gdb", "-nx", "-batch", "-x", GDB_SCRIPT, path], check=True, timeout=300,
+                       env=dict(os.environ, OFFSETS_OUT=str(out)), capture_output=True)
+        measured = json.loads(out.read_text())
+        assert _compare(layout, measured) == []
+        checked = True
+    if not checked:
+        pytest.skip("%s has neither DWARF nor debug offsets to check against (stripped %s)" % (python.id, path))

@@ -1,0 +1,75 @@
+"""Line-table decoding against each interpreter's own idea of line numbers."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+from layouts import get_layout
+from snapshot.linetable import DECODERS
+
+# Runs inside the target interpreter: for a few code objects, the raw table and
+# the line of every instruction offset as the interpreter itself computes it.
+PROBE = r'''
+import dis, json, sys
+def sample(a, b):
+    x = [i * 2
+         for i in range(a)
+         if i % 3]
+    try:
+        y = {k: v for k, v in
+             zip(x, x)}
+    except Exception:
+        y = None
+    while b > 0:
+        b -= 1
+        if b == 5:
+            break
+    return (x,
+            y,
+            lambda q: q + 1)
+codes = []
+def walk(co):
+    codes.append(co)
+    for c in co.co_consts:
+        if hasattr(c, "co_code"):
+            walk(c)
+walk(sample.__code__)
+walk(compile(open(dis.__file__).read(), dis.__file__, "exec"))
+out = []
+for co in codes[:400]:
+    if sys.version_info >= (3, 10):
+        table = co.co_linetable
+        lines = []
+        for start, end, line in co.co_lines():
+            for off in range(start, end, 2):
+                lines.append((off, line))
+    else:
+        table = co.co_lnotab
+        starts = list(dis.findlinestarts(co))
+        lines = []
+        for off in range(0, len(co.co_code), 2):
+            line = co.co_firstlineno
+            for s, l in starts:
+                if s <= off:
+                    line = l
+            lines.append((off, line))
+    out.append({"table": table.hex(), "first": co.co_firstlineno, "lines": lines})
+print(json.dumps(out))
+'''
+
+
+def test_line_tables(python):
+    version = tuple(int(x) for x in python.minor.split("."))
+    decoder = DECODERS[get_layout(version).features.line_table]
+    result = subprocess.run([python.path, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True)
+    codes = json.loads(result.stdout)
+    assert len(codes) > 20
+    checked = 0
+    for entry in codes:
+        table = decoder(bytes.fromhex(entry["table"]), entry["first"])
+        for offset, line in entry["lines"]:
+            if line is None:
+                continue
+            assert table.line_for(offset) == line, (entry["first"], offset)
+            checked += 1
+    assert checked > 1000
