@@ -1,0 +1,367 @@
+"""Fold samples into a profile whose size follows distinct stacks, not recording time.
+
+A sampler produces one ``Sample`` per thread per pass.  ``Profile.add`` keeps
+one counter per distinct (process, thread, stack), interns frames and stacks
+into small integer tables (cheap for every writer: speedscope's shared frame
+list and pprof's locations are those tables), and keeps a per-thread
+*timeline* of runs of identical stacks for the time-ordered formats
+(chrometrace, speedscope's time-order view).  A run only grows when the stack
+is unchanged, so a thread sitting in one place for an hour costs one entry;
+the timeline is also capped (``max_intervals``) and says when it was cut.
+
+Options mirror ``py-spy record``:
+
+``threads``         a root frame per thread, ``thread (0x7F..)`` / ``thread (0x7F..): name``
+``subprocesses``    a root frame per process, ``process PID:"command line"``
+``nolineno``        drop line numbers: aggregate by function
+``function``        aggregate by function and show its first line (py-spy's ``-F``)
+``full_filenames``  full paths in labels instead of the short form
+``gil`` / ``idle``  *recorded only*: dropping idle threads or threads without
+                    the GIL is the sampler's job (it sees every thread of a pass
+                    and decides before paying for the stack); the profile keeps
+                    the flags so writers can say what they measured
+                    (pprof's ``cpu`` vs ``wall``).
+``rate_hz``         the sampling rate asked for; without it the period is
+                    estimated from the timestamps.
+
+Labels follow py-spy: ``function (short_filename:line)``, or
+``function (short_filename)`` when the line is dropped or unknown.
+"""
+from __future__ import annotations
+
+import sys
+from array import array
+from dataclasses import dataclass, replace
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+
+from .model import Frame, Snapshot
+
+_FROZEN = {"frozen": True, "slots": True} if sys.version_info >= (3, 10) else {"frozen": True}
+
+ThreadKey = Tuple[int, int]  # (pid, thread_id)
+
+
+@dataclass(**_FROZEN)
+class Sample:
+    """One thread's stack at one instant, as the sampler saw it."""
+
+    timestamp_ns: int
+    pid: int
+    thread_id: int
+    native_id: Optional[int]
+    thread_name: Optional[str]
+    holds_gil: bool
+    is_idle: bool
+    frames: Tuple[Frame, ...]  # innermost first, as in model.ThreadStack
+    command_line: str = ""
+
+
+def samples_from_snapshot(snapshot: Snapshot, timestamp_ns: Optional[int] = None) -> List[Sample]:
+    """Turn one sampling pass (a Snapshot) into per-thread Samples.
+
+    Every thread gets the same timestamp, which is what lets the profile count
+    passes (``ticks``) and estimate the rate.
+    """
+    stamp = snapshot.taken_at_ns if timestamp_ns is None else timestamp_ns
+    command = " ".join(snapshot.command_line)
+    return [Sample(stamp, snapshot.pid, t.thread_id, t.native_id, t.name, t.holds_gil, t.is_idle,
+                   t.frames, command) for t in snapshot.threads]
+
+
+@dataclass(**_FROZEN)
+class ProfileOptions:
+    """How samples are folded and labelled (py-spy ``record`` flags)."""
+
+    threads: bool = False
+    subprocesses: bool = False
+    nolineno: bool = False
+    function: bool = False
+    full_filenames: bool = False
+    gil: bool = False
+    idle: bool = False
+    rate_hz: Optional[float] = None
+    max_intervals: int = 1_000_000
+
+
+@dataclass(**_FROZEN)
+class ThreadInfo:
+    """What we last knew about a thread (names can change while recording)."""
+
+    pid: int
+    thread_id: int
+    native_id: Optional[int]
+    name: Optional[str]
+    command_line: str
+
+
+@dataclass(**_FROZEN)
+class Interval:
+    """A run of consecutive samples of one thread with the same stack."""
+
+    start_ns: int
+    end_ns: int
+    stack_id: int
+    samples: int
+
+
+class _Track:
+    """One thread's timeline as four flat arrays: 24 bytes per run, no objects."""
+
+    __slots__ = ("starts", "lasts", "stacks", "counts")
+
+    def __init__(self) -> None:
+        self.starts = array("q")
+        self.lasts = array("q")
+        self.stacks = array("l")
+        self.counts = array("l")
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def thread_label(info: ThreadInfo) -> str:
+    """py-spy's thread root frame."""
+    text = "thread (0x%X)" % info.thread_id
+    return "%s: %s" % (text, info.name) if info.name else text
+
+
+def process_label(pid: int, command_line: str) -> str:
+    """py-spy's process root frame."""
+    return 'process %d:"%s"' % (pid, command_line)
+
+
+class Profile:
+    """Counts per distinct (pid, thread, stack), frame/stack tables, timelines, totals."""
+
+    def __init__(self, options: Optional[ProfileOptions] = None, **overrides) -> None:
+        self.options = replace(options or ProfileOptions(), **overrides)
+        # interned tables; stacks are tuples of frame ids, OUTERMOST FIRST
+        self.frames: List[Frame] = []
+        self._frame_ids: Dict[Frame, int] = {}
+        self.stacks: List[Tuple[int, ...]] = []
+        self._stack_ids: Dict[Tuple[int, ...], int] = {}
+        self.counts: Dict[Tuple[ThreadKey, int], int] = {}
+        self.threads: Dict[ThreadKey, ThreadInfo] = {}
+        self._tracks: Dict[ThreadKey, _Track] = {}
+        self._intervals = 0
+        self.timeline_truncated = False
+        # lowest line seen per (function, filename): the first line for ``function`` mode
+        self._first_lines: Dict[Tuple[str, str], int] = {}
+        # totals
+        self.samples = 0
+        self.idle_samples = 0
+        self.gil_samples = 0
+        self.errors = 0
+        self.late = 0
+        self.ticks = 0
+        self._per_thread: Dict[ThreadKey, int] = {}
+        self._passes = 0  # samples of the most-sampled thread: passes, however stamped
+        self.first_ns: Optional[int] = None
+        self.last_ns: Optional[int] = None
+        self._last_tick_ns: Optional[int] = None
+
+    # ----------------------------------------------------------------- input
+    def add(self, sample: Sample) -> None:
+        """Fold one sample in: one dict update, one frame lookup per frame."""
+        ts = sample.timestamp_ns
+        if ts != self._last_tick_ns:
+            self.ticks += 1
+            self._last_tick_ns = ts
+        if self.first_ns is None or ts < self.first_ns:
+            self.first_ns = ts
+        if self.last_ns is None or ts > self.last_ns:
+            self.last_ns = ts
+        self.samples += 1
+        self.idle_samples += sample.is_idle
+        self.gil_samples += sample.holds_gil
+
+        key = (sample.pid, sample.thread_id)
+        seen = self._per_thread[key] = self._per_thread.get(key, 0) + 1
+        if seen > self._passes:
+            self._passes = seen
+        info = self.threads.get(key)
+        if (info is None or info.name != sample.thread_name or info.native_id != sample.native_id
+                or (sample.command_line and info.command_line != sample.command_line)):
+            self.threads[key] = ThreadInfo(sample.pid, sample.thread_id, sample.native_id,
+                                           sample.thread_name,
+                                           sample.command_line or (info.command_line if info else ""))
+
+        stack_id = self._intern_stack(sample.frames)
+        counter = (key, stack_id)
+        self.counts[counter] = self.counts.get(counter, 0) + 1
+        self._extend_timeline(key, ts, stack_id)
+
+    def add_all(self, samples: Iterable[Sample]) -> None:
+        for sample in samples:
+            self.add(sample)
+
+    def add_error(self, count: int = 1) -> None:
+        """A pass that failed (process exited mid-read, torn memory...)."""
+        self.errors += count
+
+    def add_late(self, count: int = 1) -> None:
+        """A pass that started later than its schedule (the sampler falls behind)."""
+        self.late += count
+
+    def _intern_frame(self, frame: Frame) -> int:
+        opts = self.options
+        if opts.function or opts.nolineno:
+            if opts.function:
+                place = (frame.function, frame.filename)
+                first = getattr(frame, "first_line", None) or frame.line
+                known = self._first_lines.get(place)
+                if first and (known is None or first < known):
+                    self._first_lines[place] = first
+            key = Frame(frame.function, frame.filename, 0, None, frame.is_native, frame.module)
+        else:
+            key = frame.without_locals()
+        fid = self._frame_ids.get(key)
+        if fid is None:
+            fid = self._frame_ids[key] = len(self.frames)
+            self.frames.append(key)
+        return fid
+
+    def _intern_stack(self, frames: Tuple[Frame, ...]) -> int:
+        ids = tuple(self._intern_frame(frame) for frame in reversed(frames))
+        sid = self._stack_ids.get(ids)
+        if sid is None:
+            sid = self._stack_ids[ids] = len(self.stacks)
+            self.stacks.append(ids)
+        return sid
+
+    def _extend_timeline(self, key: ThreadKey, ts: int, stack_id: int) -> None:
+        track = self._tracks.get(key)
+        if track is None:
+            track = self._tracks[key] = _Track()
+        if len(track):
+            gap = self._gap_limit_ns()
+            if track.stacks[-1] == stack_id and ts >= track.lasts[-1] and (
+                    gap is None or ts - track.lasts[-1] <= gap):
+                track.lasts[-1] = ts
+                track.counts[-1] += 1
+                return
+        if self._intervals >= self.options.max_intervals:
+            self.timeline_truncated = True
+            return
+        self._intervals += 1
+        track.starts.append(ts)
+        track.lasts.append(ts)
+        track.stacks.append(stack_id)
+        track.counts.append(1)
+
+    def _gap_limit_ns(self) -> Optional[int]:
+        """A thread unseen for more than two periods did not run that stack meanwhile."""
+        period = self.period_ns
+        return None if period is None else 2 * period
+
+    # ---------------------------------------------------------------- totals
+    @property
+    def duration_ns(self) -> int:
+        if self.first_ns is None or self.last_ns is None:
+            return 0
+        return self.last_ns - self.first_ns + (self.period_ns or 0)
+
+    @property
+    def period_ns(self) -> Optional[int]:
+        """The sampling period: asked for, else estimated from the busiest thread.
+
+        Counting a thread's own samples, not distinct timestamps, keeps the
+        estimate right whether the sampler stamps a whole pass once or each
+        thread separately.
+        """
+        if self.options.rate_hz:
+            return int(round(1e9 / self.options.rate_hz))
+        if self._passes > 1 and self.first_ns is not None and self.last_ns is not None:
+            span = self.last_ns - self.first_ns
+            if span > 0:
+                return span // (self._passes - 1)
+        return None
+
+    @property
+    def rate_hz(self) -> Optional[float]:
+        period = self.period_ns
+        return 1e9 / period if period else None
+
+    @property
+    def time_kind(self) -> str:
+        """``wall`` when idle threads were sampled too, else ``cpu`` (what pprof names it)."""
+        return "wall" if self.options.idle else "cpu"
+
+    # ---------------------------------------------------------------- labels
+    def frame_label(self, frame_id: int) -> str:
+        """py-spy's ``function (file:line)``."""
+        frame = self.frames[frame_id]
+        filename = frame.filename if self.options.full_filenames else frame.short_filename
+        line = self.display_line(frame_id)
+        if line and not self.options.nolineno:
+            return "%s (%s:%d)" % (frame.function, filename, line)
+        if filename:
+            return "%s (%s)" % (frame.function, filename)
+        return frame.function
+
+    def display_line(self, frame_id: int) -> int:
+        """The line to show: the sampled one, or the function's first in ``function`` mode."""
+        frame = self.frames[frame_id]
+        if self.options.nolineno:
+            return 0
+        if self.options.function:
+            return self._first_lines.get((frame.function, frame.filename), 0)
+        return frame.line
+
+    def root_labels(self, key: ThreadKey) -> Tuple[str, ...]:
+        """The synthetic root frames the options ask for (process, then thread)."""
+        info = self.threads[key]
+        roots: Tuple[str, ...] = ()
+        if self.options.subprocesses:
+            roots += (process_label(info.pid, info.command_line),)
+        if self.options.threads:
+            roots += (thread_label(info),)
+        return roots
+
+    @property
+    def pids(self) -> List[int]:
+        seen: Dict[int, None] = {}
+        for pid, _ in self.threads:
+            seen.setdefault(pid, None)
+        return list(seen)
+
+    # ----------------------------------------------------------------- views
+    def by_thread(self) -> Dict[ThreadKey, List[Tuple[int, int]]]:
+        """Thread -> [(stack_id, count)], threads and stacks in first-seen order."""
+        grouped: Dict[ThreadKey, List[Tuple[int, int]]] = {key: [] for key in self.threads}
+        for (key, stack_id), count in self.counts.items():
+            grouped[key].append((stack_id, count))
+        return grouped
+
+    def collapsed(self) -> Dict[Tuple[str, ...], int]:
+        """Label stacks (outermost first, roots included) -> count, merged across threads.
+
+        Empty stacks (a thread with no Python frame and no root frame asked
+        for) have nowhere to go in a flame graph and are left out; they still
+        count in ``samples``.
+        """
+        labels = [self.frame_label(i) for i in range(len(self.frames))]
+        merged: Dict[Tuple[str, ...], int] = {}
+        for (key, stack_id), count in self.counts.items():
+            path = self.root_labels(key) + tuple(labels[f] for f in self.stacks[stack_id])
+            if path:
+                merged[path] = merged.get(path, 0) + count
+        return merged
+
+    def timeline(self, key: ThreadKey) -> Iterator[Interval]:
+        """Runs of one thread in time order; each ends where the next starts, or a period
+        after its last sample when the thread then went unseen."""
+        track = self._tracks.get(key)
+        if track is None:
+            return
+        period = self.period_ns or 0
+        n = len(track)
+        for i in range(n):
+            end = track.lasts[i] + period
+            if i + 1 < n:
+                end = min(end, track.starts[i + 1]) if period else track.starts[i + 1]
+            yield Interval(track.starts[i], max(end, track.starts[i]), track.stacks[i], track.counts[i])
+
+    @property
+    def interval_count(self) -> int:
+        return self._intervals

@@ -1,0 +1,114 @@
+"""Output formats for recorded profiles, chosen by name or by output file name.
+
+The registry maps a format name to ``module:Class`` and imports a writer
+only when it is asked for, so choosing ``raw`` never pays for the SVG or
+protobuf code.  ``write_atomic`` is how a recording reaches disk: a reader
+(or a crash mid-write) never sees half a file.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from typing import Dict, List, Optional, Tuple, Type
+
+from .base import Writer
+
+__all__ = ["Writer", "formats", "writer_class", "writer_for", "format_for_path", "write_atomic"]
+
+_REGISTRY: Dict[str, str] = {
+    "flamegraph": "snapshot.writers.flamegraph:FlamegraphWriter",
+    "speedscope": "snapshot.writers.speedscope:SpeedscopeWriter",
+    "raw": "snapshot.writers.raw:RawWriter",
+    "chrometrace": "snapshot.writers.chrometrace:ChrometraceWriter",
+    "pprof": "snapshot.writers.pprof:PprofWriter",
+}
+
+_ALIASES: Dict[str, str] = {"collapsed": "raw", "svg": "flamegraph"}
+
+# longest suffix first: ".trace.json" must win over ".json"
+_SUFFIXES: Tuple[Tuple[str, str], ...] = (
+    (".trace.json", "chrometrace"),
+    (".chrometrace", "chrometrace"),
+    (".collapsed", "raw"),
+    (".speedscope", "speedscope"),
+    (".pb.gz", "pprof"),
+    (".pprof", "pprof"),
+    (".json", "speedscope"),
+    (".svg", "flamegraph"),
+    (".txt", "raw"),
+)
+
+
+def formats() -> List[str]:
+    """The format names, in the order a help text should list them."""
+    return list(_REGISTRY)
+
+
+def writer_class(format_name: str) -> Type[Writer]:
+    """The class for a format name (or alias); ``ValueError`` names the known ones."""
+    name = _ALIASES.get(format_name.lower(), format_name.lower())
+    target = _REGISTRY.get(name)
+    if target is None:
+        raise ValueError("unknown output format %r (known: %s)" % (format_name, ", ".join(_REGISTRY)))
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def writer_for(format_name: str, profile=None, **options) -> Writer:
+    """A fresh writer for ``format_name``, optionally over an existing Profile."""
+    return writer_class(format_name)(profile, **options)
+
+
+def format_for_path(path: "os.PathLike[str] | str", default: Optional[str] = None) -> Optional[str]:
+    """The format implied by a file name's extension, else ``default``."""
+    name = os.fspath(path).lower()
+    for suffix, fmt in _SUFFIXES:
+        if name.endswith(suffix):
+            return fmt
+    return default
+
+
+def _umask() -> int:
+    """The process umask without the set-and-restore race of ``os.umask``."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+def write_atomic(path: "os.PathLike[str] | str", writer: Writer) -> None:
+    """Render ``writer`` into a temp file beside ``path``, then rename over it.
+
+    Same directory, so the rename is atomic on one file system; on any error
+    the temp file is removed and the exception propagates, leaving any
+    previous ``path`` untouched.
+    """
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=directory)
+    try:
+        if writer.binary:
+            stream = os.fdopen(fd, "wb")
+        else:
+            stream = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        with stream:
+            writer.finish(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        try:
+            mode = os.stat(target).st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        raise
