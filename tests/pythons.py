@@ -324,8 +324,15 @@ class Target:
         self._log.close()
 
 
+_PYCACHE = os.path.join(os.environ.get("TMPDIR", "/tmp"), "pyspy-repl-tests-pycache-%d" % os.getuid())
+
+
 def tool_env() -> dict:
+    """The environment the tool runs in: this checkout first on the path; bytecode is
+    cached outside the repository (PYTHONPYCACHEPREFIX) so 200 runs don't recompile it."""
     env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = _PYCACHE
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONIOENCODING", "utf-8")
     return env

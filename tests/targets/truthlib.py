@@ -136,6 +136,15 @@ def describe_frame(frame):
     return entry
 
 
+def _os_thread_name(native_id):
+    """The kernel's name of a thread of this process (/proc/self/task/TID/comm)."""
+    try:
+        with open("/proc/self/task/%d/comm" % native_id, "rb") as fh:
+            return fh.read().rstrip(b"\n").decode("utf-8", "replace")
+    except (OSError, TypeError):
+        return None
+
+
 class Harness:
     """Bookkeeping shared by the worker threads and the reporting thread."""
 
@@ -209,7 +218,8 @@ class Harness:
                 stack.append(describe_frame(f))
                 f = f.f_back
             entry = {"thread_id": ident, "native_id": report["native_id"],
-                     "name": names.get(ident), "role": report["role"],
+                     "name": names.get(ident), "os_name": _os_thread_name(report["native_id"]),
+                     "role": report["role"],
                      "busy": report["busy"], "frames": stack}
             if report["busy"]:
                 busy = {(getattr(code, "co_qualname", code.co_name), code.co_filename)
