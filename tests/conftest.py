@@ -52,3 +52,17 @@ def python(request):
     if not interp.available:
         pytest.skip("%s not available: %s" % (interp.id, interp.missing))
     return interp
+
+
+@pytest.fixture(scope="session")
+def once_python():
+    """The interpreter for checks that run once, not per version (console scripts, 200 dumps,
+    pause safety, error paths): PYSPY_REPL_ONCE_ON (default 3.12-pyenv), else the first available."""
+    available = [i for i in matrix() if i.available]
+    if not available:
+        pytest.skip("no interpreter of the matrix is available: %s" % "; ".join(
+            "%s: %s" % (i.id, i.missing) for i in matrix()))
+    for i in available:
+        if i.id == pythons.CONSOLE_SCRIPT_INTERPRETER:
+            return i
+    return available[0]

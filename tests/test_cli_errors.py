@@ -66,18 +66,6 @@ def spawn():
         p.wait()
 
 
-def _one_interpreter():
-    """An interpreter of the matrix for the tests that need just one target."""
-    from conftest import matrix
-    m = [i for i in matrix() if i.available]
-    for i in m:
-        if i.id == pythons.CONSOLE_SCRIPT_INTERPRETER:
-            return i
-    if not m:
-        pytest.skip("no interpreter of the matrix is available")
-    return m[0]
-
-
 def _wait_started(pid, marker=b"python", timeout=10.0):
     """Until exec is done and the interpreter had a moment to start."""
     deadline = time.monotonic() + timeout
@@ -169,9 +157,9 @@ def cleanup_dirs():
         shutil.rmtree(d, ignore_errors=True)
 
 
-def test_permission_denied(spawn, cleanup_dirs):
+def test_permission_denied(spawn, cleanup_dirs, once_python):
     prefix, env = _nobody_runner(cleanup_dirs)
-    interp = _one_interpreter()
+    interp = once_python
     p = spawn([interp.path, "-c", "import time, threading\n"
                "threading.Thread(target=time.sleep, args=(100,), daemon=True).start()\n"
                "time.sleep(100)"])
@@ -219,8 +207,8 @@ time.sleep(float(sys.argv[1]))
 
 
 @pytest.mark.parametrize("with_json", [False, True], ids=["text", "json"])
-def test_target_exits_while_read(spawn, with_json):
-    interp = _one_interpreter()
+def test_target_exits_while_read(spawn, with_json, once_python):
+    interp = once_python
     outcomes = {"dump": 0, "error": 0}
     delays = [0.05, 0.15, 0.3, 0.45, 0.6, 0.8]
     for delay in delays:

@@ -70,19 +70,8 @@ def assert_paused(target, hb, tracer, what):
 
 
 @pytest.fixture
-def interp():
-    from conftest import matrix
-    m = [i for i in matrix() if i.available]
-    if not m:
-        pytest.skip("no interpreter of the matrix is available")
-    for i in m:
-        if i.id == pythons.CONSOLE_SCRIPT_INTERPRETER:
-            return i
-    return m[0]
-
-
-@pytest.fixture
-def busy(interp, tmp_path):
+def busy(once_python, tmp_path):
+    interp = once_python
     hb = str(tmp_path / "heartbeat")
     t = Target(interp.path, target_script("heartbeat_target.py"), [hb, "--threads", "4"], workdir=str(tmp_path))
     try:
