@@ -1,0 +1,128 @@
+"""Target for the REPL tests: named threads holding nested values, a busy thread, then TRUTH.
+
+    python repl_target.py TRUTH.json [--no-busy]
+
+Threads: "worker-a" (in ``Handler.handle`` -> ``wait_here``, with nested
+locals), "worker-b" (in ``idle_loop``), "busy" (spinning in ``spin`` ->
+``hot_function``) and the main thread.  TRUTH.json holds the pid, every
+thread's ids and the target's own ``repr()`` of the values the tests print.
+Creating TRUTH.json + ".exit" makes the target exit (status 0) at once.
+Runs on CPython 3.8-3.15, stdlib only.
+"""
+import json
+import os
+import sys
+import threading
+import time
+
+TRUTH_PATH = os.path.abspath(sys.argv[1])
+WITH_BUSY = "--no-busy" not in sys.argv
+LOCK = threading.Lock()
+LOCK.acquire()
+READY = threading.Barrier(3 + WITH_BUSY)
+
+GLOBAL_CONFIG = {"mode": "test", "limits": [10, 20, 30], "ratio": 0.25}
+GLOBAL_NAME = "repl-target ☃"
+
+
+class Request:
+    kind = "GET"
+
+    def __init__(self, path):
+        self.path = path
+        self.items = [1, "two", 3.0, None, (4, 5)]
+        self.meta = {"k": "v", 7: [True, False], "deep": {"x": {"y": {"z": [1, [2, [3, [4, [5]]]]]}}}}
+        self.parent = None
+
+
+class Handler:
+    def __init__(self):
+        self.requests = [Request("/a"), Request("/b")]
+        self.requests[1].parent = self.requests[0]
+
+    def handle(self, count):
+        payload = {"nested": {"a": [1, (2, "x")], "b": "é"}, 3: "three", "list": list(range(12))}
+        request = self.requests[1]
+        big = "x" * 300
+        return wait_here(payload, request, count)
+
+
+def wait_here(payload, request, count):
+    local_tuple = (payload["nested"], count)
+    READY.wait()
+    LOCK.acquire()
+    return local_tuple
+
+
+def idle_loop(seconds):
+    marker = ["idle", seconds]
+    READY.wait()
+    while True:
+        time.sleep(seconds)
+
+
+def hot_function(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def spin():
+    READY.wait()
+    while True:
+        hot_function(2000)
+
+
+def exit_watch():
+    flag = TRUTH_PATH + ".exit"
+    while not os.path.exists(flag):
+        time.sleep(0.05)
+    os._exit(0)
+
+
+handler = Handler()
+threads = [threading.Thread(target=handler.handle, args=(5,), name="worker-a", daemon=True),
+           threading.Thread(target=idle_loop, args=(3600,), name="worker-b", daemon=True)]
+if WITH_BUSY:
+    threads.append(threading.Thread(target=spin, name="busy", daemon=True))
+for t in threads:
+    t.start()
+threading.Thread(target=exit_watch, name="exit-watch", daemon=True).start()
+READY.wait()
+time.sleep(0.2)
+
+payload_truth = {"nested": {"a": [1, (2, "x")], "b": "é"}, 3: "three", "list": list(range(12))}
+req = handler.requests[1]
+truth = {
+    "pid": os.getpid(),
+    "version": "%d.%d.%d" % sys.version_info[:3],
+    "threads": {t.name: {"ident": t.ident, "native_id": getattr(t, "native_id", None)}
+                for t in threading.enumerate()},
+    "values": {
+        "payload": repr(payload_truth),
+        "payload['nested']['a'][1]": repr(payload_truth["nested"]["a"][1]),
+        "payload['nested']['b']": repr(payload_truth["nested"]["b"]),
+        "payload[3]": repr(payload_truth[3]),
+        "payload['list'][-1]": repr(payload_truth["list"][-1]),
+        "request.items": repr(req.items),
+        "request.items[4][1]": repr(req.items[4][1]),
+        "request.meta[7]": repr(req.meta[7]),
+        "request.meta['deep']": repr(req.meta["deep"]),
+        "request.path": repr(req.path),
+        "request.parent.path": repr(req.parent.path),
+        "request.kind": repr(req.kind),
+        "local_tuple": repr((payload_truth["nested"], 5)),
+        "count": repr(5),
+        "GLOBAL_CONFIG['limits']": repr(GLOBAL_CONFIG["limits"]),
+        "GLOBAL_NAME": repr(GLOBAL_NAME),
+        "handler.requests[0].path": repr(handler.requests[0].path),
+        "len": repr(len),
+    },
+}
+tmp = TRUTH_PATH + ".tmp"
+with open(tmp, "w", encoding="utf-8") as fh:
+    json.dump(truth, fh, ensure_ascii=True, indent=1)
+os.replace(tmp, TRUTH_PATH)
+while True:
+    time.sleep(3600)

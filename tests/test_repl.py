@@ -1,0 +1,233 @@
+"""The interactive REPL through a pseudo-terminal (pexpect), against live targets.
+
+Navigate threads and frames, print nested values (compared with the target's
+own repr()), a background recording while other commands run, Ctrl-C during
+`sample` (the session survives), the target exiting mid-session, completion
+and history.  Plus unit checks of the path parser, completion and the REPL
+registry (which prefers the REPL-only `watch`/`record` over CLI subcommands).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+
+import pytest
+
+import pythons
+from pythons import target_script
+
+pexpect = pytest.importorskip("pexpect")
+
+PROMPT = r"\(pyspy pid \d+[^)]*\) "
+
+
+@pytest.fixture(scope="module")
+def target(python, tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("repl-pty-" + python.id))
+    truth_path = os.path.join(workdir, "truth.json")
+    t = pythons.Target(python.path, target_script("repl_target.py"), [truth_path], workdir=workdir)
+    try:
+        t.wait_for_file(truth_path, 60)
+        with open(truth_path, encoding="utf-8") as fh:
+            t.truth = json.load(fh)
+        t.truth_path = truth_path
+        yield t
+    finally:
+        t.stop()
+
+
+def spawn(pid, tmp_path, term="dumb", extra=()):
+    env = pythons.tool_env()
+    env.update(TERM=term, PROMPT_TOOLKIT_NO_CPR="1", XDG_STATE_HOME=str(tmp_path / "state"))
+    env.pop("NO_COLOR", None)
+    child = pexpect.spawn(sys.executable, ["-m", "repl.cli", "--pid", str(pid)] + list(extra), env=env,
+                          cwd=pythons.REPO, encoding="utf-8", timeout=30, dimensions=(50, 220))
+    child.logfile_read = open(str(tmp_path / "pty.log"), "a", encoding="utf-8")
+    child.expect(PROMPT)
+    return child
+
+
+def run(child, line, timeout=30):
+    """Send a line, return the output up to the next prompt (escape codes removed)."""
+    child.sendline(line)
+    child.expect(PROMPT, timeout=timeout)
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before).replace("\r", "")
+
+
+def ask(child, line, pattern, timeout=30):
+    """Send a line, wait for ``pattern`` in its output, then for the next prompt (any terminal)."""
+    child.sendline(line)
+    child.expect(pattern, timeout=timeout)
+    match = child.match
+    child.expect(PROMPT, timeout=timeout)
+    return match
+
+
+def quit(child):
+    child.sendline("quit")
+    child.expect(pexpect.EOF, timeout=20)
+    child.close()
+    return child.exitstatus
+
+
+def test_navigate_and_print(target, tmp_path):
+    values = target.truth["values"]
+    child = spawn(target.pid, tmp_path)
+    try:
+        text = run(child, "threads")
+        for name in ("worker-a", "worker-b", "busy", "MainThread"):
+            assert name in text
+        run(child, "thread worker-a")
+        assert "worker-a #0 wait_here" in child.after
+        text = run(child, "bt")
+        assert re.search(r"> #0 +wait_here", text) and "#1   Handler.handle" in text
+        for path in ("payload['nested']['a'][1]", "request.items", "request.meta[7]", "local_tuple",
+                     "payload['list'][-1]"):
+            assert run(child, "p " + path).strip().splitlines()[-1] == values[path], path
+        run(child, "up")
+        assert "#1 Handler.handle" in child.after
+        assert run(child, "p request.parent.path").strip().splitlines()[-1] == values["request.parent.path"]
+        assert run(child, "p GLOBAL_CONFIG['limits']").strip().splitlines()[-1] == values["GLOBAL_CONFIG['limits']"]
+        run(child, "down")
+        assert "#0 wait_here" in child.after
+        text = run(child, "p request.nope")
+        assert "error:" in text and "nope" in text          # one line, session goes on
+        text = run(child, "frame 42")
+        assert "error:" in text
+        tid = target.truth["threads"]["worker-b"]["ident"]
+        run(child, "thread %#x" % tid)
+        assert "worker-b #0 idle_loop" in child.after
+        assert "marker = ['idle', 3600]" in run(child, "locals")
+        assert quit(child) == 0
+    finally:
+        child.close(force=True)
+
+
+def test_ctrl_c_during_sample_and_background_record(target, tmp_path):
+    child = spawn(target.pid, tmp_path, term="xterm-256color")
+    out_file = str(tmp_path / "profile.svg")
+    try:
+        child.sendline("sample --rate 50")
+        child.expect("hot_function", timeout=30)
+        time.sleep(1.0)
+        child.sendintr()
+        child.expect(r"\(interrupted\)", timeout=20)
+        child.expect(PROMPT)
+        ask(child, "thread busy", r"\[thread 0x[0-9a-f]+ \(\d+\) busy\]")   # the session survived Ctrl-C
+        ask(child, "record start -o %s --rate 100" % out_file, "recording pid %d" % target.pid)
+        for _ in range(3):                                   # the prompt stays usable
+            ask(child, "bt --fresh", r"#0 +hot_function")
+            ask(child, "threads", r"worker-a")
+            time.sleep(0.3)
+        m = ask(child, "record status", r"recording pid \d+ .* (\d+) passes, (\d+) samples")
+        assert int(m.group(2)) > 0
+        ask(child, "record stop", "wrote %s \\(flamegraph\\)" % re.escape(out_file), timeout=60)
+        with open(out_file, encoding="utf-8") as fh:
+            svg = fh.read()
+        assert "<svg" in svg[:1000]
+        assert "hot_function" in svg
+        assert quit(child) == 0
+    finally:
+        child.close(force=True)
+
+
+def test_completion_and_history(target, tmp_path):
+    child = spawn(target.pid, tmp_path, term="xterm-256color")
+    try:
+        ask(child, "thread worker-a", r"\[thread .* worker-a\]")
+        child.send("p pay\t")
+        child.expect("payload")
+        child.sendline("")
+        child.expect("'nested'")
+        child.expect(PROMPT)
+        child.send("threa\t")
+        time.sleep(0.5)
+        child.sendintr()                # Ctrl-C at the prompt clears the line, the session goes on
+        ask(child, "frame", r"#0 wait_here")
+        assert quit(child) == 0
+    finally:
+        child.close(force=True)
+    history = tmp_path / "state" / "pyspy-repl" / "history"
+    assert "thread worker-a" in history.read_text()
+
+
+def test_target_exits_mid_session(python, tmp_path):
+    truth_path = str(tmp_path / "truth.json")
+    t = pythons.Target(python.path, target_script("repl_target.py"), [truth_path, "--no-busy"],
+                       workdir=str(tmp_path))
+    try:
+        t.wait_for_file(truth_path)
+        child = spawn(t.pid, tmp_path)
+        try:
+            run(child, "thread worker-a")
+            open(truth_path + ".exit", "w").close()
+            t.proc.wait(10)
+            text = run(child, "refresh")
+            assert "exited" in text
+            text = run(child, "bt")
+            assert re.search(r"> #0 +wait_here", text)          # the last snapshot is kept
+            assert "count = 5" in run(child, "locals")
+            assert "exited" in child.after
+            assert "error:" in run(child, "p payload")          # values are gone: one line
+            assert quit(child) == 0
+        finally:
+            child.close(force=True)
+    finally:
+        t.stop()
+
+
+# ---------------------------------------------------------------- no target needed
+def test_path_parser():
+    from repl.commands.inspect import Attr, Index, PathError, parse_path
+    assert parse_path("payload['nested']['a'][1]") == ("payload", [Index("nested"), Index("a"), Index(1)])
+    assert parse_path('self.items[-1] . x[0x10]["k"]') == ("self", [Attr("items"), Index(-1), Attr("x"),
+                                                                    Index(16), Index("k")])
+    for bad in ("1+2", "a[b]", "a.", "f()", "a[1", "a[b'x']", "__import__('os').system('x')"):
+        with pytest.raises(PathError):
+            parse_path(bad)
+
+
+def test_repl_registry_prefers_repl_commands():
+    from repl.commands import REGISTRY
+    from repl.commands.record_bg import RecordReplCommand
+    from repl.commands.watch_cmd import WatchReplCommand
+    from repl.interactive import repl_registry
+    registry = repl_registry()
+    assert registry["watch"] is WatchReplCommand
+    assert registry["record"] is RecordReplCommand
+    assert REGISTRY.get("watch") is not WatchReplCommand      # the CLI keeps its own
+    for name in ("threads", "thread", "bt", "where", "frame", "up", "down", "locals", "print", "p",
+                 "sample", "dump", "refresh", "attach", "detach", "help", "quit", "exit"):
+        assert name in registry
+
+
+def test_completion_candidates():
+    from repl.completion import candidates
+    from repl.interactive import repl_registry
+    from repl.session import Session
+    from snapshot.model import Frame, Local, Snapshot, ThreadStack
+    frames = (Frame("f", "/x.py", 3, (Local("alpha", "1", 0, True), Local("beta", "2", 0, False))),
+              Frame("g", "/x.py", 9, ()))
+    snap = Snapshot(1, "3.12.1", "/py", 0, (ThreadStack(0x10, 77, "MainThread", True, False, frames),))
+    session = Session(1)
+    session._set_snapshot(snap)
+    registry = repl_registry()
+    assert "threads" in candidates(session, registry, "thr")
+    assert "--duration" in candidates(session, registry, "sample --du")
+    assert set(candidates(session, registry, "thread ")) >= {"0x10", "77", "MainThread"}
+    assert candidates(session, registry, "frame ") == ["0", "1"]
+    assert candidates(session, registry, "p al") == ["alpha"]
+    assert candidates(session, registry, "record st") == ["start", "status", "stop"]
+    assert "bt" in candidates(session, registry, "watch b")
+    assert "(pyspy pid 1 MainThread #0 f)" in session.prompt_text()
+
+
+def test_no_color_and_help_scripted(tmp_path):
+    r = pythons.run_tool(["-c", "help", "-c", "help print"])
+    assert r.returncode == 0
+    text = r.stdout.decode()
+    assert "print" in text and "sample" in text and "record" in text and "watch" in text
+    assert "\x1b" not in text
