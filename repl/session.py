@@ -185,6 +185,9 @@ class Session:
     def select_thread(self, key: str) -> ThreadStack:
         snapshot = self.ensure_snapshot()
         thread = find_thread(snapshot, key)
+        if thread is None and not self.exited and self.pid is not None:
+            snapshot = self.refresh()          # a thread started since the last snapshot?
+            thread = find_thread(snapshot, key)
         if thread is None:
             raise CommandError("no thread %r (see `threads`)" % key)
         if thread.thread_id != self.thread_id:

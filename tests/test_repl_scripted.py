@@ -179,3 +179,12 @@ def test_exited_target_keeps_snapshot(python, tmp_path):
         assert "Traceback" not in errors
     finally:
         t.stop()
+
+
+def test_start_command_and_inspect(python, tmp_path):
+    truth_path = str(tmp_path / "truth.json")
+    r = run_tool(["-c", "thread worker-b", "-c", "bt", "-c", "p seconds", "--",
+                  python.path, target_script("repl_target.py"), truth_path, "--no-busy"], timeout=120)
+    assert r.returncode == 0, err(r)
+    assert "idle_loop" in out(r) and out(r).rstrip().endswith("3600")
+    assert "stopped" in err(r)        # the session ends the process it started
