@@ -1,0 +1,394 @@
+"""The sampling loop: ``Target.sample()`` on a deadline schedule, folded by a sink.
+
+``Sampler`` takes a pass over every followed process ``rate`` times a second.
+Deadlines are absolute (``start + k * period``), so the rate does not drift
+with the cost of a pass or with scheduling delays: a pass that starts after
+its deadline counts as *late* and is still taken, so a briefly starved
+sampler catches up; only when it falls more than ``CATCH_UP`` seconds behind
+does it skip the missed deadlines (counted as *missed*) instead of bursting.  A pass that cannot
+read a process counts as an *error* and sampling goes on.
+
+Each pass turns the process's ``Snapshot`` into per-thread ``Sample`` s
+(``profile.Sample``), keeping only the threads the options ask for: idle
+threads are dropped unless ``idle`` (like py-spy), and with ``gil`` only the
+thread holding the GIL is kept.  The sink (``Profile.add``, or anything with
+the same signature) sees every kept sample; ``SamplerStats`` keeps the
+counters a progress line or ``top`` header shows, including what was
+filtered out (threads seen, active, holding the GIL).
+
+``subprocesses``: a background thread lists the descendants of the root
+process about once a second (psutil) and attaches to each new one with its
+own ``Target``; each process is sampled in every pass.  A process that exits
+is dropped, keeping what was collected; when the root process and every
+follower are gone the loop ends (``stop_reason == "exited"``).
+
+This module never parses with construct: ``Target.sample`` is the hot path.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Set
+
+from .errors import (NotPythonError, PermissionDeniedError, ProcessExitedError,
+                     ProcessNotFoundError, SnapshotError, UnsupportedVersionError)
+from .model import Snapshot
+from .profile import Sample
+
+#: How often the subprocess watcher lists descendants.
+CHILD_POLL = 1.0
+#: Attach attempts for a child whose interpreter is not ready yet (one per poll).
+CHILD_ATTEMPTS = 5
+#: Missed deadlines are still sampled (late, back to back) while the loop is at most this
+#: many seconds behind, so a starved sampler keeps its rate; further behind, they are skipped.
+CATCH_UP = 0.25
+#: The longest single sleep, so ``stop()`` from a signal handler acts quickly.
+MAX_SLEEP = 0.05
+
+Sink = Callable[[Sample], None]
+
+
+@dataclass
+class SamplerOptions:
+    rate: float = 100.0
+    duration: Optional[float] = None  # seconds; None: until stopped or the target exits
+    blocking: bool = True
+    gil: bool = False
+    idle: bool = False
+    subprocesses: bool = False
+
+
+@dataclass
+class SamplerStats:
+    """Counters for progress lines and headers; safe to read from another thread."""
+
+    passes: int = 0          # sampling passes (ticks) taken
+    samples: int = 0         # thread samples given to the sink
+    errors: int = 0          # failed reads of one process in one pass
+    late: int = 0            # passes started after their deadline
+    missed: int = 0          # deadlines skipped because the loop fell too far behind
+    threads_seen: int = 0    # thread samples read, before filtering
+    threads_active: int = 0  # ... of which not idle
+    threads_gil: int = 0     # ... of which holding the GIL
+    gil_passes: int = 0      # passes where some thread held the GIL
+    threads: int = 0         # threads in the latest pass (all processes)
+    processes: int = 0       # processes sampled in the latest pass
+    started: float = 0.0     # time.monotonic() at start
+    ended: Optional[float] = None
+    cpu_started: float = 0.0
+    cpu_ended: Optional[float] = None
+    pids: List[int] = field(default_factory=list)  # every process ever sampled
+
+    @property
+    def elapsed(self) -> float:
+        if not self.started:
+            return 0.0
+        return (self.ended if self.ended is not None else time.monotonic()) - self.started
+
+    @property
+    def cpu_seconds(self) -> float:
+        """The sampler's own CPU time (this whole process) while it ran."""
+        end = self.cpu_ended if self.cpu_ended is not None else time.process_time()
+        return end - self.cpu_started
+
+    def copy(self) -> "SamplerStats":
+        other = SamplerStats(**{k: getattr(self, k) for k in self.__dataclass_fields__})
+        other.pids = list(self.pids)
+        return other
+
+
+def _gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs (missing, or a zombie waiting to be reaped)."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return True
+    end = data.rfind(b")")
+    return end < 0 or data[end + 2:end + 3] in (b"Z", b"X")
+
+
+def attach_when_ready(pid: int, timeout: float = 10.0, attach=None, alive: Optional[Callable[[], bool]] = None):
+    """Attach to a process that may still be starting its interpreter.
+
+    Retries while the interpreter is not found or not initialised yet, until
+    ``timeout``; errors that waiting cannot fix (permission, unsupported
+    version) are raised at once, the last other error when time runs out.
+    """
+    if attach is None:
+        from .target import attach
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        target = None
+        try:
+            target = attach(pid)
+            # the runtime may be mapped before its first interpreter exists
+            target.walker.interpreter_addr()
+            return target
+        except (PermissionDeniedError, UnsupportedVersionError):
+            raise
+        except SnapshotError as e:
+            if target is not None:
+                target.close()
+            if isinstance(e, ProcessNotFoundError) or _gone(pid) or (alive is not None and not alive()):
+                raise ProcessExitedError("process %d exited before its interpreter could be found" % pid) from None
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+class _ChildWatcher(threading.Thread):
+    """Finds new descendants of the root process and attaches to them off the hot path."""
+
+    def __init__(self, root: int, known: Set[int], attach):
+        super().__init__(name="pyspy-repl child watcher", daemon=True)
+        self.root = root
+        self.known = set(known)
+        self.attach = attach
+        self.stop_event = threading.Event()
+        self.ready: List = []          # new Targets, taken by the sampling loop
+        self.lock = threading.Lock()
+        self.attempts: Dict[int, int] = {}
+        self.ignored: Set[int] = set()
+
+    def run(self) -> None:
+        try:
+            import psutil
+        except ImportError:  # pragma: no cover - psutil is a dependency
+            return
+        while not self.stop_event.is_set():
+            try:
+                children = [p.pid for p in psutil.Process(self.root).children(recursive=True)]
+            except psutil.Error:
+                return  # the root is gone: no new children
+            for pid in children:
+                if pid in self.known or pid in self.ignored or self.stop_event.is_set():
+                    continue
+                try:
+                    target = self.attach(pid)
+                    target.walker.interpreter_addr()
+                except (NotPythonError, UnsupportedVersionError, PermissionDeniedError, ProcessExitedError,
+                        ProcessNotFoundError):
+                    self.ignored.add(pid)
+                    continue
+                except (SnapshotError, OSError, ValueError):
+                    # not initialised yet (InterpreterNotFoundError, CorruptDataError...): retry next poll
+                    self.attempts[pid] = self.attempts.get(pid, 0) + 1
+                    if self.attempts[pid] >= CHILD_ATTEMPTS:
+                        self.ignored.add(pid)
+                    continue
+                self.known.add(pid)
+                with self.lock:
+                    self.ready.append(target)
+            self.stop_event.wait(CHILD_POLL)
+
+    def take(self) -> List:
+        if not self.ready:
+            return []
+        with self.lock:
+            ready, self.ready = self.ready, []
+        return ready
+
+
+class Sampler:
+    """Samples one process (and optionally its descendants) into a sink.
+
+    ``target`` is an attached ``Target`` (the root).  ``on_pass(sampler)``
+    runs after every pass (progress lines, flushing, key handling); it may
+    call ``stop()``.  ``alive()`` tells whether the root still runs (for a
+    launched child, ``Popen.poll() is None``, which also reaps it).
+    """
+
+    def __init__(self, target, sink: Optional[Sink] = None, options: Optional[SamplerOptions] = None,
+                 on_pass: Optional[Callable[["Sampler"], None]] = None,
+                 alive: Optional[Callable[[], bool]] = None, attach=None):
+        self.root = target
+        self.options = options or SamplerOptions()
+        if self.options.rate <= 0:
+            raise ValueError("the sampling rate must be positive")
+        self.sink = sink
+        self.on_pass = on_pass
+        self.alive = alive
+        self.stats = SamplerStats()
+        self.targets: Dict[int, object] = {target.pid: target}
+        self.stats.pids.append(target.pid)
+        self.stop_reason: Optional[str] = None
+        self._stop = False
+        self._attach = attach
+        self._watcher: Optional[_ChildWatcher] = None
+
+    # ------------------------------------------------------------------ control
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask the loop to end after the current pass (safe from a signal handler)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._stop = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop
+
+    def close(self) -> None:
+        """Close every follower's Target (the root belongs to the caller)."""
+        if self._watcher is not None:
+            self._watcher.stop_event.set()
+            for target in self._watcher.take():
+                target.close()
+        for pid, target in list(self.targets.items()):
+            if target is not self.root:
+                target.close()
+            del self.targets[pid]
+
+    # --------------------------------------------------------------------- loop
+    def run(self) -> str:
+        """Sample until the duration ends, ``stop()`` is called or every process exits.
+
+        Returns (and sets) ``stop_reason``: ``"duration"``, ``"exited"`` or the
+        reason given to ``stop()``.
+        """
+        opts = self.options
+        period = 1.0 / opts.rate
+        stats = self.stats
+        stats.started = start = time.monotonic()
+        stats.cpu_started = time.process_time()
+        end = start + opts.duration if opts.duration else None
+        if opts.subprocesses:
+            attach = self._attach
+            if attach is None:
+                from .target import attach
+            self._watcher = _ChildWatcher(self.root.pid, set(self.targets), attach)
+            self._watcher.start()
+        deadline = start
+        tick = 0
+        tolerance = min(0.001, period / 5)
+        catch_up = max(CATCH_UP, 2 * period)
+        monotonic = time.monotonic
+        try:
+            while not self._stop:
+                now = monotonic()
+                if end is not None and now >= end:
+                    self.stop("duration")
+                    break
+                wait = deadline - now
+                if wait > 0:
+                    if end is not None and deadline >= end:
+                        # the next deadline is past the end: finish on time
+                        self._sleep(end - now)
+                        continue
+                    self._sleep(wait)
+                    if self._stop:
+                        break
+                else:
+                    if wait < -tolerance:
+                        stats.late += 1
+                    if wait < -catch_up:
+                        # far behind (the sampler was stopped or starved): skip the missed
+                        # deadlines rather than taking them in one burst; the grid stays put
+                        skipped = int(-wait / period)
+                        stats.missed += skipped
+                        tick += skipped
+                        deadline = start + tick * period
+                self.sample_once()
+                tick += 1
+                deadline = start + tick * period
+                if self.on_pass is not None:
+                    self.on_pass(self)
+                if not self.targets:
+                    self.stop("exited")
+        finally:
+            stats.ended = monotonic()
+            stats.cpu_ended = time.process_time()
+            if self._watcher is not None:
+                self._watcher.stop_event.set()
+        return self.stop_reason or "stopped"
+
+    def _sleep(self, seconds: float) -> None:
+        sleep = time.sleep
+        until = time.monotonic() + seconds
+        while not self._stop:
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            sleep(left if left < MAX_SLEEP else MAX_SLEEP)
+
+    def sample_once(self) -> None:
+        """One pass over every followed process."""
+        if self._watcher is not None:
+            for target in self._watcher.take():
+                self.targets[target.pid] = target
+                self.stats.pids.append(target.pid)
+        stats = self.stats
+        stats.passes += 1
+        timestamp = time.time_ns()
+        blocking = self.options.blocking
+        threads = 0
+        gil_held = False
+        for pid, target in list(self.targets.items()):
+            if pid == self.root.pid and self.alive is not None and not self.alive():
+                self._drop(pid)
+                continue
+            try:
+                snapshot = target.sample(blocking)
+            except ProcessExitedError:
+                self._drop(pid)
+                continue
+            except (SnapshotError, OSError, ValueError, IndexError, KeyError, OverflowError, MemoryError):
+                # torn or moving memory (more likely with --nonblocking), or the process is going away
+                if _gone(pid):
+                    self._drop(pid)
+                else:
+                    stats.errors += 1
+                continue
+            threads += len(snapshot.threads)
+            gil_held = self._deliver(snapshot, timestamp) or gil_held
+        stats.threads = threads
+        stats.processes = len(self.targets)
+        if gil_held:
+            stats.gil_passes += 1
+
+    def _deliver(self, snapshot: Snapshot, timestamp: int) -> bool:
+        stats = self.stats
+        opts = self.options
+        sink = self.sink
+        command = None
+        gil_held = False
+        for t in snapshot.threads:
+            stats.threads_seen += 1
+            if t.holds_gil:
+                stats.threads_gil += 1
+                gil_held = True
+            elif opts.gil:
+                if not t.is_idle:
+                    stats.threads_active += 1
+                continue
+            if t.is_idle:
+                if not opts.idle:
+                    continue
+            else:
+                stats.threads_active += 1
+            stats.samples += 1
+            if sink is not None:
+                if command is None:
+                    command = " ".join(snapshot.command_line)
+                sink(Sample(timestamp, snapshot.pid, t.thread_id, t.native_id, t.name, t.holds_gil,
+                            t.is_idle, t.frames, command))
+        return gil_held
+
+    def _drop(self, pid: int) -> None:
+        target = self.targets.pop(pid, None)
+        if target is not None and target is not self.root:
+            target.close()
+
+
+def sample(target, sink: Sink, rate: float = 100.0, duration: Optional[float] = None, **options) -> SamplerStats:
+    """Convenience: run a Sampler over ``target`` and return its stats."""
+    sampler = Sampler(target, sink, SamplerOptions(rate=rate, duration=duration, **options))
+    sampler.run()
+    return sampler.stats
+
+
+__all__ = ["Sampler", "SamplerOptions", "SamplerStats", "attach_when_ready", "sample"]

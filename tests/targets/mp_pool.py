@@ -1,0 +1,40 @@
+"""A multiprocessing pool at work: children busy in ``child_work``, the parent waits.
+
+    python mp_pool.py SECONDS [--ready FILE]
+
+Two pool workers each run ``child_work`` (a pure-Python spin) for SECONDS;
+the parent blocks in ``Pool.map``.  FILE (if given) is written by each
+worker when it starts (one line with its pid).  Stdlib only.
+"""
+import multiprocessing
+import os
+import sys
+import time
+
+
+def child_work(args):
+    seconds, ready = args
+    if ready:
+        with open(ready, "a") as fh:
+            fh.write("%d\n" % os.getpid())
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        x = (x * 31 + 7) & 0xFFFF
+    return x
+
+
+def main():
+    args = sys.argv[1:]
+    ready = None
+    if "--ready" in args:
+        i = args.index("--ready")
+        ready = args[i + 1]
+        del args[i:i + 2]
+    seconds = float(args[0]) if args else 3.0
+    with multiprocessing.Pool(2) as pool:
+        pool.map(child_work, [(seconds, ready)] * 2, chunksize=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The sampling loop (snapshot/sampler.py): schedule, counters, filters, exit; real targets on every interpreter."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from pythons import Target, target_script
+from snapshot import attach
+from snapshot.errors import MemoryReadError, ProcessExitedError
+from snapshot.model import Frame, Snapshot, ThreadStack
+from snapshot.profile import Profile
+from snapshot.sampler import Sampler, SamplerOptions
+
+
+class FakeTarget:
+    """A target whose sample() costs ``cost`` seconds and fails on chosen passes."""
+
+    def __init__(self, pid=None, cost=0.0, fail=(), exit_after=None):
+        self.pid = pid or os.getpid()  # a live pid: errors are not mistaken for an exit
+        self.cost = cost
+        self.fail = set(fail)
+        self.exit_after = exit_after
+        self.calls = 0
+        self.command_line = ("python", "fake.py")
+
+    def sample(self, blocking=True):
+        self.calls += 1
+        if self.exit_after is not None and self.calls > self.exit_after:
+            raise ProcessExitedError("gone")
+        if self.calls in self.fail:
+            raise MemoryReadError(0x1000, 8, "torn")
+        if self.cost:
+            end = time.perf_counter() + self.cost
+            while time.perf_counter() < end:
+                pass
+        main = ThreadStack(1, 11, "MainThread", True, False, (Frame("work", "/x/app.py", 3),))
+        idle = ThreadStack(2, 12, "idler", False, True, (Frame("wait", "/x/app.py", 9),))
+        busy = ThreadStack(3, 13, "nogil", False, False, (Frame("crunch", "/x/app.py", 5),))
+        return Snapshot(self.pid, "3.12.1", "/usr/bin/python3", time.time_ns(), (main, idle, busy),
+                        self.command_line)
+
+    def close(self):
+        pass
+
+
+def test_rate_and_duration_do_not_drift():
+    target = FakeTarget(cost=0.002)
+    sampler = Sampler(target, None, SamplerOptions(rate=100, duration=1.0))
+    assert sampler.run() == "duration"
+    s = sampler.stats
+    # 100 deadlines in one second; a pass costing 2 ms must not stretch the period to 12 ms
+    assert 90 <= s.passes <= 101, s
+    assert 0.95 <= s.elapsed <= 1.2
+
+
+def test_late_passes_are_counted_and_caught_up():
+    target = FakeTarget(cost=0.015)  # each pass takes longer than the 10 ms period
+    sampler = Sampler(target, None, SamplerOptions(rate=100, duration=1.0))
+    sampler.run()
+    s = sampler.stats
+    assert s.late >= s.passes - 2 > 40, s
+    assert s.missed > 0  # more than CATCH_UP behind: skipped, not burst
+
+
+def test_errors_are_counted_and_sampling_goes_on():
+    target = FakeTarget(fail={2, 3, 5})
+    profile = Profile()
+    sampler = Sampler(target, profile.add, SamplerOptions(rate=200, duration=0.2))
+    sampler.run()
+    assert sampler.stats.errors == 3
+    assert sampler.stats.passes > 10
+    assert profile.ticks == sampler.stats.passes - 3
+
+
+def test_filters_idle_and_gil():
+    seen = {}
+    for opts in ({}, {"idle": True}, {"gil": True}, {"gil": True, "idle": True}):
+        names = set()
+        sampler = Sampler(FakeTarget(), lambda s: names.add(s.thread_name), SamplerOptions(rate=200, duration=0.05, **opts))
+        sampler.run()
+        seen[tuple(sorted(opts))] = names
+        assert sampler.stats.threads_seen == 3 * sampler.stats.passes
+        assert sampler.stats.threads_active == 2 * sampler.stats.passes
+        assert sampler.stats.gil_passes == sampler.stats.passes
+    assert seen[()] == {"MainThread", "nogil"}
+    assert seen[("idle",)] == {"MainThread", "nogil", "idler"}
+    assert seen[("gil",)] == {"MainThread"}
+    assert seen[("gil", "idle")] == {"MainThread"}
+
+
+def test_target_exit_ends_sampling_and_keeps_samples():
+    profile = Profile()
+    sampler = Sampler(FakeTarget(exit_after=20), profile.add, SamplerOptions(rate=500))
+    assert sampler.run() == "exited"
+    assert profile.ticks == 20
+
+
+def test_stop_from_callback():
+    sampler = Sampler(FakeTarget(), None, SamplerOptions(rate=1000),
+                      on_pass=lambda s: s.stats.passes >= 7 and s.stop("enough"))
+    assert sampler.run() == "enough"
+    assert sampler.stats.passes == 7
+
+
+# --------------------------------------------------------------------------- real processes
+
+@pytest.fixture(scope="module")
+def mixed(python, tmp_path_factory):
+    t = Target(python.path, target_script("threads_mix.py"), ["60"], str(tmp_path_factory.mktemp("mix")))
+    time.sleep(0.5)
+    yield t
+    t.stop()
+
+
+@pytest.mark.parametrize("blocking", [True, False], ids=["blocking", "nonblocking"])
+def test_real_target(mixed, blocking):
+    target = attach(mixed.pid)
+    try:
+        profile = Profile(rate_hz=100)
+        sampler = Sampler(target, profile.add, SamplerOptions(rate=100, duration=1.0, blocking=blocking, idle=True))
+        sampler.run()
+        s = sampler.stats
+        assert s.passes >= 50 and s.errors <= s.passes // 20, s
+        assert s.threads == 3
+        functions = {f.function for stack in profile.stacks for f in (profile.frames[i] for i in stack)}
+        assert {"busy_loop", "idle_wait"} <= functions, functions
+        names = {info.name for info in profile.threads.values()}
+        assert names == {"MainThread", "sleeper-0", "sleeper-1"}
+        assert s.gil_passes >= s.passes * 0.5  # the busy thread holds the GIL most of the time
+    finally:
+        target.close()
+
+
+def test_real_target_exit(python, tmp_path):
+    t = Target(python.path, target_script("threads_mix.py"), ["1.5"], str(tmp_path))
+    try:
+        time.sleep(0.3)
+        target = attach(t.pid)
+        profile = Profile()
+        sampler = Sampler(target, profile.add, SamplerOptions(rate=100, duration=30))
+        started = time.monotonic()
+        assert sampler.run() == "exited"
+        assert time.monotonic() - started < 10
+        assert profile.samples > 10
+        target.close()
+    finally:
+        t.stop()
