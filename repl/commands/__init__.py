@@ -2,6 +2,7 @@
 from .base import REGISTRY, ArgumentParser, Command, CommandError, command_names, register  # noqa: F401
 from . import dump  # noqa: F401,E402
 from . import record, top  # noqa: F401,E402
+from . import hangwatch  # noqa: F401,E402
 from . import navigate  # noqa: F401,E402
 from . import inspect  # noqa: F401,E402
 from . import sample  # noqa: F401,E402

@@ -1,0 +1,246 @@
+"""CLI ``pyspy-repl watch --timeout S -- COMMAND ...``: run a command, report its stacks if it hangs.
+
+Not the REPL's ``watch`` (repeat a command on fresh snapshots, watch_cmd.py):
+this class is CLI-only and owns the name ``watch`` in ``REGISTRY``.
+
+COMMAND runs with stdin/stdout/stderr passed through (inherited file
+descriptors, nothing is copied), in watch's process group, so a terminal's
+Ctrl-C reaches it directly; SIGTERM and SIGHUP sent to watch are forwarded
+to it.  When it ends in time, watch exits with its status unchanged (128+N
+when it died of signal N, like a shell).  When it exceeds ``--timeout``, or
+with ``--stall S`` when no Python stack in its process tree changed for S
+seconds (nonblocking samples about every 0.5 s), watch captures every
+process of the tree from outside (snapshot.hang), writes the text report to
+stderr (and ``--report FILE``) and the JSON report to ``--json FILE``, then
+sends SIGTERM to the whole tree, SIGKILL after ``--kill-after`` seconds to
+what is left, and exits with 124.
+
+Exit statuses (as timeout(1)): COMMAND's own status when it finishes in time;
+124 timed out or stalled (report written); 125 watch itself failed;
+126 COMMAND could not be executed; 127 COMMAND not found.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from .base import Command, CommandError, register
+
+EXIT_TIMEOUT = 124
+EXIT_WATCH_FAILED = 125
+EXIT_CANNOT_RUN = 126
+EXIT_NOT_FOUND = 127
+#: Seconds between two stall samples of the tree.
+STALL_INTERVAL = 0.5
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number: %r" % text) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive: %r" % text)
+    return value
+
+
+def _not_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative: %r" % text)
+    return value
+
+
+@register
+class HangWatchCommand(Command):
+    name = "watch"
+    help = ("Run COMMAND; if it runs longer than --timeout (or stalls), print the Python stacks of\n"
+            "every process in its tree, flag stuck and waiting threads, then end it (exit 124).\n\n"
+            "  pyspy-repl watch --timeout 600 --stall 120 --report hang.txt -- pytest -x tests/\n\n"
+            "Exit status: COMMAND's own when it finishes in time; 124 timed out or stalled;\n"
+            "125 watch failed; 126 COMMAND cannot run; 127 COMMAND not found.")
+    cli = True
+    needs_target = False
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--timeout", "-t", type=_positive, required=True, metavar="SECONDS",
+                            help="report and end COMMAND after this many seconds")
+        parser.add_argument("--stall", type=_positive, default=None, metavar="SECONDS",
+                            help="report earlier if no Python stack in the tree changed for this long")
+        parser.add_argument("--kill-after", "-k", type=_not_negative, default=5.0, metavar="SECONDS",
+                            help="after SIGTERM, wait this long before SIGKILL (default 5)")
+        parser.add_argument("--report", metavar="FILE", help="also write the text report to FILE")
+        parser.add_argument("--json", metavar="FILE", help="write the JSON report to FILE")
+        parser.add_argument("--locals", "-l", action="store_true", help="include local variables")
+        parser.add_argument("--samples", type=int, default=5, metavar="N",
+                            help="samples per process to tell stuck threads (default 5)")
+        parser.add_argument("--window", type=_not_negative, default=1.0, metavar="SECONDS",
+                            help="over how long the samples are spread (default 1)")
+        parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS...",
+                            help="the command to run")
+
+    def run(self, session, args) -> int:
+        command = list(args.command)
+        if command and command[0] == "--":
+            command = command[1:]
+        if not command:
+            raise CommandError("watch: no command given (pyspy-repl watch --timeout S -- COMMAND ARGS...)")
+        return Watcher(args, command, session.err).run()
+
+
+class Watcher:
+    def __init__(self, args, command, err):
+        self.args = args
+        self.command = command
+        self.err = err
+        self.proc = None
+        self._forwarded = []
+
+    def run(self) -> int:
+        try:
+            self.proc = subprocess.Popen(self.command)
+        except FileNotFoundError as e:
+            self.err.write("pyspy-repl watch: %s: %s\n" % (self.command[0], e.strerror))
+            return EXIT_NOT_FOUND
+        except OSError as e:
+            self.err.write("pyspy-repl watch: cannot run %s: %s\n" % (self.command[0], e.strerror))
+            return EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_CANNOT_RUN
+        old = self._install_forwarding()
+        try:
+            return self._supervise()
+        finally:
+            self._restore(old)
+
+    # -- signals -------------------------------------------------------------
+    def _install_forwarding(self):
+        old = {}
+
+        def forward(signum, _frame):
+            if self.proc is not None and self.proc.poll() is None:
+                try:
+                    self.proc.send_signal(signum)
+                except OSError:
+                    pass
+
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            try:
+                # SIGINT: the child is in our foreground process group and gets Ctrl-C itself
+                old[signum] = signal.signal(signum, signal.SIG_IGN if signum == signal.SIGINT else forward)
+            except (ValueError, OSError):   # not the main thread
+                pass
+        return old
+
+    @staticmethod
+    def _restore(old) -> None:
+        for signum, handler in old.items():
+            try:
+                signal.signal(signum, handler)
+            except (ValueError, OSError, TypeError):
+                pass
+
+    # -- the loop ------------------------------------------------------------
+    def _supervise(self) -> int:
+        args = self.args
+        start = time.monotonic()
+        deadline = start + args.timeout
+        monitor = None
+        if args.stall is not None:
+            from snapshot.hang import StallMonitor
+            monitor = StallMonitor(self.proc.pid)
+        reason = None
+        try:
+            while True:
+                now = time.monotonic()
+                wait = deadline - now
+                if monitor is not None:
+                    wait = min(wait, STALL_INTERVAL)
+                try:
+                    status = self.proc.wait(timeout=max(0.0, wait))
+                    return _exit_status(status)
+                except subprocess.TimeoutExpired:
+                    pass
+                if time.monotonic() >= deadline:
+                    reason = "timeout"
+                    break
+                if monitor is not None and monitor.poll() >= args.stall:
+                    reason = "stall"
+                    break
+            return self._fire(reason, time.monotonic() - start, monitor)
+        finally:
+            if monitor is not None:
+                monitor.close()
+
+    def _fire(self, reason, elapsed, monitor) -> int:
+        from snapshot.hang import capture_tree, terminate_tree
+        args = self.args
+        limit = args.timeout if reason == "timeout" else args.stall
+        seen = dict(monitor.seen) if monitor is not None else {}
+        try:
+            report = capture_tree(self.proc.pid, samples=args.samples, window=args.window, locals=args.locals,
+                                  reason=reason, command=self.command, elapsed=elapsed, limit=limit,
+                                  targets=monitor.targets if monitor is not None else None)
+        except Exception as e:  # noqa: BLE001 - whatever happens, the tree must still end
+            report = None
+            self.err.write("pyspy-repl watch: capture failed: %s: %s\n" % (type(e).__name__, e))
+        if report is not None:
+            self._write_report(report)
+        if monitor is not None:
+            monitor.close()   # detach before ending the tree
+        try:
+            from snapshot.hang import process_tree
+            for proc in process_tree(self.proc.pid):
+                seen.setdefault(proc.pid, None)
+        except Exception:  # noqa: BLE001
+            pass
+        result = terminate_tree(self.proc.pid, kill_after=args.kill_after, also=seen)
+        try:
+            self.proc.wait(timeout=5)
+        except (subprocess.TimeoutExpired, ChildProcessError):
+            pass
+        line = "pyspy-repl watch: %s after %.1f s; %s; exit status %d\n" % (
+            "timed out" if reason == "timeout" else "stalled", elapsed, result.describe(), EXIT_TIMEOUT)
+        self.err.write(line)
+        self.err.flush()
+        if args.report:
+            try:
+                with open(args.report, "a", encoding="utf-8") as fh:
+                    fh.write(line)
+            except OSError:
+                pass
+        return EXIT_TIMEOUT
+
+    def _write_report(self, report) -> None:
+        args = self.args
+        text = report.text(show_locals=args.locals)
+        try:
+            self.err.write(text)
+            self.err.flush()
+        except (OSError, ValueError):
+            pass
+        if args.report:
+            try:
+                with open(args.report, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+            except OSError as e:
+                self.err.write("pyspy-repl watch: cannot write %s: %s\n" % (args.report, e.strerror))
+        if args.json:
+            try:
+                with open(args.json, "w", encoding="utf-8") as fh:
+                    json.dump(report.to_dict(), fh, indent=2, ensure_ascii=False)
+                    fh.write("\n")
+            except OSError as e:
+                self.err.write("pyspy-repl watch: cannot write %s: %s\n" % (args.json, e.strerror))
+
+
+def _exit_status(status: int) -> int:
+    """A child's status as a shell reports it: N, or 128+SIG when it died of a signal."""
+    return 128 - status if status < 0 else status
+
+
+__all__ = ["HangWatchCommand", "EXIT_TIMEOUT"]

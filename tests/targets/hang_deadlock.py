@@ -1,0 +1,48 @@
+"""Two threads deadlocked over two locks; the main thread joins them forever.
+
+    python hang_deadlock.py [READY_FILE]
+
+worker-a takes lock_a then lock_b (in ``transfer_a_to_b``), worker-b takes
+lock_b then lock_a (in ``transfer_b_to_a``); a barrier makes sure each holds
+its first lock before asking for the second, so the deadlock is certain.
+READY_FILE (optional) is written once both threads are about to block.
+Stdlib only.
+"""
+import os
+import sys
+import threading
+
+lock_a = threading.Lock()
+lock_b = threading.Lock()
+both_hold_one = threading.Barrier(2)
+
+
+def transfer_a_to_b():
+    with lock_a:
+        both_hold_one.wait()
+        with lock_b:  # DEADLOCK-A
+            pass
+
+
+def transfer_b_to_a():
+    with lock_b:
+        both_hold_one.wait()
+        lock_a.acquire()  # DEADLOCK-B
+        lock_a.release()
+
+
+def main(ready):
+    print("deadlock target starting", flush=True)
+    a = threading.Thread(target=transfer_a_to_b, name="worker-a")
+    b = threading.Thread(target=transfer_b_to_a, name="worker-b")
+    a.start()
+    b.start()
+    if ready:
+        with open(ready, "w") as fh:
+            fh.write("%d\n" % os.getpid())
+    a.join()  # MAIN-JOIN
+    b.join()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else None)
