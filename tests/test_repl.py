@@ -138,8 +138,10 @@ def test_completion_and_history(target, tmp_path):
     child = spawn(target.pid, tmp_path, term="xterm-256color")
     try:
         ask(child, "thread worker-a", r"\[thread .* worker-a\]")
-        child.send("p pay\t")
-        child.expect("payload")
+        child.send("p pay")
+        time.sleep(0.3)
+        child.send("\t")
+        child.expect(r"pay(\x1b\[[0-9;?]*[A-Za-z])*load")   # completed (maybe drawn in two steps)
         child.sendline("")
         child.expect("'nested'")
         child.expect(PROMPT)
