@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GET_PYTHONS = os.path.join(HERE, "tools", "get-pythons.sh")
@@ -82,7 +82,7 @@ def find_pyenv(minor: str) -> Optional[str]:
     return max(candidates, key=_version_key) if candidates else None
 
 
-def probe(path: str) -> (Optional[str], Optional[str]):
+def probe(path: str) -> Tuple[Optional[str], Optional[str]]:
     """(full version, None) if ``path`` runs, else (None, reason)."""
     try:
         r = subprocess.run([path, "-c", "import sys, threading, asyncio; print('%d.%d.%d' % sys.version_info[:3])"],

@@ -40,21 +40,43 @@ def _counter(path):
         return -1
 
 
-def assert_running(target, hb, what, timeout=5.0):
+def _diagnose(pid):
+    """Per-thread state, tracer, wchan and pending signals, for failure messages."""
+    lines = []
+    for tid, (state, tracer) in sorted(pythons.task_states(pid).items()):
+        extra = ""
+        try:
+            with open("/proc/%d/task/%d/wchan" % (pid, tid)) as fh:
+                extra += " wchan=%s" % fh.read().strip()
+            with open("/proc/%d/task/%d/status" % (pid, tid)) as fh:
+                extra += " " + " ".join(l.split()[0] + l.split()[1] for l in fh
+                                        if l.startswith(("SigPnd", "ShdPnd")))
+        except (OSError, IndexError):
+            pass
+        lines.append("    task %d state=%s tracer=%s%s" % (tid, state, tracer, extra))
+    return "\n".join(lines)
+
+
+def assert_running(target, hb, what, timeout=10.0):
     """The target's threads are neither stopped nor traced, and its counter moves."""
-    deadline = time.monotonic() + timeout
+    t0 = time.monotonic()
     problems = pythons.stopped_or_traced(target.pid)
-    while problems and time.monotonic() < deadline:
+    while problems and time.monotonic() < t0 + timeout:
         time.sleep(0.02)
         problems = pythons.stopped_or_traced(target.pid)
     assert target.alive(), "%s: the target died:\n%s" % (what, target.log())
-    assert not problems, "%s: target left stopped/traced: %s" % (what, problems)
+    assert not problems, "%s: target left stopped/traced for %.1fs: %s\n%s" % (
+        what, timeout, problems, _diagnose(target.pid))
+    settled = time.monotonic() - t0
     start = _counter(hb)
-    while time.monotonic() < deadline:
+    t1 = time.monotonic()
+    while time.monotonic() < t1 + timeout:
         time.sleep(0.05)
         if _counter(hb) > start:
             return
-    pytest.fail("%s: the target's heartbeat counter is stuck at %d" % (what, start), pytrace=False)
+    pytest.fail("%s: the target's heartbeat counter is stuck at %d for %.1fs (threads running again "
+                "after %.2fs; load average %s)\n%s" % (what, start, timeout, settled,
+                                                         os.getloadavg(), _diagnose(target.pid)), pytrace=False)
 
 
 def assert_paused(target, hb, tracer, what):
