@@ -6,10 +6,11 @@ Time is sliced with ``time.perf_counter`` against absolute deadlines, so the
 shares hold exactly whatever the machine's speed (a slice the process spends
 descheduled still ends at its deadline).  The run is a whole number of
 cycles (about SECONDS, default: forever) so a recording of the whole run has
-no partial cycle; it is preceded by ``warmup`` (default 1.5 s), which gives a
+no partial cycle; it is preceded by ``warmup`` (default 2.5 s), which gives a
 profiler launching this script time to attach before the measured cycles
-begin.  The cycle (2.4973 s; long, so few samples fall near a phase boundary where a
-late tick can land on either side) is not a multiple of a 100 Hz period, so
+begin.  The cycle (497.3 ms: long enough that few ticks fall near a phase boundary, where a
+late tick can land on either side, short enough that a stalled sampler loses ticks
+from every phase alike) is not a multiple of a 100 Hz period, so
 the ticks sweep every phase of the cycle instead of locking onto a few.
 FILE (if given) is written when the measured cycles start.  Stdlib only.
 """
@@ -17,7 +18,7 @@ import os
 import sys
 import time
 
-CYCLE = 2.4973
+CYCLE = 0.4973
 SHARES = (0.6, 0.3, 0.1)
 
 
@@ -74,5 +75,5 @@ def option(args, name, default):
 if __name__ == "__main__":
     args = sys.argv[1:]
     ready = option(args, "--ready", None)
-    warm = float(option(args, "--warmup", "1.5"))
+    warm = float(option(args, "--warmup", "2.5"))
     main(float(args[0]) if args else 0.0, warm, ready)
