@@ -153,7 +153,8 @@ def run_profiler(prof: Profilers, name: str, target: C.Target, threads: int, rat
         except (ValueError, IndexError, KeyError):
             pass
     elif name == "pyspy-repl" and re.search(r"(\d+) samples", stderr):
-        result["samples"] = int(re.search(r"(\d+) samples", stderr).group(1))  # passes, from record's summary
+        # record's summary counts thread stacks (like py-spy's raw counts): passes = that / threads
+        result["samples"] = int(re.search(r"(\d+) samples", stderr).group(1)) / threads
     elif name == "austin":
         m = re.search(r"Error rate\s*:\s*(\d+)/(\d+)", _ANSI.sub("", stderr))
         if m:
