@@ -21,7 +21,7 @@ from .errors import (CorruptDataError, MemoryReadError, ProcessExitedError, Snap
 from .memory import MemoryReader, ProcessMemory
 from .model import Frame, Local, Snapshot, ThreadStack
 from .objects import ObjectReader
-from .osthreads import PthreadTidFinder, is_idle_function, task_name, task_states
+from .osthreads import PthreadTidFinder, TaskStates, is_idle_function, task_name
 from .pause import not_paused, paused
 from .walker import RawThread, Walker
 
@@ -49,6 +49,9 @@ class Target:
         self._tids = PthreadTidFinder(self.memory, pid) if self.walker.ts_native_id is None else None
         self._names: Dict[int, Tuple[float, Optional[str]]] = {}
         self._frame_cache: Dict[Tuple[int, int, str], Frame] = {}
+        self._task_states = TaskStates(pid)
+        self._interp: Optional[int] = None
+        self._gil_ptr: Optional[int] = None
         self.samples_taken = 0
 
     # -- setup ---------------------------------------------------------------
@@ -76,6 +79,7 @@ class Target:
         return self.interpreter.executable
 
     def close(self) -> None:
+        self._task_states.close()
         close = getattr(self.memory, "close", None)
         if close:
             close()
@@ -98,18 +102,24 @@ class Target:
 
     def _take(self, with_locals: bool, blocking: bool, max_repr: int, max_depth: int,
               fresh_names: bool) -> Snapshot:
-        states = task_states(self.pid)
+        states = self._task_states.read()
         if not states and not os.path.exists("/proc/%d" % self.pid):
             raise ProcessExitedError("process %d exited" % self.pid)
         pause = paused if blocking else not_paused
-        try:
-            with pause(self.pid):
-                taken_at = time.time_ns()
-                threads = self._read_threads(with_locals, max_repr, max_depth, fresh_names, states)
-        except MemoryReadError as e:
-            if not os.path.exists("/proc/%d" % self.pid):
-                raise ProcessExitedError("process %d exited while being read" % self.pid) from None
-            raise e
+        # Without pausing, a read can race the target (a frame popped between two
+        # reads); one immediate retry turns most such torn reads into a good sample.
+        attempts = 1 if blocking else 2
+        for attempt in range(attempts):
+            try:
+                with pause(self.pid):
+                    taken_at = time.time_ns()
+                    threads = self._read_threads(with_locals, max_repr, max_depth, fresh_names, states)
+                break
+            except (MemoryReadError, CorruptDataError) as e:
+                if not os.path.exists("/proc/%d" % self.pid):
+                    raise ProcessExitedError("process %d exited while being read" % self.pid) from None
+                if attempt + 1 == attempts:
+                    raise e
         self.samples_taken += 1
         if self.samples_taken % 256 == 0:
             self.codes.revalidate()
@@ -119,10 +129,16 @@ class Target:
     def _read_threads(self, with_locals: bool, max_repr: int, max_depth: int, fresh_names: bool,
                       states: Dict[int, str]) -> List[ThreadStack]:
         walker = self.walker
-        interp = walker.interpreter_addr()
-        tstates = walker.thread_states(interp)
-        raw_threads = [walker.walk_thread(addr, raw, with_locals) for addr, raw in tstates]
-        holder = self._gil_holder(interp)
+        if self._interp is None:
+            self._interp = walker.interpreter_addr()
+        interp = self._interp
+        head, holder = self._head_and_gil(interp)
+        try:
+            tstates = walker.thread_states(interp, head)
+        except CorruptDataError:
+            self._interp = self._gil_ptr = None  # a new interpreter state: find it again
+            raise
+        raw_threads = walker.walk_threads(tstates, with_locals)
         if self._tids is not None:
             native = self._tids.native_ids([t.thread_id for t in raw_threads])
             for t in raw_threads:
@@ -198,27 +214,37 @@ class Target:
         return tuple(result)
 
     # -- GIL and names -------------------------------------------------------------
-    def _gil_holder(self, interp: int) -> int:
+    def _head_and_gil(self, interp: int) -> Tuple[int, int]:
+        """The first thread state and the GIL holder's thread state, in one batched read.
+
+        3.8-3.11 keep the holder in ``_PyRuntime.gilstate.tstate_current``;
+        3.12+ keep a GIL per interpreter whose ``last_holder`` is only
+        meaningful while ``locked`` is set.
+        """
         layout = self.layout
-        try:
-            if layout.features.gil == "runtime":
-                runtime = self.interpreter.runtime_addr
-                rt = layout._PyRuntimeState
-                gil_addr = runtime + rt.ceval_gil
-                values = self.memory.read_many([(runtime + rt.gilstate_tstate_current, 8),
-                                                (gil_addr + layout._gil_runtime_state.locked, 4)])
-                holder = _U64.unpack(values[0])[0] if values[0] else 0
-                locked = struct.unpack("<i", values[1])[0] if values[1] else 1
-                return holder if locked else 0
-            gil_ptr = _U64.unpack(self.memory.read(interp + layout.PyInterpreterState.ceval_gil, 8))[0]
-            if not gil_ptr:
-                return 0
-            gil = layout._gil_runtime_state
-            data = self.memory.read(gil_ptr, gil.locked + 4)
-            locked = struct.unpack_from("<i", data, gil.locked)[0]
-            return _U64.unpack_from(data, gil.last_holder)[0] if locked else 0
-        except (MemoryReadError, struct.error):
-            return 0
+        gil = layout._gil_runtime_state
+        requests = [(interp + self.walker.interp_threads, 8)]
+        if layout.features.gil == "runtime":
+            runtime = self.interpreter.runtime_addr
+            rt = layout._PyRuntimeState
+            requests += [(runtime + rt.gilstate_tstate_current, 8), (runtime + rt.ceval_gil + gil.locked, 4)]
+        else:
+            if self._gil_ptr is None:
+                self._gil_ptr = _U64.unpack(self.memory.read(interp + layout.PyInterpreterState.ceval_gil, 8))[0]
+            if self._gil_ptr:
+                requests.append((self._gil_ptr, gil.locked + 4))
+        values = self.memory.read_many(requests)
+        if values[0] is None:
+            raise MemoryReadError(requests[0][0], 8, "thread list head")
+        head = _U64.unpack(values[0])[0]
+        holder = 0
+        if layout.features.gil == "runtime":
+            if values[1] and values[2] and struct.unpack("<i", values[2])[0]:
+                holder = _U64.unpack(values[1])[0]
+        elif len(values) > 1 and values[1]:
+            if struct.unpack_from("<i", values[1], gil.locked)[0]:
+                holder = _U64.unpack_from(values[1], gil.last_holder)[0]
+        return head, holder
 
     def _thread_names(self, interp: int, threads: List[RawThread], fresh: bool) -> Dict[int, Optional[str]]:
         now = time.monotonic()

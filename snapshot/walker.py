@@ -30,15 +30,16 @@ _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")
 
 
-@dataclass
 class RawFrame:
     """One Python frame as found in memory, before it becomes a model.Frame."""
 
-    code: CodeInfo
-    line: int
-    frame_addr: int
-    localsplus: Optional[Tuple[int, ...]] = None  # slot values, when locals were asked for
-    owner_frame_object: bool = False
+    __slots__ = ("code", "line", "frame_addr", "localsplus")
+
+    def __init__(self, code: CodeInfo, line: int, frame_addr: int, localsplus: Optional[Tuple[int, ...]] = None):
+        self.code = code
+        self.line = line
+        self.frame_addr = frame_addr
+        self.localsplus = localsplus  # slot values, when locals (or self/cls) were asked for
 
 
 @dataclass
@@ -55,17 +56,20 @@ class _Chunks:
 
     __slots__ = ("memory", "next_addr", "loaded", "count")
 
-    def __init__(self, memory: MemoryReader, newest: int):
+    def __init__(self, memory: MemoryReader, newest: int, preloaded: Optional[bytes] = None):
         self.memory = memory
         self.next_addr = newest
         self.loaded: List[Tuple[int, int, bytes]] = []  # (start, end, data)
         self.count = 0
+        if preloaded is not None and newest:
+            self._add(newest, preloaded)
 
-    def find(self, address: int, size: int) -> Optional[Tuple[bytes, int]]:
+    def find(self, address: int, size: int) -> Optional[Tuple[bytes, int, int]]:
+        """(chunk copy, offset of ``address`` in it, chunk start), loading older chunks as needed."""
         while True:
             for start, end, data in self.loaded:
                 if start <= address and address + size <= end:
-                    return data, address - start
+                    return data, address - start, start
             if not self._load_next():
                 return None
 
@@ -73,11 +77,17 @@ class _Chunks:
         address = self.next_addr
         if not address or self.count >= MAX_CHUNKS:
             return False
-        self.count += 1
         self.next_addr = 0
         try:
             data = self.memory.read(address, CHUNK_READ)
         except MemoryReadError:
+            return False
+        return self._add(address, data)
+
+    def _add(self, address: int, data: bytes) -> bool:
+        self.count += 1
+        self.next_addr = 0
+        if len(data) < 32:
             return False
         previous, size, top = struct.unpack_from("<QQQ", data, 0)
         if size > MAX_CHUNK or size < 32:
@@ -87,6 +97,8 @@ class _Chunks:
                 data = self.memory.read(address, size)
             except MemoryReadError:
                 return False
+        elif size < len(data):
+            data = data[:size]
         self.loaded.append((address, address + len(data), data))
         self.next_addr = previous
         return True
@@ -127,6 +139,8 @@ class Walker:
             self.frame_header = iframe.localsplus
         interp = layout.PyInterpreterState
         self.interp_threads = interp.get("threads_head", interp.get("tstate_head"))
+        self._known_tstates: List[int] = []
+        self._frame_chains: Dict[int, List[int]] = {}
 
     # -- interpreter and thread states --------------------------------------
     def interpreter_addr(self) -> int:
@@ -135,9 +149,34 @@ class Walker:
             raise CorruptDataError("the interpreter is not initialised (no interpreter state yet)")
         return address
 
-    def thread_states(self, interp_addr: int) -> List[Tuple[int, bytes]]:
-        """Every thread state of the interpreter as (address, raw struct)."""
-        head = _U64.unpack(self.memory.read(interp_addr + self.interp_threads, 8))[0]
+    def thread_states(self, interp_addr: int, head: Optional[int] = None) -> List[Tuple[int, bytes]]:
+        """Every thread state of the interpreter as (address, raw struct).
+
+        The list is linked, so a cold walk costs one read per thread; but it
+        rarely changes between samples, so last time's addresses are first
+        re-read in one batched call and kept if they still form the chain.
+        """
+        if head is None:
+            head = _U64.unpack(self.memory.read(interp_addr + self.interp_threads, 8))[0]
+        known = self._known_tstates
+        if known and known[0] == head:
+            raws = self.memory.read_many([(a, self.tstate_size) for a in known])
+            if all(raws) and self._is_chain(known, raws, interp_addr):
+                return list(zip(known, raws))
+        result = self._thread_states_walk(interp_addr, head)
+        self._known_tstates = [a for a, _ in result]
+        return result
+
+    def _is_chain(self, addresses: List[int], raws: List[Optional[bytes]], interp_addr: int) -> bool:
+        for i, raw in enumerate(raws):
+            if _U64.unpack_from(raw, self.ts_interp)[0] != interp_addr:
+                return False
+            following = addresses[i + 1] if i + 1 < len(addresses) else 0
+            if _U64.unpack_from(raw, self.ts_next)[0] != following:
+                return False
+        return True
+
+    def _thread_states_walk(self, interp_addr: int, head: int) -> List[Tuple[int, bytes]]:
         result = []
         seen = set()
         address = head
@@ -153,25 +192,64 @@ class Walker:
         return result
 
     # -- stacks ----------------------------------------------------------------
-    def walk_thread(self, tstate_addr: int, raw: bytes, with_locals: bool) -> RawThread:
+    def walk_threads(self, tstates: List[Tuple[int, bytes]], with_locals: bool) -> List[RawThread]:
+        """All threads' stacks; the first reads of every thread go out in one batch each."""
+        if self.f.frame_model == "frame_object":
+            return [self.walk_thread(addr, raw, with_locals) for addr, raw in tstates]
+        frames = [_U64.unpack_from(raw, self.ts_frame)[0] for _, raw in tstates]
+        if self.cframe_current is not None:
+            pointers = self.memory.read_many([(p + self.cframe_current, 8) if p else (0, 0) for p in frames])
+            frames = [_U64.unpack(v)[0] if v else 0 for v in pointers]
+        chunk_addrs = [_U64.unpack_from(raw, self.ts_chunk)[0] for _, raw in tstates]
+        chunks = self.memory.read_many([(c, CHUNK_READ) if c and f else (0, 0)
+                                        for c, f in zip(chunk_addrs, frames)])
+        return [self.walk_thread(addr, raw, with_locals, frame, _Chunks(self.memory, chunk, data))
+                for (addr, raw), frame, chunk, data in zip(tstates, frames, chunk_addrs, chunks)]
+
+    def walk_thread(self, tstate_addr: int, raw: bytes, with_locals: bool, current_frame: Optional[int] = None,
+                    chunks: Optional[_Chunks] = None) -> RawThread:
         thread_id = _U64.unpack_from(raw, self.ts_thread_id)[0]
         native_id = _U64.unpack_from(raw, self.ts_native_id)[0] if self.ts_native_id is not None else None
         if self.f.frame_model == "frame_object":
             frames, truncated = self._walk_frame_objects(_U64.unpack_from(raw, self.ts_frame)[0], with_locals)
         else:
-            frames, truncated = self._walk_interpreter_frames(raw, with_locals)
+            if current_frame is None:
+                current_frame = self._current_frame(raw)
+            if chunks is None and self.ts_chunk is not None:
+                chunks = _Chunks(self.memory, _U64.unpack_from(raw, self.ts_chunk)[0])
+            frames, truncated = self._walk_interpreter_frames(current_frame, chunks, with_locals)
         return RawThread(tstate_addr, thread_id, native_id, frames, truncated)
 
     def _walk_frame_objects(self, address: int, with_locals: bool) -> Tuple[List[RawFrame], bool]:
+        """3.8-3.10: follow ``f_back`` through heap frame objects.
+
+        Each frame is a separate object, so a cold walk is one read per frame.
+        Frame objects are reused (each code object keeps a spare one), so the
+        chain seen last time from the same innermost frame is re-read in one
+        batched call first and followed as long as its links still agree.
+        """
         frames: List[RawFrame] = []
         seen = set()
         codes = self.codes
         read = self.memory.read
+        header = self.frame_header
+        start = address
+        known = self._frame_chains.get(address)
+        prefetched: Dict[int, bytes] = {}
+        if known:
+            for frame_addr, data in zip(known, self.memory.read_many([(a, header) for a in known])):
+                if data is None:
+                    break
+                prefetched[frame_addr] = data
+        chain = []
         while address:
             if address in seen or len(frames) >= MAX_DEPTH:
                 return frames, True
             seen.add(address)
-            data = read(address, self.frame_header)
+            chain.append(address)
+            data = prefetched.get(address)
+            if data is None:
+                data = read(address, header)
             code_addr = _U64.unpack_from(data, self.fo_code)[0]
             code = codes.get(code_addr)
             if code is None:
@@ -188,6 +266,9 @@ class Walker:
                     slots = struct.unpack_from("<%dQ" % count, slot_data)
             frames.append(RawFrame(code, line, address, slots))
             address = _U64.unpack_from(data, self.fo_back)[0]
+        if len(self._frame_chains) > 256:
+            self._frame_chains.clear()
+        self._frame_chains[start] = chain
         return frames, False
 
     def _current_frame(self, raw: bytes) -> int:
@@ -196,41 +277,45 @@ class Walker:
             return pointer
         return _U64.unpack(self.memory.read(pointer + self.cframe_current, 8))[0]
 
-    def _walk_interpreter_frames(self, raw: bytes, with_locals: bool) -> Tuple[List[RawFrame], bool]:
+    def _walk_interpreter_frames(self, address: int, chunks: Optional[_Chunks],
+                                 with_locals: bool) -> Tuple[List[RawFrame], bool]:
         frames: List[RawFrame] = []
-        address = self._current_frame(raw)
         if not address:
             return frames, False
-        chunks = _Chunks(self.memory, _U64.unpack_from(raw, self.ts_chunk)[0]) if self.ts_chunk is not None else None
         seen = set()
-        codes = self.codes
+        codes_get = self.codes.get
+        unpack = _U64.unpack_from
         mask = self.tag_mask
         header = self.frame_header
-        skip_from = self.f.skip_owner_from
+        skip_from = self.f.skip_owner_from if self.f.skip_owner_from is not None else 256
+        off_previous, off_owner, off_code, off_instr = self.if_previous, self.if_owner, self.if_code, self.if_instr
+        chunk_start = chunk_end = 0
+        chunk_data = b""
         while address:
             if address in seen or len(frames) >= MAX_DEPTH:
                 return frames, True
             seen.add(address)
-            found = chunks.find(address, header) if chunks is not None else None
-            if found is None:
-                data, base = self.memory.read(address, header), 0
-                in_chunk = False
+            if chunk_start <= address and address + header <= chunk_end:
+                data, base, in_chunk = chunk_data, address - chunk_start, True
             else:
-                data, base = found
-                in_chunk = True
-            previous = _U64.unpack_from(data, base + self.if_previous)[0]
-            owner = data[base + self.if_owner]
-            if skip_from is not None and owner >= skip_from:
+                found = chunks.find(address, header) if chunks is not None else None
+                if found is None:
+                    data, base, in_chunk = self.memory.read(address, header), 0, False
+                else:
+                    chunk_data, base, chunk_start = found
+                    chunk_end = chunk_start + len(chunk_data)
+                    data, in_chunk = chunk_data, True
+            previous = unpack(data, base + off_previous)[0]
+            if data[base + off_owner] >= skip_from:
                 address = previous
                 continue
-            code_addr = _U64.unpack_from(data, base + self.if_code)[0] & mask
-            code = codes.get(code_addr)
+            code_addr = unpack(data, base + off_code)[0] & mask
+            code = codes_get(code_addr)
             if code is None:
                 # Not a code object (3.13+ shim frames carry None): skip it.
                 address = previous
                 continue
-            instr = _U64.unpack_from(data, base + self.if_instr)[0]
-            offset = instr - code_addr - code.code_offset
+            offset = unpack(data, base + off_instr)[0] - code_addr - code.code_offset
             line = code.line_for(offset if 0 <= offset < (1 << 30) else 0)
             slots = None
             count = code.nslots if with_locals else (1 if code.needs_first_local else 0)
