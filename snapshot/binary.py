@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import struct
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Optional
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
 
 SYMBOLS = ("_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NoneStruct", "interp_head")
 CACHE_FORMAT = 2
@@ -46,7 +44,7 @@ def cache_dir() -> str:
     return os.path.join(base, "pyspy-repl", "binaries")
 
 
-def _build_id(elf: ELFFile) -> str:
+def _build_id(elf) -> str:
     for section in elf.iter_sections():
         if section.header.sh_type == "SHT_NOTE":
             for note in section.iter_notes():
@@ -55,7 +53,7 @@ def _build_id(elf: ELFFile) -> str:
     return ""
 
 
-def _read_symbols(elf: ELFFile, wanted) -> Dict[str, int]:
+def _read_symbols(elf, wanted) -> Dict[str, int]:
     found: Dict[str, int] = {}
     for name in (".dynsym", ".symtab"):
         section = elf.get_section_by_name(name)
@@ -74,7 +72,7 @@ def _read_symbols(elf: ELFFile, wanted) -> Dict[str, int]:
     return found
 
 
-def _file_value(elf: ELFFile, vaddr: int, size: int) -> Optional[bytes]:
+def _file_value(elf, vaddr: int, size: int) -> Optional[bytes]:
     for segment in elf.iter_segments():
         if segment["p_type"] != "PT_LOAD":
             continue
@@ -88,6 +86,10 @@ def _file_value(elf: ELFFile, vaddr: int, size: int) -> Optional[bytes]:
 
 def analyse(path: str) -> BinaryInfo:
     """Read what we need from an ELF file (slow path; see ``load``)."""
+    # pyelftools is imported only here: a cached binary never needs it.
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
     with open(path, "rb") as f:
         try:
             elf = ELFFile(f)
@@ -147,16 +149,37 @@ def _cache_key(path: str, st: os.stat_result, build_id: str = "") -> str:
 
 
 def _quick_build_id(path: str) -> str:
-    """The build-id without indexing the whole file (notes are near the start)."""
+    """The GNU build-id from the program headers' notes, without pyelftools.
+
+    This runs on every attach (it is the cache key), so it reads only the ELF
+    header, the program headers and the note segments.
+    """
     try:
         with open(path, "rb") as f:
-            elf = ELFFile(f)
-            for segment in elf.iter_segments():
-                if segment["p_type"] == "PT_NOTE":
-                    for note in segment.iter_notes():
-                        if note["n_type"] == "NT_GNU_BUILD_ID":
-                            return note["n_desc"]
-    except (OSError, ELFError):
+            ident = f.read(64)
+            if len(ident) < 64 or ident[:4] != b"\x7fELF" or ident[4] != 2 or ident[5] != 1:
+                return ""  # only 64-bit little-endian ELF here
+            phoff, = struct.unpack_from("<Q", ident, 32)
+            phentsize, phnum = struct.unpack_from("<HH", ident, 54)
+            if phnum > 256 or phentsize < 56:
+                return ""
+            f.seek(phoff)
+            table = f.read(phentsize * phnum)
+            for i in range(phnum):
+                p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", table, i * phentsize)
+                if p_type != 4 or p_filesz > 1 << 16:  # PT_NOTE
+                    continue
+                f.seek(p_offset)
+                notes = f.read(p_filesz)
+                position = 0
+                while position + 12 <= len(notes):
+                    namesz, descsz, kind = struct.unpack_from("<III", notes, position)
+                    name_end = position + 12 + ((namesz + 3) & ~3)
+                    desc = notes[name_end:name_end + descsz]
+                    if kind == 3 and notes[position + 12:position + 12 + namesz].rstrip(b"\0") == b"GNU":
+                        return desc.hex()
+                    position = name_end + ((descsz + 3) & ~3)
+    except OSError:
         pass
     return ""
 

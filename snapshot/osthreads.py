@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from .memory import MemoryReader
 
@@ -58,30 +58,55 @@ class TaskStates:
 
     def __init__(self, pid: int):
         self.pid = pid
-        self._fds: Dict[int, int] = {}
+        self._fds: Dict[Tuple[int, str], int] = {}
 
-    def read(self) -> Dict[int, str]:
-        tids = task_ids(self.pid)
-        for tid in [t for t in self._fds if t not in tids]:
-            os.close(self._fds.pop(tid))
-        states = {}
+    def _read_all(self, tids: Iterable[int], name: str, size: int) -> Dict[int, bytes]:
+        result = {}
         for tid in tids:
-            fd = self._fds.get(tid)
+            key = (tid, name)
+            fd = self._fds.get(key)
             if fd is None:
                 try:
-                    fd = os.open("/proc/%d/task/%d/stat" % (self.pid, tid), os.O_RDONLY)
+                    fd = os.open("/proc/%d/task/%d/%s" % (self.pid, tid, name), os.O_RDONLY)
                 except OSError:
                     continue
-                self._fds[tid] = fd
+                self._fds[key] = fd
             try:
-                data = os.pread(fd, 512, 0)
+                result[tid] = os.pread(fd, size, 0)
             except OSError:
-                os.close(self._fds.pop(tid))
-                continue
+                os.close(self._fds.pop(key))
+        return result
+
+    def read(self) -> Dict[int, str]:
+        """tid -> scheduler state letter, for threads that are not paused."""
+        tids = task_ids(self.pid)
+        alive = set(tids)
+        for key in [k for k in self._fds if k[0] not in alive]:
+            os.close(self._fds.pop(key))
+        states = {}
+        for tid, data in self._read_all(tids, "stat", 512).items():
             end = data.rfind(b")")
             if end > 0 and end + 2 < len(data):
                 states[tid] = chr(data[end + 2])
         return states
+
+    def in_syscall(self, tids: Iterable[int]) -> Dict[int, bool]:
+        """For paused threads: was each one inside a system call when stopped?
+
+        A thread stopped by PTRACE_INTERRUPT while blocked (futex, sleep,
+        poll...) reports that call's number; one stopped while running Python
+        code reports -1.  Unlike the run state read before pausing, this is
+        not disturbed by our own previous pause having woken the thread.
+        """
+        result = {}
+        for tid, data in self._read_all(tids, "syscall", 128).items():
+            head = data.split(b" ", 1)[0].strip()
+            if head and head != b"running":
+                try:
+                    result[tid] = int(head) >= 0
+                except ValueError:
+                    pass
+        return result
 
     def close(self) -> None:
         for fd in self._fds.values():

@@ -102,8 +102,11 @@ class Target:
 
     def _take(self, with_locals: bool, blocking: bool, max_repr: int, max_depth: int,
               fresh_names: bool) -> Snapshot:
-        states = self._task_states.read()
-        if not states and not os.path.exists("/proc/%d" % self.pid):
+        # Idle threads: without pausing, the run state read just before the
+        # walk; with pausing, whether each thread was stopped inside a system
+        # call (read while paused, see TaskStates.in_syscall).
+        states = {} if blocking else self._task_states.read()
+        if not blocking and not states and not os.path.exists("/proc/%d" % self.pid):
             raise ProcessExitedError("process %d exited" % self.pid)
         pause = paused if blocking else not_paused
         # Without pausing, a read can race the target (a frame popped between two
@@ -111,8 +114,11 @@ class Target:
         attempts = 1 if blocking else 2
         for attempt in range(attempts):
             try:
-                with pause(self.pid):
+                with pause(self.pid) as stopped:
                     taken_at = time.time_ns()
+                    if stopped:
+                        states = {tid: "S" if waiting else "R"
+                                  for tid, waiting in self._task_states.in_syscall(stopped).items()}
                     threads = self._read_threads(with_locals, max_repr, max_depth, fresh_names, states)
                 break
             except (MemoryReadError, CorruptDataError) as e:
