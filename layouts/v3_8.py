@@ -74,6 +74,7 @@ PyFrameObject = cstruct(
     368,
     (24, 'f_back', Ptr),  # struct _frame *
     (32, 'f_code', Ptr),  # PyCodeObject *
+    (48, 'f_globals', Ptr),  # PyObject *
     (96, 'f_gen', Ptr),  # PyObject *
     (104, 'f_lasti', Int32sl),  # int
     (108, 'f_lineno', Int32sl),  # int

@@ -39,6 +39,9 @@ class Frame:
     locals: Optional[Tuple[Local, ...]] = None
     is_native: bool = False
     module: Optional[str] = None
+    #: Address of the frame's globals dict (snapshots with locals only), so a
+    #: front end can resolve global names exactly as the frame would.
+    globals_address: Optional[int] = None
 
     @property
     def short_filename(self) -> str:
@@ -61,6 +64,8 @@ class Frame:
         }
         if self.is_native:
             data["is_native"] = True
+        if self.globals_address:
+            data["globals_addr"] = self.globals_address
         return data
 
     @classmethod
@@ -68,7 +73,7 @@ class Frame:
         loc = data.get("locals")
         return cls(data["name"], data["filename"], data["line"],
                    None if loc is None else tuple(Local.from_dict(x) for x in loc),
-                   data.get("is_native", False), data.get("module"))
+                   data.get("is_native", False), data.get("module"), data.get("globals_addr"))
 
 
 @dataclass(**_FROZEN)

@@ -176,7 +176,8 @@ class Target:
                     self._frame_cache.clear()
                 self._frame_cache[key] = frame
             return frame
-        return Frame(function, code.filename, raw.line, self._locals(raw, max_repr, max_depth))
+        return Frame(function, code.filename, raw.line, self._locals(raw, max_repr, max_depth),
+                     globals_address=raw.globals_addr or None)
 
     def _method_name(self, code, first: int) -> Optional[str]:
         if not first:

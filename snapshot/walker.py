@@ -33,13 +33,15 @@ _I32 = struct.Struct("<i")
 class RawFrame:
     """One Python frame as found in memory, before it becomes a model.Frame."""
 
-    __slots__ = ("code", "line", "frame_addr", "localsplus")
+    __slots__ = ("code", "line", "frame_addr", "localsplus", "globals_addr")
 
-    def __init__(self, code: CodeInfo, line: int, frame_addr: int, localsplus: Optional[Tuple[int, ...]] = None):
+    def __init__(self, code: CodeInfo, line: int, frame_addr: int, localsplus: Optional[Tuple[int, ...]] = None,
+                 globals_addr: int = 0):
         self.code = code
         self.line = line
         self.frame_addr = frame_addr
         self.localsplus = localsplus  # slot values, when locals (or self/cls) were asked for
+        self.globals_addr = globals_addr  # the frame's globals dict, when locals were asked for
 
 
 @dataclass
@@ -128,6 +130,7 @@ class Walker:
             fo = layout.PyFrameObject
             self.fo_back, self.fo_code, self.fo_lasti = fo.f_back, fo.f_code, fo.f_lasti
             self.fo_localsplus = fo.f_localsplus
+            self.fo_globals = fo.f_globals
             self.frame_header = fo.f_localsplus + 8
         else:
             iframe = layout._PyInterpreterFrame
@@ -136,6 +139,7 @@ class Walker:
             self.if_instr = iframe.fields[f.frame_instr_field].offset
             self.if_owner = iframe.owner
             self.if_localsplus = iframe.localsplus
+            self.if_globals = iframe.f_globals
             self.frame_header = iframe.localsplus
         interp = layout.PyInterpreterState
         self.interp_threads = interp.get("threads_head", interp.get("tstate_head"))
@@ -264,7 +268,8 @@ class Walker:
                 elif count <= 100000:
                     slot_data = read(address + self.fo_localsplus, 8 * count)
                     slots = struct.unpack_from("<%dQ" % count, slot_data)
-            frames.append(RawFrame(code, line, address, slots))
+            globals_addr = _U64.unpack_from(data, self.fo_globals)[0] if with_locals else 0
+            frames.append(RawFrame(code, line, address, slots, globals_addr))
             address = _U64.unpack_from(data, self.fo_back)[0]
         if len(self._frame_chains) > 256:
             self._frame_chains.clear()
@@ -325,7 +330,8 @@ class Walker:
                     slots = struct.unpack_from("<%dQ" % count, data, start)
                 else:
                     slots = struct.unpack_from("<%dQ" % count, self.memory.read(address + header, 8 * count))
-            frames.append(RawFrame(code, line, address, slots))
+            globals_addr = unpack(data, base + self.if_globals)[0] if with_locals else 0
+            frames.append(RawFrame(code, line, address, slots, globals_addr))
             address = previous
         return frames, False
 

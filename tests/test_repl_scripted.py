@@ -183,7 +183,8 @@ def test_exited_target_keeps_snapshot(python, tmp_path):
 
 def test_start_command_and_inspect(python, tmp_path):
     truth_path = str(tmp_path / "truth.json")
-    r = run_tool(["-c", "thread worker-b", "-c", "bt", "-c", "p seconds", "--",
+    # `sample` first: it gives the freshly started target time to start its threads.
+    r = run_tool(["-c", "sample --duration 1", "-c", "thread worker-b", "-c", "bt", "-c", "p seconds", "--",
                   python.path, target_script("repl_target.py"), truth_path, "--no-busy"], timeout=120)
     assert r.returncode == 0, err(r)
     assert "idle_loop" in out(r) and out(r).rstrip().endswith("3600")

@@ -123,7 +123,17 @@ def resolve_root(session, name: str) -> Value:
                     return Value(0, local.repr, "local")
                 return Value(local.address, None, "local")
     objects = session.objects()
-    module_addr, module_name = session.frame_module(frame)
+    if frame.globals_address:
+        # The frame's own globals (exact even for exec'd code with its own namespace).
+        addr = objects.dict_get(frame.globals_address, name)
+        if addr:
+            return Value(addr, None, "global")
+        module_addr, module_name = None, "?"
+        name_addr = objects.dict_get(frame.globals_address, "__name__")
+        if name_addr and objects.kind(name_addr) == "str":
+            module_name = objects.string(name_addr, 200)
+    else:
+        module_addr, module_name = session.frame_module(frame)
     if module_addr:
         addr = objects.getattr(module_addr, name)
         if addr:

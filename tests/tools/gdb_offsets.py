@@ -62,6 +62,7 @@ WANTED = {
         ("f_lasti", "f_lasti"),
         ("f_lineno", "f_lineno"),
         ("f_gen", "f_gen"),
+        ("f_globals", "f_globals"),
         ("f_localsplus", "f_localsplus"),
         ("f_frame", "f_frame"),
     ]),
