@@ -16,11 +16,10 @@ REPL state kept here:
 """
 from __future__ import annotations
 
-import os
 import struct
 import sys
 import threading
-from typing import Dict, List, Optional, TextIO, Tuple
+from typing import Dict, Optional, TextIO, Tuple
 
 from snapshot import SnapshotError, attach
 from snapshot.errors import ProcessExitedError
@@ -137,8 +136,10 @@ class Session:
                 return "target process %d exited%s" % (self.pid, kept)
         return None
 
-    def ensure_snapshot(self, locals: bool = True) -> Snapshot:
-        """The latest snapshot; takes one (with locals) when there is none yet."""
+    def ensure_snapshot(self, locals: bool = True, fresh: bool = False) -> Snapshot:
+        """The latest snapshot; takes one (with locals) when there is none yet, or when ``fresh``."""
+        if fresh:
+            return self.refresh()
         if self.snapshot is None:
             return self.take_snapshot(locals=locals)
         if locals and not self.exited and self._missing_locals():

@@ -26,7 +26,6 @@ This module never parses with construct: ``Target.sample`` is the hot path.
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass, field

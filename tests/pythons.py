@@ -17,7 +17,9 @@ Environment:
 """
 from __future__ import annotations
 
+import contextlib
 import glob
+import json
 import os
 import re
 import shutil
@@ -194,7 +196,6 @@ if __name__ == "__main__":   # python tests/pythons.py: print the matrix
 # --------------------------------------------------------------------------
 # Running targets and the tool
 # --------------------------------------------------------------------------
-import json  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
@@ -343,3 +344,18 @@ def run_tool(args, timeout: float = 120.0, prefix=None, **kw) -> subprocess.Comp
     cmd = (list(prefix) if prefix else [sys.executable, "-m", "repl.cli"]) + [str(a) for a in args]
     return subprocess.run(cmd, capture_output=True, timeout=timeout, cwd=REPO,
                           env=kw.pop("env", None) or tool_env(), **kw)
+
+
+@contextlib.contextmanager
+def repl_target(python, workdir: str):
+    """tests/targets/repl_target.py running under ``python``, with its truth loaded as ``.truth``."""
+    truth_path = os.path.join(workdir, "truth.json")
+    t = Target(python.path, target_script("repl_target.py"), [truth_path], workdir=workdir)
+    try:
+        t.wait_for_file(truth_path, 60)
+        with open(truth_path, encoding="utf-8") as fh:
+            t.truth = json.load(fh)
+        t.truth_path = truth_path
+        yield t
+    finally:
+        t.stop()

@@ -296,6 +296,24 @@ def test_after():
 '''
 
 
+def _plugin_option():
+    """Load the plugin by module only when its pytest11 entry point is not installed.
+
+    Once the package is installed (as README and CI do), pytest loads the
+    plugin through the entry point, and ``-p repl.pytest_plugin`` would
+    register it a second time.
+    """
+    try:
+        from importlib.metadata import entry_points
+        group = entry_points().select(group="pytest11") if hasattr(entry_points(), "select") \
+            else entry_points().get("pytest11", ())
+        if any(ep.value == "repl.pytest_plugin" for ep in group):
+            return []
+    except Exception:  # noqa: BLE001
+        pass
+    return ["-p", "repl.pytest_plugin"]
+
+
 def test_pytest_plugin_reports_a_hanging_test(tmp_path):
     test_file = tmp_path / "test_hangs.py"
     test_file.write_text(textwrap.dedent(PYTEST_FILE))
@@ -303,7 +321,7 @@ def test_pytest_plugin_reports_a_hanging_test(tmp_path):
              for m in ("HANG-AB", "HANG-BA") if m in text_line}
     env = tool_env()
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "repl.pytest_plugin", "-p", "no:cacheprovider",
+    result = subprocess.run([sys.executable, "-m", "pytest", *_plugin_option(), "-p", "no:cacheprovider",
                              "--hang-timeout", "2", "--hang-kill-after", "3", "--hang-json",
                              str(tmp_path / "hang.json"), str(test_file)],
                             capture_output=True, timeout=90, cwd=str(tmp_path), env=env)

@@ -8,8 +8,6 @@ registry (which prefers the REPL-only `watch`/`record` over CLI subcommands).
 """
 from __future__ import annotations
 
-import json
-import os
 import re
 import sys
 import time
@@ -26,17 +24,8 @@ PROMPT = r"\(pyspy pid \d+[^)]*\) "
 
 @pytest.fixture(scope="module")
 def target(python, tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("repl-pty-" + python.id))
-    truth_path = os.path.join(workdir, "truth.json")
-    t = pythons.Target(python.path, target_script("repl_target.py"), [truth_path], workdir=workdir)
-    try:
-        t.wait_for_file(truth_path, 60)
-        with open(truth_path, encoding="utf-8") as fh:
-            t.truth = json.load(fh)
-        t.truth_path = truth_path
+    with pythons.repl_target(python, str(tmp_path_factory.mktemp("repl-pty-" + python.id))) as t:
         yield t
-    finally:
-        t.stop()
 
 
 def spawn(pid, tmp_path, term="dumb", extra=()):

@@ -8,8 +8,6 @@ Run:  python -m pytest tests/test_repl_scripted.py   (PYSPY_REPL_MATRIX=3.12-pye
 """
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
 import sys
@@ -25,17 +23,8 @@ ESC = re.compile(r"\x1b")
 
 @pytest.fixture(scope="module")
 def target(python, tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("repl-" + python.id))
-    truth_path = os.path.join(workdir, "truth.json")
-    t = pythons.Target(python.path, target_script("repl_target.py"), [truth_path], workdir=workdir)
-    try:
-        t.wait_for_file(truth_path, 60)
-        with open(truth_path, encoding="utf-8") as fh:
-            t.truth = json.load(fh)
-        t.truth_path = truth_path
+    with pythons.repl_target(python, str(tmp_path_factory.mktemp("repl-" + python.id))) as t:
         yield t
-    finally:
-        t.stop()
 
 
 def repl(target, *commands, stdin=None, timeout=90):

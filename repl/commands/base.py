@@ -55,6 +55,14 @@ class Command:
         raise NotImplementedError
 
 
+def remainder_command(words: Optional[Sequence[str]]) -> List[str]:
+    """An argparse REMAINDER (``-- COMMAND ARGS...``) without its leading ``--``."""
+    command = list(words or [])
+    if command and command[0] == "--":
+        command = command[1:]
+    return command
+
+
 REGISTRY: Dict[str, Type[Command]] = {}
 
 

@@ -24,13 +24,11 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
-from .base import Command, CommandError, register
+from .base import Command, CommandError, register, remainder_command
 
 EXIT_TIMEOUT = 124
 EXIT_WATCH_FAILED = 125
@@ -86,9 +84,7 @@ class HangWatchCommand(Command):
                             help="the command to run")
 
     def run(self, session, args) -> int:
-        command = list(args.command)
-        if command and command[0] == "--":
-            command = command[1:]
+        command = remainder_command(args.command)
         if not command:
             raise CommandError("watch: no command given (pyspy-repl watch --timeout S -- COMMAND ARGS...)")
         return Watcher(args, command, session.err).run()

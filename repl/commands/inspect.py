@@ -213,10 +213,7 @@ class PrintCommand(Command):
         parser.add_argument("--fresh", action="store_true", help="take a new snapshot first")
 
     def run(self, session, args) -> int:
-        if args.fresh:
-            session.refresh()
-        else:
-            session.ensure_snapshot(locals=True)
+        session.ensure_snapshot(locals=True, fresh=args.fresh)
         text = " ".join(args.expr)
         value, shown = evaluate(session, text)
         if not value.addr:

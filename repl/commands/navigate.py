@@ -1,7 +1,6 @@
 """REPL navigation: threads, thread, bt/where, frame, up, down, locals, refresh, attach, detach, help, quit."""
 from __future__ import annotations
 
-import argparse
 
 from ..render import frame_line
 from .base import Command, CommandError, register
@@ -77,10 +76,7 @@ class BacktraceCommand(Command):
 
     def run(self, session, args) -> int:
         from ..render import thread_header
-        if args.fresh:
-            session.refresh()
-        else:
-            session.ensure_snapshot(locals=False)
+        session.ensure_snapshot(locals=False, fresh=args.fresh)
         selected = session.current_thread()
         threads = session.snapshot.threads if args.all else (selected,)
         for thread in threads:
@@ -170,10 +166,7 @@ class LocalsCommand(Command):
         parser.add_argument("--fresh", action="store_true", help="take a new snapshot first")
 
     def run(self, session, args) -> int:
-        if args.fresh:
-            session.refresh()
-        else:
-            session.ensure_snapshot(locals=True)
+        session.ensure_snapshot(locals=True, fresh=args.fresh)
         frame = session.current_frame()
         out = session.out
         if frame.locals is None:

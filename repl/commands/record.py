@@ -12,7 +12,6 @@ exits; if the recording ends first (``--duration``), the command is stopped.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import threading
@@ -22,7 +21,7 @@ from typing import List, Optional
 from snapshot.errors import ProcessExitedError
 
 from ..progress import Progress, format_seconds, is_terminal
-from .base import Command, CommandError, register
+from .base import Command, CommandError, register, remainder_command
 
 #: Seconds a launched command gets to show an initialised interpreter.
 LAUNCH_TIMEOUT = 10.0
@@ -47,10 +46,7 @@ def add_sampling_arguments(parser) -> None:
 
 
 def command_of(args) -> List[str]:
-    command = list(args.command or [])
-    if command and command[0] == "--":
-        command = command[1:]
-    return command
+    return remainder_command(args.command)
 
 
 class Launched:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from .base import Command, CommandError
+from .base import Command, CommandError, remainder_command
 from .sample import interrupt_flag
 
 
@@ -29,9 +29,7 @@ class WatchReplCommand(Command):
                             help="the command to repeat (with its arguments)")
 
     def run(self, session, args) -> int:
-        words = list(args.command)
-        if words and words[0] == "--":
-            words = words[1:]
+        words = remainder_command(args.command)
         if not words:
             raise CommandError("watch: which command? e.g. `watch bt`")
         if words[0] in ("watch", "quit", "exit", "q", "attach", "detach", "record"):
