@@ -11,8 +11,9 @@ import importlib
 from functools import lru_cache
 from typing import Tuple
 
-from .base import Features, Layout, layout_from_module
-from .debug_offsets import COOKIE, DEBUG_OFFSETS, apply_debug_offsets, parse_debug_offsets, table_size
+from .base import Layout, layout_from_module
+from .debug_offsets import COOKIE, apply_debug_offsets, parse_debug_offsets, table_size
+from .features import Features
 
 SUPPORTED_VERSIONS: Tuple[Tuple[int, int], ...] = (
     (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13), (3, 14), (3, 15))
@@ -27,8 +28,7 @@ def get_layout(version: Tuple[int, int]) -> Layout:
     version = tuple(version[:2])
     if version not in SUPPORTED_VERSIONS:
         raise UnknownLayoutError("no layout for CPython %d.%d" % version)
-    module = importlib.import_module("%s.v%d_%d" % (__name__, version[0], version[1]))
-    return layout_from_module(module)
+    return layout_from_module(importlib.import_module(version_module_name(version)))
 
 
 def with_debug_offsets(layout: Layout, table_bytes: bytes) -> Layout:
@@ -46,5 +46,10 @@ def with_debug_offsets(layout: Layout, table_bytes: bytes) -> Layout:
     return layout.with_structs(structs, mismatches)
 
 
+def version_module_name(version: Tuple[int, int]) -> str:
+    """Module declaring ``version`` (its source is what a compiled-layout cache is keyed on)."""
+    return "%s.v%d_%d" % (__name__, version[0], version[1])
+
+
 __all__ = ["Features", "Layout", "SUPPORTED_VERSIONS", "UnknownLayoutError", "get_layout",
-           "with_debug_offsets", "DEBUG_OFFSETS", "COOKIE", "table_size"]
+           "with_debug_offsets", "COOKIE", "table_size", "version_module_name"]

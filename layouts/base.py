@@ -8,60 +8,13 @@ engine asks the layout and never tests version numbers itself.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import importlib
+from dataclasses import asdict, dataclass, field, replace
 from types import ModuleType
 from typing import Dict, Mapping, Optional, Tuple
 
-from construct import Struct
-
-from ._declare import StructOffsets, compile_struct
-
-
-@dataclass(frozen=True)
-class Features:
-    """Version behaviours that are not struct offsets."""
-
-    #: "frame_object" (3.8-3.10: linked PyFrameObjects) or "interpreter_frame" (3.11+).
-    frame_model: str
-    #: How a thread state points at its innermost frame: "frame", "cframe" or "current_frame".
-    tstate_frame: str
-    #: Line table format: "lnotab" (3.8-3.9), "linetable" (3.10) or "locations" (3.11+).
-    line_table: str
-    #: Bytes per unit of PyFrameObject.f_lasti (1 up to 3.9, 2 in 3.10).
-    lasti_unit: int = 1
-    #: Field of _PyInterpreterFrame holding the code object.
-    frame_code_field: str = "f_code"
-    #: Field of _PyInterpreterFrame pointing into the bytecode.
-    frame_instr_field: Optional[str] = None
-    #: Low bits of _PyStackRef values that are tags, not address (3.14+: 3).
-    stackref_tag_mask: int = 0
-    #: _PyInterpreterFrame.owner values from this one up are interpreter-internal frames.
-    skip_owner_from: Optional[int] = None
-    #: "ob_size" (sign and digit count in ob_size) or "lv_tag" (3.12+).
-    long_kind: str = "ob_size"
-    #: "dk_size" (3.8-3.10 keys with 24-byte entries) or "log2" (3.11+, unicode or general entries).
-    dict_keys_kind: str = "dk_size"
-    #: Where instance attributes live: "dictoffset", "pre_header_311", "pre_header_312", "inline_values".
-    instance_dict: str = "dictoffset"
-    #: Where the GIL is: "runtime" (3.8-3.11) or "interpreter" (3.12+).
-    gil: str = "runtime"
-    #: The interpreter names OS threads after threading.Thread names (3.14+).
-    os_thread_names: bool = False
-    #: co_localspluskinds bits: local, cell, free, hidden (0 where the version lacks it).
-    fast_local: int = 0x20
-    fast_cell: int = 0x40
-    fast_free: int = 0x80
-    fast_hidden: int = 0
-    #: Name of the _Py_DebugOffsets declaration the target carries (3.13+).
-    debug_offsets: Optional[str] = None
-    #: PyASCIIObject.state bits.
-    unicode_kind_shift: int = 2
-    unicode_compact_bit: int = 5
-    unicode_ascii_bit: int = 6
-    #: Py_TPFLAGS_INLINE_VALUES (3.13+) and Py_TPFLAGS_MANAGED_DICT (3.12+) bits.
-    tpflags_inline_values: int = 0
-    tpflags_managed_dict: int = 0
-    free_threaded: bool = False
+from .compiled import StructOffsets
+from .features import Features
 
 
 @dataclass(frozen=True)
@@ -70,7 +23,6 @@ class Layout:
 
     version: Tuple[int, int]
     features: Features
-    declarations: Mapping[str, Struct] = field(repr=False)
     structs: Mapping[str, StructOffsets] = field(repr=False)
     #: Where the run-time debug offsets disagreed with the static declaration.
     mismatches: Tuple[str, ...] = ()
@@ -82,6 +34,24 @@ class Layout:
         except KeyError:
             raise AttributeError(name) from None
 
+    @property
+    def declarations(self) -> Mapping:
+        """The construct declarations (imports construct; not for the hot path)."""
+        module = importlib.import_module("%s.v%d_%d" % ((__package__,) + tuple(self.version)))
+        return _declarations(module)
+
+    def to_data(self) -> dict:
+        """A JSON-able form, so a cached layout can be rebuilt without construct."""
+        return {"version": list(self.version), "features": asdict(self.features),
+                "structs": {name: s.to_data() for name, s in self.structs.items()},
+                "mismatches": list(self.mismatches)}
+
+    @classmethod
+    def from_data(cls, data: dict) -> "Layout":
+        return cls(version=tuple(data["version"]), features=Features(**data["features"]),
+                   structs={name: StructOffsets.from_data(name, s) for name, s in data["structs"].items()},
+                   mismatches=tuple(data.get("mismatches", ())))
+
     def has(self, struct_name: str, field_name: str) -> bool:
         entry = self.structs.get(struct_name)
         return entry is not None and field_name in entry
@@ -90,12 +60,13 @@ class Layout:
         return replace(self, structs=dict(structs), mismatches=mismatches)
 
 
+def _declarations(module: ModuleType) -> Dict:
+    from construct import Struct
+    return {name: value for name, value in vars(module).items() if isinstance(value, Struct)}
+
+
 def layout_from_module(module: ModuleType) -> Layout:
-    """Collect every ``cstruct`` declaration of a version module into a Layout."""
-    declarations: Dict[str, Struct] = {
-        name: value for name, value in vars(module).items()
-        if isinstance(value, Struct)
-    }
-    structs = {name: compile_struct(name, decl) for name, decl in declarations.items()}
-    return Layout(version=module.VERSION, features=module.FEATURES,
-                  declarations=declarations, structs=structs)
+    """Compile every ``cstruct`` declaration of a version module into a Layout."""
+    from ._declare import compile_struct
+    structs = {name: compile_struct(name, decl) for name, decl in _declarations(module).items()}
+    return Layout(version=module.VERSION, features=module.FEATURES, structs=structs)

@@ -8,18 +8,10 @@ target's own values on the static declaration of the same version.
 """
 from __future__ import annotations
 
+import struct
 from typing import Dict, List, Mapping, Tuple
 
-from construct import Bytes, Int64ul, Struct
-
-from ._declare import StructOffsets
-
-
-def _group(*names: str) -> Struct:
-    return Struct(*(name / Int64ul for name in names))
-
-
-_HEADER = ("cookie" / Bytes(8), "version" / Int64ul, "free_threaded" / Int64ul)
+from .compiled import StructOffsets
 
 _INTERP_313 = ("size", "id", "next", "threads_head", "gc", "imports_modules", "sysdict", "builtins",
                "ceval_gil", "gil_runtime_state", "gil_runtime_state_enabled",
@@ -63,12 +55,10 @@ _TAIL_314 = (
 )
 
 
-def _table(groups: List[Tuple[str, Tuple[str, ...]]]) -> Struct:
-    return Struct(*_HEADER, *(name / _group(*fields) for name, fields in groups))
-
-
-DEBUG_OFFSETS: Dict[str, Struct] = {
-    "3.13": _table([
+#: The tables as plain data: after the 24-byte header (``char cookie[8]``,
+#: ``u64 version``, ``u64 free_threaded``) come groups of u64 fields, in C order.
+TABLES: Dict[str, List[Tuple[str, Tuple[str, ...]]]] = {
+    "3.13": ([
         ("runtime_state", ("size", "finalizing", "interpreters_head")),
         ("interpreter_state", _INTERP_313),
         ("thread_state", _TSTATE_313),
@@ -80,7 +70,7 @@ DEBUG_OFFSETS: Dict[str, Struct] = {
         ("unicode_object", _UNICODE_313),
         ("gc", _GC_313),
     ]),
-    "3.14": _table([
+    "3.14": ([
         ("runtime_state", ("size", "finalizing", "interpreters_head")),
         ("interpreter_state", _INTERP_314),
         ("thread_state", _TSTATE_313),
@@ -93,7 +83,7 @@ DEBUG_OFFSETS: Dict[str, Struct] = {
         ("gc", _GC_313),
         *_TAIL_314,
     ]),
-    "3.15": _table([
+    "3.15": ([
         ("runtime_state", ("size", "finalizing", "interpreters_head")),
         ("interpreter_state", _INTERP_314),
         ("thread_state", _TSTATE_315),
@@ -187,13 +177,46 @@ _SIZES = {
 MAX_STRUCT_SIZE = 1 << 20
 
 
+class _Record(dict):
+    """A parsed table or group: a dict whose keys also read as attributes."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 def table_size(name: str) -> int:
-    return DEBUG_OFFSETS[name].sizeof()
+    return 24 + 8 * sum(len(fields) for _, fields in TABLES[name])
 
 
-def parse_debug_offsets(name: str, data: bytes):
-    """Parse a target's table (construct is fine here: once per attach)."""
-    return DEBUG_OFFSETS[name].parse(data[:table_size(name)])
+def parse_debug_offsets(name: str, data: bytes) -> _Record:
+    """Parse a target's table with ``struct`` (construct is not needed at run time)."""
+    size = table_size(name)
+    if len(data) < size:
+        raise ValueError("debug offsets table truncated (%d of %d bytes)" % (len(data), size))
+    words = struct.unpack_from("<%dQ" % ((size - 8) // 8), data, 8)
+    table = _Record(cookie=bytes(data[:8]), version=words[0], free_threaded=words[1])
+    position = 2
+    for group, fields in TABLES[name]:
+        table[group] = _Record(zip(fields, words[position:position + len(fields)]))
+        position += len(fields)
+    return table
+
+
+def declaration(name: str):
+    """The table as a construct ``Struct`` (for tests and for reading a table by hand)."""
+    from construct import Bytes, Int64ul, Struct
+    return Struct("cookie" / Bytes(8), "version" / Int64ul, "free_threaded" / Int64ul,
+                  *(group / Struct(*(f / Int64ul for f in fields)) for group, fields in TABLES[name]))
+
+
+def __getattr__(name):
+    # DEBUG_OFFSETS (the construct declarations) is built on first use only.
+    if name == "DEBUG_OFFSETS":
+        return {version: declaration(version) for version in TABLES}
+    raise AttributeError(name)
 
 
 def apply_debug_offsets(structs: Mapping[str, StructOffsets], table) -> Tuple[Dict[str, StructOffsets], Tuple[str, ...]]:
@@ -216,7 +239,7 @@ def apply_debug_offsets(structs: Mapping[str, StructOffsets], table) -> Tuple[Di
         overrides.setdefault(struct_name, {})[field_name] = value
 
     for group_name, group in table.items():
-        if not hasattr(group, "items"):
+        if not isinstance(group, dict):
             continue
         for field_name, value in group.items():
             if field_name.startswith("_"):

@@ -3,7 +3,7 @@
 Offsets were measured from the DWARF of Debian 3.14.10 (python3.14-dbg symbols) by tests/tools/gdb_offsets.py;
 tests/test_layouts.py re-measures them and compares."""
 from ._declare import Float64l, Int8sl, Int8ul, Int16sl, Int16ul, Int32sl, Int32ul, Int64sl, Int64ul, Pass, Ptr, array_of, blob, cstruct  # noqa: F401
-from .base import Features
+from .features import Features
 
 VERSION = (3, 14)
 

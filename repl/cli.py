@@ -12,7 +12,7 @@ from typing import List, Optional
 
 from snapshot.errors import SnapshotError
 
-from .commands import REGISTRY, CommandError
+from .commands import CLI_MODULES, REGISTRY, CommandError, load_cli
 from .commands.base import _HelpShown
 from .session import Session
 
@@ -50,14 +50,14 @@ def run_command(name: str, argv: List[str], session: Session, prog: str = PROG) 
 
 
 def _usage(prog: str) -> str:
-    names = sorted({cls.name for cls in REGISTRY.values() if cls.cli})
+    names = sorted(CLI_MODULES)
     return ("usage: %s SUBCOMMAND [options]   (subcommands: %s)\n"
             "       %s --pid PID             (interactive prompt; see --help)\n" % (prog, ", ".join(names), prog))
 
 
 def main(argv: Optional[List[str]] = None, prog: str = PROG, interactive: bool = True) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in REGISTRY and REGISTRY[argv[0]].cli:
+    if argv and load_cli(argv[0]) is not None:
         session = Session()
         try:
             return run_command(argv[0], argv[1:], session, prog)

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Type
 
 from snapshot.errors import ProcessExitedError, SnapshotError
 
-from .commands import REGISTRY, Command, CommandError
+from .commands import Command, CommandError, load_all
 from .commands.base import _HelpShown
 from .session import Session
 
@@ -47,8 +47,7 @@ def repl_registry() -> Dict[str, Type[Command]]:
     that a CLI subcommand (``cli = True``) holds there: a CLI subcommand name
     can mean something else at the prompt.
     """
-    import repl.commands  # noqa: F401 - importing registers every command
-    registry: Dict[str, Type[Command]] = dict(REGISTRY)
+    registry: Dict[str, Type[Command]] = dict(load_all())
     for cls in _subclasses(Command):
         if cls.cli or not cls.name:
             continue

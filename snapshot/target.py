@@ -12,10 +12,11 @@ import struct
 import time
 from typing import Dict, List, Optional, Tuple
 
-from layouts import UnknownLayoutError, get_layout, table_size, with_debug_offsets
+from layouts import UnknownLayoutError, table_size, with_debug_offsets
 
 from .codecache import CodeCache
 from .discovery import Interpreter, command_line, locate
+from .layoutcache import load_layout
 from .errors import (CorruptDataError, MemoryReadError, ProcessExitedError, SnapshotError,
                      UnsupportedVersionError)
 from .memory import MemoryReader, ProcessMemory
@@ -58,7 +59,7 @@ class Target:
     def _layout(self):
         version = self.interpreter.version[:2]
         try:
-            layout = get_layout(version)
+            layout = load_layout(version)
         except UnknownLayoutError:
             raise UnsupportedVersionError("Python %s is not supported" % self.interpreter.version_text) from None
         if layout.features.debug_offsets:

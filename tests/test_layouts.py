@@ -14,6 +14,7 @@ import random
 import shutil
 import struct
 import subprocess
+import sys
 
 import pytest
 from elftools.elf.elffile import ELFFile
@@ -106,3 +107,37 @@ def test_layouts_match_the_interpreter(python, tmp_path):
         checked = True
     if not checked:
         pytest.skip("%s has neither DWARF nor debug offsets to check against (stripped %s)" % (python.id, path))
+
+
+@pytest.mark.parametrize("version", SUPPORTED_VERSIONS, ids=_version_id)
+def test_cached_compiled_layout_equals_the_declaration(version, tmp_path, monkeypatch):
+    from snapshot import layoutcache
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = layoutcache.load_layout(version)      # compiles and writes the cache
+    second = layoutcache.load_layout(version)     # read back from the cache
+    assert os.listdir(layoutcache.cache_dir())
+    assert second.to_data() == first.to_data() == get_layout(version).to_data()
+
+
+def test_warm_attach_path_does_not_import_construct(tmp_path):
+    code = ("import sys; from snapshot import layoutcache; layoutcache.load_layout((3, 12)); "
+            "import snapshot.target; print('construct' in sys.modules)")
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    cwd = os.path.dirname(HERE)
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, check=True)   # fills the cache
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    assert out == "False"
+
+
+@pytest.mark.parametrize("name", ["3.13", "3.14", "3.15"])
+def test_struct_parser_agrees_with_the_construct_declaration(name):
+    from layouts.debug_offsets import declaration, parse_debug_offsets
+    data = bytes(random.Random(2).randrange(256) for _ in range(table_size(name)))
+    by_construct = declaration(name).parse(data)
+    by_struct = parse_debug_offsets(name, data)
+    for group, value in by_struct.items():
+        if isinstance(value, dict):
+            assert {k: by_construct[group][k] for k in value} == dict(value)
+        else:
+            assert by_construct[group] == value

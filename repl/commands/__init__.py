@@ -1,15 +1,33 @@
-"""The command set; importing this package registers every command."""
-from .base import REGISTRY, ArgumentParser, Command, CommandError, command_names, register  # noqa: F401
-from . import dump  # noqa: F401,E402
-from . import record, top  # noqa: F401,E402
-from . import hangwatch  # noqa: F401,E402
-from . import navigate  # noqa: F401,E402
-from . import inspect  # noqa: F401,E402
-from . import sample  # noqa: F401,E402
-from . import record_bg  # noqa: F401,E402
-from . import watch_cmd  # noqa: F401,E402
+"""The command set.
 
-try:  # commands added by other modules register themselves when present
-    from . import _extra  # noqa: F401
-except ImportError:
-    pass
+Command modules are imported on demand: ``pyspy-repl dump`` must not pay for
+the REPL's commands (or the sampler and writers behind ``record``), because
+an on-call engineer runs it in a loop.  ``load_cli(name)`` imports the one
+module a CLI subcommand needs; ``load_all()`` imports every command (the REPL
+and debugger front ends).
+"""
+import importlib
+from typing import Dict, Optional, Type
+
+from .base import REGISTRY, ArgumentParser, Command, CommandError, command_names, register  # noqa: F401
+
+#: CLI subcommand -> module that defines it.
+CLI_MODULES: Dict[str, str] = {"dump": "dump", "record": "record", "top": "top", "watch": "hangwatch"}
+#: Every command module (the REPL's set).
+ALL_MODULES = ("dump", "record", "top", "hangwatch", "navigate", "inspect", "sample", "record_bg", "watch_cmd")
+
+
+def load_cli(name: str) -> Optional[Type[Command]]:
+    """The class of CLI subcommand ``name``, importing only its module; None if there is none."""
+    module = CLI_MODULES.get(name)
+    if module is None:
+        return None
+    importlib.import_module("%s.%s" % (__name__, module))
+    cls = REGISTRY.get(name)
+    return cls if cls is not None and cls.cli else None
+
+
+def load_all() -> Dict[str, Type[Command]]:
+    for module in ALL_MODULES:
+        importlib.import_module("%s.%s" % (__name__, module))
+    return REGISTRY

@@ -1,0 +1,72 @@
+"""The compiled form of a layout: plain offsets, no construct.
+
+This is what the hot path uses, and what a cached layout is rebuilt from
+without importing construct at all (see ``Layout.to_data``).
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Field:
+    """A compiled field: where it is, and how to read it without construct."""
+
+    offset: int
+    size: int
+    fmt: str | None  # struct format of a scalar field, None for blobs and markers
+
+
+class StructOffsets:
+    """Compiled form of one declaration: ``offsets.field`` is the byte offset.
+
+    Attribute access gives the offset (an int) because that is what the hot
+    path needs; ``fields`` keeps sizes and formats and ``reader(name)`` gives a
+    precompiled ``struct.Struct`` for one field.
+    """
+
+    __slots__ = ("name", "size", "fields", "__dict__")
+
+    def __init__(self, name: str, size: int, fields: Mapping[str, Field]):
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "fields", dict(fields))
+        for field_name, field in fields.items():
+            self.__dict__[field_name] = field.offset
+
+    def __setattr__(self, key, value):
+        raise AttributeError("StructOffsets is immutable")
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.fields
+
+    def get(self, name: str, default=None):
+        field = self.fields.get(name)
+        return default if field is None else field.offset
+
+    def reader(self, name: str) -> struct.Struct:
+        field = self.fields[name]
+        if field.fmt is None:
+            raise TypeError("%s.%s is not a scalar field" % (self.name, name))
+        return struct.Struct("<" + field.fmt)
+
+    def with_offsets(self, overrides: Mapping[str, int], size: int | None = None) -> "StructOffsets":
+        """A copy whose listed fields move (used for run-time debug offsets)."""
+        fields = dict(self.fields)
+        for name, offset in overrides.items():
+            old = fields.get(name)
+            fields[name] = Field(offset, old.size if old else 8, old.fmt if old else "Q")
+        return StructOffsets(self.name, self.size if size is None else size, fields)
+
+    def __repr__(self) -> str:
+        inner = ", ".join("%s=%d" % (k, v.offset) for k, v in self.fields.items())
+        return "<%s size=%d %s>" % (self.name, self.size, inner)
+
+    def to_data(self) -> dict:
+        return {"size": self.size, "fields": {k: [f.offset, f.size, f.fmt] for k, f in self.fields.items()}}
+
+    @classmethod
+    def from_data(cls, name: str, data: dict) -> "StructOffsets":
+        return cls(name, data["size"], {k: Field(*v) for k, v in data["fields"].items()})
