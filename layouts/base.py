@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import asdict, dataclass, field, replace
 from types import ModuleType
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Tuple
 
 from .compiled import StructOffsets
 from .features import Features
