@@ -29,14 +29,11 @@ Labels follow py-spy: ``function (short_filename:line)``, or
 """
 from __future__ import annotations
 
-import sys
 from array import array
 from dataclasses import dataclass, replace
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
-from .model import Frame, Snapshot
-
-_FROZEN = {"frozen": True, "slots": True} if sys.version_info >= (3, 10) else {"frozen": True}
+from .model import _FROZEN, Frame, Snapshot
 
 ThreadKey = Tuple[int, int]  # (pid, thread_id)
 
