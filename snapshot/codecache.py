@@ -78,6 +78,7 @@ class CodeCache:
         self.objects = objects
         self.code_type_addr = code_type_addr
         self._entries: Dict[int, Optional[CodeInfo]] = {}
+        self._hits: set = set()
         co = layout.PyCodeObject
         self.co = co
         self.size = co.size
@@ -95,7 +96,9 @@ class CodeCache:
     def get(self, address: int) -> Optional[CodeInfo]:
         """The code object at ``address``, or None if it is not one."""
         try:
-            return self._entries[address]
+            info = self._entries[address]
+            self._hits.add(address)
+            return info
         except KeyError:
             pass
         if not address:
@@ -109,6 +112,32 @@ class CodeCache:
         if info is not None:
             self._entries[address] = info
         return info
+
+    def begin(self) -> None:
+        """Start a walk: remember which cached entries it relies on."""
+        self._hits = set()
+
+    def stale_hits(self) -> List[int]:
+        """Cached entries used since ``begin`` that no longer hold the same code object.
+
+        A code object can be freed and its address reused by another one (code
+        exec'd at start-up, then a function defined later); its identifying
+        header (names, file, first line, line table pointers) is re-read for
+        every cached entry a walk used, in one batched call, and stale entries
+        are dropped so the caller can resolve those frames again.
+        """
+        addresses = [a for a in self._hits if self._entries.get(a) is not None]
+        self._hits = set()
+        if not addresses:
+            return []
+        span = self.header_span - self.header_start
+        results = self.memory.read_many([(a + self.header_start, span) for a in addresses])
+        stale = []
+        for address, data in zip(addresses, results):
+            if data != self._entries[address].header:
+                del self._entries[address]
+                stale.append(address)
+        return stale
 
     def revalidate(self) -> int:
         """Drop entries whose memory no longer holds the same code object; returns how many."""

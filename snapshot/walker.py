@@ -33,15 +33,17 @@ _I32 = struct.Struct("<i")
 class RawFrame:
     """One Python frame as found in memory, before it becomes a model.Frame."""
 
-    __slots__ = ("code", "line", "frame_addr", "localsplus", "globals_addr")
+    __slots__ = ("code", "line", "frame_addr", "localsplus", "globals_addr", "code_addr", "offset")
 
     def __init__(self, code: CodeInfo, line: int, frame_addr: int, localsplus: Optional[Tuple[int, ...]] = None,
-                 globals_addr: int = 0):
+                 globals_addr: int = 0, code_addr: int = 0, offset: int = 0):
         self.code = code
         self.line = line
         self.frame_addr = frame_addr
         self.localsplus = localsplus  # slot values, when locals (or self/cls) were asked for
         self.globals_addr = globals_addr  # the frame's globals dict, when locals were asked for
+        self.code_addr = code_addr  # to resolve the frame again if the cached code object was stale
+        self.offset = offset  # bytecode offset the line was computed from
 
 
 @dataclass
@@ -197,6 +199,26 @@ class Walker:
 
     # -- stacks ----------------------------------------------------------------
     def walk_threads(self, tstates: List[Tuple[int, bytes]], with_locals: bool) -> List[RawThread]:
+        """All threads' stacks, with every cached code object they used checked once."""
+        self.codes.begin()
+        threads = self._walk_threads(tstates, with_locals)
+        stale = set(self.codes.stale_hits())
+        if stale:
+            for thread in threads:
+                kept = []
+                for frame in thread.frames:
+                    if frame.code_addr in stale:
+                        code = self.codes.get(frame.code_addr)
+                        if code is None:
+                            continue
+                        if code.code_offset != frame.code.code_offset:
+                            frame.offset += frame.code.code_offset - code.code_offset
+                        frame.code, frame.line = code, code.line_for(frame.offset)
+                    kept.append(frame)
+                thread.frames = kept
+        return threads
+
+    def _walk_threads(self, tstates: List[Tuple[int, bytes]], with_locals: bool) -> List[RawThread]:
         """All threads' stacks; the first reads of every thread go out in one batch each."""
         if self.f.frame_model == "frame_object":
             return [self.walk_thread(addr, raw, with_locals) for addr, raw in tstates]
@@ -259,7 +281,8 @@ class Walker:
             if code is None:
                 return frames, True
             lasti = _I32.unpack_from(data, self.fo_lasti)[0]
-            line = code.line_for(lasti * self.f.lasti_unit if lasti >= 0 else 0)
+            offset = lasti * self.f.lasti_unit if lasti >= 0 else 0
+            line = code.line_for(offset)
             slots = None
             if with_locals or code.needs_first_local:
                 count = code.nslots if with_locals else 1
@@ -269,7 +292,7 @@ class Walker:
                     slot_data = read(address + self.fo_localsplus, 8 * count)
                     slots = struct.unpack_from("<%dQ" % count, slot_data)
             globals_addr = _U64.unpack_from(data, self.fo_globals)[0] if with_locals else 0
-            frames.append(RawFrame(code, line, address, slots, globals_addr))
+            frames.append(RawFrame(code, line, address, slots, globals_addr, code_addr, offset))
             address = _U64.unpack_from(data, self.fo_back)[0]
         if len(self._frame_chains) > 256:
             self._frame_chains.clear()
@@ -321,7 +344,9 @@ class Walker:
                 address = previous
                 continue
             offset = unpack(data, base + off_instr)[0] - code_addr - code.code_offset
-            line = code.line_for(offset if 0 <= offset < (1 << 30) else 0)
+            if not 0 <= offset < (1 << 30):
+                offset = 0
+            line = code.line_for(offset)
             slots = None
             count = code.nslots if with_locals else (1 if code.needs_first_local else 0)
             if count and count <= 100000:
@@ -331,7 +356,7 @@ class Walker:
                 else:
                     slots = struct.unpack_from("<%dQ" % count, self.memory.read(address + header, 8 * count))
             globals_addr = unpack(data, base + self.if_globals)[0] if with_locals else 0
-            frames.append(RawFrame(code, line, address, slots, globals_addr))
+            frames.append(RawFrame(code, line, address, slots, globals_addr, code_addr, offset))
             address = previous
         return frames, False
 
