@@ -347,10 +347,10 @@ def run_tool(args, timeout: float = 120.0, prefix=None, **kw) -> subprocess.Comp
 
 
 @contextlib.contextmanager
-def repl_target(python, workdir: str):
+def repl_target(python, workdir: str, *extra_args: str):
     """tests/targets/repl_target.py running under ``python``, with its truth loaded as ``.truth``."""
     truth_path = os.path.join(workdir, "truth.json")
-    t = Target(python.path, target_script("repl_target.py"), [truth_path], workdir=workdir)
+    t = Target(python.path, target_script("repl_target.py"), [truth_path, *extra_args], workdir=workdir)
     try:
         t.wait_for_file(truth_path, 60)
         with open(truth_path, encoding="utf-8") as fh:

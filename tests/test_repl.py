@@ -15,7 +15,6 @@ import time
 import pytest
 
 import pythons
-from pythons import target_script
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -146,15 +145,11 @@ def test_completion_and_history(target, tmp_path):
 
 
 def test_target_exits_mid_session(python, tmp_path):
-    truth_path = str(tmp_path / "truth.json")
-    t = pythons.Target(python.path, target_script("repl_target.py"), [truth_path, "--no-busy"],
-                       workdir=str(tmp_path))
-    try:
-        t.wait_for_file(truth_path)
+    with pythons.repl_target(python, str(tmp_path), "--no-busy") as t:
         child = spawn(t.pid, tmp_path)
         try:
             run(child, "thread worker-a")
-            open(truth_path + ".exit", "w").close()
+            open(t.truth_path + ".exit", "w").close()
             t.proc.wait(10)
             text = run(child, "refresh")
             assert "exited" in text
@@ -166,8 +161,6 @@ def test_target_exits_mid_session(python, tmp_path):
             assert quit(child) == 0
         finally:
             child.close(force=True)
-    finally:
-        t.stop()
 
 
 # ---------------------------------------------------------------- no target needed

@@ -143,20 +143,14 @@ def test_no_target_is_an_error(python):
 
 
 def test_exited_target_keeps_snapshot(python, tmp_path):
-    truth_path = str(tmp_path / "truth.json")
-    t = pythons.Target(python.path, target_script("repl_target.py"), [truth_path, "--no-busy"],
-                       workdir=str(tmp_path))
-    try:
-        t.wait_for_file(truth_path)
-        script = ("thread worker-a\nbt\n"
-                  "refresh\n")
+    with pythons.repl_target(python, str(tmp_path), "--no-busy") as t:
         proc = subprocess.Popen([sys.executable, "-m", "repl.cli", "--pid", str(t.pid)], cwd=pythons.REPO,
                                 env=pythons.tool_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
         proc.stdin.write(b"thread worker-a\nbt\n")
         proc.stdin.flush()
         time.sleep(2)
-        open(truth_path + ".exit", "w").close()
+        open(t.truth_path + ".exit", "w").close()
         t.proc.wait(10)
         proc.stdin.write(b"refresh\nbt\nlocals\np payload\nthreads\n")
         stdout, stderr = proc.communicate(timeout=60)
@@ -166,8 +160,6 @@ def test_exited_target_keeps_snapshot(python, tmp_path):
         assert text.count("> #0   wait_here") == 2, text      # bt works on the kept snapshot
         assert "count = 5" in text                            # locals too
         assert "Traceback" not in errors
-    finally:
-        t.stop()
 
 
 def test_start_command_and_inspect(python, tmp_path):
