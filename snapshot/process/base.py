@@ -1,0 +1,189 @@
+"""The ``Process`` seam: everything the engine may know about a target, whatever it is.
+
+Discovery, the walker, the native unwinder and ``Target`` see only this
+Protocol, so a live pid, an ELF core file, a gdb or lldb inferior and a
+snapshot file all get every feature.  Implementations:
+
+* ``LiveProcess(pid)``  (``live.py``): process_vm_readv, ``/proc``, ptrace; the
+  only code in the package that opens ``/proc``.
+* ``ImageProcess``      (``image.py``): bytes held in memory (unit tests, snapshot files).
+* ``CoreProcess``       (``core.py``): an ELF core plus the binaries on disk.
+* ``GdbProcess`` / ``LldbProcess`` (``repl/debuggers/``): the debugger's API.
+
+What a source cannot provide it says with ``capabilities`` and a typed error,
+never by guessing.
+"""
+from __future__ import annotations
+
+import struct
+import sys
+from dataclasses import dataclass
+from typing import (BinaryIO, ContextManager, Dict, FrozenSet, List, Optional, Protocol, Sequence,
+                    Tuple)
+
+_FROZEN = {"frozen": True, "slots": True} if sys.version_info >= (3, 10) else {"frozen": True}
+
+#: Capability words a source may declare.
+LIVE = "live"          # the process runs: it can be paused, sampled, followed
+PAUSABLE = "pausable"  # ``paused()`` really stops it (live, blocking mode)
+REGISTERS = "registers"  # ``registers(tid)`` works (native unwinding possible)
+FILES = "files"        # mapped files can be opened (symbols, CFI, read-only data)
+
+
+@dataclass(**_FROZEN)
+class MemoryMap:
+    """One mapping of the address space (``/proc/PID/maps``, ``NT_FILE``, a debugger's list)."""
+
+    start: int
+    end: int
+    perms: str
+    offset: int
+    path: str
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    def __contains__(self, address: int) -> bool:
+        return self.start <= address < self.end
+
+
+@dataclass(**_FROZEN)
+class MappedFile:
+    """An ELF file mapped into the target: where it is and how to read it here.
+
+    ``load_bias`` is what to add to the file's virtual addresses (0 for a
+    non-PIE executable).  ``local_path`` is a path *this* process can open
+    (live: through ``/proc/PID/root``; core: the path found on disk or on the
+    search path; debugger: the objfile's file).
+    """
+
+    path: str
+    start: int
+    end: int
+    load_bias: int
+    build_id: str
+    local_path: str
+
+
+@dataclass(**_FROZEN)
+class OSThread:
+    """An OS thread of the target: its kernel id and scheduler state letter ('R', 'S', 't', '?')."""
+
+    tid: int
+    state: str = "?"
+
+
+#: x86-64 ``user_regs_struct`` field order (PTRACE_GETREGS, NT_PRSTATUS ``pr_reg``).
+USER_REGS = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx",
+             "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base", "ds",
+             "es", "fs", "gs")
+USER_REGS_SIZE = 8 * len(USER_REGS)
+_USER_REGS = struct.Struct("<%dQ" % len(USER_REGS))
+#: DWARF register numbers of x86-64 (System V psABI): 0..15 general, 16 the return address (rip).
+DWARF_X86_64 = ("rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
+                "r12", "r13", "r14", "r15", "rip")
+
+
+@dataclass(**_FROZEN)
+class Registers:
+    """One thread's registers, indexed by DWARF number (what CFI rules speak), plus fs_base.
+
+    ``dwarf[n]`` is None where the source does not know the register (a
+    debugger's outer frame).  ``orig_rax`` >= 0 means the thread was inside
+    a system call when it stopped (live, core and debugger alike).
+    """
+
+    arch: str
+    dwarf: Tuple[Optional[int], ...]
+    fs_base: int = 0
+    orig_rax: int = -1
+
+    @property
+    def pc(self) -> int:
+        return self.dwarf[16] or 0
+
+    @property
+    def sp(self) -> int:
+        return self.dwarf[7] or 0
+
+    @property
+    def in_syscall(self) -> bool:
+        return self.orig_rax >= 0
+
+    @classmethod
+    def from_user_regs(cls, raw: bytes) -> "Registers":
+        """Decode a ``user_regs_struct`` (PTRACE_GETREGS buffer, NT_PRSTATUS ``pr_reg``)."""
+        values = dict(zip(USER_REGS, _USER_REGS.unpack_from(raw, 0)))
+        orig = values["orig_rax"]
+        if orig >= 1 << 63:
+            orig -= 1 << 64
+        return cls("x86_64", tuple(values[name] for name in DWARF_X86_64), values["fs_base"], orig)
+
+    @classmethod
+    def from_names(cls, values: Dict[str, Optional[int]]) -> "Registers":
+        """From a name -> value mapping (debugger APIs); missing names are unknown."""
+        orig = values.get("orig_rax")
+        if orig is not None and orig >= 1 << 63:
+            orig -= 1 << 64
+        return cls("x86_64", tuple(values.get(name) for name in DWARF_X86_64),
+                   values.get("fs_base") or 0, -1 if orig is None else orig)
+
+
+class Process(Protocol):
+    """What the engine needs from a source of bytes, threads and registers."""
+
+    #: The target's pid (a core's dumped pid; 0 for a synthetic image).
+    pid: int
+    #: Capability words (``LIVE``, ``PAUSABLE``, ``REGISTERS``, ``FILES``).
+    capabilities: FrozenSet[str]
+
+    # -- memory ---------------------------------------------------------------
+    def read(self, address: int, size: int) -> bytes:
+        """Exactly ``size`` bytes at ``address``, or raise ``MemoryReadError``."""
+
+    def read_many(self, requests: Sequence[Tuple[int, int]]) -> List[Optional[bytes]]:
+        """Batched reads; an unreadable request gives ``None`` in its place."""
+
+    # -- address space ----------------------------------------------------------
+    def maps(self) -> List[MemoryMap]:
+        """Every mapping, lowest address first."""
+
+    def mapped_files(self) -> List[MappedFile]:
+        """ELF files mapped into the target, with load bias, build-id and a local path."""
+
+    def open_file(self, path: str) -> BinaryIO:
+        """Open a file the target maps (by the target's path), as the target sees it."""
+
+    # -- identity -----------------------------------------------------------------
+    def executable(self) -> str:
+        """The target's main program path ('' when unknown)."""
+
+    def command_line(self) -> List[str]:
+        """argv as the target has it (empty when unknown)."""
+
+    def name(self) -> str:
+        """A short program name for messages ('?' when unknown)."""
+
+    def is_alive(self) -> bool:
+        """False once a live process has exited (always True for a core or image)."""
+
+    # -- threads ------------------------------------------------------------------------
+    def threads(self) -> List[OSThread]:
+        """OS threads with their scheduler state (read before pausing for live processes)."""
+
+    def thread_name(self, tid: int) -> Optional[str]:
+        """The OS thread name (``comm``), if the source knows it."""
+
+    def registers(self, tid: int) -> Registers:
+        """Registers of a stopped thread; ``RegistersUnavailableError`` where the source has none."""
+
+    def in_syscall(self, tids: Sequence[int]) -> Dict[int, bool]:
+        """For stopped threads: was each inside a system call?  (Unknown tids are left out.)"""
+
+    def paused(self) -> ContextManager[List[int]]:
+        """Stop every thread for a consistent view; yields the stopped tids.  A no-op for a
+        core, an image or a debugger inferior (already stopped)."""
+
+    def close(self) -> None:
+        """Release descriptors; the object is unusable afterwards."""
