@@ -1,0 +1,55 @@
+"""ptrace requests the engine makes, through ctypes (x86-64 Linux).
+
+Kept apart from ``live.py`` so the pause logic and the register reads share
+one binding and one errno convention: every call returns ``-errno`` on
+failure instead of raising, because the callers decide what a failure means
+(a thread that exited between two calls is not an error).
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+
+from ..errors import SnapshotError
+from .base import USER_REGS_SIZE, Registers
+
+PTRACE_GETREGS = 12
+PTRACE_DETACH = 17
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_EVENT_STOP = 128
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_ptrace = _libc.ptrace
+_ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+_ptrace.restype = ctypes.c_long
+
+
+class RegistersUnavailableError(SnapshotError):
+    """A thread's registers could not be had (not stopped by us, exited, or the source has none)."""
+
+    exit_code = 7
+    hint = "native frames need the target paused: omit --nonblocking"
+
+
+def call(request: int, tid: int, addr: int = 0, data: int = 0) -> int:
+    """One ptrace request; 0 or a positive result on success, ``-errno`` on failure."""
+    ctypes.set_errno(0)
+    result = _ptrace(request, tid, ctypes.c_void_p(addr) if addr else None,
+                     ctypes.c_void_p(data) if data else None)
+    if result < 0:
+        err = ctypes.get_errno()
+        if err:
+            return -err
+    return result
+
+
+def get_registers(tid: int) -> Registers:
+    """PTRACE_GETREGS of a thread this process has stopped (seized and interrupted)."""
+    buffer = ctypes.create_string_buffer(USER_REGS_SIZE)
+    err = call(PTRACE_GETREGS, tid, 0, ctypes.addressof(buffer))
+    if err < 0:
+        reason = "thread %d exited" % tid if err == -errno.ESRCH else os.strerror(-err)
+        raise RegistersUnavailableError("could not read the registers of thread %d: %s" % (tid, reason))
+    return Registers.from_user_regs(buffer.raw)
