@@ -53,7 +53,8 @@ def run(debugger, line: str, exe_ctx, result) -> None:
     if text:
         result.Print(text)
     if code:
-        result.SetError(messages.rstrip("\n") or "pyspy %s failed (exit %d)" % (line, code))
+        # lldb prefixes "error: " itself
+        result.SetError(messages.rstrip("\n").replace("%s: error: " % frontend.PROG, "%s: " % frontend.PROG, 1) or "pyspy %s failed (exit %d)" % (line, code))
         return
     for message in messages.splitlines():
         if message.strip():

@@ -1,0 +1,344 @@
+"""End to end: the gdb and lldb extensions, live and on cores, against the CLI's live dump.
+
+For every interpreter of the matrix a ``dump_target.py --no-busy`` target
+(every thread blocked, so its state is the same for every reader) writes its
+TRUTH; then:
+
+* ``gdb -p PID -batch -ex 'source $(pyspy-repl gdb-path)' -ex 'pyspy dump --json --locals'``,
+  the same with ``lldb-16 -p PID -b -o 'command script import $(pyspy-repl lldb-path)'``,
+  and both again on a core of the same process made with ``gcore``: each prints exactly one
+  JSON array, equal to the CLI's live ``dump --json --locals`` and matching TRUTH (100% of
+  stacks and locals);
+* the navigation commands in one debugger session: ``py-bt``, ``pyspy threads``,
+  ``pyspy thread NAME``, ``pyspy locals``/``py-locals``, ``pyspy print``/``py-print``,
+  ``pyspy up``/``down``; commands needing a live process say why they are unavailable.
+
+The debuggers run without PYTHONPATH: the loader script alone must make the package
+and its dependencies importable in their embedded system Python.  lldb-16 is installed
+with apt when missing (as root, once per session); otherwise its tests skip with the reason.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+import pythons
+from pythons import Target, run_tool, target_script
+from test_dump_e2e import compare_dump, report
+
+LLDB = "lldb-16"
+MARK = "@@pyspy-test %d@@"
+SESSION_TIMEOUT = 300
+
+
+# --------------------------------------------------------------------------
+# tools
+# --------------------------------------------------------------------------
+_LLDB_PROBLEM = None
+
+
+def _lldb_problem():
+    """None when lldb-16 with its Python works (installing it once if missing), else why not."""
+    global _LLDB_PROBLEM
+    if _LLDB_PROBLEM is not None:
+        return _LLDB_PROBLEM or None
+    problem = ""
+    if shutil.which(LLDB) is None:
+        if os.geteuid() != 0:
+            problem = "%s is not installed and the tests are not root (apt-get install lldb-16 python3-lldb-16)" % LLDB
+        else:
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            try:
+                r = subprocess.run(["apt-get", "install", "-y", "-q", "lldb-16", "python3-lldb-16"],
+                                   capture_output=True, text=True, timeout=900, env=env)
+                if r.returncode != 0:
+                    problem = "apt-get install lldb-16 python3-lldb-16 failed: %s" % (
+                        " | ".join(r.stderr.strip().splitlines()[-2:]))
+            except (OSError, subprocess.SubprocessError) as e:
+                problem = "apt-get install lldb-16 could not run: %s" % e
+    if not problem:
+        try:
+            r = subprocess.run([LLDB, "-b", "-o", "script import lldb; print('lldb-python-ok')"],
+                               capture_output=True, text=True, timeout=120)
+            if "lldb-python-ok" not in r.stdout:
+                problem = "%s cannot run its Python: %s" % (LLDB, (r.stderr.strip().splitlines() or ["?"])[-1])
+        except (OSError, subprocess.SubprocessError) as e:
+            problem = "%s does not run: %s" % (LLDB, e)
+    _LLDB_PROBLEM = problem
+    return problem or None
+
+
+def _need(debugger):
+    if debugger == "gdb":
+        if shutil.which("gdb") is None:
+            pytest.skip("gdb is not installed (apt-get install gdb)")
+    else:
+        problem = _lldb_problem()
+        if problem:
+            pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def loaders():
+    """{"gdb": path, "lldb": path} from the real subcommands (which also record the site dirs)."""
+    paths = {}
+    for debugger in ("gdb", "lldb"):
+        r = run_tool(["%s-path" % debugger])
+        out = r.stdout.decode()
+        assert r.returncode == 0, "%s-path exited %d: %s" % (debugger, r.returncode, r.stderr.decode())
+        lines = out.strip().splitlines()
+        assert lines and os.path.isfile(lines[-1]), "%s-path's last line is not a file: %r" % (debugger, out)
+        paths[debugger] = lines[-1]
+    return paths
+
+
+def _debugger_env():
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)          # the loader alone must find everything
+    env.pop("PYTHONHOME", None)
+    env["PYTHONPYCACHEPREFIX"] = pythons.tool_env()["PYTHONPYCACHEPREFIX"]
+    return env
+
+
+def run_debugger(debugger, loader, commands, pid=None, core=None, executable=None):
+    """One batch session; returns (stdout, stderr, [stdout of each command])."""
+    if debugger == "gdb":
+        cmd = ["gdb", "-nx", "-batch"]
+        cmd += ["-p", str(pid)] if pid else [executable, core]
+        cmd += ["-ex", "source " + loader]
+        for i, line in enumerate(commands):
+            cmd += ["-ex", "echo %s\\n" % (MARK % i), "-ex", line]
+        cmd += ["-ex", "echo %s\\n" % (MARK % len(commands))]
+    else:
+        cmd = [LLDB, "--no-lldbinit", "-b"]
+        cmd += ["-p", str(pid)] if pid else ["-c", core, executable]
+        cmd += ["-o", "command script import " + loader]
+        for i, line in enumerate(commands):
+            cmd += ["-o", "script print(%r)" % (MARK % i), "-o", line]
+        cmd += ["-o", "script print(%r)" % (MARK % len(commands))]
+    r = subprocess.run(cmd, capture_output=True, timeout=SESSION_TIMEOUT, env=_debugger_env(), cwd="/tmp")
+    out, err = r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
+    parts = []
+    for i in range(len(commands)):
+        start, end = out.find("\n" + MARK % i + "\n"), out.find("\n" + MARK % (i + 1) + "\n")
+        if i == len(commands) - 1 and end < 0:
+            end = len(out)        # a failing last command ends an lldb batch
+        assert start >= 0 and end > start, "%s session lost command %d (%r):\nstdout:\n%s\nstderr:\n%s" % (
+            debugger, i, commands[i], out[-3000:], err[-3000:])
+        chunk = out[start + len(MARK % i) + 2:end + 1]
+        if debugger == "lldb":   # drop lldb's echo of the commands
+            chunk = "".join(l for l in chunk.splitlines(True) if not l.startswith("(lldb) "))
+        parts.append(chunk)
+    return out, err, parts
+
+
+def json_arrays(text):
+    """Every JSON array that starts at the beginning of a line of ``text``."""
+    decoder = json.JSONDecoder()
+    found, position = [], 0
+    while True:
+        index = text.find("[", position)
+        if index < 0:
+            return found
+        if index == 0 or text[index - 1] == "\n":
+            try:
+                value, end = decoder.raw_decode(text, index)
+            except ValueError:
+                position = index + 1
+                continue
+            if isinstance(value, list):
+                found.append(value)
+                position = end
+                continue
+        position = index + 1
+
+
+def settle(pid, debugger):
+    """After a session: the target runs on, untraced and not stopped (lldb may leave a stop
+    behind on detach, as memray notes; that one is sent SIGCONT, as memray does)."""
+    deadline = time.monotonic() + 15
+    while pythons.stopped_or_traced(pid) and time.monotonic() < deadline:
+        if debugger == "lldb" and not any("traced" in p for p in pythons.stopped_or_traced(pid)):
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(0.05)
+    return pythons.stopped_or_traced(pid)
+
+
+# --------------------------------------------------------------------------
+# the target, its live dump and its core
+# --------------------------------------------------------------------------
+class Subject:
+    def __init__(self, python, workdir):
+        self.truth_path = os.path.join(workdir, "truth.json")
+        self.target = Target(python.path, target_script("dump_target.py"),
+                             [self.truth_path, "--workdir", workdir, "--no-busy"], workdir=workdir)
+        self.workdir = workdir
+        self.truth = self.target.wait_truth(self.truth_path, timeout=90)
+        self.pid = self.target.pid
+        self._core = None
+        r = run_tool(["dump", "--pid", self.pid, "--json", "--locals"])
+        assert r.returncode == 0, r.stderr.decode()
+        self.live = json.loads(r.stdout.decode())
+
+    def core(self):
+        if self._core is None:
+            if shutil.which("gcore") is None:
+                pytest.skip("gcore (from gdb) is not installed")
+            prefix = os.path.join(self.workdir, "core")
+            r = subprocess.run(["gcore", "-o", prefix, str(self.pid)], capture_output=True, timeout=300)
+            path = "%s.%d" % (prefix, self.pid)
+            assert r.returncode == 0 and os.path.exists(path), "gcore failed: %s" % r.stderr.decode()[-2000:]
+            self._core = path
+        return self._core
+
+    @property
+    def executable(self):
+        return os.path.realpath(self.truth["executable"])
+
+    def stop(self):
+        self.target.stop()
+        if self._core and os.path.exists(self._core):
+            os.unlink(self._core)
+
+
+@pytest.fixture(scope="module")
+def subject(python, tmp_path_factory):
+    s = Subject(python, str(tmp_path_factory.mktemp("dbg-" + python.id)))
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def _check_dump(python, subject, debugger, source, out, err, parts):
+    arrays = json_arrays(parts[0])
+    assert len(arrays) == 1, "%s (%s) printed %d JSON arrays for `pyspy dump --json`:\n%s\nstderr:\n%s" % (
+        debugger, source, len(arrays), parts[0][:3000], err[-3000:])
+    assert len(json_arrays(out)) == 1, "%s (%s): more than one JSON array on stdout" % (debugger, source)
+    dump = arrays[0]
+    stats = {}
+    problems = compare_dump(subject.truth, dump, check_locals=True, stats=stats)
+    report(problems, "%s %s (%s) pyspy dump --json --locals vs TRUTH (%s)" % (python.id, debugger, source, stats))
+    assert stats["threads"] == len(subject.truth["threads"])
+    if dump != subject.live:
+        live = {t["thread_id"]: t for t in subject.live}
+        diffs = []
+        for t in dump:
+            other = live.get(t["thread_id"])
+            if other != t:
+                keys = sorted(k for k in t if other is None or t[k] != other.get(k))
+                diffs.append("thread %r differs in %s" % (t["thread_name"], keys))
+        report(diffs or ["dumps differ"], "%s %s (%s) dump vs the CLI's live dump" % (python.id, debugger, source))
+
+
+@pytest.mark.parametrize("debugger", ["gdb", "lldb"])
+def test_live_dump_json(python, subject, loaders, debugger):
+    _need(debugger)
+    out, err, parts = run_debugger(debugger, loaders[debugger], ["pyspy dump --json --locals"], pid=subject.pid)
+    problems = settle(subject.pid, debugger)
+    _check_dump(python, subject, debugger, "live", out, err, parts)
+    assert subject.target.alive()
+    assert not problems, "target left stopped or traced after %s: %s" % (debugger, problems)
+
+
+@pytest.mark.parametrize("debugger", ["gdb", "lldb"])
+def test_core_dump_json(python, subject, loaders, debugger):
+    _need(debugger)
+    core = subject.core()
+    out, err, parts = run_debugger(debugger, loaders[debugger], ["pyspy dump --json --locals"], core=core,
+                                   executable=subject.executable)
+    _check_dump(python, subject, debugger, "gcore core", out, err, parts)
+
+
+def _thread(truth, role):
+    return next(t for t in truth["threads"] if t["role"] == role)
+
+
+def _frame_text(frame, full=False):
+    filename = frame["filename"] if full else os.path.basename(frame["filename"])
+    return "%s (%s:%d)" % (frame["function"], filename, frame["line"])
+
+
+@pytest.mark.parametrize("debugger", ["gdb", "lldb"])
+def test_navigation(python, subject, loaders, debugger):
+    _need(debugger)
+    truth = subject.truth
+    main, zoo, rec = _thread(truth, "main"), _thread(truth, "locals-zoo"), _thread(truth, "recursion")
+    commands = ["py-bt", "pyspy threads", "pyspy thread locals-zoo", "pyspy locals", "py-locals",
+                "pyspy print s_ascii", "py-print small", "pyspy print lst[3][1]",
+                "pyspy thread recursion-500", "pyspy up", "pyspy up 2", "pyspy down", "pyspy bt",
+                "pyspy frame 0",
+                "pyspy record -o /tmp/x.json"]   # last: lldb -b stops at the first failing command
+    out, err, parts = run_debugger(debugger, loaders[debugger], commands, pid=subject.pid)
+    problems = settle(subject.pid, debugger)
+    got = dict(zip(commands, parts))
+    where = "%s %s" % (python.id, debugger)
+    # the debugger's selected thread (the main thread after attaching) is py-bt's
+    assert "#0   " + _frame_text(main["frames"][0]) in got["py-bt"], (where, got["py-bt"], err[-2000:])
+    for t in truth["threads"]:
+        if t["name"]:
+            assert t["name"] in got["pyspy threads"], (where, t["name"], got["pyspy threads"])
+    assert _frame_text(zoo["frames"][0]) in got["pyspy thread locals-zoo"], (where, got)
+    zoo_locals = zoo["frames"][0]["locals"]
+    for text in (got["pyspy locals"], got["py-locals"]):
+        assert "Arguments:" in text and "Locals:" in text, (where, text)
+        for name in ("arg_int", "s_ascii", "big_list", "digit_edge"):
+            assert "    %s = %s" % (name, zoo_locals[name]["repr"][:60]) in text, (where, name, text[:3000])
+    assert got["pyspy print s_ascii"].strip() == "'hello world'", (where, got["pyspy print s_ascii"])
+    assert got["py-print small"].strip() == "255", (where, got["py-print small"])
+    assert got["pyspy print lst[3][1]"].strip() == "[4]", (where, got["pyspy print lst[3][1]"])
+    assert _frame_text(rec["frames"][1], True) in got["pyspy up"], (where, got["pyspy up"])
+    assert _frame_text(rec["frames"][3], True) in got["pyspy up 2"], (where, got["pyspy up 2"])
+    assert _frame_text(rec["frames"][2], True) in got["pyspy down"], (where, got["pyspy down"])
+    assert "> #2   " + _frame_text(rec["frames"][2]) in got["pyspy bt"], (where, got["pyspy bt"][:2000])
+    assert got["pyspy bt"].count("\n") >= 500, where
+    assert "not available inside %s" % debugger in err, (where, err[-2000:])
+    assert _frame_text(rec["frames"][0], True) in got["pyspy frame 0"], (where, got["pyspy frame 0"])
+    assert not problems, "target left stopped or traced after %s: %s" % (debugger, problems)
+
+
+# --------------------------------------------------------------------------
+# once, not per interpreter
+# --------------------------------------------------------------------------
+def test_loader_paths(loaders):
+    """gdb-path / lldb-path: exit 0, the last line an existing loader script (packaged with the code)."""
+    for debugger, path in loaders.items():
+        assert path.endswith("pyspy_%s.py" % debugger)
+        assert os.path.dirname(path).endswith(os.path.join("repl", "debuggers", "scripts"))
+    r = run_tool(["gdb-path", "--help"])
+    assert r.returncode == 0 and b"source" in r.stdout
+
+
+def test_gdb_help_and_completion(loaders):
+    _need("gdb")
+    r = subprocess.run(["gdb", "-nx", "-batch", "-ex", "source " + loaders["gdb"], "-ex", "help pyspy",
+                        "-ex", "complete pyspy thr", "-ex", "complete pyspy dump --lo",
+                        "-ex", "help py-bt"], capture_output=True, timeout=120, env=_debugger_env())
+    out = r.stdout.decode()
+    assert "pyspy dump" in out and "pyspy locals" in out, out
+    assert "pyspy threads" in out and "pyspy thread" in out, out
+    assert "pyspy dump --locals" in out, out
+    assert "libpython" in out, out
+    assert "pyspy record" not in out, out
+
+
+def test_no_inferior_is_one_line_error(loaders):
+    """`pyspy dump` in a debugger with nothing loaded: a one-line error with a hint, no traceback."""
+    for debugger in ("gdb", "lldb"):
+        if debugger == "lldb" and _lldb_problem():
+            continue
+        _need(debugger)
+        if debugger == "gdb":
+            cmd = ["gdb", "-nx", "-batch", "-ex", "source " + loaders["gdb"], "-ex", "pyspy dump"]
+        else:
+            cmd = [LLDB, "--no-lldbinit", "-b", "-o", "command script import " + loaders["lldb"], "-o", "pyspy dump"]
+        r = subprocess.run(cmd, capture_output=True, timeout=120, env=_debugger_env())
+        text = r.stdout.decode() + r.stderr.decode()
+        assert "Traceback" not in text, (debugger, text)
+        assert "no process or core loaded" in text and "hint:" in text, (debugger, text)
