@@ -182,6 +182,7 @@ class Subject:
         self.truth = self.target.wait_truth(self.truth_path, timeout=90)
         self.pid = self.target.pid
         self._core = None
+        self._kernel_core = None
         r = run_tool(["dump", "--pid", self.pid, "--json", "--locals"])
         assert r.returncode == 0, r.stderr.decode()
         self.live = json.loads(r.stdout.decode())
@@ -197,14 +198,38 @@ class Subject:
             self._core = path
         return self._core
 
+    def kernel_core(self):
+        """A core written by the kernel (SIGABRT, RLIMIT_CORE raised): ends the target."""
+        if self._kernel_core is None:
+            import resource
+            try:
+                with open("/proc/sys/kernel/core_pattern") as fh:
+                    pattern = fh.read().strip()
+            except OSError as e:
+                pytest.skip("cannot read core_pattern: %s" % e)
+            if pattern not in ("core", "core.%p"):
+                pytest.skip("kernel.core_pattern is %r (cores go elsewhere); need 'core'" % pattern)
+            resource.prlimit(self.pid, resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            os.kill(self.pid, signal.SIGABRT)
+            self.target.proc.wait(120)
+            for name in ("core.%d" % self.pid, "core"):
+                path = os.path.join(self.workdir, name)
+                if os.path.exists(path):
+                    self._kernel_core = path
+                    break
+            else:
+                pytest.skip("the kernel wrote no core into %s (exit %s)" % (self.workdir, self.target.proc.returncode))
+        return self._kernel_core
+
     @property
     def executable(self):
         return os.path.realpath(self.truth["executable"])
 
     def stop(self):
         self.target.stop()
-        if self._core and os.path.exists(self._core):
-            os.unlink(self._core)
+        for path in (self._core, self._kernel_core):
+            if path and os.path.exists(path):
+                os.unlink(path)
 
 
 @pytest.fixture(scope="module")
@@ -339,6 +364,17 @@ def test_navigation(python, subject, loaders, debugger):
     assert "not available inside %s" % debugger in err, (where, err[-2000:])
     assert _frame_text(rec["frames"][0], True) in got["pyspy frame 0"], (where, got["pyspy frame 0"])
     assert not problems, "target left stopped or traced after %s: %s" % (debugger, problems)
+
+
+@pytest.mark.parametrize("debugger", ["gdb", "lldb"])
+def test_kernel_core_dump_json(python, subject, loaders, debugger):
+    """Last per interpreter: the target is killed with SIGABRT for a kernel core (which,
+    unlike gcore, keeps the stack memory next to in-mapping guard pages)."""
+    _need(debugger)
+    core = subject.kernel_core()
+    out, err, parts = run_debugger(debugger, loaders[debugger], ["pyspy dump --json --locals"], core=core,
+                                   executable=subject.executable)
+    _check_dump(python, subject, debugger, "kernel core", out, err, parts)
 
 
 # --------------------------------------------------------------------------
