@@ -241,6 +241,17 @@ def subject(python, tmp_path_factory):
         s.stop()
 
 
+@pytest.fixture(scope="module")
+def kernel_subject(python, tmp_path_factory):
+    """A second target for the kernel core: it is killed, and it was never gcore'd (on glibc
+    2.43 targets a kernel core taken after a gcore lacked stack memory too; not explained yet)."""
+    s = Subject(python, str(tmp_path_factory.mktemp("dbg-kernel-" + python.id)))
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
 def _check_dump(python, subject, debugger, source, out, err, parts):
     arrays = json_arrays(parts[0])
     assert len(arrays) == 1, "%s (%s) printed %d JSON arrays for `pyspy dump --json`:\n%s\nstderr:\n%s" % (
@@ -338,10 +349,15 @@ def test_navigation(python, subject, loaders, debugger):
                 "pyspy thread recursion-500", "pyspy up", "pyspy up 2", "pyspy down", "pyspy bt",
                 "pyspy frame 0",
                 "pyspy record -o /tmp/x.json"]   # last: lldb -b stops at the first failing command
+    if debugger == "gdb":   # completion of thread names and of the selected frame's locals
+        commands[3:3] = ["complete pyspy print s_asc", "complete pyspy thread sle"]
     out, err, parts = run_debugger(debugger, loaders[debugger], commands, pid=subject.pid)
     problems = settle(subject.pid, debugger)
     got = dict(zip(commands, parts))
     where = "%s %s" % (python.id, debugger)
+    if debugger == "gdb":
+        assert got["complete pyspy print s_asc"].split() == ["pyspy", "print", "s_ascii"], (where, got)
+        assert "pyspy thread sleeper" in got["complete pyspy thread sle"], (where, got)
     # the debugger's selected thread (the main thread after attaching) is py-bt's
     assert "#0   " + _frame_text(main["frames"][0]) in got["py-bt"], (where, got["py-bt"], err[-2000:])
     for t in truth["threads"]:
@@ -367,14 +383,14 @@ def test_navigation(python, subject, loaders, debugger):
 
 
 @pytest.mark.parametrize("debugger", ["gdb", "lldb"])
-def test_kernel_core_dump_json(python, subject, loaders, debugger):
-    """Last per interpreter: the target is killed with SIGABRT for a kernel core (which,
-    unlike gcore, keeps the stack memory next to in-mapping guard pages)."""
+def test_kernel_core_dump_json(python, kernel_subject, loaders, debugger):
+    """A target killed with SIGABRT for a kernel core (which, unlike gcore, keeps the stack
+    memory next to in-mapping guard pages), compared with its live dump taken before."""
     _need(debugger)
-    core = subject.kernel_core()
+    core = kernel_subject.kernel_core()
     out, err, parts = run_debugger(debugger, loaders[debugger], ["pyspy dump --json --locals"], core=core,
-                                   executable=subject.executable)
-    _check_dump(python, subject, debugger, "kernel core", out, err, parts)
+                                   executable=kernel_subject.executable)
+    _check_dump(python, kernel_subject, debugger, "kernel core", out, err, parts)
 
 
 # --------------------------------------------------------------------------
@@ -392,12 +408,12 @@ def test_loader_paths(loaders):
 def test_gdb_help_and_completion(loaders):
     _need("gdb")
     r = subprocess.run(["gdb", "-nx", "-batch", "-ex", "source " + loaders["gdb"], "-ex", "help pyspy",
-                        "-ex", "complete pyspy thr", "-ex", "complete pyspy dump --lo",
+                        "-ex", "complete pyspy thr", "-ex", "complete pyspy dump --j",
                         "-ex", "help py-bt"], capture_output=True, timeout=120, env=_debugger_env())
     out = r.stdout.decode()
     assert "pyspy dump" in out and "pyspy locals" in out, out
     assert "pyspy threads" in out and "pyspy thread" in out, out
-    assert "pyspy dump --locals" in out, out
+    assert "\npyspy dump --json\n" in out, out
     assert "libpython" in out, out
     assert "pyspy record" not in out, out
 

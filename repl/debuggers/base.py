@@ -54,6 +54,39 @@ def elf_layout(path: str) -> Optional[Tuple[int, int]]:
     return e_type, (min(loads) & ~0xFFF) if loads else 0
 
 
+def core_psargs(path: str) -> List[str]:
+    """The command line an ELF core recorded (``NT_PRPSINFO.pr_psargs``: argv joined by
+    spaces, cut at 80 bytes), as one item; empty when unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:
+                return []
+            phoff, = struct.unpack_from("<Q", head, 32)
+            phentsize, phnum = struct.unpack_from("<HH", head, 54)
+            if phnum > 65535 or phentsize < 56:
+                return []
+            fh.seek(phoff)
+            table = fh.read(phentsize * min(phnum, 4096))
+            for i in range(len(table) // phentsize):
+                p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", table, i * phentsize)
+                if p_type != 4 or p_filesz > 64 << 20:
+                    continue
+                fh.seek(p_offset)
+                notes = fh.read(p_filesz)
+                position = 0
+                while position + 12 <= len(notes):
+                    namesz, descsz, kind = struct.unpack_from("<III", notes, position)
+                    desc_at = position + 12 + ((namesz + 3) & ~3)
+                    if kind == 3 and descsz >= 136:          # NT_PRPSINFO (x86-64 layout)
+                        text = notes[desc_at + 56:desc_at + 136].split(b"\0", 1)[0]
+                        return [text.decode("utf-8", "replace").rstrip()] if text else []
+                    position = desc_at + ((descsz + 3) & ~3)
+    except (OSError, struct.error):
+        pass
+    return []
+
+
 class DebuggerProcess:
     """The ``Process`` Protocol over a debugger's API (subclasses: gdb, lldb)."""
 

@@ -180,6 +180,10 @@ def complete(session: DebuggerSession, text: str):
     from ..completion import candidates
     registry = {name: cls for name, cls in load_all().items() if cls.name not in UNAVAILABLE}
     try:
+        words = text.split()
+        if session.snapshot is None and words and (len(words) > 1 or text.endswith(" ")) and \
+                words[0] in ("thread", "t", "frame", "f", "up", "down", "print", "p"):
+            session.ensure_snapshot()    # thread names, frame numbers and local names need one
         return candidates(session, registry, text)
     except Exception:  # noqa: BLE001 - completion must never raise into the debugger
         return []

@@ -95,7 +95,7 @@ pyspy print EXPR, pyspy threads, pyspy thread N, pyspy up, pyspy down.
 `pyspy help` lists every subcommand; `pyspy SUBCOMMAND --help` shows its options."""
 
     def __init__(self):
-        super().__init__("pyspy", gdb.COMMAND_STACK, gdb.COMPLETE_NONE, True)
+        super().__init__("pyspy", gdb.COMMAND_STACK, prefix=True)   # no completer class: complete() is used
 
     def invoke(self, arg: str, from_tty: bool) -> None:
         run(arg.strip())
@@ -108,7 +108,7 @@ class _Subcommand(gdb.Command):
     def __init__(self, gdb_name: str, line_prefix: str, doc: str):
         self.__doc__ = doc
         self.line_prefix = line_prefix
-        super().__init__(gdb_name, gdb.COMMAND_STACK, gdb.COMPLETE_NONE)
+        super().__init__(gdb_name, gdb.COMMAND_STACK)
 
     def invoke(self, arg: str, from_tty: bool) -> None:
         run((self.line_prefix + " " + arg).strip())

@@ -18,7 +18,7 @@ import gdb  # noqa: F401 - only this module and gdbcommands import gdb
 
 from snapshot.process.base import DWARF_X86_64, MemoryMap
 
-from .base import DebuggerProcess
+from .base import DebuggerProcess, core_psargs
 
 _MAPPING = re.compile(r"^\s*(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+0x[0-9a-f]+\s+(0x[0-9a-f]+)\s*([rwxsp-]{4})?\s*(.*)$")
 _CORE_SECTION = re.compile(r"^\s*\[\s*\d+\]\s+(0x[0-9a-f]+)->(0x[0-9a-f]+)\s+at\s+0x[0-9a-f]+:\s+(load\S*)\s+(.*)$")
@@ -134,7 +134,8 @@ class GdbProcess(DebuggerProcess):
 
     def command_line(self) -> List[str]:
         if self.is_core:
-            return []
+            match = re.search(r"core dump file:\s*`(.*)', file type", _execute("info files"), re.I)
+            return core_psargs(match.group(1)) if match else []
         text = _execute("info proc cmdline")
         match = re.search(r"cmdline = '(.*)'\s*$", text, re.S)
         return [match.group(1)] if match else []
