@@ -12,7 +12,11 @@ REPL state kept here:
 * ``pause_lock``: every pause of the target (snapshot, sample) holds it, so a
   background recording and a foreground command never ptrace at the same time;
 * background jobs (``record start``) by name;
-* output styling (``color``) decided once by the front end.
+* output styling (``color``) decided once by the front end;
+* ``source``: where the data comes from (``LIVE`` here; a core, debugger or
+  snapshot-file session sets its own), checked by ``repl.dispatch`` against
+  each command's capability flags;
+* ``dispatcher``: the ``repl.dispatch.Dispatcher`` running the current command.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from snapshot import SnapshotError, attach
 from snapshot.errors import ProcessExitedError
 from snapshot.model import Frame, Snapshot, ThreadStack
 
-from .commands.base import CommandError
+from .commands.base import LIVE, CommandError
 
 _U64 = struct.Struct("<Q")
 
@@ -49,7 +53,9 @@ class Session:
         self.exited = False                      # the target process is gone
         self.pause_lock = threading.RLock()
         self.jobs: Dict[str, object] = {}        # background jobs (record)
-        self.child = None                        # subprocess.Popen when we started the target
+        self.child = None                        # supervise.Child when we started the target
+        self.source = LIVE                       # where the data comes from (commands.base sources)
+        self.dispatcher = None                   # set by repl.dispatch while a command runs
         self._globals_cache: Dict[Tuple[int, str], int] = {}
 
     # -- styling -----------------------------------------------------------------
@@ -106,7 +112,7 @@ class Session:
         if self.pid is None:
             return False
         if self.child is not None and self.child.pid == self.pid:
-            return self.child.poll() is None
+            return self.child.alive()
         try:
             with open("/proc/%d/stat" % self.pid) as fh:
                 data = fh.read()

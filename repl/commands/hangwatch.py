@@ -1,7 +1,7 @@
 """CLI ``pyspy-repl watch --timeout S -- COMMAND ...``: run a command, report its stacks if it hangs.
 
 Not the REPL's ``watch`` (repeat a command on fresh snapshots, watch_cmd.py):
-this class is CLI-only and owns the name ``watch`` in ``REGISTRY``.
+this class is CLI-only (``repl = False``).
 
 COMMAND runs with stdin/stdout/stderr passed through (inherited file
 descriptors, nothing is copied), in watch's process group, so a terminal's
@@ -64,7 +64,9 @@ class HangWatchCommand(Command):
             "Exit status: COMMAND's own when it finishes in time; 124 timed out or stalled;\n"
             "125 watch failed; 126 COMMAND cannot run; 127 COMMAND not found.")
     cli = True
+    repl = False
     needs_target = False
+    needs_live = True
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--timeout", "-t", type=_positive, required=True, metavar="SECONDS",
