@@ -44,7 +44,6 @@ class Session:
         self.err = err if err is not None else sys.stderr
         self.target = None
         self.snapshot: Optional[Snapshot] = None
-        self.thread_index = 0
         self.frame_index = 0
         # -- REPL state ------------------------------------------------------
         self.thread_id: Optional[int] = None     # selected thread (survives refresh)
@@ -88,7 +87,7 @@ class Session:
         self.target = None
         self.snapshot = None
         self.thread_id = None
-        self.thread_index = self.frame_index = 0
+        self.frame_index = 0
         self.exited = False
         self._globals_cache.clear()
 
@@ -166,7 +165,6 @@ class Session:
             thread = default_thread(snapshot)
             self.frame_index = 0
         self.thread_id = thread.thread_id if thread is not None else None
-        self.thread_index = snapshot.threads.index(thread) if thread is not None else 0
         if thread is not None and self.frame_index >= len(thread.frames):
             self.frame_index = max(0, len(thread.frames) - 1)
 
@@ -200,7 +198,6 @@ class Session:
         if thread.thread_id != self.thread_id:
             self.frame_index = 0
         self.thread_id = thread.thread_id
-        self.thread_index = snapshot.threads.index(thread)
         return thread
 
     def select_frame(self, index: int) -> Frame:

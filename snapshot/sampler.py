@@ -88,14 +88,11 @@ class SamplerStats:
     missed: int = 0          # deadlines skipped because the loop fell too far behind
     threads_seen: int = 0    # thread samples read, before filtering
     threads_active: int = 0  # ... of which not idle
-    threads_gil: int = 0     # ... of which holding the GIL
     gil_passes: int = 0      # passes where some thread held the GIL
     threads: int = 0         # threads in the latest pass (all processes)
     processes: int = 0       # processes sampled in the latest pass
     started: float = 0.0     # time.monotonic() at start
     ended: Optional[float] = None
-    cpu_started: float = 0.0
-    cpu_ended: Optional[float] = None
     pids: List[int] = field(default_factory=list)  # every process ever sampled
 
     @property
@@ -103,12 +100,6 @@ class SamplerStats:
         if not self.started:
             return 0.0
         return (self.ended if self.ended is not None else time.monotonic()) - self.started
-
-    @property
-    def cpu_seconds(self) -> float:
-        """The sampler's own CPU time (this whole process) while it ran."""
-        end = self.cpu_ended if self.cpu_ended is not None else time.process_time()
-        return end - self.cpu_started
 
     def copy(self) -> "SamplerStats":
         other = SamplerStats(**{k: getattr(self, k) for k in self.__dataclass_fields__})
@@ -284,7 +275,6 @@ class Sampler:
         period = 1.0 / opts.rate
         stats = self.stats
         stats.started = start = time.monotonic()
-        stats.cpu_started = time.process_time()
         end = start + opts.duration if opts.duration else None
         if opts.subprocesses:
             attach = self._attach
@@ -333,7 +323,6 @@ class Sampler:
                     self.stop("count")
         finally:
             stats.ended = monotonic()
-            stats.cpu_ended = time.process_time()
             if self._watcher is not None:
                 self._watcher.stop_event.set()
         return self.stop_reason or "stopped"
@@ -410,7 +399,6 @@ class Sampler:
         for t in snapshot.threads:
             stats.threads_seen += 1
             if t.holds_gil:
-                stats.threads_gil += 1
                 gil_held = True
             elif opts.gil:
                 if not t.is_idle:

@@ -109,7 +109,13 @@ class Watcher:
             self.err.write("pyspy-repl watch: cannot run %s: %s\n" % (self.command[0], e.strerror))
             return EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_CANNOT_RUN
         with forward_signals(self.child):
-            return self._supervise()
+            try:
+                return self._supervise()
+            except Exception as e:  # noqa: BLE001 - watch itself failed: say so, never leave COMMAND unwatched
+                self.err.write("pyspy-repl watch: failed: %s: %s; ending COMMAND\n" % (type(e).__name__, e))
+                self.err.flush()
+                terminate_tree(self.child.pid, kill_after=self.args.kill_after)
+                return EXIT_WATCH_FAILED
 
     # -- the loop ------------------------------------------------------------
     def _supervise(self) -> int:

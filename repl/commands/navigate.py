@@ -1,18 +1,8 @@
 """REPL navigation: threads, thread, bt/where, frame, up, down, locals, refresh, attach, detach, help, quit."""
 from __future__ import annotations
 
-
 from ..render import frame_line
 from .base import Command, CommandError, QuitRequested, register
-
-
-def _snapshot_age(session) -> str:
-    import time
-    snap = session.snapshot
-    if snap is None:
-        return ""
-    age = max(0.0, time.time() - snap.taken_at_ns / 1e9)
-    return "%.1fs ago" % age
 
 
 @register
