@@ -20,9 +20,7 @@ import sys
 import textwrap
 import time
 
-import pytest
-
-from pythons import REPO, run_tool, target_script, tool_env
+from pythons import run_tool, target_script, tool_env
 
 TIMEOUT = 2.0
 
