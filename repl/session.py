@@ -112,12 +112,13 @@ class Session:
             return False
         if self.child is not None and self.child.pid == self.pid:
             return self.child.alive()
+        import psutil
         try:
-            with open("/proc/%d/stat" % self.pid) as fh:
-                data = fh.read()
-        except OSError:
+            return psutil.Process(self.pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+        except psutil.NoSuchProcess:
             return False
-        return data[data.rindex(")") + 2] not in "ZX"
+        except psutil.Error:   # hidden from us (AccessDenied) is not gone
+            return True
 
     def mark_exited(self) -> bool:
         """Record that the target is gone (keeps the last snapshot); True the first time."""

@@ -108,14 +108,17 @@ class SamplerStats:
 
 
 def _gone(pid: int) -> bool:
-    """True when ``pid`` no longer runs (missing, or a zombie waiting to be reaped)."""
+    """True when ``pid`` no longer runs (missing, or a zombie waiting to be reaped).
+
+    Asked only after a failed read, so psutil's import is paid off the hot path.
+    """
+    import psutil
     try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read()
-    except OSError:
+        return psutil.Process(pid).status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
         return True
-    end = data.rfind(b")")
-    return end < 0 or data[end + 2:end + 3] in (b"Z", b"X")
+    except psutil.Error:   # hidden from us (AccessDenied) is not gone
+        return False
 
 
 def attach_when_ready(pid: int, timeout: float = 10.0, attach=None, alive: Optional[Callable[[], bool]] = None):
