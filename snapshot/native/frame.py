@@ -49,6 +49,8 @@ class NativeFrame:
         """``function+0xoff (library)`` as one line of a backtrace."""
         if self.symbol is not None:
             where = "%s+0x%x" % (self.symbol, self.offset)
+        elif self.nearest is not None:
+            where = "?? (after %s+0x%x)" % (self.nearest, self.offset)
         else:
-            where = self.name
+            where = "??"
         return "0x%016x %s (%s)" % (self.address, where, self.library)

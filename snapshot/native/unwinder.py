@@ -201,6 +201,8 @@ class Unwinder:
     def _frame(self, module, pc: int, lookup: int, row) -> NativeFrame:
         if module is None:
             return NativeFrame(pc, None, 0, "", "")
+        if row is not None and row[2]:
+            lookup = pc     # a signal trampoline: its FDE starts a byte early, its symbol does not
         vaddr = lookup - module.load_bias
         name, offset, exact = module.symbols.lookup(vaddr)
         offset += pc - lookup

@@ -1,0 +1,143 @@
+"""Native frames against gdb, on every interpreter of the matrix.
+
+The target (tests/targets/native_threads.py) parks threads in C: sleep,
+select, Lock.acquire, socket.recv, a ctypes qsort whose Python callback
+blocks, a mutex in a gcc-built library, a C -> Python callback, a C
+signal handler, and a thread started by C that Python never saw.  We pause
+it, unwind every thread, detach; then gdb attaches to the same, still
+blocked, target and every physical frame (gdb's inline and tail-call
+frames are not physical: skipped) must have the same pc, and the same
+function name wherever gdb names it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+import pythons
+from test_native_support import LiveAdapter, gdb_stacks
+
+from snapshot.native import native_stacks_with_reasons
+from snapshot.pause import paused
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+C_SOURCE = os.path.join(HERE, "targets", "native_ext", "native_blocker.c")
+NORMAL_FRAME, SIGTRAMP_FRAME = 0, 4   # gdb.NORMAL_FRAME, gdb.SIGTRAMP_FRAME
+_SUFFIX = re.compile(r"(\.(cold|part|isra|constprop|lto_priv|localalias)(\.\d+)?)+$")
+
+
+def _norm(name):
+    if not name:
+        return name
+    return _SUFFIX.sub("", name.split("@")[0])
+
+
+@pytest.fixture(scope="session")
+def native_lib(tmp_path_factory):
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not on PATH: the blocking C library cannot be built")
+    out = str(tmp_path_factory.mktemp("native_ext") / "libnative_blocker.so")
+    subprocess.run(["gcc", "-O2", "-g", "-shared", "-fPIC", "-o", out, C_SOURCE, "-lpthread"],
+                   check=True, capture_output=True)
+    return out
+
+
+def wait_blocked(pid: int, tids, timeout: float = 30.0) -> None:
+    """Until every thread in ``tids`` has slept (state S) on 5 consecutive polls."""
+    deadline = time.monotonic() + timeout
+    calm = 0
+    while calm < 5:
+        states = pythons.task_states(pid)
+        if all(states.get(t, ("?",))[0] == "S" for t in tids):
+            calm += 1
+        else:
+            calm = 0
+        if time.monotonic() > deadline:
+            raise AssertionError("threads did not block: %s" % states)
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def native_target(python, native_lib, tmp_path_factory):
+    if shutil.which("gdb") is None:
+        pytest.skip("gdb not on PATH: no oracle for native frames")
+    workdir = str(tmp_path_factory.mktemp("native_" + python.id))
+    truth_path = os.path.join(workdir, "truth.json")
+    target = pythons.Target(python.path, pythons.target_script("native_threads.py"),
+                            [truth_path, native_lib], workdir=workdir)
+    try:
+        target.wait_for_file(truth_path, 60)
+        with open(truth_path) as f:
+            truth = json.load(f)
+        wait_blocked(target.pid, [int(t) for t in truth["threads"].values()])
+        target.truth = truth
+        target.workdir = workdir
+        yield target
+    finally:
+        target.stop()
+
+
+def physical(gdb_frames):
+    return [f for f in gdb_frames if f[1] in (NORMAL_FRAME, SIGTRAMP_FRAME)]
+
+
+def names_of(frame, unwinder_modules):
+    """Every name our symbol tables give the function at ``frame`` (aliases at its start)."""
+    names = {frame.symbol}
+    module = unwinder_modules.module_at(frame.address - 1)
+    if module is not None and frame.symbol is not None:
+        table = module.symbols
+        found = table.address_of(frame.symbol)
+        if found:
+            names.update(table.aliases(found[0]))
+    return {_norm(n) for n in names if n}
+
+
+def compare(ours, theirs, modules):
+    """Problems between our frames and gdb's physical frames of one thread."""
+    problems = []
+    gdb = physical(theirs)
+    if [f.address for f in ours] != [g[0] for g in gdb]:
+        problems.append("pcs differ:\n  ours %s\n  gdb  %s" % (
+            " ".join("%x:%s" % (f.address, f.name) for f in ours),
+            " ".join("%x:%s" % (g[0], g[2]) for g in gdb)))
+        return problems
+    for f, g in zip(ours, gdb):
+        if g[1] == SIGTRAMP_FRAME:
+            continue  # gdb calls it "<signal handler called>"
+        gdb_name = _norm(g[2])
+        if gdb_name == "??":
+            if f.symbol is not None:
+                problems.append("0x%x: gdb cannot name it, we say %s" % (f.address, f.symbol))
+            continue
+        ours_names = names_of(f, modules)
+        if gdb_name not in ours_names and gdb_name.replace("__GI_", "", 1) not in ours_names:
+            problems.append("0x%x: gdb %s (%s), ours %s" % (f.address, g[2], "debug info" if g[3] else "symbol",
+                                                             f.name))
+    return problems
+
+
+def test_native_frames_equal_gdb(python, native_target):
+    pid = native_target.pid
+    process = LiveAdapter(pid)
+    with paused(pid) as tids:
+        result = native_stacks_with_reasons(process, tids)
+    from snapshot.native import unwinder_for
+    modules = unwinder_for(process).modules
+    gdb = gdb_stacks(pid, native_target.workdir)
+    roles = {int(t): r for r, t in native_target.truth["threads"].items()}
+    problems = []
+    assert set(gdb) == set(result), "threads differ: gdb %s ours %s" % (sorted(gdb), sorted(result))
+    for tid, (frames, why) in sorted(result.items()):
+        for problem in compare(frames, gdb[tid], modules):
+            problems.append("thread %d (%s, stopped: %s): %s" % (tid, roles.get(tid, "?"), why, problem))
+    assert not problems, "\n".join(problems)
+    # The stacks reach the thread's start, not a truncation.
+    for tid, (frames, why) in result.items():
+        assert frames and ("outermost" in why), "thread %d (%s) ended: %s" % (tid, roles.get(tid), why)
