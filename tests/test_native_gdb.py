@@ -24,6 +24,7 @@ import pythons
 from test_native_support import LiveAdapter, gdb_stacks
 
 from snapshot.native import native_stacks_with_reasons
+from snapshot.native.merge import is_interpreter_module
 from snapshot.pause import paused
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -70,12 +71,12 @@ def native_target(python, native_lib, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("native_" + python.id))
     truth_path = os.path.join(workdir, "truth.json")
     target = pythons.Target(python.path, pythons.target_script("native_threads.py"),
-                            [truth_path, native_lib], workdir=workdir)
+                            [truth_path, native_lib, "--busy"], workdir=workdir)
     try:
         target.wait_for_file(truth_path, 60)
         with open(truth_path) as f:
             truth = json.load(f)
-        wait_blocked(target.pid, [int(t) for t in truth["threads"].values()])
+        wait_blocked(target.pid, [int(t) for r, t in truth["threads"].items() if r != "zlib"])
         target.truth = truth
         target.workdir = workdir
         yield target
@@ -134,10 +135,83 @@ def test_native_frames_equal_gdb(python, native_target):
     roles = {int(t): r for r, t in native_target.truth["threads"].items()}
     problems = []
     assert set(gdb) == set(result), "threads differ: gdb %s ours %s" % (sorted(gdb), sorted(result))
+    busy = int(native_target.truth["threads"]["zlib"])
     for tid, (frames, why) in sorted(result.items()):
+        if tid == busy:
+            continue
         for problem in compare(frames, gdb[tid], modules):
             problems.append("thread %d (%s, stopped: %s): %s" % (tid, roles.get(tid, "?"), why, problem))
     assert not problems, "\n".join(problems)
     # The stacks reach the thread's start, not a truncation.
     for tid, (frames, why) in result.items():
         assert frames and ("outermost" in why), "thread %d (%s) ended: %s" % (tid, roles.get(tid), why)
+
+
+def test_busy_thread_loosely(python, native_target):
+    """zlib.compress in a loop moves between our pause and gdb's: the thread's outer frames
+    (where it was started and its Python loop) must still agree."""
+    pid = native_target.pid
+    busy = int(native_target.truth["threads"]["zlib"])
+    process = LiveAdapter(pid)
+    with paused(pid) as tids:
+        frames, why = native_stacks_with_reasons(process, [busy])[busy]
+    gdb = physical(gdb_stacks(pid, native_target.workdir)[busy])
+    assert "outermost" in why, why
+    assert [f.address for f in frames[-4:]] == [g[0] for g in gdb[-4:]], (frames[-6:], gdb[-6:])
+
+
+def test_anonymous_perf_trampolines(python, native_lib, tmp_path):
+    """3.12+ ``-X perf``: every Python call goes through a trampoline copied into anonymous
+    memory without CFI; capstone recovers its CFA.  gdb is only a partial oracle here: its
+    heuristic takes the trampoline's padding slot for a return address (a frame whose pc is not
+    code, or a second trampoline frame in a row: left out) and often stops early, so gdb's frames
+    must be a prefix of ours; beyond that every trampoline's caller must be interpreter code
+    (``py_trampoline_evaluator``, or the function an LTO build inlined it into)."""
+    if tuple(int(x) for x in python.version.split(".")[:2]) < (3, 12):
+        pytest.skip("perf trampolines are 3.12+")
+    truth_path = str(tmp_path / "truth.json")
+    env = dict(os.environ, PYTHONPERFSUPPORT="1")
+    target = pythons.Target(python.path, pythons.target_script("native_threads.py"),
+                            [truth_path, native_lib], workdir=str(tmp_path), env=env)
+    try:
+        target.wait_for_file(truth_path, 60)
+        with open(truth_path) as f:
+            truth = json.load(f)
+        wait_blocked(target.pid, [int(t) for t in truth["threads"].values()])
+        process = LiveAdapter(target.pid)
+        with paused(target.pid) as tids:
+            result = native_stacks_with_reasons(process, tids)
+        executable = [(m.start, m.end, m.path.startswith("/")) for m in process.maps() if "x" in m.perms]
+        gdb = gdb_stacks(target.pid, str(tmp_path))
+    finally:
+        target.stop()
+    sleeper = int(truth["threads"]["sleep"])
+    frames, why = result[sleeper]
+    anonymous = [f for f in frames if not f.module]
+    if not anonymous:
+        pytest.skip("%s has no perf trampolines (built without perf support)" % python.id)
+    assert all(f.how == "capstone" for f in anonymous), anonymous
+    assert "outermost" in why, why
+    problems = []
+    for tid, (frames, why) in result.items():
+        theirs = []
+        previous_anonymous = False
+        for g in physical(gdb[tid]):
+            where = [named for a, b, named in executable if a <= g[0] < b]
+            if not where:
+                continue                      # gdb's invented frame: not code at all
+            anonymous = not where[0]
+            if anonymous and previous_anonymous:
+                continue                      # ... or a stale trampoline address in its padding
+            previous_anonymous = anonymous
+            theirs.append(g[0])
+        ours = [f.address for f in frames]
+        callers = [frames[i + 1] for i, f in enumerate(frames[:-1]) if not f.module]
+        if any(not is_interpreter_module(c.module) for c in callers):
+            problems.append("thread %d: a trampoline called from outside the interpreter: %s" % (tid, callers))
+        if "outermost" not in why:
+            problems.append("thread %d stopped: %s" % (tid, why))
+        if ours[:len(theirs)] != theirs or len(theirs) < 3:
+            problems.append("thread %d: ours %s\n gdb %s" % (tid, [hex(f.address) for f in frames],
+                                                            [hex(a) for a in theirs]))
+    assert not problems, "\n".join(problems)

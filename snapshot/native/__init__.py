@@ -57,3 +57,61 @@ def native_stacks_with_reasons(process, tids: Iterable[int], max_depth: int = 51
     result = unwinder.stacks(registers, max_depth)
     flush_caches()
     return result
+
+
+def resolve_function(process, name: str):
+    """(address in the target, module path) of the function ``name`` (``lib:name`` restricts the
+    search to modules whose file name contains ``lib``), or None."""
+    unwinder = unwinder_for(process)
+    wanted_lib, _, wanted = name.rpartition(":")
+    for module in unwinder.modules.modules:
+        if wanted_lib and wanted_lib not in module.path:
+            continue
+        found = module.symbols.address_of(wanted)
+        if found is not None:
+            return found[0] + module.load_bias, module.path
+    return None
+
+
+def disassemble(process, where, count: int = 12):
+    """Instructions around an address (int) or a function (name) of the target, with symbols.
+
+    A list of ``disasm.Instruction``; code comes from the mapped file when
+    the address is in one (no remote reads), else from target memory.
+    """
+    from . import disasm
+    from ..errors import SnapshotError
+    unwinder = unwinder_for(process)
+    modules = unwinder.modules
+    if isinstance(where, str):
+        found = resolve_function(process, where)
+        if found is None:
+            raise SnapshotError("no function called %s in the target's symbol tables" % where,
+                                "use a name as `bt --native` shows it, or an address")
+        address = found[0]
+    else:
+        address = int(where)
+    module = modules.module_at(address)
+
+    def read_code(start: int, size: int):
+        if module is not None and module.elf is not None and module.start <= start < module.end:
+            return module.elf.read_vaddr(start - module.load_bias, size)
+        mapping = modules.executable(start)
+        if mapping is None:
+            return None
+        size = min(size, mapping[1] - start)
+        return process.read_many([(start, size)])[0] if size > 0 else None
+
+    def symbolize(at: int):
+        m = modules.module_at(at)
+        if m is None:
+            return None, 0
+        name, offset, exact = m.symbols.lookup(at - m.load_bias)
+        return (name, offset) if exact else (None, 0)
+
+    start = None
+    if module is not None:
+        name, offset, exact = module.symbols.lookup(address - module.load_bias)
+        if exact:
+            start = address - offset
+    return disasm.disassemble(read_code, address, count, symbolize, start)

@@ -89,7 +89,7 @@ def merge(native: Sequence[Any], python: Sequence[Any], native_all: bool = False
                            "cannot merge: %d eval-loop native frames for %d Python entry frames" % (evals, entries))
     out: List[Any] = []
     index = 0
-    for frame in native:
+    for position, frame in enumerate(native):
         if is_eval_frame(frame):
             while index < len(python):
                 py = python[index]
@@ -97,9 +97,18 @@ def merge(native: Sequence[Any], python: Sequence[Any], native_all: bool = False
                 index += 1
                 if is_entry(py):
                     break
-        elif native_all or not is_plumbing(frame):
+        elif native_all or not (is_plumbing(frame) or _is_trampoline(native, position)):
             out.append(frame)
     return MergeResult(tuple(out), True, None)
+
+
+def _is_trampoline(native: Sequence[Any], position: int) -> bool:
+    """A perf trampoline (``-X perf``): anonymous code called by the interpreter itself
+    (``py_trampoline_evaluator``, or whatever inlined it: LTO builds devirtualize the call)."""
+    frame = native[position]
+    if frame.module or position + 1 >= len(native):
+        return False
+    return is_interpreter_module(native[position + 1].module)
 
 
 def native_only(native: Sequence[Any], native_all: bool = False) -> tuple:

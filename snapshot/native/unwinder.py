@@ -131,7 +131,7 @@ class Unwinder:
                 break
             lookup = pc if exact_pc else pc - 1
             module = self.modules.module_at(lookup)
-            row, how = self._row(module, lookup)
+            row, how = self._row(module, lookup, pc)
             frames.append(self._frame(module, pc, lookup, row))
             if row is None:
                 reason = "no unwind information for 0x%x" % pc
@@ -157,7 +157,7 @@ class Unwinder:
         self.stats["frames"] += len(frames)
         return frames, reason
 
-    def _row(self, module, lookup: int):
+    def _row(self, module, lookup: int, pc: int):
         if module is not None:
             vaddr = lookup - module.load_bias
             row = module.row(vaddr)
@@ -173,13 +173,14 @@ class Unwinder:
                 name, offset, exact = module.symbols.lookup(vaddr)
                 if name is not None and exact:
                     start = vaddr - offset
-                row = disasm.recover_row(
-                    (lambda a, n: elf.read_vaddr(a, n)) if elf is not None else (lambda a, n: None),
-                    vaddr, start) if elf is not None else None
+                # capstone reads forward from the real pc (a return address is an
+                # instruction boundary; pc - 1 is not)
+                row = disasm.recover_row(lambda a, n: elf.read_vaddr(a, n), vaddr + (pc - lookup),
+                                         start) if elf is not None else None
                 rows[key] = row
             return (row, "capstone") if row is not None else self._frame_pointer()
-        if lookup in self._anon_rows:
-            row = self._anon_rows[lookup]
+        if pc in self._anon_rows:
+            row = self._anon_rows[pc]
         else:
             mapping = self.modules.executable(lookup)
             row = None
@@ -189,8 +190,8 @@ class Unwinder:
                         return None
                     size = min(size, _end - address)
                     return self.process.read_many([(address, size)])[0] if size > 0 else None
-                row = disasm.recover_row(read_code, lookup, None)
-            self._anon_rows[lookup] = row
+                row = disasm.recover_row(read_code, pc, None)
+            self._anon_rows[pc] = row
         return (row, "capstone") if row is not None else self._frame_pointer()
 
     @staticmethod
