@@ -153,7 +153,7 @@ def test_busy_thread_loosely(python, native_target):
     pid = native_target.pid
     busy = int(native_target.truth["threads"]["zlib"])
     process = LiveAdapter(pid)
-    with paused(pid) as tids:
+    with paused(pid):
         frames, why = native_stacks_with_reasons(process, [busy])[busy]
     gdb = physical(gdb_stacks(pid, native_target.workdir)[busy])
     assert "outermost" in why, why

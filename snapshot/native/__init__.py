@@ -21,15 +21,18 @@ def unwinder_for(process):
         unwinder = _UNWINDERS.get(process)
     except TypeError:
         unwinder = None
+    maps = process.maps()
     if unwinder is None:
-        unwinder = Unwinder(process)
+        unwinder = Unwinder(process, ModuleMap(process.mapped_files(), maps))
         try:
             _UNWINDERS[process] = unwinder
         except TypeError:
             pass
-    else:
-        unwinder.modules = ModuleMap(process.mapped_files(), process.maps(), unwinder.modules)
+    elif maps != unwinder.modules.maps:
+        # something was mapped or unmapped (dlopen, JIT): files and anonymous code may differ
+        unwinder.modules = ModuleMap(process.mapped_files(), maps, unwinder.modules)
         unwinder._anon_rows.clear()
+        unwinder._frames.clear()
     return unwinder
 
 

@@ -18,8 +18,8 @@ class NativeFrame:
     is known, with ``offset`` from its start (never presented as the
     function's own name).  ``module`` is the library's path as the target
     maps it ('' for anonymous memory such as JIT code or perf trampolines).
-    ``how`` says which rule recovered the *caller* of this frame: "cfi",
-    "capstone", "frame-pointer", or "" for the last frame.
+    ``how`` says where the rule for this frame's CFA (and so its caller)
+    came from: "cfi", "capstone", "frame-pointer", or "" when there was none.
     """
 
     address: int

@@ -34,6 +34,7 @@ class Module:
         self._elf: Optional[ElfFile] = None
         self._eh: Optional[EhFrame] = None
         self._broken = False
+        self._symbols: Optional[SymbolTable] = None
         self.rows: dict = {}
         if build_id:
             rows = _ROWS.get(build_id)
@@ -79,12 +80,16 @@ class Module:
 
     @property
     def symbols(self) -> SymbolTable:
+        table = self._symbols
+        if table is not None:
+            return table
         table = _SYMBOLS.get(self.build_id) if self.build_id else None
         if table is None:
             elf = self.elf
             table = load_symbols(elf, self.build_id) if elf is not None else SymbolTable([], [], [])
             if self.build_id:
                 _SYMBOLS[self.build_id] = table
+        self._symbols = table
         return table
 
 
@@ -101,6 +106,7 @@ class ModuleMap:
             modules.append(known.get(key) or Module(m.path, m.start, m.end, m.load_bias, m.build_id,
                                                     m.local_path))
         self.modules: List[Module] = sorted(modules, key=lambda m: m.start)
+        self.maps = list(maps)
         self._starts = [m.start for m in self.modules]
         executable = sorted((m.start, m.end, m.path) for m in maps if "x" in m.perms)
         self._exec = executable

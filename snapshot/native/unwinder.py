@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from . import disasm
 from .cfi import (CFA_EXPRESSION, EXPRESSION, OFFSET, REGISTER, SAME_VALUE, UNDEFINED, VAL_EXPRESSION,
@@ -60,6 +60,8 @@ class StackMemory:
         if i >= 0:
             start, data = self._chunks[i]
             if address + size <= start + len(data):
+                if size == 8:
+                    return _U64.unpack_from(data, address - start)[0]
                 return int.from_bytes(data[address - start:address - start + size], "little")
         return self._fetch(address, size)
 
@@ -91,6 +93,7 @@ class Unwinder:
         self.process = process
         self.modules = modules or ModuleMap(process.mapped_files(), process.maps())
         self._anon_rows: Dict[int, Optional[tuple]] = {}
+        self._frames: Dict[tuple, NativeFrame] = {}
         self.stats = {"frames": 0, "cfi": 0, "capstone": 0, "frame_pointer": 0}
 
     # -- several threads -------------------------------------------------------------------
@@ -132,7 +135,13 @@ class Unwinder:
             lookup = pc if exact_pc else pc - 1
             module = self.modules.module_at(lookup)
             row, how = self._row(module, lookup, pc)
-            frames.append(self._frame(module, pc, lookup, row))
+            key = (pc, lookup)
+            frame = self._frames.get(key)
+            if frame is None:
+                if len(self._frames) > 200000:
+                    self._frames.clear()
+                frame = self._frames[key] = self._frame(module, pc, lookup, row, how)
+            frames.append(frame)
             if row is None:
                 reason = "no unwind information for 0x%x" % pc
                 break
@@ -144,13 +153,11 @@ class Unwinder:
             if new is None:
                 reason = "outermost frame (return address undefined)"
                 break
-            frames[-1] = _with_how(frames[-1], how, row[2])
             self.stats[how.replace("-", "_")] += 1
             signal = row[2]
             new_sp = new[7]
-            if new_sp is None or (not signal and sp is not None and new_sp <= sp and not exact_pc_signal(frames)):
+            if new_sp is None or (not signal and sp is not None and new_sp <= sp):
                 reason = "stack pointer did not grow"
-                frames[-1] = _with_how(frames[-1], "", row[2])
                 break
             regs = new
             exact_pc = bool(signal)
@@ -199,17 +206,19 @@ class Unwinder:
         from .cfi import CFA_REGISTER
         return ((CFA_REGISTER, 6, 16), ((6, OFFSET, -16), (16, OFFSET, -8)), False, 16), "frame-pointer"
 
-    def _frame(self, module, pc: int, lookup: int, row) -> NativeFrame:
+    def _frame(self, module, pc: int, lookup: int, row, how: str) -> NativeFrame:
+        signal = bool(row is not None and row[2])
+        how = how if row is not None else ""
         if module is None:
-            return NativeFrame(pc, None, 0, "", "")
+            return NativeFrame(pc, None, 0, "", "", None, signal, how)
         if row is not None and row[2]:
             lookup = pc     # a signal trampoline: its FDE starts a byte early, its symbol does not
         vaddr = lookup - module.load_bias
         name, offset, exact = module.symbols.lookup(vaddr)
         offset += pc - lookup
         if exact:
-            return NativeFrame(pc, name, offset, module.path, module.build_id)
-        return NativeFrame(pc, None, offset if name else 0, module.path, module.build_id, nearest=name)
+            return NativeFrame(pc, name, offset, module.path, module.build_id, None, signal, how)
+        return NativeFrame(pc, None, offset if name else 0, module.path, module.build_id, name, signal, how)
 
     @staticmethod
     def _apply(row, regs: List[Optional[int]], memory: StackMemory) -> Optional[List[Optional[int]]]:
@@ -254,13 +263,3 @@ class Unwinder:
         if new[16] is None:
             return None
         return new
-
-
-def exact_pc_signal(frames: Sequence[NativeFrame]) -> bool:
-    """True when the frame before the last was a signal frame (its sp may jump anywhere)."""
-    return len(frames) >= 2 and frames[-2].signal_frame
-
-
-def _with_how(frame: NativeFrame, how: str, signal: bool) -> NativeFrame:
-    return NativeFrame(frame.address, frame.symbol, frame.offset, frame.module, frame.build_id,
-                       frame.nearest, bool(signal), how)
