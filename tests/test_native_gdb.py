@@ -215,3 +215,36 @@ def test_anonymous_perf_trampolines(python, native_lib, tmp_path):
             problems.append("thread %d: ours %s\n gdb %s" % (tid, [hex(f.address) for f in frames],
                                                             [hex(a) for a in theirs]))
     assert not problems, "\n".join(problems)
+
+
+def test_disassembly_equals_gdb(python, native_target):
+    """``disassemble`` around a native frame's pc and from a function's start: the same
+    instructions (addresses and mnemonics) as gdb's ``x/i``, located by symbol."""
+    from snapshot.native import disassemble, resolve_function
+    pid = native_target.pid
+    mutex = int(native_target.truth["threads"]["mutex"])
+    process = LiveAdapter(pid)
+    with paused(pid):
+        frames = native_stacks_with_reasons(process, [mutex])[mutex][0]
+        ours_function = resolve_function(process, "nb_block_on_mutex")
+        listing_at_frame = disassemble(process, frames[1].address, 8)
+        listing_function = disassemble(process, "nb_block_on_mutex", 6)
+    assert ours_function is not None and ours_function[1].endswith("libnative_blocker.so")
+    current = [i for i in listing_at_frame if i.is_current]
+    assert len(current) == 1 and current[0].address == frames[1].address
+    assert current[0].location.startswith(frames[1].symbol + "+0x")
+    assert listing_function[0].address == ours_function[0] and listing_function[0].location == "nb_block_on_mutex"
+    commands = []
+    for start, count in ((listing_at_frame[0].address, len(listing_at_frame)), (ours_function[0], 6)):
+        commands += ["-ex", "x/%di 0x%x" % (count, start)]
+    out = subprocess.run(["gdb", "-nx", "-batch", "-p", str(pid), "-ex", "set disassembly-flavor intel"] + commands,
+                         capture_output=True, text=True, timeout=120).stdout
+    gdb_insns = []
+    for line in out.splitlines():
+        m = re.match(r"^(?:=>)?\s*0x([0-9a-f]+)(?: <[^>]*>)?:\s+(\S+)", line)
+        if m:
+            gdb_insns.append((int(m.group(1), 16), m.group(2)))
+    ours = [(i.address, i.mnemonic) for i in listing_at_frame + listing_function]
+    # gdb prints "endbr64"/"nop" like capstone; prefixes (rep/lock/bnd/notrack) are folded into the mnemonic by both
+    assert [a for a, _ in ours] == [a for a, _ in gdb_insns], (ours, gdb_insns)
+    assert [m.split()[0] for _, m in ours] == [m for _, m in gdb_insns], (ours, gdb_insns)

@@ -54,3 +54,13 @@ class NativeFrame:
         else:
             where = "??"
         return "0x%016x %s (%s)" % (self.address, where, self.library)
+
+
+def to_model_frame(frame: NativeFrame):
+    """The model's ``Frame`` for a native frame: ``is_native``, the symbol as ``function`` (or
+    ``function+0x54`` / ``0x7f...``), the library path as ``module`` and ``filename``, line 0."""
+    from ..model import Frame
+    try:
+        return Frame(frame.name, frame.module, 0, None, True, module=frame.module, address=frame.address)
+    except TypeError:   # a model without ``address`` (older snapshot files' reader)
+        return Frame(frame.name, frame.module, 0, None, True, module=frame.module)
