@@ -81,7 +81,6 @@ def read_encoded(data, pos: int, encoding: int, pos_vaddr: int, data_base: int =
     if encoding == 0xFF:
         return 0, pos
     fmt = encoding & 0x0F
-    start = pos
     if fmt == 0x00:
         value = _U64.unpack_from(data, pos)[0]
         pos += 8
@@ -111,7 +110,7 @@ def read_encoded(data, pos: int, encoding: int, pos_vaddr: int, data_base: int =
         raise CfiError("unknown pointer encoding 0x%02x" % encoding)
     app = encoding & 0x70
     if app == 0x10:
-        value += pos_vaddr + 0 * start
+        value += pos_vaddr
     elif app == 0x30:
         value += data_base
     elif app == 0x40:

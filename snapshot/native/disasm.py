@@ -121,7 +121,6 @@ def row_from_epilogue(code: bytes, pc: int) -> Optional[tuple]:
     """The row at ``pc`` from the path that runs from ``pc`` to its ``ret``."""
     delta = 0              # how far rsp moved up since pc
     restored = {}          # reg -> rsp-relative (at pc) address where it was saved
-    position = pc
     steps = 0
     insns = instructions(code, pc, MAX_SCAN * 2)
     index = {a: i for i, (a, _, _, _) in enumerate(insns)}
@@ -129,7 +128,6 @@ def row_from_epilogue(code: bytes, pc: int) -> Optional[tuple]:
     while i < len(insns) and steps < MAX_SCAN:
         steps += 1
         address, size, mnemonic, ops = insns[i]
-        position = address
         if mnemonic == "pop":
             if ops in _REG:
                 restored.setdefault(_REG[ops], delta)
@@ -166,7 +164,6 @@ def row_from_epilogue(code: bytes, pc: int) -> Optional[tuple]:
         elif ops.startswith("rsp,") or ops.startswith("esp,"):
             return None
         i += 1
-    del position
     return None
 
 
