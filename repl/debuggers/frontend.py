@@ -3,41 +3,42 @@
 ``DebuggerFront`` keeps a ``DebuggerSession`` alive across ``pyspy ...``
 commands (selected thread and frame survive, like in the REPL) and drops its
 target and snapshot whenever the debugger's inferior has run or changed
-(``key``), because memory read before a ``continue`` is stale.  Lines are
-dispatched to the same command classes as the CLI and the REPL; commands
-that need a process pyspy-repl controls itself (sampling, recording,
-watching, attaching) answer with why they are unavailable here.
+(``key``), because memory read before a ``continue`` is stale.  Lines go
+through ``repl.dispatch`` (the same command classes and capability flags
+as the CLI and the REPL, ``source = DEBUGGER``): commands that need a
+process pyspy-repl runs itself (sampling, recording, watching, attaching)
+answer with why they are unavailable here.
 """
 from __future__ import annotations
 
-import shlex
 from typing import Callable, Hashable, Optional, TextIO
 
-from snapshot.errors import SnapshotError
-
-from ..commands.base import CommandError, _HelpShown
+from ..commands.base import CommandError
 from ..session import Session
 
 PROG = "pyspy"
 
-#: Commands that need a process pyspy-repl runs or ptraces itself, and why.
-UNAVAILABLE = {
-    "record": "samples the process while it runs",
-    "top": "samples the process while it runs",
-    "sample": "samples the process while it runs",
-    "watch": "re-reads the process while it runs",
-    "attach": "the target is the debugger's inferior",
-    "detach": "the target is the debugger's inferior (use the debugger's own `detach`)",
-    "quit": "the debugger owns the session (use its own `quit`)",
-}
-
 #: libpython.py's gdb commands (and cpython-lldb's) -> our commands.
 ALIASES = {"py-bt": "bt", "py-locals": "locals", "py-print": "print", "py-up": "up", "py-down": "down"}
 
+_DISPATCHER = None
 
-def unavailable_message(name: str, debugger: str) -> str:
-    return ("`%s` is not available inside %s: it %s; run `pyspy-repl %s --pid PID` outside the "
-            "debugger (detach first, a process can have only one tracer)" % (name, debugger, UNAVAILABLE[name], name))
+
+def dispatcher():
+    """The REPL's dispatcher (shared command table and capability checks), named ``pyspy``."""
+    global _DISPATCHER
+    if _DISPATCHER is None:
+        from ..dispatch import REPL, Dispatcher
+        _DISPATCHER = Dispatcher(REPL, prog=PROG)
+    return _DISPATCHER
+
+
+def usable_commands():
+    """(name, class) of every command that works inside a debugger, aliases included."""
+    from ..commands.base import DEBUGGER
+    table = dispatcher().table
+    return sorted((name, cls) for name, cls in table.items()
+                  if cls.unavailable(DEBUGGER) is None and name != "?")
 
 
 class DebuggerSession(Session):
@@ -45,6 +46,8 @@ class DebuggerSession(Session):
 
     def __init__(self, factory: Callable[[], object], debugger: str, out: TextIO, err: TextIO):
         super().__init__(None, out, err)
+        from ..commands.base import DEBUGGER
+        self.source = DEBUGGER
         self.factory = factory
         self.debugger = debugger
         self.process = None
@@ -58,6 +61,9 @@ class DebuggerSession(Session):
             return False
         changed_process = self.key is None or key[0] != self.key[0]
         self.key = key
+        # the inferior's pid (0: nothing loaded, which get_target reports with a hint)
+        self.pid = key[1] if len(key) > 1 and isinstance(key[1], int) else 0
+        self.exited = False
         if self.target is not None:
             self.target.close()
         if self.process is not None:
@@ -127,63 +133,22 @@ class DebuggerSession(Session):
                 return
 
 
-def split_line(line: str):
-    try:
-        return shlex.split(line)
-    except ValueError as e:
-        raise CommandError("cannot parse %r: %s" % (line, e)) from None
-
-
-def command_class(name: str, debugger: str):
-    from ..commands import load_all
-    registry = load_all()
-    name = ALIASES.get(name, name)
-    cls = registry.get(name)
-    if cls is None:
-        raise CommandError("unknown command %r (see `pyspy help`)" % name)
-    if cls.name in UNAVAILABLE:
-        raise CommandError(unavailable_message(cls.name, debugger))
-    return cls
-
-
-def print_error(error: BaseException, stream: TextIO) -> None:
-    stream.write("%s: error: %s\n" % (PROG, error))
-    hint = getattr(error, "hint", "")
-    if hint:
-        stream.write("  hint: %s\n" % hint)
-    stream.flush()
-
-
 def run_line(session: DebuggerSession, line: str) -> int:
-    """Run one ``pyspy`` line; errors are printed (one line + hint) and give an exit code."""
-    try:
-        words = split_line(line) or ["help"]
-        cls = command_class(words[0], session.debugger)
-        command = cls()
-        args = command.parser("%s %s" % (PROG, cls.name)).parse_args(words[1:])
-        return command.run(session, args) or 0
-    except _HelpShown:
-        return 0
-    except (CommandError, SnapshotError) as e:
-        print_error(e, session.err)
-        return getattr(e, "exit_code", 1)
-    finally:
-        try:
-            session.out.flush()
-        except (OSError, ValueError):
-            pass
+    """Run one ``pyspy`` line through the shared dispatcher; errors are printed (one line +
+    hint) on ``session.err`` and give a non-zero status."""
+    words = line.split(None, 1)
+    if words and words[0] in ALIASES:
+        line = ALIASES[words[0]] + (" " + words[1] if len(words) > 1 else "")
+    return dispatcher().run_line(session, line.strip() or "help")
 
 
 def complete(session: DebuggerSession, text: str):
     """Candidates for the word at the end of ``text`` (a ``pyspy`` line without ``pyspy``)."""
-    from ..commands import load_all
-    from ..completion import candidates
-    registry = {name: cls for name, cls in load_all().items() if cls.name not in UNAVAILABLE}
     try:
         words = text.split()
         if session.snapshot is None and words and (len(words) > 1 or text.endswith(" ")) and \
                 words[0] in ("thread", "t", "frame", "f", "up", "down", "print", "p"):
             session.ensure_snapshot()    # thread names, frame numbers and local names need one
-        return candidates(session, registry, text)
+        return dispatcher().completions(session, text)
     except Exception:  # noqa: BLE001 - completion must never raise into the debugger
         return []

@@ -119,14 +119,9 @@ class _Subcommand(gdb.Command):
 
 def register(problems: List[str] = ()) -> None:
     """Create the commands (sourcing the script again replaces them)."""
-    from ..commands import load_all
     _connect_events()
     PyspyCommand()
-    seen = set()
-    for name, cls in sorted(load_all().items()):
-        if cls.name in frontend.UNAVAILABLE or name in seen or name == "?":
-            continue
-        seen.add(name)
+    for name, cls in frontend.usable_commands():
         doc = (cls.help or cls.name) + "\n\nSee `pyspy %s --help` for its options." % cls.name
         _Subcommand("pyspy " + name, cls.name, doc)
     for alias, target in frontend.ALIASES.items():

@@ -54,7 +54,8 @@ def run(debugger, line: str, exe_ctx, result) -> None:
         result.Print(text)
     if code:
         # lldb prefixes "error: " itself
-        result.SetError(messages.rstrip("\n").replace("%s: error: " % frontend.PROG, "%s: " % frontend.PROG, 1) or "pyspy %s failed (exit %d)" % (line, code))
+        text = messages.rstrip("\n")
+        result.SetError((text[len("error: "):] if text.startswith("error: ") else text) or "pyspy %s failed (exit %d)" % (line, code))
         return
     for message in messages.splitlines():
         if message.strip():
