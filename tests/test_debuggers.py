@@ -401,17 +401,25 @@ PROCESS_PROBE = (
     "for f in p.mapped_files()], 'threads': [t.tid for t in p.threads()], "
     "'regs': {t.tid: [p.registers(t.tid).pc, p.registers(t.tid).sp] for t in p.threads()}, "
     "'syscall': p.in_syscall([t.tid for t in p.threads()]), 'exe': p.executable(), 'pid': p.pid, "
-    "'maps': len(p.maps())}))")
+    "'maps': len(p.maps()), 'native': {tid: [f.address for f in frames] for tid, frames in "
+    "__import__('snapshot.native', fromlist=['x']).native_stacks(p, [t.tid for t in p.threads()]).items()}}))")
 
 
 @pytest.mark.parametrize("debugger", ["gdb", "lldb"])
 def test_process_protocol(once_python, loaders, debugger, tmp_path):
     """GdbProcess / LldbProcess against /proc: threads, mapped files (load bias from the first
-    mapping, build-id from the file), registers inside the thread's stack and code, idle threads."""
+    mapping, build-id from the file), registers inside the thread's stack and code, idle threads,
+    and native stacks (snapshot.native on the debugger's Process) equal to those read with ptrace."""
     _need(debugger)
     from snapshot.binary import _quick_build_id
+    from snapshot.native import native_stacks
+    from snapshot.pause import paused
+    from test_native_support import LiveAdapter
     s = Subject(once_python, str(tmp_path))
     try:
+        with paused(s.pid) as stopped:
+            live_native = {str(tid): [f.address for f in frames]
+                           for tid, frames in native_stacks(LiveAdapter(s.pid), stopped).items()}
         if debugger == "gdb":
             line = "python " + PROCESS_PROBE % {"module": "gdbprocess", "cls": "GdbProcess", "arg": ""}
         else:
@@ -450,6 +458,7 @@ def test_process_protocol(once_python, loaders, debugger, tmp_path):
         for tid, (pc, sp) in data["regs"].items():
             assert "x" in mapping_of(pc)[1], (tid, hex(pc))
             assert "w" in mapping_of(sp)[1], (tid, hex(sp))
+        assert data["native"] == live_native, "native stacks differ from the ptrace ones"
         # every thread of this target is blocked in a system call
         assert data["syscall"] and all(data["syscall"].values()), data["syscall"]
         assert not settle(s.pid, debugger)
@@ -496,3 +505,16 @@ def test_no_inferior_is_one_line_error(loaders):
         text = r.stdout.decode() + r.stderr.decode()
         assert "Traceback" not in text, (debugger, text)
         assert "no process or core loaded" in text and "hint:" in text, (debugger, text)
+
+
+def test_loader_without_record_warns(loaders, tmp_path):
+    """A loader whose dependency record is missing says what to run, on stderr, in one line."""
+    _need("gdb")
+    env = _debugger_env()
+    env["XDG_CACHE_HOME"] = str(tmp_path)      # no record there (the checkout keeps none of its own)
+    r = subprocess.run(["gdb", "-nx", "-batch", "-ex", "source " + loaders["gdb"], "-ex", "help pyspy"],
+                       capture_output=True, timeout=120, env=env)
+    err = r.stderr.decode()
+    assert "pyspy: warning: no record of where pyspy-repl's dependencies are installed" in err, err
+    assert "pyspy-repl gdb-path" in err and "Traceback" not in err, err
+
