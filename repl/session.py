@@ -107,12 +107,8 @@ class Session:
             return False
         if self.child is not None and self.child.pid == self.pid:
             return self.child.poll() is None
-        try:
-            with open("/proc/%d/stat" % self.pid) as fh:
-                data = fh.read()
-        except OSError:
-            return False
-        return data[data.rindex(")") + 2] not in "ZX"
+        from snapshot.process.procfs import is_gone
+        return not is_gone(self.pid)
 
     def mark_exited(self) -> bool:
         """Record that the target is gone (keeps the last snapshot); True the first time."""

@@ -100,13 +100,8 @@ class SamplerStats:
 
 def _gone(pid: int) -> bool:
     """True when ``pid`` no longer runs (missing, or a zombie waiting to be reaped)."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read()
-    except OSError:
-        return True
-    end = data.rfind(b")")
-    return end < 0 or data[end + 2:end + 3] in (b"Z", b"X")
+    from .process import procfs
+    return procfs.is_gone(pid)
 
 
 def attach_when_ready(pid: int, timeout: float = 10.0, attach=None, alive: Optional[Callable[[], bool]] = None):

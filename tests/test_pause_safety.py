@@ -7,7 +7,7 @@ must advance again:
 
 * after a normal `dump`;
 * after the tool is SIGKILLed while it holds the target paused (a helper process
-  runs ``with snapshot.pause.paused(pid): time.sleep(30)`` and gets ``kill -9``);
+  runs ``with snapshot.process.pause.paused(pid): time.sleep(30)`` and gets ``kill -9``);
 * after SIGINT (Ctrl-C) to the tool while paused (helper), and to the real CLI at
   random moments;
 * after an exception inside the ``with paused(...)`` block (the helper lives on).
@@ -106,7 +106,7 @@ def busy(once_python, tmp_path):
 
 HELPER = r"""
 import os, sys, time
-from snapshot.pause import paused
+from snapshot.process.pause import paused
 pid, mode = int(sys.argv[1]), sys.argv[2]
 if mode == "raise":
     try:
