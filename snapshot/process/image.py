@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import os
 from contextlib import contextmanager
 from typing import (BinaryIO, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence,
                     Tuple)
@@ -69,6 +70,8 @@ class ImageProcess:
     # -- memory ---------------------------------------------------------------
     def read(self, address: int, size: int) -> bytes:
         self.read_calls += 1
+        if size == 0 and address > 0:
+            return b""  # as a live read of nothing
         i = bisect.bisect_right(self._starts, address) - 1
         if i >= 0 and size >= 0:
             base, data = self._segments[i]
@@ -260,10 +263,17 @@ class RecordingProcess:
         self.inner.close()
 
     def image(self) -> ImageProcess:
-        """What was seen so far, as an offline ``ImageProcess``."""
+        """What was seen so far, as an offline ``ImageProcess``.
+
+        Mapped files keep the target's own paths where those exist here (a
+        path through a live process's ``root`` dies with the process).
+        """
         inner = self.inner
         threads = self._threads or [OSThread(t) for t in self._stopped]
-        return ImageProcess(self._pieces, pid=self.pid, maps=inner.maps(), files=inner.mapped_files(),
+        files = [f if not os.path.exists(f.path) else MappedFile(f.path, f.start, f.end, f.load_bias,
+                                                                  f.build_id, f.path)
+                 for f in inner.mapped_files()]
+        return ImageProcess(self._pieces, pid=self.pid, maps=inner.maps(), files=files,
                             threads=threads, registers=self._registers, executable=inner.executable(),
                             command_line=inner.command_line(), name=inner.name(),
                             in_syscall=self._in_syscall, thread_names=self._names, tid_map=self._tid_map,
