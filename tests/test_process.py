@@ -137,6 +137,7 @@ def test_forced_discovery_methods_agree(python, dump_target):
     skipped = []
     process = LiveProcess(t.pid)
     try:
+        files = process.mapped_files()
         default = locate(process)
         layout = get_layout(default.version[:2])
         for method in METHODS:
@@ -147,6 +148,10 @@ def test_forced_discovery_methods_agree(python, dump_target):
     finally:
         process.close()
     assert "symbol" in found, "the _PyRuntime symbol is exported by every build: %s" % skipped
+    from snapshot import binary
+    has_section = any(binary.load(f.local_path).pyruntime_section for f in files
+                      if f.path == default.binary_path)
+    assert ("section" in found) == has_section, (has_section, skipped)
     if layout.features.debug_offsets:
         assert "cookie" in found, "3.13+ keeps the debug-offsets cookie in _PyRuntime: %s" % skipped
     else:
