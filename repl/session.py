@@ -107,8 +107,8 @@ class Session:
             return False
         if self.child is not None and self.child.pid == self.pid:
             return self.child.poll() is None
-        from snapshot.process.procfs import is_gone
-        return not is_gone(self.pid)
+        from snapshot.process.live import LiveProcess
+        return LiveProcess.pid_is_running(self.pid)
 
     def mark_exited(self) -> bool:
         """Record that the target is gone (keeps the last snapshot); True the first time."""

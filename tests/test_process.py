@@ -223,3 +223,18 @@ def test_registers_of_paused_threads(python, sleepers):
             assert stack.path in ("", "[stack]") or stack.path.startswith("[anon"), stack
         assert r.in_syscall, "thread %d sleeps, so it stopped inside a system call" % tid
         assert syscalls.get(tid) is True, tid
+
+
+def test_failed_detach_waits_for_the_stop_and_detaches_again(python, sleepers):
+    """A thread seized but not (yet) stopped refuses PTRACE_DETACH (ESRCH): it must still end untraced."""
+    from snapshot.process import ptrace
+    from snapshot.process.pause import Pause
+
+    pause = Pause(sleepers.pid)
+    tids = sorted(pythons.task_states(sleepers.pid))
+    for tid in tids:
+        assert ptrace.call(ptrace.PTRACE_SEIZE, tid) == 0
+        pause.attached.append(tid)
+    assert pythons.tracer_pid(sleepers.pid) == os.getpid()
+    pause.detach_all()
+    assert not pythons.stopped_or_traced(sleepers.pid), pythons.task_states(sleepers.pid)

@@ -50,6 +50,9 @@ class LiveProcess:
         check_process(pid)
         self.pid = pid
         self.memory = ProcessMemory(pid)
+        # The hot path calls these per read: bind them straight to the reader.
+        self.read = self.memory.read
+        self.read_many = self.memory.read_many
         self.tasks = TaskStates(pid)
         self._maps: Optional[List[MemoryMap]] = None
         self._files: Optional[List[MappedFile]] = None
@@ -112,6 +115,11 @@ class LiveProcess:
 
     def is_alive(self) -> bool:
         return not procfs.is_gone(self.pid)
+
+    @staticmethod
+    def pid_is_running(pid: int) -> bool:
+        """Whether ``pid`` still runs (not missing, not a zombie), without attaching to it."""
+        return not procfs.is_gone(pid)
 
     def exists(self) -> bool:
         """The pid is still there (a zombie too)."""
