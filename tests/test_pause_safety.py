@@ -119,6 +119,9 @@ if mode == "raise":
         print("raised", flush=True)
     time.sleep(30)          # stay alive: a detach must not depend on our exit
 else:
+    if mode == "threaded":  # a tool with other threads: a signal may land on one of them
+        import threading
+        threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
     hold = float(sys.argv[3]) if len(sys.argv) > 3 else 30.0
     with paused(pid):
         print("paused", flush=True)
@@ -160,10 +163,11 @@ def test_after_sigkill_while_paused(busy):
     assert_running(t, hb, "after kill -9 of the tool while paused")
 
 
-def test_sigint_while_paused_acts_after_the_detach(busy):
+@pytest.mark.parametrize("mode", ["sleep", "threaded"])
+def test_sigint_while_paused_acts_after_the_detach(busy, mode):
     """Ctrl-C lands inside the pause: it is held, the target resumes first, then the tool dies of it."""
     t, hb = busy
-    helper = start_helper(t.pid, "sleep", hold=2)
+    helper = start_helper(t.pid, mode, hold=2)
     try:
         assert_paused(t, hb, helper.pid, "helper paused the target")
         helper.send_signal(signal.SIGINT)
@@ -192,10 +196,11 @@ def test_sigterm_while_paused_acts_after_the_detach(busy):
     assert_running(t, hb, "after SIGTERM to the tool while paused")
 
 
-def test_sigtstp_while_paused_never_leaves_the_target_stopped(busy):
+@pytest.mark.parametrize("mode", ["sleep", "threaded"])
+def test_sigtstp_while_paused_never_leaves_the_target_stopped(busy, mode):
     """Ctrl-Z inside the pause: the tool stops only after the detach; the target runs while it is stopped."""
     t, hb = busy
-    helper = start_helper(t.pid, "sleep", hold=2)
+    helper = start_helper(t.pid, mode, hold=2)
     try:
         assert_paused(t, hb, helper.pid, "helper paused the target")
         helper.send_signal(signal.SIGTSTP)

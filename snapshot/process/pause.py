@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import errno
 import os
-import random
 import signal
 import time
 from contextlib import contextmanager
@@ -83,7 +82,7 @@ class Pause:
                 self.detach_all()
                 if time.monotonic() > deadline:
                     raise tracer_error(self.pid, busy.tracer) from None
-                time.sleep(random.uniform(0.002, 0.02))
+                time.sleep((2 + time.perf_counter_ns() % 18) / 1000)  # 2-20 ms, differing per tool
 
     def _rounds(self) -> None:
         for _ in range(MAX_ROUNDS):

@@ -3,10 +3,10 @@
 Why: a Ctrl-C, SIGTERM or Ctrl-Z that lands between PTRACE_SEIZE and
 PTRACE_DETACH can leave a target thread stopped for as long as the tool lives
 (or is suspended).  For the whole pause window these signals are blocked in
-the pausing thread (``pthread_sigmask``), and in the main thread their
-Python-level handlers are swapped for one that only remembers them (a signal
-the kernel hands to another thread of the tool still runs its Python handler
-in the main thread).  After the detach the handlers come back, the mask is
+the pausing thread (``pthread_sigmask``), and when the tool runs other
+threads, the main thread's Python-level handlers are swapped for one that only
+remembers them (a signal the kernel hands to another thread of the tool still
+runs its Python handler in the main thread).  After the detach the handlers come back, the mask is
 restored (pending signals are delivered then) and remembered ones are raised
 again, so the tool acts on each exactly as it would have, only later.
 """
@@ -36,7 +36,9 @@ def deferred_signals() -> Iterator[None]:
     except (OSError, ValueError):
         old_mask = None
     old_handlers = {}
-    if threading.current_thread() is threading.main_thread():
+    # With one thread the mask alone holds them (a process-directed signal waits
+    # for a thread that does not block it); the handler swap costs ~14 system calls.
+    if threading.current_thread() is threading.main_thread() and threading.active_count() > 1:
         for sig in DEFERRED:
             try:
                 current = signal.getsignal(sig)
