@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Optional
 

@@ -129,29 +129,12 @@ class LiveProcess:
     def threads(self) -> List[OSThread]:
         return [OSThread(tid, state) for tid, state in sorted(self.tasks.read().items())]
 
-    def thread_states(self) -> Dict[int, str]:
-        """tid -> scheduler state letter (read before pausing), through kept-open files."""
-        return self.tasks.read()
-
     def thread_name(self, tid: int) -> Optional[str]:
         return procfs.comm(self.pid, tid)
 
     def tid_map(self) -> Dict[int, int]:
         """Thread ids as the target knows them -> ours; {} when they are the same (no namespace)."""
         return self.tasks.tid_map()
-
-    def target_tids(self) -> List[int]:
-        """Thread ids as the target itself knows them (its pid namespace's)."""
-        mapping = self.tid_map()
-        return sorted(mapping) if mapping else procfs.task_ids(self.pid)
-
-    def tracer_pid(self) -> int:
-        """Who traces the target now (0: nobody)."""
-        return procfs.tracer_pid(self.pid)
-
-    def kernel_task(self, tid: int) -> Optional[tuple]:
-        """(state, syscall number or None, wchan or None) of one thread; None when gone."""
-        return procfs.kernel_task(self.pid, tid)
 
     def registers(self, tid: int) -> Registers:
         if tid not in self._stopped:

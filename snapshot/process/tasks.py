@@ -13,7 +13,7 @@ namespace's ids while ``/proc`` here lists ours; ``NSpid`` in each thread's
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, Tuple
 
 from . import procfs
 
@@ -26,6 +26,7 @@ class TaskStates:
 
     def __init__(self, pid: int):
         self.pid = pid
+        self.max_open = _descriptor_budget(self.MAX_OPEN)
         self._fds: Dict[Tuple[int, str], int] = {}
         self._same_ns = None
         self._ns_map: Dict[int, int] = {}  # target's tid -> our tid
@@ -40,7 +41,7 @@ class TaskStates:
                     fd = os.open(procfs.task_file(self.pid, tid, name), os.O_RDONLY)
                 except OSError:
                     continue
-                if len(self._fds) < self.MAX_OPEN:
+                if len(self._fds) < self.max_open:
                     self._fds[key] = fd
                 else:
                     try:
@@ -111,17 +112,11 @@ class TaskStates:
         self._fds.clear()
 
 
-def thread_names(pid: int, tids: Iterable[int]) -> Dict[int, str]:
-    """OS thread names (``comm``) of the given tids (gone ones left out)."""
-    result = {}
-    for tid in tids:
-        name = procfs.comm(pid, tid)
-        if name is not None:
-            result[tid] = name
-    return result
-
-
-def own_view_tids(pid: int, states: TaskStates) -> List[int]:
-    """The target's thread ids as the target itself knows them (namespace ids)."""
-    mapping = states.tid_map()
-    return sorted(mapping) if mapping else procfs.task_ids(pid)
+def _descriptor_budget(cap: int) -> int:
+    """Kept-open descriptors allowed: a quarter of the soft limit, at most ``cap``."""
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return min(cap, 16)
+    return cap if soft == resource.RLIM_INFINITY else max(0, min(cap, soft // 4))
