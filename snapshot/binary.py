@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Optional
 
-from .errors import SnapshotError
+from .errors import BinaryReadError
 
 SYMBOLS = ("_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NoneStruct", "interp_head")
 CACHE_FORMAT = 2
@@ -83,13 +83,6 @@ def _file_value(elf, vaddr: int, size: int) -> Optional[bytes]:
             stream.seek(segment["p_offset"] + vaddr - start)
             return stream.read(size)
     return None
-
-
-class BinaryReadError(SnapshotError, ValueError):
-    """An ELF file could not be read or parsed (a ValueError too, for callers that skip it)."""
-
-    exit_code = 5
-    hint = "the interpreter's binary is unreadable or damaged; check the file the target runs"
 
 
 def analyse(path: str) -> BinaryInfo:

@@ -61,6 +61,13 @@ class InterpreterNotFoundError(SnapshotError):
     hint = "the interpreter may still be starting or already finalizing; try again"
 
 
+class BinaryReadError(SnapshotError, ValueError):
+    """A file the target maps could not be opened or parsed (a ValueError too, for callers that skip it)."""
+
+    exit_code = 5
+    hint = "the interpreter's binary is unreadable or damaged; check the file the target runs"
+
+
 class UnsupportedVersionError(SnapshotError):
     exit_code = 6
     hint = "supported: CPython 3.8 to 3.15"

@@ -47,7 +47,10 @@ class ThreadFacts:
 
     def _target_tids(self) -> List[int]:
         mapping = self._tid_map()
-        return sorted(mapping) if mapping else [t.tid for t in self.process.threads()]
+        if mapping:
+            return sorted(mapping)
+        ids = getattr(self.process, "thread_ids", None)
+        return ids() if ids is not None else [t.tid for t in self.process.threads()]
 
     def fill_native_ids(self, raw_threads) -> None:
         """Set each raw thread's ``native_id`` to our OS id of it (mapping namespace ids)."""

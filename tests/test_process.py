@@ -238,3 +238,41 @@ def test_failed_detach_waits_for_the_stop_and_detaches_again(python, sleepers):
     assert pythons.tracer_pid(sleepers.pid) == os.getpid()
     pause.detach_all()
     assert not pythons.stopped_or_traced(sleepers.pid), pythons.task_states(sleepers.pid)
+
+
+# --------------------------------------------------------------------------
+# synthetic: image reads, bad ELF files typed at the boundary
+# --------------------------------------------------------------------------
+def test_image_segments_merge_and_bound_reads():
+    from snapshot.errors import MemoryReadError
+    from snapshot.process.image import merge_segments
+
+    assert merge_segments([(0x1000, b"abcd"), (0x1002, b"XYZ"), (0x2000, b"q"), (0x1005, b"!")]) == [
+        (0x1000, b"abXYZ!"), (0x2000, b"q")]
+    image = ImageProcess([(0x1000, b"abcd"), (0x1004, b"efgh")])
+    assert image.read(0x1002, 4) == b"cdef"
+    assert image.read_many([(0x1000, 2), (0x3000, 1), (0x1007, 2)]) == [b"ab", None, None]
+    with pytest.raises(MemoryReadError):
+        image.read(0x1007, 2)
+    assert ImageProcess.from_dict(json.loads(json.dumps(image.to_dict()))).read(0x1000, 8) == b"abcdefgh"
+
+
+def test_bad_elf_files_are_typed_errors(tmp_path):
+    from snapshot import binary
+    from snapshot.errors import BinaryReadError, SnapshotError
+    from snapshot.process import elfid
+
+    real = sys.executable if os.path.exists(sys.executable) else "/bin/sh"
+    with open(os.path.realpath(real), "rb") as fh:
+        head = fh.read(4096)
+    for name, data in [("empty", b""), ("text", b"not an elf at all" * 10), ("truncated", head[:200]),
+                       ("headers-only", head)]:
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(BinaryReadError) as info:
+            binary.analyse(str(path))
+        assert isinstance(info.value, SnapshotError) and isinstance(info.value, ValueError)
+        found = elfid.identify(str(path))
+        assert found is None or found.build_id in ("", elfid.build_id(os.path.realpath(real)))
+    with pytest.raises(BinaryReadError):
+        binary.load(str(tmp_path / "missing"))

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import (BinaryIO, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence,
                     Tuple)
 
-from ..errors import MemoryReadError
+from ..errors import BinaryReadError, MemoryReadError
 from .base import FILES, REGISTERS, MappedFile, MemoryMap, OSThread, Registers
 from .ptrace import RegistersUnavailableError
 
@@ -100,10 +100,11 @@ class ImageProcess:
         return list(self._files)
 
     def open_file(self, path: str) -> BinaryIO:
-        for f in self._files:
-            if f.path == path:
-                return open(f.local_path, "rb")
-        return open(path, "rb")
+        local = next((f.local_path for f in self._files if f.path == path), path)
+        try:
+            return open(local, "rb")
+        except OSError as e:
+            raise BinaryReadError("cannot open %s: %s" % (path, e.strerror or e)) from None
 
     # -- identity -----------------------------------------------------------------
     def executable(self) -> str:
@@ -121,6 +122,9 @@ class ImageProcess:
     # -- threads ------------------------------------------------------------------------
     def threads(self) -> List[OSThread]:
         return list(self._threads)
+
+    def thread_ids(self) -> List[int]:
+        return [t.tid for t in self._threads]
 
     def thread_name(self, tid: int) -> Optional[str]:
         return self._thread_names.get(tid)
@@ -226,6 +230,13 @@ class RecordingProcess:
     def threads(self) -> List[OSThread]:
         self._threads = self.inner.threads()
         return list(self._threads)
+
+    def thread_ids(self) -> List[int]:
+        get = getattr(self.inner, "thread_ids", None)
+        tids = get() if get is not None else [t.tid for t in self.inner.threads()]
+        if not self._threads or {t.tid for t in self._threads} != set(tids):
+            self._threads = [OSThread(t) for t in tids]
+        return list(tids)
 
     def thread_name(self, tid: int) -> Optional[str]:
         name = self.inner.thread_name(tid)

@@ -13,7 +13,7 @@ import os
 from contextlib import contextmanager
 from typing import BinaryIO, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
-from ..errors import KernelThreadError, ProcessExitedError, ProcessNotFoundError
+from ..errors import BinaryReadError, KernelThreadError, ProcessExitedError, ProcessNotFoundError
 from . import elfid, procfs
 from .base import FILES, LIVE, PAUSABLE, REGISTERS, MappedFile, MemoryMap, OSThread, Registers
 from .memory import ProcessMemory
@@ -101,7 +101,11 @@ class LiveProcess:
         return self._files
 
     def open_file(self, path: str) -> BinaryIO:
-        return open(procfs.local_path(self.pid, path), "rb")
+        local = procfs.local_path(self.pid, path)
+        try:
+            return open(local, "rb")
+        except OSError as e:
+            raise BinaryReadError("cannot open %s of process %d: %s" % (path, self.pid, e.strerror or e)) from None
 
     # -- identity -----------------------------------------------------------------
     def executable(self) -> str:
@@ -128,6 +132,10 @@ class LiveProcess:
     # -- threads ------------------------------------------------------------------------
     def threads(self) -> List[OSThread]:
         return [OSThread(tid, state) for tid, state in sorted(self.tasks.read().items())]
+
+    def thread_ids(self) -> List[int]:
+        """Thread ids only (cheaper than ``threads()``: no state read)."""
+        return procfs.task_ids(self.pid)
 
     def thread_name(self, tid: int) -> Optional[str]:
         return procfs.comm(self.pid, tid)
