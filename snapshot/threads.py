@@ -14,7 +14,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 from .errors import MemoryReadError, SnapshotError
-from .osthreads import is_idle_function
+from .waits import is_idle_function
 from .process.pthread import PthreadTidFinder
 
 _U64 = struct.Struct("<Q")
