@@ -45,6 +45,8 @@ class _Busy(Exception):
 
 def describe_tracer(tracer: int) -> str:
     """'pid 123 (strace)', or '(another pyspy-repl)' when it is one of us."""
+    if tracer == os.getpid():
+        return "this pyspy-repl (another of its threads)"
     name = procfs.comm(tracer) or "?"
     argv = " ".join(procfs.cmdline(tracer))
     if "pyspy-repl" in argv or "repl.cli" in argv or "pyspy-snapshot" in argv:
@@ -100,8 +102,8 @@ class Pause:
             if tracer == 0:
                 err = call(PTRACE_SEIZE, tid)  # a tracer may just have let go
                 tracer = procfs.tracer_pid(self.pid, tid) if err == -errno.EPERM else 0
-            if tracer and tracer != os.getpid():
-                raise _Busy(tracer)
+            if tracer:
+                raise _Busy(tracer)  # another tool, or another thread of this one: wait for it
         if err == -errno.ESRCH:
             return  # the thread exited in between
         if err == -errno.EPERM:
