@@ -276,3 +276,41 @@ def test_bad_elf_files_are_typed_errors(tmp_path):
         assert found is None or found.build_id in ("", elfid.build_id(os.path.realpath(real)))
     with pytest.raises(BinaryReadError):
         binary.load(str(tmp_path / "missing"))
+
+
+SPAWNER = r"""
+import sys, threading, time
+def short():
+    time.sleep(0.001)
+open(sys.argv[1], "w").write("ready")
+while True:
+    ts = [threading.Thread(target=short) for _ in range(8)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+"""
+
+
+def test_pause_stops_threads_born_while_attaching(once_python, tmp_path):
+    """A target that keeps starting threads: while paused, every task it has is one we stopped."""
+    from snapshot.process import procfs
+
+    ready = str(tmp_path / "ready")
+    p = subprocess.Popen([once_python.path, "-c", SPAWNER, ready], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(ready):
+            assert time.monotonic() < deadline and p.poll() is None
+            time.sleep(0.02)
+        process = LiveProcess(p.pid)
+        try:
+            for _ in range(20):
+                with process.paused() as stopped:
+                    tasks = set(procfs.task_ids(p.pid))
+                    assert tasks <= set(stopped), "tasks running during the pause: %s" % (tasks - set(stopped))
+        finally:
+            process.close()
+        assert not pythons.stopped_or_traced(p.pid)
+    finally:
+        p.kill()
+        p.wait()
