@@ -1,8 +1,8 @@
 """Ctrl-C in the REPL while a command pauses the target never leaves a thread stopped.
 
 A busy many-thread target (tests/targets/heartbeat_target.py); the REPL runs
-`dump --locals` and `refresh`, and Ctrl-C arrives at random moments during
-them.  After each interrupt the target's threads are running and untraced
+`dump --locals` and `refresh`, and Ctrl-C arrives while the REPL holds the
+target (its TracerPid is the REPL), at a random moment of the pause.  After each interrupt the target's threads are running and untraced
 while the session lives, and the next pausing command still works (no
 "not allowed to ptrace" from a thread we kept).
 
@@ -32,12 +32,19 @@ def test_ctrl_c_during_pausing_commands(once_python, tmp_path):
         try:
             child = spawn(t.pid, tmp_path)
             rng = random.Random(77)
+            hits = 0
             for i in range(30):
                 child.sendline(("dump --locals", "refresh")[i % 2])
-                time.sleep(rng.uniform(0.0, 0.12))
+                # Ctrl-C inside the pause: as soon as the REPL traces the target, after a random delay.
+                deadline = time.monotonic() + 10
+                while pythons.tracer_pid(t.pid) != child.pid and time.monotonic() < deadline:
+                    time.sleep(0.0005)
+                hits += pythons.tracer_pid(t.pid) == child.pid
+                time.sleep(rng.uniform(0.0, 0.01))
                 child.sendintr()
                 child.expect(PROMPT, timeout=30)
                 assert_running(t, hb, "REPL round %d after Ctrl-C (session still open)" % i)
+            assert hits >= 10, "the interrupts should mostly land inside a pause (%d of 30)" % hits
             ask(child, "dump", r"Thread \d+", timeout=30)
             assert quit(child) == 0
         except pexpect.ExceptionPexpect:
