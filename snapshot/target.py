@@ -62,9 +62,9 @@ class Target:
         self.codes = CodeCache(process, self.layout, self.objects, self.interpreter.symbol("PyCode_Type"))
         self.walker = Walker(process, self.layout, self.interpreter.runtime_addr, self.codes)
         self.command_line = tuple(process.command_line())
-        self.threads = ThreadFacts(process, self.layout, self.walker, self.interpreter.runtime_addr,
+        self.thread_facts = ThreadFacts(process, self.layout, self.walker, self.interpreter.runtime_addr,
                                    self.objects)
-        self.frames = FrameBuilder(process, self.layout, self.objects)
+        self.frame_builder = FrameBuilder(process, self.layout, self.objects)
         self._interp: Optional[int] = None
         self.samples_taken = 0
 
@@ -143,7 +143,7 @@ class Target:
                 break
             except (MemoryReadError, CorruptDataError) as e:
                 self._interp = None
-                self.threads.forget()
+                self.thread_facts.forget()
                 if self._gone():
                     raise ProcessExitedError("process %d exited while being read" % self.pid) from None
                 if attempt + 1 == attempts:
@@ -160,18 +160,18 @@ class Target:
         if self._interp is None:
             self._interp = walker.interpreter_addr()
         interp = self._interp
-        head, holder = self.threads.head_and_gil(interp)
+        head, holder = self.thread_facts.head_and_gil(interp)
         tstates = walker.thread_states(interp, head)
         raw_threads = walker.walk_threads(tstates, with_locals)
-        self.threads.fill_native_ids(raw_threads)
-        names = self.threads.names(interp, raw_threads, fresh_names)
-        build = self.frames.frame
+        self.thread_facts.fill_native_ids(raw_threads)
+        names = self.thread_facts.names(interp, raw_threads, fresh_names)
+        build = self.frame_builder.frame
         result = []
         for raw in raw_threads:
             frames = tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
             result.append(ThreadStack(thread_id=raw.thread_id, native_id=raw.native_id,
                                       name=names.get(raw.thread_id), holds_gil=holder == raw.tstate_addr,
-                                      is_idle=self.threads.is_idle(raw.native_id, states, frames),
+                                      is_idle=self.thread_facts.is_idle(raw.native_id, states, frames),
                                       frames=frames))
         return result
 
