@@ -120,11 +120,6 @@ class LiveProcess:
     def is_alive(self) -> bool:
         return not procfs.is_gone(self.pid)
 
-    @staticmethod
-    def pid_is_running(pid: int) -> bool:
-        """Whether ``pid`` still runs (not missing, not a zombie), without attaching to it."""
-        return not procfs.is_gone(pid)
-
     def exists(self) -> bool:
         """The pid is still there (a zombie too)."""
         return procfs.exists(self.pid)
