@@ -14,17 +14,18 @@ from typing import Dict, List, Optional, Tuple
 
 from layouts import UnknownLayoutError, table_size, with_debug_offsets
 
-from .codecache import CodeCache
+from .budget import WorkBudget
+from .walk.codecache import CodeCache
 from .discovery import Interpreter, command_line, locate
 from .layoutcache import load_layout
 from .errors import (CorruptDataError, MemoryReadError, ProcessExitedError, SnapshotError,
-                     UnsupportedVersionError)
+                     UnsupportedVersionError, WorkBudgetError)
 from .memory import MemoryReader, ProcessMemory
 from .model import Frame, Local, Snapshot, ThreadStack
 from .objects import ObjectReader
 from .osthreads import PthreadTidFinder, TaskStates, is_idle_function, task_name
 from .pause import not_paused, paused
-from .walker import RawThread, Walker
+from .walk.walker import RawThread, Walker
 
 _U64 = struct.Struct("<Q")
 #: Seconds a cached thread name stays valid while sampling.
@@ -43,15 +44,18 @@ class Target:
         self.memory = memory if memory is not None else ProcessMemory(pid)
         self.interpreter: Interpreter = locate(pid, self.memory)
         self.layout = self._layout()
-        self.objects = ObjectReader(self.memory, self.layout)
-        self.codes = CodeCache(self.memory, self.layout, self.objects, self.interpreter.symbol("PyCode_Type"))
-        self.walker = Walker(self.memory, self.layout, self.interpreter.runtime_addr, self.codes)
+        self.budget = WorkBudget()
+        self.objects = ObjectReader(self.memory, self.layout, self.budget)
+        self.codes = CodeCache(self.memory, self.layout, self.objects, self.interpreter.symbol("PyCode_Type"),
+                               self.budget)
+        self.walker = Walker(self.memory, self.layout, self.interpreter.runtime_addr, self.codes, self.budget)
         self.command_line = tuple(command_line(pid))
         self._tids = PthreadTidFinder(self.memory, pid) if self.walker.ts_native_id is None else None
         self._names: Dict[int, Tuple[float, Optional[str]]] = {}
         self._frame_cache: Dict[Tuple[int, int, str], Frame] = {}
         self._task_states = TaskStates(pid)
         self._interp: Optional[int] = None
+        self._interp_id = 0
         self._gil_ptr: Optional[int] = None
         self.samples_taken = 0
 
@@ -62,8 +66,8 @@ class Target:
             layout = load_layout(version)
         except UnknownLayoutError:
             raise UnsupportedVersionError("Python %s is not supported" % self.interpreter.version_text) from None
-        if layout.features.debug_offsets:
-            name = layout.features.debug_offsets
+        if layout.facts.debug_offsets:
+            name = layout.facts.debug_offsets
             raw = self.memory.read(self.interpreter.runtime_addr, table_size(name))
             try:
                 layout = with_debug_offsets(layout, raw)
@@ -114,6 +118,7 @@ class Target:
         # reads); one immediate retry turns most such torn reads into a good sample.
         attempts = 1 if blocking else 2
         for attempt in range(attempts):
+            self.budget.reset()
             try:
                 with pause(self.pid) as stopped:
                     taken_at = time.time_ns()
@@ -138,6 +143,7 @@ class Target:
         walker = self.walker
         if self._interp is None:
             self._interp = walker.interpreter_addr()
+            self._interp_id = walker.interpreter_id(self._interp)
         interp = self._interp
         head, holder = self._head_and_gil(interp)
         try:
@@ -159,7 +165,7 @@ class Target:
             if frames and not idle and is_idle_function(frames[0].function, frames[0].filename):
                 idle = True
             result.append(ThreadStack(raw.thread_id, raw.native_id, names.get(raw.thread_id),
-                                      holder == raw.tstate_addr, idle, frames))
+                                      holder == raw.tstate_addr, idle, frames, self._interp_id))
         return result
 
     # -- frames and locals ---------------------------------------------------------
@@ -169,16 +175,16 @@ class Target:
         if code.needs_first_local and raw.localsplus:
             function = self._method_name(code, raw.localsplus[0]) or function
         if not with_locals:
-            key = (code.address, raw.line, function)
+            key = (code.address, raw.line, function, raw.is_entry)
             frame = self._frame_cache.get(key)
             if frame is None:
-                frame = Frame(function, code.filename, raw.line)
+                frame = Frame(function, code.filename, raw.line, is_entry=raw.is_entry)
                 if len(self._frame_cache) > 200_000:
                     self._frame_cache.clear()
                 self._frame_cache[key] = frame
             return frame
         return Frame(function, code.filename, raw.line, self._locals(raw, max_repr, max_depth),
-                     globals_address=raw.globals_addr or None)
+                     is_entry=raw.is_entry, globals_addr=raw.globals_addr or None)
 
     def _method_name(self, code, first: int) -> Optional[str]:
         if not first:
@@ -197,15 +203,16 @@ class Target:
         code = raw.code
         if raw.localsplus is None:
             return ()
-        mask = ~self.layout.features.stackref_tag_mask & 0xFFFFFFFFFFFFFFFF
-        tagged = self.layout.features.stackref_tag_mask
+        refs = self.layout.facts.stackrefs
+        mask = ~refs.tag_mask & 0xFFFFFFFFFFFFFFFF
+        tagged = refs.tag_mask
         result = []
         for index, (name, kind, value) in enumerate(zip(code.slot_names, code.slot_kinds, raw.localsplus)):
             if kind == "hidden":
                 continue
-            if tagged and value & 3 == 3:
+            if tagged and value & tagged == refs.int_tag:
                 # A tagged small int (3.14+ stack references): the value is in the pointer.
-                result.append(Local(name, repr(value >> 2), 0, index < code.nargs))
+                result.append(Local(name, repr(value >> refs.int_shift), 0, index < code.nargs))
                 continue
             address = value & mask
             if not address:
@@ -216,6 +223,8 @@ class Target:
                     if not address:
                         continue
                 text = self.objects.repr(address, max_repr, max_depth)
+            except WorkBudgetError:
+                raise
             except (SnapshotError, UnicodeDecodeError, struct.error, ValueError, RecursionError) as e:
                 text = "<unreadable: %s>" % e
             result.append(Local(name, text, address, index < code.nargs))

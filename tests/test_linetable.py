@@ -5,7 +5,7 @@ import json
 import subprocess
 
 from layouts import get_layout
-from snapshot.linetable import DECODERS
+from snapshot.walk.linetable import DECODERS
 
 # Runs inside the target interpreter: for a few code objects, the raw table and
 # the line of every instruction offset as the interpreter itself computes it.
