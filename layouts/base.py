@@ -58,10 +58,6 @@ class Layout:
                    structs={name: StructOffsets.from_data(name, s) for name, s in data["structs"].items()},
                    mismatches=tuple(data.get("mismatches", ())))
 
-    def has(self, struct_name: str, field_name: str) -> bool:
-        entry = self.structs.get(struct_name)
-        return entry is not None and field_name in entry
-
     def with_structs(self, structs: Mapping[str, StructOffsets], mismatches: Tuple[str, ...]) -> "Layout":
         return replace(self, structs=dict(structs), mismatches=mismatches)
 

@@ -83,11 +83,6 @@ class TypeReader(RemoteReader):
         check_addr(type_addr, "type")
         return type_addr
 
-    @entry
-    def type_info(self, type_addr: int) -> TypeInfo:
-        """Everything cached about a type: name, flags, kind, sizes, repr slot."""
-        return self._type_info(type_addr)
-
     def _info_of(self, addr: int) -> TypeInfo:
         return self._type_info(self._type_addr(addr))
 

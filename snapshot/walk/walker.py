@@ -67,11 +67,12 @@ class RawThread:
 class _Chunks:
     """Copies of a thread's data-stack chunks, loaded newest first on demand."""
 
-    __slots__ = ("memory", "next_addr", "loaded", "count", "budget", "first_read")
+    __slots__ = ("memory", "next_addr", "loaded", "count", "budget", "first_read", "header")
 
     def __init__(self, memory: MemoryReader, newest: int, preloaded: Optional[bytes] = None,
-                 budget: Optional[WorkBudget] = None, first_read: int = CHUNK_READ):
+                 budget: Optional[WorkBudget] = None, first_read: int = CHUNK_READ, header: int = 24):
         self.memory = memory
+        self.header = header  # bytes before the first frame (facts.chunks.header_size)
         self.budget = budget if budget is not None else Unlimited()
         self.first_read = first_read
         self.next_addr = newest
@@ -104,10 +105,10 @@ class _Chunks:
     def _add(self, address: int, data: bytes) -> bool:
         self.count += 1
         self.next_addr = 0
-        if len(data) < 32:
+        if len(data) < self.header:
             return False
-        previous, size, top = struct.unpack_from("<QQQ", data, 0)
-        if size > MAX_CHUNK or size < 32:
+        previous, size = struct.unpack_from("<QQ", data, 0)
+        if size > MAX_CHUNK or size < self.header:
             return False
         if size > len(data):
             self.budget.charge(size)
@@ -134,8 +135,8 @@ class Walker:
         self.budget = budget if budget is not None else Unlimited()
         facts = layout.facts
         frames = facts.frames
-        self.frames_facts = frames
         self.chunk_read = max(CHUNK_READ, facts.chunks.min_size)
+        self.chunk_header = facts.chunks.header_size
         ts = layout.PyThreadState
         self.tstate_size = ts.size
         self.ts_next = ts.next
@@ -145,7 +146,7 @@ class Walker:
         self.ts_frame = ts.get(frames.tstate_frame)
         self.ts_chunk = ts.get("datastack_chunk")
         cframe = layout.structs.get("_PyCFrame")
-        self.cframe_current = cframe.current_frame if frames.tstate_frame == "cframe" and cframe else None
+        self.cframe_current = cframe.current_frame if _THROUGH_CFRAME[frames.tstate_frame] and cframe else None
         self.tag_mask = ~facts.stackrefs.tag_mask & 0xFFFFFFFFFFFFFFFF
         _SETUP[frames.model](self, layout, frames)
         interp = layout.PyInterpreterState
@@ -170,13 +171,12 @@ class Walker:
         self.if_instr = iframe.fields[frames.instr_field].offset
         self.if_owner = iframe.owner
         self.if_is_entry = iframe.get("is_entry")
-        self.if_localsplus = iframe.localsplus
         self.if_globals = iframe.f_globals
         self.frame_header = iframe.localsplus
         self.skip_owner_from = frames.skip_owner_from if frames.skip_owner_from is not None else 256
-        # 256 never matches an owner byte: the marker kinds that do not use the shim owner.
-        self.entry_shim_owner = frames.entry_shim_owner if frames.entry_marker == "above_shim" else 256
-        self.entry_field = frames.entry_marker == "is_entry_field"
+        uses_shim, self.entry_field = _ENTRY_MARKERS[frames.entry_marker]
+        # 256 never matches an owner byte.
+        self.entry_shim_owner = frames.entry_shim_owner if uses_shim else 256
         self._walk_threads_of = self._walk_threads_interpreter_frames
         self._walk_stack = self._walk_stack_interpreter_frames
 
@@ -272,7 +272,7 @@ class Walker:
         self.budget.charge(sum(size for _, size in requests))
         chunks = self.memory.read_many(requests)
         return [self.walk_thread(addr, raw, with_locals, frame,
-                                 _Chunks(self.memory, chunk, data, self.budget, self.chunk_read))
+                                 _Chunks(self.memory, chunk, data, self.budget, self.chunk_read, self.chunk_header))
                 for (addr, raw), frame, chunk, data in zip(tstates, frames, chunk_addrs, chunks)]
 
     def walk_thread(self, tstate_addr: int, raw: bytes, with_locals: bool, current_frame: Optional[int] = None,
@@ -291,7 +291,8 @@ class Walker:
         if current_frame is None:
             current_frame = self._current_frame(raw)
         if chunks is None and self.ts_chunk is not None:
-            chunks = _Chunks(self.memory, _U64.unpack_from(raw, self.ts_chunk)[0], None, self.budget, self.chunk_read)
+            chunks = _Chunks(self.memory, _U64.unpack_from(raw, self.ts_chunk)[0], None, self.budget,
+                             self.chunk_read, self.chunk_header)
         return self._walk_interpreter_frames(current_frame, chunks, with_locals)
 
     def _walk_frame_objects(self, address: int, with_locals: bool) -> Tuple[List[RawFrame], bool]:
@@ -432,10 +433,11 @@ class Walker:
         return frames, False
 
 
+#: facts.frames.tstate_frame -> whether the thread state points at a _PyCFrame holding the frame.
+_THROUGH_CFRAME = {"frame": False, "cframe": True, "current_frame": False}
+#: facts.frames.entry_marker -> (marked by the shim below the frame, marked by the frame's is_entry byte);
+#: "every_frame" is the frame-object walk, which marks every frame itself.
+_ENTRY_MARKERS = {"every_frame": (False, False), "is_entry_field": (False, True), "above_shim": (True, False)}
+#: facts.frames.model -> how the walker reads frames.
 _SETUP = {"frame_object": Walker._setup_frame_objects, "interpreter_frame": Walker._setup_interpreter_frames}
 
-
-def read_pointers(memory: MemoryReader, addresses: List[int]) -> Dict[int, int]:
-    """Many 8-byte reads in one call (used for GIL and interpreter fields)."""
-    values = memory.read_many([(a, 8) for a in addresses])
-    return {a: (_U64.unpack(v)[0] if v else 0) for a, v in zip(addresses, values)}
