@@ -28,6 +28,8 @@ from .pause import not_paused, paused
 from .walk.walker import RawThread, Walker
 
 _U64 = struct.Struct("<Q")
+#: facts.gil -> whether the GIL (and its holder) is in _PyRuntime (else in the interpreter state).
+_GIL_IN_RUNTIME = {"runtime": True, "interpreter": False}
 #: Seconds a cached thread name stays valid while sampling.
 NAME_TTL = 1.0
 
@@ -241,7 +243,7 @@ class Target:
         layout = self.layout
         gil = layout._gil_runtime_state
         requests = [(interp + self.walker.interp_threads, 8)]
-        if layout.features.gil == "runtime":
+        if _GIL_IN_RUNTIME[layout.facts.gil]:
             runtime = self.interpreter.runtime_addr
             rt = layout._PyRuntimeState
             requests += [(runtime + rt.gilstate_tstate_current, 8), (runtime + rt.ceval_gil + gil.locked, 4)]
@@ -255,7 +257,7 @@ class Target:
             raise MemoryReadError(requests[0][0], 8, "thread list head")
         head = _U64.unpack(values[0])[0]
         holder = 0
-        if layout.features.gil == "runtime":
+        if _GIL_IN_RUNTIME[layout.facts.gil]:
             if values[1] and values[2] and struct.unpack("<i", values[2])[0]:
                 holder = _U64.unpack(values[1])[0]
         elif len(values) > 1 and values[1]:

@@ -93,9 +93,9 @@ def test_layouts_match_the_interpreter(python, tmp_path):
         has_dwarf = elf.get_section_by_name(".debug_info") is not None
         runtime_bytes = section.data() if section is not None else None
     checked = False
-    if layout.features.debug_offsets:
+    if layout.facts.debug_offsets:
         assert runtime_bytes is not None
-        overlaid = with_debug_offsets(layout, runtime_bytes[:table_size(layout.features.debug_offsets)])
+        overlaid = with_debug_offsets(layout, runtime_bytes[:table_size(layout.facts.debug_offsets)])
         assert overlaid.mismatches == ()
         checked = True
     if has_dwarf and shutil.which("gdb"):

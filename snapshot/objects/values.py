@@ -214,9 +214,10 @@ class ValueReader(TypeReader):
         K = self.layout.PyDictKeysObject
         raw = self._read(keys_addr, K.size)
         nentries = _I64.unpack_from(raw, K.dk_nentries)[0]
-        index_bytes, entry_struct = self._keys_of(keys_addr, raw)
-        if not 0 <= nentries <= MAX_TABLE:
-            raise CorruptDataError("dict keys at 0x%x: dk_nentries %d" % (keys_addr, nentries))
+        slots, index_bytes, entry_struct = self._keys_of(keys_addr, raw)
+        # A table never holds more entries than it has slots (CPython resizes at 2/3 full).
+        if not 0 <= nentries <= min(slots, MAX_TABLE):
+            raise CorruptDataError("dict keys at 0x%x: dk_nentries %d in %d slots" % (keys_addr, nentries, slots))
         return Keys(keys_addr + K.dk_indices + index_bytes, nentries, entry_struct.size,
                     entry_struct.me_key, entry_struct.me_value)
 
@@ -226,16 +227,18 @@ class ValueReader(TypeReader):
         if size <= 0 or size & (size - 1) or size > MAX_TABLE * 2:
             raise CorruptDataError("dict keys at 0x%x: dk_size %d" % (keys_addr, size))
         width = 1 if size <= 0xFF else 2 if size <= 0xFFFF else 4 if size <= 0xFFFFFFFF else 8
-        return size * width, self.layout.PyDictKeyEntry
+        return size, size * width, self.layout.PyDictKeyEntry
 
     def _keys_log2(self, keys_addr: int, raw: bytes):
         """3.11+: 2**dk_log2_index_bytes bytes of indices; dk_kind 0 = general entries, else unicode."""
         K = self.layout.PyDictKeysObject
-        log2_index_bytes = raw[K.dk_log2_index_bytes]
-        if log2_index_bytes > 40:
-            raise CorruptDataError("dict keys at 0x%x: dk_log2_index_bytes %d" % (keys_addr, log2_index_bytes))
+        log2_size, log2_index_bytes = raw[K.dk_log2_size], raw[K.dk_log2_index_bytes]
+        # Each of the 2**log2_size indices takes 1, 2, 4 or 8 bytes.
+        if log2_index_bytes > 40 or not log2_size <= log2_index_bytes <= log2_size + 3:
+            raise CorruptDataError("dict keys at 0x%x: dk_log2_size %d, dk_log2_index_bytes %d"
+                                   % (keys_addr, log2_size, log2_index_bytes))
         entry_struct = self.layout.PyDictKeyEntry if raw[K.dk_kind] == 0 else self.layout.PyDictUnicodeEntry
-        return 1 << log2_index_bytes, entry_struct
+        return 1 << log2_size, 1 << log2_index_bytes, entry_struct
 
     def _combined_pairs(self, keys: Keys, want: int) -> List[Tuple[int, int]]:
         """Live entries of a combined table, in entry (= insertion) order."""
