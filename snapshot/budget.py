@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from .errors import WorkBudgetError
 
-#: Bytes one snapshot may read (a 1,000-thread process with deep stacks reads a few MiB).
-MAX_BYTES = 1 << 30
-#: Frames, code objects and rendered objects one snapshot may visit.
-MAX_OBJECTS = 10_000_000
+#: Bytes one snapshot may read (a 1,000-thread process with deep stacks reads a few MiB;
+#: with locals, each repr reads at most 64 MiB and usually a few hundred bytes).
+MAX_BYTES = 256 << 20
+#: Frames, code objects and rendered objects one snapshot may visit (10,000 frames deep
+#: with locals visit about 100,000; a visit costs a few microseconds).
+MAX_OBJECTS = 2_000_000
 
 
 class WorkBudget:

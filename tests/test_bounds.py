@@ -27,7 +27,8 @@ import sys, time
 def victim(a):
     b = a + 1
     return b
-print("%d %d %d" % (sys.version_info[0], sys.version_info[1], id(victim.__code__)), flush=True)
+BIG = tuple("n%d" % i for i in range(5000))
+print("%d %d %d %d" % (sys.version_info[0], sys.version_info[1], id(victim.__code__), id(BIG)), flush=True)
 time.sleep(1000)
 '''
 
@@ -74,8 +75,8 @@ def test_decoding_stops_at_the_end_of_the_code(decoder):
 def victim(python):
     proc = subprocess.Popen([python.path, "-c", PROBE], stdout=subprocess.PIPE, text=True)
     try:
-        major, minor, code_addr = (int(x) for x in proc.stdout.readline().split())
-        yield proc.pid, get_layout((major, minor)), code_addr
+        major, minor, code_addr, big = (int(x) for x in proc.stdout.readline().split())
+        yield proc.pid, get_layout((major, minor)), code_addr, big
     finally:
         proc.kill()
         proc.wait()
@@ -88,7 +89,7 @@ def _table_addr(memory, layout, code_addr):
 
 
 def test_a_huge_line_table_is_rejected_and_not_cached(victim):
-    pid, layout, code_addr = victim
+    pid, layout, code_addr, _ = victim
     memory = ProcessMemory(pid)
     good = CodeCache(memory, layout, ObjectReader(memory, layout)).get(code_addr)
     assert good is not None and good.name == "victim"
@@ -107,7 +108,7 @@ def test_a_huge_line_table_is_rejected_and_not_cached(victim):
 
 
 def test_garbage_code_size_is_rejected(victim):
-    pid, layout, code_addr = victim
+    pid, layout, code_addr, _ = victim
     memory = ProcessMemory(pid)
     co = layout.PyCodeObject
     if "co_code" in co:
@@ -117,6 +118,18 @@ def test_garbage_code_size_is_rejected(victim):
         where = code_addr + layout.PyVarObject.ob_size
     corrupt = Patched(memory, {where: struct.pack("<q", 1 << 40)})
     assert CodeCache(corrupt, layout, ObjectReader(corrupt, layout)).get(code_addr) is None
+
+
+def test_names_must_match_the_declared_count(victim):
+    """A names pointer moved to another tuple would make every frame render thousands of "locals"."""
+    pid, layout, code_addr, big = victim
+    memory = ProcessMemory(pid)
+    co = layout.PyCodeObject
+    field = "co_localsplusnames" if "co_localsplusnames" in co else "co_varnames"
+    corrupt = Patched(memory, {code_addr + co.fields[field].offset: struct.pack("<Q", big)})
+    codes = CodeCache(corrupt, layout, ObjectReader(corrupt, layout))
+    assert codes.get(code_addr) is None
+    assert corrupt.reads < 64 * 1024   # rejected before reading 5,000 names
 
 
 def test_work_budget_stops_a_snapshot(victim):

@@ -99,6 +99,7 @@ class ObjectReader(NamespaceReader):
         self._visits += 1
         if self._visits > MAX_VISITS:
             return ELLIPSIS
+        self.budget.charge(0, 1)
         if addr == 0:
             return "<NULL>"
         info = self._info_of(addr)

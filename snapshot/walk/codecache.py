@@ -207,17 +207,23 @@ class CodeCache:
                                    % (address, table_size, code_size))
         self.budget.charge(table_size)
         raw_table = objects.bytes_value(table_addr, table_size)
+        # The name tuples must be as long as the code object's own counts say: a pointer to
+        # another tuple (or a garbage count) would make every frame render thousands of "locals".
         if "co_localsplusnames" in co:
-            names = self._names(get("co_localsplusnames"))
+            count = geti("co_nlocalsplus")
+            names = self._names(get("co_localsplusnames"), address, count)
             kind_bytes = objects.bytes_value(get("co_localspluskinds"), MAX_SLOTS)
-            kinds = tuple(self._kind(b) for b in kind_bytes[:len(names)])
+            if len(kind_bytes) != count:
+                raise CorruptDataError("code object 0x%x: %d local kinds for %d locals"
+                                       % (address, len(kind_bytes), count))
+            kinds = tuple(self._kind(b) for b in kind_bytes)
             code_offset = co.co_code_adaptive
         else:
-            varnames = self._names(get("co_varnames"))
             nlocals = geti("co_nlocals")
-            cells = self._names(get("co_cellvars"))
-            frees = self._names(get("co_freevars"))
-            names = tuple(varnames[:nlocals]) + cells + frees
+            varnames = self._names(get("co_varnames"), address, nlocals)
+            cells = self._names(get("co_cellvars"), address)
+            frees = self._names(get("co_freevars"), address)
+            names = varnames + cells + frees
             kinds = ("local",) * nlocals + ("cell",) * len(cells) + ("free",) * len(frees)
             code_offset = 0
         if len(names) > MAX_SLOTS:
@@ -236,10 +242,16 @@ class CodeCache:
             raise CorruptDataError("code object 0x%x claims %d bytes of bytecode" % (address, size))
         return size
 
-    def _names(self, tuple_addr: int) -> Tuple[str, ...]:
+    def _names(self, tuple_addr: int, code_addr: int, expected: Optional[int] = None) -> Tuple[str, ...]:
+        """A tuple of names, checked against the count the code object declares before any is read."""
         if not tuple_addr:
-            return ()
-        return tuple(self.objects.string(a, 1024) for a in self.objects.sequence_items(tuple_addr, MAX_SLOTS))
+            items = []
+        else:
+            items = self.objects.sequence_items(tuple_addr, MAX_SLOTS)
+        if expected is not None and len(items) != expected:
+            raise CorruptDataError("code object 0x%x declares %d locals but names %d"
+                                   % (code_addr, expected, len(items)))
+        return tuple(self.objects.string(a, 1024) for a in items)
 
     def _kind(self, bits: int) -> str:
         for mask, label in self.kind_bits:
