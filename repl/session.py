@@ -13,6 +13,7 @@ REPL state kept here:
   background recording and a foreground command never ptrace at the same time;
 * background jobs (``record start``) by name;
 * output styling (``color``) decided once by the front end;
+* ``native`` / ``native_all``: whether snapshots merge C frames (``native on|all|off``);
 * ``source``: where the data comes from (``LIVE`` here; a core, debugger or
   snapshot-file session sets its own), checked by ``repl.dispatch`` against
   each command's capability flags;
@@ -54,6 +55,8 @@ class Session:
         self.jobs: Dict[str, object] = {}        # background jobs (record)
         self.child = None                        # supervise.Child when we started the target
         self.source = LIVE                       # where the data comes from (commands.base sources)
+        self.native = False                      # snapshots merge native frames (`native on`)
+        self.native_all = False                  # ... with the interpreter's plumbing (`native all`)
         self.dispatcher = None                   # set by repl.dispatch while a command runs
         self._globals_cache: Dict[Tuple[int, str], int] = {}
 
@@ -92,11 +95,16 @@ class Session:
         self._globals_cache.clear()
 
     def take_snapshot(self, locals: bool = True, blocking: bool = True, max_repr: int = 1024,
-                      pid: Optional[int] = None) -> Snapshot:
+                      pid: Optional[int] = None, native: Optional[bool] = None,
+                      native_all: Optional[bool] = None) -> Snapshot:
+        """A new snapshot; ``native``/``native_all`` None: the session's setting (``native on``)."""
         target = self.get_target(pid)
+        native_all = self.native_all if native_all is None else native_all
+        native = (self.native if native is None else native) or native_all
         try:
             with self.pause_lock:
-                snapshot = target.snapshot(locals=locals, blocking=blocking, max_repr=max_repr)
+                snapshot = target.snapshot(locals=locals, blocking=blocking, max_repr=max_repr,
+                                           native=native, native_all=native_all)
         except ProcessExitedError:
             self.mark_exited()
             raise

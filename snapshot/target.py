@@ -17,7 +17,8 @@ from layouts import UnknownLayoutError, table_size, with_debug_offsets
 from .budget import WorkBudget
 from .walk.codecache import CodeCache
 from .discovery import Interpreter, locate
-from .errors import CorruptDataError, MemoryReadError, ProcessExitedError, UnsupportedVersionError
+from .errors import (CorruptDataError, MemoryReadError, NativeModeError, ProcessExitedError,
+                     UnsupportedVersionError)
 from .frames import FrameBuilder
 from .layoutcache import load_layout
 from .model import Snapshot, ThreadStack
@@ -70,6 +71,7 @@ class Target:
         self.frame_builder = FrameBuilder(process, self.layout, self.objects)
         self._interp: Optional[int] = None
         self._interp_id = 0
+        self._native_threads = None
         self.samples_taken = 0
 
     @property
@@ -112,21 +114,49 @@ class Target:
 
     # -- snapshots -------------------------------------------------------------
     def snapshot(self, locals: bool = False, blocking: bool = True, max_repr: int = 1024,
-                 max_depth: int = 6) -> Snapshot:
-        """Every thread's stack, optionally with locals, in one consistent read."""
-        return self._take(locals, blocking, max_repr, max_depth, fresh_names=True)
+                 max_depth: int = 6, native: bool = False, native_all: bool = False) -> Snapshot:
+        """Every thread's stack, optionally with locals, in one consistent read.
 
-    def sample(self, blocking: bool = True) -> Snapshot:
+        ``native``: C frames merged in (needs ``blocking`` and a source with
+        registers); ``native_all``: also the interpreter's plumbing between
+        Python frames, and threads Python never saw.
+        """
+        return self._take(locals, blocking, max_repr, max_depth, fresh_names=True,
+                          native=native or native_all, native_all=native_all)
+
+    def sample(self, blocking: bool = True, native: bool = False, native_all: bool = False) -> Snapshot:
         """The hot path: stacks only, with cached code objects and thread names."""
-        return self._take(False, blocking, 0, 0, fresh_names=False)
+        return self._take(False, blocking, 0, 0, fresh_names=False, native=native or native_all,
+                          native_all=native_all)
+
+    def check_native(self, blocking: bool = True) -> None:
+        """Raise ``NativeModeError`` when native frames cannot be had from this target."""
+        from .process.base import PAUSABLE, REGISTERS
+        capabilities = getattr(self.process, "capabilities", frozenset())
+        if REGISTERS not in capabilities:
+            raise NativeModeError("native frames need the threads' registers, which this source has not",
+                                  "open the process live, a core with its NT_PRSTATUS notes, or a debugger")
+        if not blocking and PAUSABLE in capabilities:
+            raise NativeModeError("native mode needs the target paused: --native cannot be used with "
+                                  "--nonblocking", "drop --nonblocking (registers are only read while "
+                                  "every thread is stopped)")
+
+    def _native(self):
+        if self._native_threads is None:
+            from .native.threads import NativeThreads
+            self._native_threads = NativeThreads(self.process)
+        return self._native_threads
 
     def _gone(self) -> bool:
         exists = getattr(self.process, "exists", None)
         return exists is not None and not exists()
 
     def _take(self, with_locals: bool, blocking: bool, max_repr: int, max_depth: int,
-              fresh_names: bool) -> Snapshot:
+              fresh_names: bool, native: bool = False, native_all: bool = False) -> Snapshot:
         process = self.process
+        if native:
+            self.check_native(blocking)
+        stacks = None
         # Idle threads: without pausing, the run state read just before the
         # walk; with pausing, whether each thread was stopped inside a system
         # call (read while paused).
@@ -145,6 +175,9 @@ class Target:
                         states = {tid: "S" if waiting else "R"
                                   for tid, waiting in process.in_syscall(stopped).items()}
                     threads = self._read_threads(with_locals, max_repr, max_depth, fresh_names, states)
+                    if native:
+                        # registers exist only while paused, and must match the Python frames just read
+                        stacks = self._native().unwind(stopped or [t.tid for t in process.threads()])
                 break
             except (MemoryReadError, CorruptDataError) as e:
                 self._interp = None
@@ -153,6 +186,8 @@ class Target:
                     raise ProcessExitedError("process %d exited while being read" % self.pid) from None
                 if attempt + 1 == attempts:
                     raise e
+        if stacks is not None:
+            threads = self._native().apply(threads, stacks, native_all, states)
         self.samples_taken += 1
         if self.samples_taken % 256 == 0:
             self.codes.revalidate()

@@ -11,6 +11,25 @@ def add_read_options(parser) -> None:
     """Flags every command that takes a snapshot understands."""
     parser.add_argument("--nonblocking", action="store_true",
                         help="read without pausing the target (faster for it, may be inconsistent)")
+    add_native_options(parser)
+
+
+def add_native_options(parser, short: bool = True) -> None:
+    """``--native`` / ``--native-all`` (C frames merged in; they need the target paused);
+    ``short``: also ``-n`` as py-spy spells it (where no other flag has it)."""
+    parser.add_argument("--native", *(("-n",) if short else ()), action="store_true",
+                        help="also show native (C) frames, merged with the Python frames "
+                             "(needs ptrace and blocking mode)")
+    parser.add_argument("--native-all", action="store_true",
+                        help="like --native, also the interpreter's own frames between Python frames "
+                             "and threads Python never saw (started by C)")
+
+
+def native_flags(args):
+    """(native, native_all) from parsed ``add_native_options`` flags; None: the session's setting."""
+    native_all = bool(getattr(args, "native_all", False))
+    native = bool(getattr(args, "native", False)) or native_all
+    return (True if native else None), (True if native_all else None)
 
 
 @register
@@ -31,8 +50,10 @@ class DumpCommand(Command):
         add_read_options(parser)
 
     def run(self, session, args) -> int:
+        native, native_all = native_flags(args)
         snapshot = session.take_snapshot(locals=args.locals, blocking=not args.nonblocking,
-                                         max_repr=args.max_repr, pid=args.pid)
+                                         max_repr=args.max_repr, pid=args.pid, native=native,
+                                         native_all=native_all)
         if args.json:
             session.out.write(json.dumps(snapshot.threads_json(), indent=2, ensure_ascii=False) + "\n")
         else:
