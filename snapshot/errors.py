@@ -120,3 +120,8 @@ class NativeModeError(SnapshotError):
     without registers): a usage error."""
 
     exit_code = 2
+
+    @classmethod
+    def nonblocking(cls) -> "NativeModeError":
+        return cls("native mode needs the target paused: --native cannot be used with --nonblocking",
+                   "drop --nonblocking (registers are only read while every thread is stopped)")

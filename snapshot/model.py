@@ -60,6 +60,8 @@ class Frame:
 
     @property
     def short_filename(self) -> str:
+        if self.is_native:
+            return os.path.basename(self.module or self.filename or "")   # the library's name
         return short_filename(self.filename)
 
     def without_locals(self) -> "Frame":

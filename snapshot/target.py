@@ -137,9 +137,7 @@ class Target:
             raise NativeModeError("native frames need the threads' registers, which this source has not",
                                   "open the process live, a core with its NT_PRSTATUS notes, or a debugger")
         if not blocking and PAUSABLE in capabilities:
-            raise NativeModeError("native mode needs the target paused: --native cannot be used with "
-                                  "--nonblocking", "drop --nonblocking (registers are only read while "
-                                  "every thread is stopped)")
+            raise NativeModeError.nonblocking()
 
     def _native(self):
         if self._native_threads is None:

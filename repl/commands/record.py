@@ -15,7 +15,8 @@ import time
 
 from ..progress import Progress, format_seconds
 from .base import Command, CommandError, register
-from .sampling import StopOnSignal, add_sampling_arguments, add_target_arguments, open_target, stop_reason_text
+from .sampling import (StopOnSignal, add_sampling_arguments, add_target_arguments, native_options,
+                       open_target, stop_reason_text)
 
 def default_output(fmt: str, pid: int) -> str:
     from snapshot.writers import writer_class
@@ -63,7 +64,10 @@ class RecordCommand(Command):
         fmt = args.format or (format_for_path(args.output, "flamegraph") if args.output else "flamegraph")
         err = session.err
 
+        native = native_options(args)
         target, launched = open_target(session, args)
+        if native["native"]:
+            target.check_native()
         output = args.output or default_output(fmt, target.pid)
         profile = Profile(ProfileOptions(threads=args.threads, subprocesses=args.subprocesses,
                                          nolineno=args.nolineno, function=args.function,
@@ -91,7 +95,8 @@ class RecordCommand(Command):
 
         sampler = Sampler(target, profile.add,
                           SamplerOptions(rate=args.rate, duration=args.duration, blocking=not args.nonblocking,
-                                         gil=args.gil, idle=args.idle, subprocesses=args.subprocesses),
+                                         gil=args.gil, idle=args.idle, subprocesses=args.subprocesses,
+                                         **native),
                           on_pass=on_pass, alive=launched.alive if launched else None)
         if progress.enabled:
             err.write("Sampling process %d at %g Hz (Python %s); Ctrl-C to stop and write %s\n"
