@@ -100,6 +100,25 @@ def sid_dest() -> str:
     return os.environ.get("PYSPY_REPL_PYTHONS") or os.path.expanduser("~/.cache/pyspy-repl/pythons")
 
 
+def sid_debug_dir() -> Optional[str]:
+    """DEST/debug: the -dbg packages' build-id trees get-pythons.sh unpacks (None when absent)."""
+    path = os.path.join(sid_dest(), "debug")
+    return path if os.path.isdir(os.path.join(path, ".build-id")) else None
+
+
+def _use_sid_debug_dir() -> None:
+    """Let the tool (in-process and ``run_tool``) name the stripped sid interpreters' functions."""
+    path = sid_debug_dir()
+    if path is None:
+        return
+    dirs = [d for d in os.environ.get("PYSPY_REPL_DEBUG_DIRS", "").split(os.pathsep) if d]
+    if path not in dirs:
+        os.environ["PYSPY_REPL_DEBUG_DIRS"] = os.pathsep.join(dirs + [path])
+
+
+_use_sid_debug_dir()
+
+
 @dataclass
 class FetchResult:
     paths: Dict[str, str] = field(default_factory=dict)   # minor -> path

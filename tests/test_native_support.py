@@ -95,12 +95,21 @@ for inferior in gdb.inferiors():
 '''
 
 
+def gdb_debug_dirs() -> List[str]:
+    """gdb options to look for debug files where the tool does (PYSPY_REPL_DEBUG_DIRS, set by
+    tests/pythons.py for the sid interpreters' -dbg trees), so both name the same functions."""
+    dirs = [d for d in os.environ.get("PYSPY_REPL_DEBUG_DIRS", "").split(os.pathsep) if d]
+    if not dirs:
+        return []
+    return ["-iex", "set debug-file-directory %s" % os.pathsep.join(dirs + ["/usr/lib/debug"])]
+
+
 def gdb_stacks(pid: int, workdir: str) -> Dict[int, list]:
     """{tid: [(pc, kind, name, from_debug_info)]} as gdb unwinds it (inline frames included)."""
     script = os.path.join(workdir, "gdb_bt.py")
     with open(script, "w") as f:
         f.write(GDB_SCRIPT)
-    out = subprocess.run(["gdb", "-nx", "-batch", "-p", str(pid), "-ex", "source " + script],
+    out = subprocess.run(["gdb", "-nx", "-batch"] + gdb_debug_dirs() + ["-p", str(pid), "-ex", "source " + script],
                          capture_output=True, text=True, timeout=300).stdout
     stacks: Dict[int, list] = {}
     current = None

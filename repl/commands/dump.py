@@ -23,10 +23,23 @@ def add_native_options(parser, short: bool = True) -> None:
     parser.add_argument("--native-all", action="store_true",
                         help="like --native, also the interpreter's own frames between Python frames "
                              "and threads Python never saw (started by C)")
+    parser.add_argument("--debug-dir", action="append", default=[], metavar="DIR",
+                        help="also look for separate debug files (DIR/.build-id/xx/....debug) here, "
+                             "to name functions of stripped binaries (also PYSPY_REPL_DEBUG_DIRS; "
+                             "default /usr/lib/debug)")
+
+
+def use_debug_dirs(args) -> None:
+    """Apply ``--debug-dir`` (symbol tables loaded from now on see those directories)."""
+    dirs = getattr(args, "debug_dir", None)
+    if dirs:
+        from snapshot.native.symbols import add_debug_dirs
+        add_debug_dirs(dirs)
 
 
 def native_flags(args):
     """(native, native_all) from parsed ``add_native_options`` flags; None: the session's setting."""
+    use_debug_dirs(args)
     native_all = bool(getattr(args, "native_all", False))
     native = bool(getattr(args, "native", False)) or native_all
     return (True if native else None), (True if native_all else None)

@@ -37,7 +37,7 @@ class NativeCommand(Command):
 class DisasCommand(Command):
     name = "disas"
     aliases = ("disassemble",)
-    help = ("Disassemble around ADDRESS (0x...), from the start of FUNCTION (`qsort_r`, `libc:qsort_r`),\n"
+    help = ("Disassemble around ADDRESS (hex, 0x...), from the start of FUNCTION (`qsort_r`, `libc:qsort_r`),\n"
             "or, without either, around the selected native frame's pc (or the thread's innermost\n"
             "native frame); N instructions (default 12).")
     on_core = in_debugger = True
@@ -45,13 +45,18 @@ class DisasCommand(Command):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("where", nargs="?", metavar="ADDRESS|FUNCTION", help="an address or a function name")
-        parser.add_argument("count", nargs="?", type=int, default=12, metavar="N",
+        parser.add_argument("count", nargs="?", type=int, default=12, metavar="N",  # `disas 20`: N alone
                             help="instructions to show (default 12)")
 
     def run(self, session, args) -> int:
         from snapshot.native import disassemble
 
         where = args.where
+        if where is not None and where.isdigit():
+            # `disas 20`: a count (addresses are written 0x...)
+            if args.count != 12:
+                raise CommandError("give the address in hex (0x...), then N")
+            where, args.count = None, int(where)
         if args.count <= 0 or args.count > 10000:
             raise CommandError("N must be in 1..10000")
         target = session.get_target()

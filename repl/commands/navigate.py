@@ -72,6 +72,8 @@ class BacktraceCommand(Command):
     def run(self, session, args) -> int:
         from ..render import native_note, thread_header
         from .base import SNAPSHOT_FILE
+        from .dump import use_debug_dirs
+        use_debug_dirs(args)
         if (args.native or args.native_all) and session.source != SNAPSHOT_FILE:
             # a new snapshot with C frames (and locals, so frame/locals keep working on it)
             session.take_snapshot(locals=True, native=True, native_all=args.native_all)

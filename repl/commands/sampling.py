@@ -43,6 +43,8 @@ def add_sampling_arguments(parser) -> None:
 def native_options(args) -> dict:
     """``SamplerOptions`` keywords for ``--native``/``--native-all``; with ``--nonblocking`` a
     usage error before anything starts."""
+    from .dump import use_debug_dirs
+    use_debug_dirs(args)
     native_all = bool(getattr(args, "native_all", False))
     native = bool(getattr(args, "native", False)) or native_all
     if native and getattr(args, "nonblocking", False):
