@@ -413,13 +413,14 @@ def test_process_protocol(once_python, loaders, debugger, tmp_path):
     _need(debugger)
     from snapshot.binary import _quick_build_id
     from snapshot.native import native_stacks
-    from snapshot.pause import paused
-    from test_native_support import LiveAdapter
+    from snapshot.process.live import LiveProcess
     s = Subject(once_python, str(tmp_path))
     try:
-        with paused(s.pid) as stopped:
+        live = LiveProcess(s.pid)
+        with live.paused() as stopped:
             live_native = {str(tid): [f.address for f in frames]
-                           for tid, frames in native_stacks(LiveAdapter(s.pid), stopped).items()}
+                           for tid, frames in native_stacks(live, stopped).items()}
+        live.close()
         if debugger == "gdb":
             line = "python " + PROCESS_PROBE % {"module": "gdbprocess", "cls": "GdbProcess", "arg": ""}
         else:
