@@ -76,6 +76,21 @@ class Session:
             self.target = attach(self.pid)
         return self.target
 
+    def open_core(self, path: str, search_path=(), executable: Optional[str] = None) -> None:
+        """Read a core file instead of a live process (nothing to pause, resume or follow)."""
+        from snapshot.process.core import CoreProcess
+        from snapshot.target import Target
+        self.detach()
+        process = CoreProcess(path, search_path, executable)
+        try:
+            self.target = Target(process)
+        except BaseException:
+            process.close()
+            raise
+        self.pid = process.pid
+        self.source = "core"
+        self.core_path = path
+
     def detach(self) -> None:
         if self.target is not None:
             self.target.close()
