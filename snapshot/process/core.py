@@ -571,6 +571,9 @@ class CoreProcess:
     def in_syscall(self, tids: Sequence[int]) -> Dict[int, bool]:
         return {tid: self._registers[tid].in_syscall for tid in tids if tid in self._registers}
 
+    def tid_map(self) -> Dict[int, int]:
+        return {}  # NT_PRSTATUS ids are the ids of the dumped process's own namespace, as threads() gives
+
     @contextmanager
     def paused(self) -> Iterator[List[int]]:
         yield [tid for tid, _, _ in self._prstatus]
