@@ -69,8 +69,10 @@ def decompressed(path: str, kind: str) -> str:
                                   % manual) from None
     tmp = "%s.%d.tmp" % (target, os.getpid())
     try:
-        with open(tmp, "wb") as out:
+        with open(tmp, "wb") as raw:
+            out = SparseWriter(raw)
             _expand(path, kind, out, manual)
+            out.close()
         os.replace(tmp, target)
     except OSError as e:
         _remove(tmp)
@@ -82,6 +84,33 @@ def decompressed(path: str, kind: str) -> str:
         raise
     _prune(directory, keep=target)
     return target
+
+
+class SparseWriter:
+    """Writes a file, seeking over zero blocks: most of a core is untouched (zero) memory,
+    so the copy costs disk only for what the process had written."""
+
+    BLOCK = 1 << 16
+    _ZERO = bytes(BLOCK)
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.size = 0
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        block = self.BLOCK
+        for start in range(0, len(view), block):
+            piece = view[start:start + block]
+            if len(piece) == block and piece == self._ZERO:
+                self.raw.seek(block, os.SEEK_CUR)
+            else:
+                self.raw.write(piece)
+        self.size += len(view)
+        return len(view)
+
+    def close(self) -> None:
+        self.raw.truncate(self.size)  # a trailing hole still counts in the size
 
 
 def _expand(path: str, kind: str, out, manual: str) -> None:
@@ -123,10 +152,17 @@ def _expand_zstd(path: str, out, manual: str) -> None:
                                   "program is available" % path,
                                   "pip install zstandard, or decompress it yourself (%s) and pass the result"
                                   % manual)
-    with open(path, "rb") as src:
-        done = subprocess.run([program, "-dc", "-q"], stdin=src, stdout=out, stderr=subprocess.PIPE)
-    if done.returncode != 0:
-        reason = (done.stderr.decode("utf-8", "replace").strip().splitlines() or ["failed"])[-1]
+    with open(path, "rb") as src, subprocess.Popen([program, "-dc", "-q"], stdin=src, stdout=subprocess.PIPE,
+                                                    stderr=subprocess.PIPE) as child:
+        while True:
+            chunk = child.stdout.read(CHUNK)
+            if not chunk:
+                break
+            out.write(chunk)
+        errors = child.stderr.read()
+        status = child.wait()
+    if status != 0:
+        reason = (errors.decode("utf-8", "replace").strip().splitlines() or ["failed"])[-1]
         raise CoreDecompressError("zstd could not decompress %s: %s" % (path, reason),
                                   "check the file (%s)" % manual)
 
