@@ -98,16 +98,20 @@ class SparseWriter:
         self.size = 0
 
     def write(self, data) -> int:
-        view = memoryview(data)
-        block = self.BLOCK
-        for start in range(0, len(view), block):
-            piece = view[start:start + block]
-            if len(piece) == block and piece == self._ZERO:
-                self.raw.seek(block, os.SEEK_CUR)
-            else:
-                self.raw.write(piece)
-        self.size += len(view)
-        return len(view)
+        data = bytes(data)  # bytes compare with memcmp; a memoryview compares byte by byte
+        size = len(data)
+        if size and data == bytes(size):
+            self.raw.seek(size, os.SEEK_CUR)
+        else:
+            block = self.BLOCK
+            for start in range(0, size, block):
+                piece = data[start:start + block]
+                if len(piece) == block and piece == self._ZERO:
+                    self.raw.seek(block, os.SEEK_CUR)
+                else:
+                    self.raw.write(piece)
+        self.size += size
+        return size
 
     def close(self) -> None:
         self.raw.truncate(self.size)  # a trailing hole still counts in the size
