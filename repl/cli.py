@@ -2,51 +2,19 @@
 
 ``pyspy-repl SUBCOMMAND ...`` runs one command (dump, record, top, watch...)
 and exits; ``pyspy-repl --pid N`` opens the interactive prompt.
-``pyspy-snapshot`` offers the same subcommands without the prompt.  This is
-the only place (with the REPL loop) that prints errors and picks exit codes.
+``pyspy-snapshot`` offers the same subcommands without the prompt.  Both run
+them through ``repl.dispatch`` (errors: one line, the error's exit code).
 """
 from __future__ import annotations
 
 import sys
 from typing import List, Optional
 
-from snapshot.errors import SnapshotError
-
-from .commands import CLI_MODULES, REGISTRY, CommandError, load_cli
-from .commands.base import _HelpShown
+from .commands import CLI_MODULES
+from .dispatch import CLI, Dispatcher
 from .session import Session
 
 PROG = "pyspy-repl"
-
-
-def print_error(error: BaseException, prog: str = PROG, stream=None) -> None:
-    stream = stream or sys.stderr
-    stream.write("%s: error: %s\n" % (prog, error))
-    hint = getattr(error, "hint", "")
-    if hint:
-        stream.write("  hint: %s\n" % hint)
-    stream.flush()
-
-
-def run_command(name: str, argv: List[str], session: Session, prog: str = PROG) -> int:
-    """Parse ``argv`` for one registered command and run it, turning errors into exit codes."""
-    command = REGISTRY[name]()
-    try:
-        args = command.parser("%s %s" % (prog, command.name)).parse_args(argv)
-        return command.run(session, args) or 0
-    except _HelpShown:
-        return 0
-    except CommandError as e:
-        print_error(e, prog, session.err)
-        return e.exit_code
-    except SnapshotError as e:
-        print_error(e, prog, session.err)
-        return e.exit_code
-    except KeyboardInterrupt:
-        session.err.write("interrupted\n")
-        return 130
-    except BrokenPipeError:
-        return 0
 
 
 def _usage(prog: str) -> str:
@@ -57,10 +25,11 @@ def _usage(prog: str) -> str:
 
 def main(argv: Optional[List[str]] = None, prog: str = PROG, interactive: bool = True) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and load_cli(argv[0]) is not None:
+    dispatcher = Dispatcher(CLI, prog)
+    if argv and dispatcher.command_class(argv[0]) is not None:
         session = Session()
         try:
-            return run_command(argv[0], argv[1:], session, prog)
+            return dispatcher.run_argv(session, argv[0], argv[1:])
         finally:
             session.close()
     if interactive:

@@ -1,5 +1,9 @@
-"""Tab completion for the REPL: command names, flags, thread ids and names, frame numbers,
-local names and (one level at a time) attribute names / dict keys of the selected frame's values."""
+"""Tab completion: command names, flags, thread ids and names, frame numbers, local names and
+(one level at a time) attribute names / dict keys of the selected frame's values.
+
+``candidates`` is the front-end-neutral part (``Dispatcher.completions`` calls
+it for the REPL and debuggers); ``ReplCompleter`` adapts it to prompt_toolkit.
+"""
 from __future__ import annotations
 
 from typing import Dict, Iterable, List, Type
@@ -126,15 +130,17 @@ def _module_items(objects, module_addr: int) -> Iterable:
 
 
 class ReplCompleter(Completer):
-    def __init__(self, session, registry):
+    """prompt_toolkit's side of ``Dispatcher.completions``."""
+
+    def __init__(self, session, dispatcher):
         self.session = session
-        self.registry = registry
+        self.dispatcher = dispatcher
 
     def get_completions(self, document, complete_event):
         text = document.text_before_cursor
         current = "" if not text or text.endswith(" ") else text.split()[-1]
         try:
-            found = candidates(self.session, self.registry, text)
+            found = self.dispatcher.completions(self.session, text)
         except Exception:  # noqa: BLE001
             return
         for item in found:

@@ -247,7 +247,8 @@ def watchdog_main(argv) -> int:
             report = _capture(pytest_pid, me, nodeid, limit, with_locals)
             text = ""
             if report is not None:
-                text = report.text(show_locals=with_locals)
+                from repl.hangreport import text as report_text
+                text = report_text(report, show_locals=with_locals)
                 reports.append(report.to_dict())
             else:
                 text = "pyspy-repl: TEST TIMEOUT -- %s (capture failed)\n" % nodeid
@@ -270,7 +271,7 @@ def watchdog_main(argv) -> int:
                 return 0
             fired = (seq, time.monotonic() + kill_after, nodeid)
         elif fired is not None and now >= fired[1]:
-            from snapshot.hang import terminate_tree
+            from repl.supervise import terminate_tree
             _write(sys.stderr, "pyspy-repl: %s did not stop %.1f s after it was failed; ending the pytest "
                                "process tree (pid %d)\n" % (fired[2], kill_after, pytest_pid))
             result = terminate_tree(pytest_pid, kill_after=kill_after, exclude=(me,))

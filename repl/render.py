@@ -1,7 +1,6 @@
 """Text rendering of snapshots, in py-spy's dump shape."""
 from __future__ import annotations
 
-import os
 from typing import List, Optional, TextIO
 
 from snapshot.model import Snapshot, ThreadStack
@@ -48,8 +47,3 @@ def render_snapshot(snapshot: Snapshot, out: TextIO, show_locals: bool = False,
         out.write(line + "\n")
     for thread in snapshot.threads:
         render_thread(thread, out, show_locals, full_filenames)
-
-
-def shorten_home(path: str) -> str:
-    home = os.path.expanduser("~")
-    return "~" + path[len(home):] if home != "/" and path.startswith(home + "/") else path

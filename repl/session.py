@@ -12,7 +12,11 @@ REPL state kept here:
 * ``pause_lock``: every pause of the target (snapshot, sample) holds it, so a
   background recording and a foreground command never ptrace at the same time;
 * background jobs (``record start``) by name;
-* output styling (``color``) decided once by the front end.
+* output styling (``color``) decided once by the front end;
+* ``source``: where the data comes from (``LIVE`` here; a core, debugger or
+  snapshot-file session sets its own), checked by ``repl.dispatch`` against
+  each command's capability flags;
+* ``dispatcher``: the ``repl.dispatch.Dispatcher`` running the current command.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from snapshot import SnapshotError, attach
 from snapshot.errors import ProcessExitedError
 from snapshot.model import Frame, Snapshot, ThreadStack
 
-from .commands.base import CommandError
+from .commands.base import LIVE, CommandError
 
 _U64 = struct.Struct("<Q")
 
@@ -40,7 +44,6 @@ class Session:
         self.err = err if err is not None else sys.stderr
         self.target = None
         self.snapshot: Optional[Snapshot] = None
-        self.thread_index = 0
         self.frame_index = 0
         # -- REPL state ------------------------------------------------------
         self.thread_id: Optional[int] = None     # selected thread (survives refresh)
@@ -49,7 +52,9 @@ class Session:
         self.exited = False                      # the target process is gone
         self.pause_lock = threading.RLock()
         self.jobs: Dict[str, object] = {}        # background jobs (record)
-        self.child = None                        # subprocess.Popen when we started the target
+        self.child = None                        # supervise.Child when we started the target
+        self.source = LIVE                       # where the data comes from (commands.base sources)
+        self.dispatcher = None                   # set by repl.dispatch while a command runs
         self._globals_cache: Dict[Tuple[int, str], int] = {}
 
     # -- styling -----------------------------------------------------------------
@@ -97,7 +102,7 @@ class Session:
         self.target = None
         self.snapshot = None
         self.thread_id = None
-        self.thread_index = self.frame_index = 0
+        self.frame_index = 0
         self.exited = False
         self._globals_cache.clear()
 
@@ -121,13 +126,14 @@ class Session:
         if self.pid is None:
             return False
         if self.child is not None and self.child.pid == self.pid:
-            return self.child.poll() is None
+            return self.child.alive()
+        import psutil
         try:
-            with open("/proc/%d/stat" % self.pid) as fh:
-                data = fh.read()
-        except OSError:
+            return psutil.Process(self.pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+        except psutil.NoSuchProcess:
             return False
-        return data[data.rindex(")") + 2] not in "ZX"
+        except psutil.Error:   # hidden from us (AccessDenied) is not gone
+            return True
 
     def mark_exited(self) -> bool:
         """Record that the target is gone (keeps the last snapshot); True the first time."""
@@ -175,7 +181,6 @@ class Session:
             thread = default_thread(snapshot)
             self.frame_index = 0
         self.thread_id = thread.thread_id if thread is not None else None
-        self.thread_index = snapshot.threads.index(thread) if thread is not None else 0
         if thread is not None and self.frame_index >= len(thread.frames):
             self.frame_index = max(0, len(thread.frames) - 1)
 
@@ -209,7 +214,6 @@ class Session:
         if thread.thread_id != self.thread_id:
             self.frame_index = 0
         self.thread_id = thread.thread_id
-        self.thread_index = snapshot.threads.index(thread)
         return thread
 
     def select_frame(self, index: int) -> Frame:

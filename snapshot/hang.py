@@ -1,20 +1,22 @@
 """Hang diagnosis: capture a whole process tree, and tell stuck and waiting threads apart.
 
-Used by ``pyspy-repl watch`` and the ``--hang-timeout`` pytest plugin; front
-ends only choose when to call it and where the report goes.
+Used by ``pyspy-repl watch`` and the ``--hang-timeout`` pytest plugin; the
+front ends decide when to call it, render the report (``repl/hangreport.py``)
+and end the tree (``repl/supervise.py``).  This module only reads: it never
+prints, exits, signals or kills a process.
 
 * ``process_tree(root)``: the root and every descendant (grandchildren
   included), found through psutil.
 * ``capture_tree(root, ...)``: attach to every process of the tree (each gets
   its own ``Target``, so processes of different Python versions work), take
-  ``samples`` stack samples per process over ``window`` seconds (each sample
-  pauses the process for one consistent read and always resumes it), then
-  classify every thread:
+  ``samples`` stack samples per process over ``window`` seconds with the one
+  sampling loop (``sampler.Sampler``: each sample pauses the process for one
+  consistent read and always resumes it), then classify every thread:
 
   - **stuck**: its stack (function, file, line of every frame) was identical
     in every sample of the window;
   - **waiting**: it waits on something, named with the API and the frame it
-    waits in.  Three sources, in this order:
+    waits in.  Three sources, in this order (the tables are in ``waits``):
 
     1. *library frames*: the innermost frames are a known blocking function
        of the standard library (``Condition.wait``, ``Event.wait``,
@@ -33,120 +35,30 @@ ends only choose when to call it and where the report goes.
        blocked thread sleeps in (futex, poll, select, nanosleep, read, wait4);
        used to confirm 2. and as a last resort (x86-64 and aarch64 tables).
 
-* ``StallMonitor``: cheap nonblocking samples of the tree, to notice that no
-  Python stack changed for some time.
-* ``HangReport.render(out)`` / ``HangReport.to_dict()``: the text report for a
-  CI log and its JSON form (threads in py-spy's field names plus ``hang``).
+* ``HangReport.to_dict()``: the JSON form (threads in py-spy's field names
+  plus ``hang``).  Stall detection is ``stall.StallMonitor``.
 
-Non-Python processes of the tree are listed, not dumped.  This module never
-imports ``repl``.
+Non-Python processes of the tree are listed, not dumped.
 """
 from __future__ import annotations
 
 import linecache
 import os
 import platform
-import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .errors import NotPythonError, ProcessExitedError, SnapshotError
-from .model import Frame, Snapshot, ThreadStack, short_filename
+from .model import Frame, Snapshot, ThreadStack
+from .waits import KERNEL_LABELS, library_wait, source_waits, syscall_wait
 
 REPORT_VERSION = 1
 
+
 # ---------------------------------------------------------------------------
-# What a waiting thread looks like
+# Classification
 # ---------------------------------------------------------------------------
-
-#: (file suffix, function name, kind, API label).  Matched innermost-first; the
-#: outermost consecutive library match gives the API (Event.wait over Condition.wait).
-LIBRARY_WAITS: Tuple[Tuple[str, str, str, str], ...] = (
-    ("threading.py", "wait", "condition", "Condition.wait"),
-    ("threading.py", "wait_for", "condition", "Condition.wait_for"),
-    ("threading.py", "_wait", "barrier", "Barrier.wait"),
-    ("threading.py", "acquire", "lock", "Semaphore.acquire"),
-    ("threading.py", "_acquire_restore", "lock", "RLock.acquire"),
-    ("threading.py", "_wait_for_tstate_lock", "join", "Thread.join"),
-    ("threading.py", "join", "join", "Thread.join"),
-    ("queue.py", "get", "queue", "queue.Queue.get"),
-    ("queue.py", "put", "queue", "queue.Queue.put"),
-    ("queue.py", "join", "queue", "queue.Queue.join"),
-    ("multiprocessing/queues.py", "get", "queue", "multiprocessing.Queue.get"),
-    ("multiprocessing/queues.py", "put", "queue", "multiprocessing.Queue.put"),
-    ("multiprocessing/queues.py", "join", "queue", "multiprocessing.JoinableQueue.join"),
-    ("multiprocessing/connection.py", "recv", "recv", "Connection.recv"),
-    ("multiprocessing/connection.py", "recv_bytes", "recv", "Connection.recv_bytes"),
-    ("multiprocessing/connection.py", "_recv_bytes", "recv", "Connection.recv_bytes"),
-    ("multiprocessing/connection.py", "_recv", "recv", "Connection.recv"),
-    ("multiprocessing/connection.py", "poll", "select", "Connection.poll"),
-    ("multiprocessing/connection.py", "_poll", "select", "Connection.poll"),
-    ("multiprocessing/connection.py", "wait", "select", "multiprocessing.connection.wait"),
-    ("multiprocessing/connection.py", "accept", "recv", "Listener.accept"),
-    ("multiprocessing/process.py", "join", "join", "Process.join"),
-    ("multiprocessing/popen_fork.py", "wait", "join", "Process.join"),
-    ("multiprocessing/popen_fork.py", "poll", "join", "Process.join"),
-    ("multiprocessing/popen_forkserver.py", "wait", "join", "Process.join"),
-    ("multiprocessing/popen_forkserver.py", "poll", "join", "Process.join"),
-    ("multiprocessing/popen_spawn_posix.py", "wait", "join", "Process.join"),
-    ("multiprocessing/popen_spawn_posix.py", "poll", "join", "Process.join"),
-    ("multiprocessing/pool.py", "get", "condition", "AsyncResult.get"),
-    ("multiprocessing/pool.py", "wait", "condition", "AsyncResult.wait"),
-    ("multiprocessing/pool.py", "join", "join", "Pool.join"),
-    ("multiprocessing/synchronize.py", "acquire", "lock", "multiprocessing.Lock.acquire"),
-    ("multiprocessing/synchronize.py", "__enter__", "lock", "multiprocessing.Lock.acquire"),
-    ("multiprocessing/synchronize.py", "wait", "condition", "multiprocessing.Condition.wait"),
-    ("multiprocessing/managers.py", "_callmethod", "recv", "manager call"),
-    ("selectors.py", "select", "select", "selectors.select"),
-    ("subprocess.py", "wait", "join", "Popen.wait"),
-    ("subprocess.py", "_wait", "join", "Popen.wait"),
-    ("subprocess.py", "_try_wait", "join", "Popen.wait"),
-    ("subprocess.py", "communicate", "join", "Popen.communicate"),
-    ("subprocess.py", "_communicate", "join", "Popen.communicate"),
-    ("socket.py", "accept", "recv", "socket.accept"),
-    ("socket.py", "readinto", "recv", "socket read"),
-    ("concurrent/futures/_base.py", "result", "condition", "Future.result"),
-    ("concurrent/futures/_base.py", "wait", "condition", "concurrent.futures.wait"),
-    ("concurrent/futures/_base.py", "as_completed", "condition", "concurrent.futures.as_completed"),
-    ("concurrent/futures/_base.py", "__get_result", "condition", "Future.result"),
-)
-
-#: Source-line patterns for C calls without a Python frame: (regex, kind, label).
-SOURCE_WAITS: Tuple[Tuple["re.Pattern[str]", str, str], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE if flags else 0), kind, label) for pattern, flags, kind, label in (
-        (r"\.acquire\s*\(", 0, "lock", "lock.acquire()"),
-        (r"^\s*(async\s+)?with\b.*(lock|mutex|sem|cond|guard)", 1, "lock", "with <lock>: (acquire)"),
-        # any other ``with X:`` line: a lock only if the kernel says the thread sleeps in a futex
-        (r"^\s*with\b", 0, "lock?", "with <lock>: (acquire)"),
-        (r"\.join\s*\(", 0, "join", "join()"),
-        (r"\bsleep\s*\(", 0, "sleep", "sleep()"),
-        (r"\.wait\s*\(|\bwait\s*\(", 0, "condition", "wait()"),
-        (r"\.get\s*\(", 0, "queue", "get()"),
-        (r"\.put\s*\(", 0, "queue", "put()"),
-        (r"\b(select|poll|epoll|kqueue)\b[\w.]*\s*\(", 0, "select", "select/poll"),
-        (r"\.(recv\w*|accept|read\w*|readline)\s*\(|\binput\s*\(", 0, "recv", "read/recv"),
-        (r"waitpid|\.communicate\s*\(", 0, "join", "waitpid"),
-    ))
-
-#: Blocking system calls by number: {machine: {nr: (name, kind)}}.
-_SYSCALLS = {
-    "x86_64": {0: ("read", "recv"), 7: ("poll", "select"), 23: ("select", "select"),
-               35: ("nanosleep", "sleep"), 45: ("recvfrom", "recv"), 47: ("recvmsg", "recv"),
-               43: ("accept", "recv"), 61: ("wait4", "join"), 202: ("futex", "lock"),
-               230: ("clock_nanosleep", "sleep"), 232: ("epoll_wait", "select"), 247: ("waitid", "join"),
-               270: ("pselect6", "select"), 271: ("ppoll", "select"), 281: ("epoll_pwait", "select"),
-               288: ("accept4", "recv"), 441: ("epoll_pwait2", "select"), 34: ("pause", "sleep")},
-    "aarch64": {63: ("read", "recv"), 73: ("ppoll", "select"), 72: ("pselect6", "select"),
-                101: ("nanosleep", "sleep"), 115: ("clock_nanosleep", "sleep"), 207: ("recvfrom", "recv"),
-                212: ("recvmsg", "recv"), 202: ("accept", "recv"), 242: ("accept4", "recv"),
-                260: ("wait4", "join"), 95: ("waitid", "join"), 98: ("futex", "lock"),
-                22: ("epoll_pwait", "select"), 441: ("epoll_pwait2", "select")},
-}
-_KERNEL_LABELS = {"lock": "futex wait (a lock, condition or event)", "sleep": "sleep", "select": "select/poll",
-                  "recv": "read/recv", "join": "waitpid (a child process)"}
-
-
 @dataclass(frozen=True)
 class KernelState:
     """What the kernel says a thread does: its state letter and, when blocked, its system call."""
@@ -175,7 +87,7 @@ def kernel_state(pid: int, tid: Optional[int]) -> Optional[KernelState]:
         with open(base + "syscall") as fh:
             first = fh.read().split()
         if first and first[0].lstrip("-").isdigit():
-            entry = _SYSCALLS.get(platform.machine(), {}).get(int(first[0]))
+            entry = syscall_wait(platform.machine(), int(first[0]))
             if entry:
                 syscall, kind = entry
             else:
@@ -201,23 +113,10 @@ class WaitInfo:
     source: Optional[str]      # the source line of the frame that made the call, when readable
     how: str                   # library-frame | source-line | kernel
 
-    def describe(self) -> str:
-        where = self.caller or self.frame
-        text = "waiting in %s" % self.api
-        if where is not None:
-            text += " at %s" % frame_text(where)
-        if self.frame is not None and where is not self.frame:
-            text += " (blocked in %s)" % frame_text(self.frame)
-        return text
-
     def to_dict(self) -> Dict[str, Any]:
         return {"kind": self.kind, "api": self.api, "how": self.how, "source": self.source,
                 "frame": None if self.frame is None else _frame_ref(self.frame),
                 "caller": None if self.caller is None else _frame_ref(self.caller)}
-
-
-def frame_text(frame: Frame) -> str:
-    return "%s (%s:%d)" % (frame.function, frame.short_filename, frame.line)
 
 
 def _frame_ref(frame: Frame) -> Dict[str, Any]:
@@ -228,16 +127,7 @@ def _frame_ref(frame: Frame) -> Dict[str, Any]:
 def _library_match(frame: Frame) -> Optional[Tuple[str, str]]:
     if frame.is_native:
         return None
-    name = frame.function.rsplit(".", 1)[-1]
-    filename = frame.filename.replace(os.sep, "/")
-    for suffix, function, kind, label in LIBRARY_WAITS:
-        if name == function and filename.endswith("/" + suffix):
-            # threading's qualified names say more (Event.wait vs Condition.wait, BoundedSemaphore);
-            # elsewhere the table's label is clearer (BaseProcess.join -> Process.join).
-            qualified = (frame.function if suffix == "threading.py" and "." in frame.function
-                         and not frame.function.startswith("<") else None)
-            return kind, (qualified or label)
-    return None
+    return library_wait(frame.function, frame.filename)
 
 
 def source_line(frame: Frame) -> Optional[str]:
@@ -275,7 +165,7 @@ def classify_wait(frames: Sequence[Frame], moved: bool,
     # 2. source line of the innermost frame (a C call has no frame of its own).
     source = source_line(innermost)
     if source is not None and (not moved or blocked):
-        for pattern, kind, label in SOURCE_WAITS:
+        for pattern, kind, label in source_waits():
             if pattern.search(source):
                 if kind == "lock?":
                     if not (blocked and kernel.kind == "lock"):
@@ -286,13 +176,13 @@ def classify_wait(frames: Sequence[Frame], moved: bool,
                 return WaitInfo(kind, label, innermost, innermost, source, "source-line")
     # 3. the kernel: blocked in a known system call, and the stack did not move.
     if blocked and not moved:
-        return WaitInfo(kernel.kind, "%s [%s]" % (_KERNEL_LABELS.get(kernel.kind, kernel.kind), kernel.syscall),
+        return WaitInfo(kernel.kind, "%s [%s]" % (KERNEL_LABELS.get(kernel.kind, kernel.kind), kernel.syscall),
                         innermost, innermost, source, "kernel")
     return None
 
 
 # ---------------------------------------------------------------------------
-# The process tree
+# The process tree and the report
 # ---------------------------------------------------------------------------
 def _psutil():
     import psutil  # a dependency of the project; imported lazily like everything heavy
@@ -353,18 +243,6 @@ class ThreadVerdict:
     def stuck(self) -> bool:
         return self.samples >= 2 and not self.moved
 
-    def label(self, window: float) -> str:
-        parts = []
-        if self.stuck:
-            parts.append("STUCK: did not move in %d samples over %.1f s" % (self.samples, window))
-        elif self.samples >= 2:
-            parts.append("running: stack changed between samples")
-        if self.waiting is not None:
-            parts.append(self.waiting.describe())
-        elif self.kernel is not None and self.kernel.syscall and self.kernel.state in ("S", "D"):
-            parts.append("kernel: blocked in %s" % self.kernel.syscall)
-        return "; ".join(parts)
-
     def to_dict(self, pid: int) -> Dict[str, Any]:
         data = self.thread.to_dict(pid)
         data["hang"] = {"stuck": self.stuck, "moved": self.moved, "samples": self.samples,
@@ -411,88 +289,6 @@ class HangReport:
         return [(p, t) for p in self.processes for t in p.threads if t.stuck or t.waiting is not None]
 
     # -- output ------------------------------------------------------------------
-    def headline(self) -> str:
-        what = {"timeout": "TIMEOUT", "stall": "STALL", "pytest": "TEST TIMEOUT"}.get(self.reason, self.reason.upper())
-        text = "pyspy-repl: %s" % what
-        if self.reason == "stall" and self.limit is not None:
-            text += ": no Python stack in the process tree changed for %.1f s" % self.limit
-        elif self.limit is not None:
-            text += " after %.1f s" % self.limit
-        if self.title:
-            text += " -- %s" % self.title
-        return text
-
-    def render(self, out: TextIO, show_locals: bool = False) -> None:
-        rule = "=" * 78
-        pythons = self.python_processes()
-        out.write(rule + "\n" + self.headline() + "\n")
-        if self.command:
-            out.write("command: %s\n" % " ".join(self.command))
-        out.write("process tree of pid %d: %d process(es), %d Python; %d samples over %.1f s per process\n"
-                  % (self.root_pid, len(self.processes), len(pythons), self.samples, self.window))
-        out.write(rule + "\n")
-        for proc in self.processes:
-            out.write("\n")
-            self._render_process(proc, out, show_locals)
-        out.write("\n" + rule + "\nSummary (stuck = stack identical in all %d samples):\n" % self.samples)
-        flagged = self.flagged()
-        if not flagged:
-            out.write("  no stuck or waiting thread found\n")
-        for proc, verdict in flagged:
-            thread = verdict.thread
-            top = verdict.waiting.caller or verdict.waiting.frame if verdict.waiting else (
-                thread.frames[0] if thread.frames else None)
-            out.write("  pid %d %s %-8s %s\n" % (
-                proc.info.pid, _thread_ident(thread), "STUCK" if verdict.stuck else "moving",
-                (verdict.waiting.describe() if verdict.waiting else
-                 ("in %s" % frame_text(top) if top else "no Python frames"))))
-            if verdict.waiting is not None and verdict.waiting.source:
-                out.write("      > %s\n" % verdict.waiting.source)
-        out.write(rule + "\n")
-
-    def _render_process(self, proc: ProcessReport, out: TextIO, show_locals: bool) -> None:
-        info = proc.info
-        elapsed = "?" if info.elapsed is None else "%.1f s" % info.elapsed
-        out.write("Process %d (parent %s, running %s): %s\n" % (
-            info.pid, info.ppid if info.ppid is not None else "?", elapsed,
-            " ".join(info.command_line) or info.name))
-        if not proc.python:
-            out.write("    not a Python process (not dumped)%s\n" % (
-                "" if not proc.error or "not a Python" in proc.error else ": " + proc.error))
-            return
-        if proc.snapshot is None:
-            out.write("    could not read it: %s\n" % proc.error)
-            return
-        snap = proc.snapshot
-        out.write("Python v%s (%s)\n" % (snap.python_version, snap.executable))
-        if proc.error:
-            out.write("    note: %s\n" % proc.error)
-        for verdict in proc.threads:
-            thread = verdict.thread
-            state = "idle" if thread.is_idle else "active"
-            if thread.holds_gil:
-                state += "+gil"
-            out.write("\nThread %s (%s): \"%s\"\n" % (_thread_ident(thread, bare=True), state, thread.name or ""))
-            label = verdict.label(self.window)
-            if label:
-                out.write("  ** %s\n" % label)
-            waiting_at = verdict.waiting.frame if verdict.waiting else None
-            for frame in thread.frames:
-                mark = "  > " if frame is waiting_at or (waiting_at is not None and frame == waiting_at) else "    "
-                out.write("%s%s\n" % (mark, frame_text(frame)))
-                if show_locals and frame.locals:
-                    for local in frame.locals:
-                        out.write("        %s%s = %s\n" % ("(arg) " if local.is_argument else "", local.name,
-                                                            local.repr))
-            if not thread.frames:
-                out.write("    (no Python frames)\n")
-
-    def text(self, show_locals: bool = False) -> str:
-        import io
-        buf = io.StringIO()
-        self.render(buf, show_locals)
-        return buf.getvalue()
-
     def to_dict(self) -> Dict[str, Any]:
         return {
             "version": REPORT_VERSION, "reason": self.reason, "title": self.title, "root_pid": self.root_pid,
@@ -506,15 +302,11 @@ class HangReport:
         }
 
 
-def _thread_ident(thread: ThreadStack, bare: bool = False) -> str:
-    ident = str(thread.native_id) if thread.native_id else "%#x" % thread.thread_id
-    return ident if bare else "thread %s %r" % (ident, thread.name or "")
-
-
 # ---------------------------------------------------------------------------
 # Capture
 # ---------------------------------------------------------------------------
-def _stack_key(thread: ThreadStack) -> Tuple[Tuple[str, str, int], ...]:
+def stack_key(thread: ThreadStack) -> Tuple[Tuple[str, str, int], ...]:
+    """What "the stack did not move" compares: function, file and line of every frame."""
     return tuple((f.function, f.filename, f.line) for f in thread.frames)
 
 
@@ -560,23 +352,7 @@ def capture_tree(root_pid: int, samples: int = 5, window: float = 1.0, locals: b
                 owned[proc.pid] = target
             entry.python = True
             attached.append((entry, target))
-        history: Dict[int, List[Snapshot]] = {entry.info.pid: [] for entry, _ in attached}
-        interval = window / (samples - 1) if samples > 1 else 0.0
-        start = time.monotonic()
-        for index in range(samples):
-            for entry, target in attached:
-                if entry.error and not history[entry.info.pid] and index > 0 and "exited" in entry.error:
-                    continue
-                try:
-                    history[entry.info.pid].append(target.sample(blocking=True))
-                except ProcessExitedError as e:
-                    entry.error = str(e)
-                except Exception as e:  # noqa: BLE001
-                    entry.error = "sample %d failed: %s" % (index + 1, e)
-            if index + 1 < samples:
-                delay = start + interval * (index + 1) - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+        history = _sample_all(attached, samples, window)
         for entry, target in attached:
             snaps = history[entry.info.pid]
             final = None
@@ -601,6 +377,36 @@ def capture_tree(root_pid: int, samples: int = 5, window: float = 1.0, locals: b
                 pass
 
 
+def _sample_all(attached: List[Tuple[ProcessReport, Any]], samples: int,
+                window: float) -> Dict[int, List[Snapshot]]:
+    """``samples`` passes over every attached process, spread evenly over ``window`` seconds."""
+    from .sampler import Sampler, SamplerOptions
+    history: Dict[int, List[Snapshot]] = {entry.info.pid: [] for entry, _ in attached}
+    if not attached:
+        return history
+    entries = {entry.info.pid: entry for entry, _ in attached}
+    # n samples over the window: n - 1 periods; no window means back to back
+    rate = (samples - 1) / window if samples > 1 and window > 0 else 1e6
+
+    def failed(pid: int, error: BaseException) -> None:
+        if isinstance(error, ProcessExitedError):
+            entries[pid].error = str(error)
+        else:
+            entries[pid].error = "sample %d failed: %s" % (sampler.stats.passes, error)
+
+    sampler = Sampler([target for _, target in attached], None,
+                      SamplerOptions(rate=rate, passes=samples, idle=True),
+                      on_snapshot=lambda snapshot: history[snapshot.pid].append(snapshot), on_error=failed)
+    try:
+        sampler.run()
+    except Exception as e:  # noqa: BLE001 - a report with what was read beats no report
+        for entry in entries.values():
+            entry.error = entry.error or "sampling failed: %s: %s" % (type(e).__name__, e)
+    finally:
+        sampler.close()
+    return history
+
+
 def _looks_python(info: ProcessInfo) -> bool:
     return "python" in (info.name or "").lower() or any("python" in os.path.basename(a).lower()
                                                       for a in info.command_line[:1])
@@ -609,7 +415,7 @@ def _looks_python(info: ProcessInfo) -> bool:
 def _verdicts(pid: int, final: Snapshot, snaps: List[Snapshot]) -> List[ThreadVerdict]:
     verdicts = []
     for thread in final.threads:
-        keys = [_stack_key(t) for s in snaps for t in s.threads if t.thread_id == thread.thread_id]
+        keys = [stack_key(t) for s in snaps for t in s.threads if t.thread_id == thread.thread_id]
         moved = len(set(keys)) > 1
         kernel = kernel_state(pid, thread.native_id)
         for _ in range(20):
@@ -635,205 +441,3 @@ def _rebind(waiting: WaitInfo, frames: Sequence[Frame], plain: Sequence[Frame]) 
         return frame
     return WaitInfo(waiting.kind, waiting.api, find(waiting.frame),
                     None if waiting.caller is None else find(waiting.caller), waiting.source, waiting.how)
-
-
-# ---------------------------------------------------------------------------
-# Stall detection
-# ---------------------------------------------------------------------------
-class StallMonitor:
-    """Nonblocking samples of a tree: how long has no Python stack changed?
-
-    ``poll()`` samples every Python process of the tree once (without pausing
-    it) and returns the seconds since the last change.  A change is: a process
-    appearing or exiting, a thread appearing or exiting, any frame of any
-    thread changing, or a read failing (a busy process is more likely to give
-    an inconsistent nonblocking read; never mistake that for a stall), or the
-    tree having used at least ``busy_share`` of one CPU since the previous poll
-    (a tight loop can keep the very same stack while it works; a livelock is
-    still caught by the overall timeout).  With no Python process in the tree
-    there is no stall.
-    """
-
-    #: seconds before retrying to attach a process that was not ready
-    RETRY = 0.5
-
-    def __init__(self, root_pid: int, exclude: Iterable[int] = (), busy_share: float = 0.05):
-        self.root_pid = root_pid
-        self.busy_share = busy_share
-        self._cpu: Dict[int, float] = {}
-        self._polled_at: Optional[float] = None
-        self.exclude = set(exclude)
-        self.targets: Dict[int, Any] = {}
-        self._identity: Dict[int, Tuple[Optional[float], str]] = {}
-        self._not_python: Dict[int, Tuple[Optional[float], str]] = {}
-        self._retry_at: Dict[int, float] = {}
-        self._signature: Optional[Any] = None
-        self._changed_at = time.monotonic()
-        self.seen: Dict[int, Optional[float]] = {}   # every pid ever in the tree -> create_time
-
-    def unchanged_for(self) -> float:
-        return time.monotonic() - self._changed_at
-
-    def poll(self) -> float:
-        now = time.monotonic()
-        parts = []
-        python_seen = False
-        live = set()
-        cpu_used = 0.0
-        for proc in process_tree(self.root_pid, self.exclude):
-            pid = proc.pid
-            live.add(pid)
-            try:
-                ident = (proc.create_time(), _exe(pid))
-                times = proc.cpu_times()
-                cpu = times.user + times.system
-            except Exception:  # noqa: BLE001
-                continue
-            cpu_used += max(0.0, cpu - self._cpu.get(pid, cpu))
-            self._cpu[pid] = cpu
-            self.seen.setdefault(pid, ident[0])
-            if self._identity.get(pid) != ident:
-                self._drop(pid)
-                self._identity[pid] = ident
-            if self._not_python.get(pid) == ident:
-                parts.append((pid, "-"))
-                continue
-            target = self.targets.get(pid)
-            if target is None and now >= self._retry_at.get(pid, 0.0):
-                try:
-                    target = self.targets[pid] = _attach(pid)
-                except NotPythonError:
-                    self._not_python[pid] = ident
-                    parts.append((pid, "-"))
-                    continue
-                except Exception:  # noqa: BLE001 - starting up, exiting, unsupported...
-                    self._retry_at[pid] = now + self.RETRY
-            if target is None:
-                parts.append((pid, "?"))
-                continue
-            python_seen = True
-            try:
-                snap = target.sample(blocking=False)
-            except Exception:  # noqa: BLE001
-                parts.append((pid, ("error", now)))   # never equal twice: counts as a change
-                continue
-            parts.append((pid, tuple(sorted((t.thread_id, _stack_key(t)) for t in snap.threads))))
-        for pid in [p for p in self.targets if p not in live]:
-            self._drop(pid)
-        for pid in [p for p in self._cpu if p not in live]:
-            del self._cpu[pid]
-        now = time.monotonic()   # attaching may have taken a while: measure from the end of the poll
-        busy = (self._polled_at is not None and
-                cpu_used >= self.busy_share * max(1e-3, now - self._polled_at))
-        self._polled_at = now
-        signature = tuple(sorted(parts, key=lambda x: x[0]))
-        if not python_seen or busy or signature != self._signature:
-            self._signature = signature
-            self._changed_at = now
-        return self.unchanged_for()
-
-    def _drop(self, pid: int) -> None:
-        target = self.targets.pop(pid, None)
-        if target is not None:
-            try:
-                target.close()
-            except Exception:  # noqa: BLE001
-                pass
-        self._not_python.pop(pid, None)
-        self._retry_at.pop(pid, None)
-
-    def close(self) -> None:
-        for pid in list(self.targets):
-            self._drop(pid)
-
-
-def _exe(pid: int) -> str:
-    try:
-        return os.readlink("/proc/%d/exe" % pid)
-    except OSError:
-        return ""
-
-
-# ---------------------------------------------------------------------------
-# Ending a tree
-# ---------------------------------------------------------------------------
-@dataclass
-class Termination:
-    terminated: List[int] = field(default_factory=list)   # exited after SIGTERM
-    killed: List[int] = field(default_factory=list)       # needed SIGKILL
-    survivors: List[int] = field(default_factory=list)    # still there after SIGKILL (should not happen)
-
-    def describe(self) -> str:
-        text = "sent SIGTERM to %d process(es)" % (len(self.terminated) + len(self.killed) + len(self.survivors))
-        if self.killed:
-            text += "; %d ignored it and got SIGKILL: pid %s" % (len(self.killed), ", ".join(map(str, self.killed)))
-        if self.survivors:
-            text += "; still alive: %s" % ", ".join(map(str, self.survivors))
-        return text
-
-
-def terminate_tree(root_pid: int, kill_after: float = 5.0, exclude: Iterable[int] = (),
-                   also: Optional[Dict[int, Optional[float]]] = None) -> Termination:
-    """SIGTERM every process of the tree, SIGKILL those still alive after ``kill_after`` s.
-
-    ``also`` adds pids seen earlier (pid -> create time), so a process that was
-    reparented away from the tree (a daemonized grandchild) is not forgotten;
-    the create time guards against a reused pid.
-    """
-    psutil = _psutil()
-    skip = set(exclude) | {os.getpid()}
-    procs = {p.pid: p for p in process_tree(root_pid, skip)}
-    for pid, created in (also or {}).items():
-        if pid in procs or pid in skip:
-            continue
-        try:
-            proc = psutil.Process(pid)
-            if created is None or abs(proc.create_time() - created) < 0.01:
-                procs[pid] = proc
-        except psutil.Error:
-            pass
-    result = Termination()
-    alive = []
-    for proc in procs.values():
-        try:
-            proc.terminate()
-            alive.append(proc)
-        except psutil.Error:
-            pass
-    gone, alive = _wait_gone(alive, kill_after)
-    result.terminated = sorted(p.pid for p in gone)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    gone, alive = _wait_gone(alive, 5.0)
-    result.killed = sorted(p.pid for p in gone)
-    result.survivors = sorted(p.pid for p in alive)
-    return result
-
-
-def _wait_gone(procs: List[Any], timeout: float) -> Tuple[List[Any], List[Any]]:
-    """Wait until each process exited (a zombie counts as exited; our own children are reaped)."""
-    psutil = _psutil()
-    deadline = time.monotonic() + max(0.0, timeout)
-    alive = list(procs)
-    gone: List[Any] = []
-    while True:
-        still = []
-        for proc in alive:
-            try:
-                os.waitpid(proc.pid, os.WNOHANG)   # reap it if it is our child
-            except ChildProcessError:
-                pass
-            except OSError:
-                pass
-            try:
-                done = not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
-            except psutil.Error:
-                done = True
-            (gone if done else still).append(proc)
-        alive = still
-        if not alive or time.monotonic() >= deadline:
-            return gone, alive
-        time.sleep(0.05)

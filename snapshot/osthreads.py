@@ -18,15 +18,6 @@ PTHREAD_PROBE = 2048
 #: glibc x86-64 keeps ``tid`` here; tried first, but always verified.
 LIKELY_TID_OFFSETS = (0x2D0, 0xD0)
 
-#: Innermost functions that mean "waiting" even when the OS says running
-#: (the thread may be spinning briefly in them), as py-spy treats them.
-IDLE_FUNCTIONS = {
-    ("wait", "threading.py"), ("select", "selectors.py"), ("poll", "selectors.py"),
-    ("select", "asyncore.py"), ("poll", "asyncore.py"), ("poll2", "asyncore.py"),
-    ("poll", "zmq/sugar/poll.py"), ("wait", "gevent/hub.py"), ("poll", "tornado/ioloop.py"),
-}
-
-
 def task_ids(pid: int) -> List[int]:
     try:
         return [int(t) for t in os.listdir("/proc/%d/task" % pid)]
@@ -120,14 +111,6 @@ def task_name(pid: int, tid: int) -> Optional[str]:
             return f.read().rstrip("\n")
     except OSError:
         return None
-
-
-def is_idle_function(function: str, filename: str) -> bool:
-    short = function.rsplit(".", 1)[-1]
-    for name, suffix in IDLE_FUNCTIONS:
-        if short == name and filename.endswith(suffix):
-            return True
-    return False
 
 
 class PthreadTidFinder:

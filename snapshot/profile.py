@@ -146,7 +146,6 @@ class Profile:
         self._first_lines: Dict[Tuple[str, str], int] = {}
         # totals
         self.samples = 0
-        self.idle_samples = 0
         self.gil_samples = 0
         self.errors = 0
         self.late = 0
@@ -169,7 +168,6 @@ class Profile:
         if self.last_ns is None or ts > self.last_ns:
             self.last_ns = ts
         self.samples += 1
-        self.idle_samples += sample.is_idle
         self.gil_samples += sample.holds_gil
 
         key = (sample.pid, sample.thread_id)

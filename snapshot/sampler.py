@@ -1,4 +1,8 @@
-"""The sampling loop: ``Target.sample()`` on a deadline schedule, folded by a sink.
+"""The sampling loop: reads of one or more targets on a deadline schedule, given to sinks.
+
+There is exactly one sampling loop in pyspy-repl: ``record``, ``top``, the
+REPL's ``sample``, background ``record start`` and ``watch``, and the hang
+capture all run a ``Sampler`` and differ only in what they do with a pass.
 
 ``Sampler`` takes a pass over every followed process ``rate`` times a second.
 Deadlines are absolute (``start + k * period``), so the rate does not drift
@@ -8,13 +12,22 @@ sampler catches up; only when it falls more than ``CATCH_UP`` seconds behind
 does it skip the missed deadlines (counted as *missed*) instead of bursting.  A pass that cannot
 read a process counts as an *error* and sampling goes on.
 
-Each pass turns the process's ``Snapshot`` into per-thread ``Sample`` s
-(``profile.Sample``), keeping only the threads the options ask for: idle
-threads are dropped unless ``idle`` (like py-spy), and with ``gil`` only the
-thread holding the GIL is kept.  The sink (``Profile.add``, or anything with
-the same signature) sees every kept sample; ``SamplerStats`` keeps the
-counters a progress line or ``top`` header shows, including what was
-filtered out (threads seen, active, holding the GIL).
+What a pass gives:
+
+* ``on_snapshot(snapshot)``: each process's ``Snapshot`` (stacks only, or
+  with locals when ``SamplerOptions.locals``);
+* ``sink(sample)``: per-thread ``Sample`` s (``profile.Sample``), keeping only
+  the threads the options ask for: idle threads are dropped unless ``idle``
+  (like py-spy), and with ``gil`` only the thread holding the GIL is kept;
+* ``on_error(pid, error)``: a read that failed (the process is dropped when
+  it exited);
+* ``on_pass(sampler)``: after every pass (progress lines, flushing, keys); it
+  may call ``stop()``.
+
+``SamplerStats`` keeps the counters a progress line or ``top`` header shows,
+including what was filtered out (threads seen, active, holding the GIL).
+``lock`` (a REPL's pause lock) is held around every read, so two samplers
+of one session never pause the target at the same time.
 
 ``subprocesses``: a background thread lists the descendants of the root
 process about once a second (psutil) and attaches to each new one with its
@@ -29,7 +42,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Set
+from typing import Callable, ContextManager, Dict, List, Optional, Set
 
 from .errors import (NotPythonError, PermissionDeniedError, ProcessExitedError,
                      ProcessNotFoundError, SnapshotError, UnsupportedVersionError)
@@ -47,6 +60,8 @@ CATCH_UP = 0.25
 MAX_SLEEP = 0.05
 
 Sink = Callable[[Sample], None]
+SnapshotSink = Callable[[Snapshot], None]
+ErrorSink = Callable[[int, BaseException], None]
 
 
 @dataclass
@@ -57,6 +72,9 @@ class SamplerOptions:
     gil: bool = False
     idle: bool = False
     subprocesses: bool = False
+    passes: Optional[int] = None      # stop after this many passes (``stop_reason == "count"``)
+    locals: bool = False              # read whole snapshots with locals (``watch``), not bare stacks
+    max_repr: int = 1024              # with ``locals``: cut each value's repr here
 
 
 @dataclass
@@ -70,14 +88,11 @@ class SamplerStats:
     missed: int = 0          # deadlines skipped because the loop fell too far behind
     threads_seen: int = 0    # thread samples read, before filtering
     threads_active: int = 0  # ... of which not idle
-    threads_gil: int = 0     # ... of which holding the GIL
     gil_passes: int = 0      # passes where some thread held the GIL
     threads: int = 0         # threads in the latest pass (all processes)
     processes: int = 0       # processes sampled in the latest pass
     started: float = 0.0     # time.monotonic() at start
     ended: Optional[float] = None
-    cpu_started: float = 0.0
-    cpu_ended: Optional[float] = None
     pids: List[int] = field(default_factory=list)  # every process ever sampled
 
     @property
@@ -86,12 +101,6 @@ class SamplerStats:
             return 0.0
         return (self.ended if self.ended is not None else time.monotonic()) - self.started
 
-    @property
-    def cpu_seconds(self) -> float:
-        """The sampler's own CPU time (this whole process) while it ran."""
-        end = self.cpu_ended if self.cpu_ended is not None else time.process_time()
-        return end - self.cpu_started
-
     def copy(self) -> "SamplerStats":
         other = SamplerStats(**{k: getattr(self, k) for k in self.__dataclass_fields__})
         other.pids = list(self.pids)
@@ -99,14 +108,17 @@ class SamplerStats:
 
 
 def _gone(pid: int) -> bool:
-    """True when ``pid`` no longer runs (missing, or a zombie waiting to be reaped)."""
+    """True when ``pid`` no longer runs (missing, or a zombie waiting to be reaped).
+
+    Asked only after a failed read, so psutil's import is paid off the hot path.
+    """
+    import psutil
     try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read()
-    except OSError:
+        return psutil.Process(pid).status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
         return True
-    end = data.rfind(b")")
-    return end < 0 or data[end + 2:end + 3] in (b"Z", b"X")
+    except psutil.Error:   # hidden from us (AccessDenied) is not gone
+        return False
 
 
 def attach_when_ready(pid: int, timeout: float = 10.0, attach=None, alive: Optional[Callable[[], bool]] = None):
@@ -194,35 +206,47 @@ class _ChildWatcher(threading.Thread):
 
 
 class Sampler:
-    """Samples one process (and optionally its descendants) into a sink.
+    """Samples one process or several (and optionally their descendants) into sinks.
 
-    ``target`` is an attached ``Target`` (the root).  ``on_pass(sampler)``
-    runs after every pass (progress lines, flushing, key handling); it may
-    call ``stop()``.  ``alive()`` tells whether the root still runs (for a
-    launched child, ``Popen.poll() is None``, which also reaps it).
+    ``target`` is an attached ``Target`` or a list of them (the first is the
+    root: ``alive()`` and ``subprocesses`` are about it).  The caller owns
+    the targets it gives; the sampler closes only the ones it attached itself
+    (followed subprocesses).  ``alive()`` tells whether the root still runs
+    (for a launched child, ``Popen.poll() is None``, which also reaps it).
     """
 
     def __init__(self, target, sink: Optional[Sink] = None, options: Optional[SamplerOptions] = None,
                  on_pass: Optional[Callable[["Sampler"], None]] = None,
-                 alive: Optional[Callable[[], bool]] = None, attach=None):
-        self.root = target
+                 alive: Optional[Callable[[], bool]] = None, attach=None,
+                 on_snapshot: Optional[SnapshotSink] = None, on_error: Optional[ErrorSink] = None,
+                 lock: Optional[ContextManager] = None):
+        given = list(target) if isinstance(target, (list, tuple)) else [target]
+        if not given:
+            raise ValueError("nothing to sample")
+        self.root = given[0]
         self.options = options or SamplerOptions()
         if self.options.rate <= 0:
             raise ValueError("the sampling rate must be positive")
         self.sink = sink
         self.on_pass = on_pass
+        self.on_snapshot = on_snapshot
+        self.on_error = on_error
         self.alive = alive
+        self.lock = lock
         self.stats = SamplerStats()
-        self.targets: Dict[int, object] = {target.pid: target}
-        self.stats.pids.append(target.pid)
+        self.targets: Dict[int, object] = {}
+        for each in given:
+            self.targets[each.pid] = each
+            self.stats.pids.append(each.pid)
         self.stop_reason: Optional[str] = None
         self._stop = False
         self._attach = attach
+        self._owned: Set[int] = set()
         self._watcher: Optional[_ChildWatcher] = None
 
     # ------------------------------------------------------------------ control
     def stop(self, reason: str = "stopped") -> None:
-        """Ask the loop to end after the current pass (safe from a signal handler)."""
+        """Ask the loop to end after the current pass (safe from a signal handler or another thread)."""
         if self.stop_reason is None:
             self.stop_reason = reason
         self._stop = True
@@ -232,28 +256,28 @@ class Sampler:
         return self._stop
 
     def close(self) -> None:
-        """Close every follower's Target (the root belongs to the caller)."""
+        """Close the Targets this sampler attached (followed subprocesses); the caller's stay open."""
         if self._watcher is not None:
             self._watcher.stop_event.set()
             for target in self._watcher.take():
                 target.close()
         for pid, target in list(self.targets.items()):
-            if target is not self.root:
+            if pid in self._owned:
                 target.close()
             del self.targets[pid]
+        self._owned.clear()
 
     # --------------------------------------------------------------------- loop
     def run(self) -> str:
         """Sample until the duration ends, ``stop()`` is called or every process exits.
 
-        Returns (and sets) ``stop_reason``: ``"duration"``, ``"exited"`` or the
-        reason given to ``stop()``.
+        Returns (and sets) ``stop_reason``: ``"duration"``, ``"count"``,
+        ``"exited"`` or the reason given to ``stop()``.
         """
         opts = self.options
         period = 1.0 / opts.rate
         stats = self.stats
         stats.started = start = time.monotonic()
-        stats.cpu_started = time.process_time()
         end = start + opts.duration if opts.duration else None
         if opts.subprocesses:
             attach = self._attach
@@ -298,9 +322,10 @@ class Sampler:
                     self.on_pass(self)
                 if not self.targets:
                     self.stop("exited")
+                elif opts.passes is not None and stats.passes >= opts.passes:
+                    self.stop("count")
         finally:
             stats.ended = monotonic()
-            stats.cpu_ended = time.process_time()
             if self._watcher is not None:
                 self._watcher.stop_event.set()
         return self.stop_reason or "stopped"
@@ -314,16 +339,23 @@ class Sampler:
                 return
             sleep(left if left < MAX_SLEEP else MAX_SLEEP)
 
+    def _read(self, target) -> Snapshot:
+        opts = self.options
+        if opts.locals:
+            return target.snapshot(locals=True, blocking=opts.blocking, max_repr=opts.max_repr)
+        return target.sample(opts.blocking)
+
     def sample_once(self) -> None:
         """One pass over every followed process."""
         if self._watcher is not None:
             for target in self._watcher.take():
                 self.targets[target.pid] = target
+                self._owned.add(target.pid)
                 self.stats.pids.append(target.pid)
         stats = self.stats
         stats.passes += 1
         timestamp = time.time_ns()
-        blocking = self.options.blocking
+        lock = self.lock
         threads = 0
         gil_held = False
         for pid, target in list(self.targets.items()):
@@ -331,23 +363,35 @@ class Sampler:
                 self._drop(pid)
                 continue
             try:
-                snapshot = target.sample(blocking)
-            except ProcessExitedError:
+                if lock is None:
+                    snapshot = self._read(target)
+                else:
+                    with lock:
+                        snapshot = self._read(target)
+            except ProcessExitedError as e:
+                self._failed(pid, e)
                 self._drop(pid)
                 continue
-            except (SnapshotError, OSError, ValueError, IndexError, KeyError, OverflowError, MemoryError):
+            except (SnapshotError, OSError, ValueError, IndexError, KeyError, OverflowError, MemoryError) as e:
                 # torn or moving memory (more likely with --nonblocking), or the process is going away
+                self._failed(pid, e)
                 if _gone(pid):
                     self._drop(pid)
                 else:
                     stats.errors += 1
                 continue
             threads += len(snapshot.threads)
+            if self.on_snapshot is not None:
+                self.on_snapshot(snapshot)
             gil_held = self._deliver(snapshot, timestamp) or gil_held
         stats.threads = threads
         stats.processes = len(self.targets)
         if gil_held:
             stats.gil_passes += 1
+
+    def _failed(self, pid: int, error: BaseException) -> None:
+        if self.on_error is not None:
+            self.on_error(pid, error)
 
     def _deliver(self, snapshot: Snapshot, timestamp: int) -> bool:
         stats = self.stats
@@ -358,7 +402,6 @@ class Sampler:
         for t in snapshot.threads:
             stats.threads_seen += 1
             if t.holds_gil:
-                stats.threads_gil += 1
                 gil_held = True
             elif opts.gil:
                 if not t.is_idle:
@@ -379,15 +422,9 @@ class Sampler:
 
     def _drop(self, pid: int) -> None:
         target = self.targets.pop(pid, None)
-        if target is not None and target is not self.root:
+        if target is not None and pid in self._owned:
+            self._owned.discard(pid)
             target.close()
 
 
-def sample(target, sink: Sink, rate: float = 100.0, duration: Optional[float] = None, **options) -> SamplerStats:
-    """Convenience: run a Sampler over ``target`` and return its stats."""
-    sampler = Sampler(target, sink, SamplerOptions(rate=rate, duration=duration, **options))
-    sampler.run()
-    return sampler.stats
-
-
-__all__ = ["Sampler", "SamplerOptions", "SamplerStats", "attach_when_ready", "sample"]
+__all__ = ["Sampler", "SamplerOptions", "SamplerStats", "attach_when_ready"]

@@ -22,7 +22,8 @@ from .errors import (CorruptDataError, MemoryReadError, ProcessExitedError, Snap
 from .memory import MemoryReader, ProcessMemory
 from .model import Frame, Local, Snapshot, ThreadStack
 from .objects import ObjectReader
-from .osthreads import PthreadTidFinder, TaskStates, is_idle_function, task_name
+from .osthreads import PthreadTidFinder, TaskStates, task_name
+from .waits import is_idle_function
 from .pause import not_paused, paused
 from .walker import RawThread, Walker
 

@@ -20,9 +20,7 @@ import sys
 import textwrap
 import time
 
-import pytest
-
-from pythons import REPO, run_tool, target_script, tool_env
+from pythons import run_tool, target_script, tool_env
 
 TIMEOUT = 2.0
 
@@ -237,9 +235,9 @@ def test_exit_statuses_like_timeout1(tmp_path):
 
 
 def test_cli_dispatches_watch_to_the_hang_watcher():
-    from repl.commands import REGISTRY
+    from repl import dispatch
     from repl.commands.hangwatch import HangWatchCommand
-    assert REGISTRY["watch"] is HangWatchCommand and HangWatchCommand.cli
+    assert dispatch.command_class("watch", dispatch.CLI) is HangWatchCommand
 
 
 def test_source_line_classification(tmp_path):
@@ -259,6 +257,32 @@ def test_source_line_classification(tmp_path):
              Frame("Event.wait", "/usr/lib/python3.12/threading.py", 655), Frame("main", str(src), 5))
     info = classify_wait(event, moved=False)
     assert (info.api, info.caller.function, info.how) == ("Event.wait", "main", "library-frame")
+
+
+def test_one_wait_table_for_idle_and_hang():
+    from snapshot.waits import WAITS, is_idle_function, library_wait, syscall_wait
+    lib = "/usr/lib/python3.12/"
+    assert is_idle_function("Condition.wait", lib + "threading.py")
+    assert is_idle_function("DefaultSelector.select", lib + "selectors.py")
+    assert is_idle_function("poll", "/venv/site-packages/tornado/ioloop.py")
+    assert not is_idle_function("Thread.join", lib + "threading.py")    # a wait, but not py-spy's idle
+    assert not is_idle_function("wait", "/src/mythreading.py")          # suffixes match on a path boundary
+    assert library_wait("Event.wait", lib + "threading.py") == ("condition", "Event.wait")
+    assert library_wait("BaseProcess.join", lib + "multiprocessing/process.py") == ("join", "Process.join")
+    assert library_wait("compute", lib + "threading.py") is None
+    assert syscall_wait("x86_64", 202) == ("futex", "lock")
+    kinds = {row[2] for row in WAITS}
+    assert kinds <= {"lock", "condition", "barrier", "join", "queue", "recv", "select", "sleep"}
+
+
+def test_engine_never_supervises_or_renders():
+    """Ending trees and printing reports are the front ends' jobs (repl/supervise.py, repl/hangreport.py)."""
+    import snapshot.hang as hang
+    import snapshot.stall as stall
+    for module in (hang, stall):
+        source = open(module.__file__, encoding="utf-8").read()
+        for word in ("terminate", ".kill(", "send_signal", "os.kill", "print(", ".write(", "sys.exit"):
+            assert word not in source, "%s has %r" % (module.__name__, word)
 
 
 PYTEST_FILE = '''

@@ -4,7 +4,7 @@ Navigate threads and frames, print nested values (compared with the target's
 own repr()), a background recording while other commands run, Ctrl-C during
 `sample` (the session survives), the target exiting mid-session, completion
 and history.  Plus unit checks of the path parser, completion and the REPL
-registry (which prefers the REPL-only `watch`/`record` over CLI subcommands).
+dispatch tables (the prompt's `watch`/`record` are not the CLI's), capability flags.
 """
 from __future__ import annotations
 
@@ -174,23 +174,73 @@ def test_path_parser():
             parse_path(bad)
 
 
-def test_repl_registry_prefers_repl_commands():
-    from repl.commands import REGISTRY
+def test_dispatch_tables_per_front_end():
+    from repl import dispatch
+    from repl.commands.hangwatch import HangWatchCommand
+    from repl.commands.record import RecordCommand
     from repl.commands.record_bg import RecordReplCommand
     from repl.commands.watch_cmd import WatchReplCommand
-    from repl.interactive import repl_registry
-    registry = repl_registry()
-    assert registry["watch"] is WatchReplCommand
-    assert registry["record"] is RecordReplCommand
-    assert REGISTRY.get("watch") is not WatchReplCommand      # the CLI keeps its own
+    repl = dispatch.Dispatcher(dispatch.REPL)
+    cli = dispatch.Dispatcher(dispatch.CLI)
+    assert repl.command_class("watch") is WatchReplCommand
+    assert repl.command_class("record") is RecordReplCommand
+    assert cli.command_class("watch") is HangWatchCommand      # the CLI keeps its own
+    assert cli.command_class("record") is RecordCommand
+    assert cli.command_class("threads") is None                # prompt-only
     for name in ("threads", "thread", "bt", "where", "frame", "up", "down", "locals", "print", "p",
-                 "sample", "dump", "refresh", "attach", "detach", "help", "quit", "exit"):
-        assert name in registry
+                 "sample", "dump", "refresh", "attach", "detach", "help", "quit", "exit", "top"):
+        assert repl.command_class(name) is not None, name
+    assert set(cli.names()) == {"dump", "record", "top", "watch"}
+
+
+def _offline_session(source):
+    import io
+    from repl.session import Session
+    from snapshot.model import Frame, Local, Snapshot, ThreadStack
+    frames = (Frame("f", "/x.py", 3, (Local("alpha", "1", 0, True),)), Frame("g", "/x.py", 9, ()))
+    snap = Snapshot(1, "3.12.1", "/py", 0, (ThreadStack(0x10, 77, "MainThread", True, False, frames),))
+    session = Session(1, out=io.StringIO(), err=io.StringIO())
+    session._set_snapshot(snap)
+    session.source = source
+    return session
+
+
+def test_capability_flags_say_why_in_one_line():
+    from repl import dispatch
+    d = dispatch.Dispatcher(dispatch.REPL)
+    core = _offline_session(dispatch.CORE)
+    assert d.run_line(core, "record start -o /tmp/x.svg") == 2
+    assert core.err.getvalue() == ("error: `record` samples a running process over time; "
+                                   "this session reads a core file\n")
+    saved = _offline_session(dispatch.SNAPSHOT_FILE)
+    assert d.run_line(saved, "p alpha") == 2
+    assert "`print` does not work on a saved snapshot file (it needs the process's memory)" in saved.err.getvalue()
+    # what works offline runs on the kept snapshot, without a process
+    assert d.run_line(saved, "bt") == 0 and "#0   f (x.py:3)" in saved.out.getvalue()
+    names = d.names(_offline_session(dispatch.DEBUGGER))
+    assert "bt" in names and "print" in names and "sample" not in names and "record" not in names
+    assert "top" not in d.names(core) and "top" in d.names(_offline_session(dispatch.LIVE))
+    for name in d.names():
+        cls = d.command_class(name)
+        assert cls.unavailable(dispatch.LIVE) is None       # everything works on a running process
+
+
+def test_run_line_for_a_debugger_front_end():
+    import io
+    from repl import dispatch
+    session = _offline_session(dispatch.DEBUGGER)
+    stream = io.StringIO()
+    assert dispatch.run_line(session, "locals", out=stream) == 0
+    assert "alpha = 1" in stream.getvalue()
+    assert dispatch.run_line(session, "frame 7", out=stream) == 2
+    assert "error: no frame 7 (frames 0..1)" in stream.getvalue()      # errors in the same stream
+    assert session.out is not stream                                    # the session's own streams are back
+    assert dispatch.run_line(session, "# only a comment", out=stream) == 0
+    assert "thread" in session.dispatcher.completions(session, "thr")
 
 
 def test_completion_candidates():
-    from repl.completion import candidates
-    from repl.interactive import repl_registry
+    from repl import dispatch
     from repl.session import Session
     from snapshot.model import Frame, Local, Snapshot, ThreadStack
     frames = (Frame("f", "/x.py", 3, (Local("alpha", "1", 0, True), Local("beta", "2", 0, False))),
@@ -198,14 +248,14 @@ def test_completion_candidates():
     snap = Snapshot(1, "3.12.1", "/py", 0, (ThreadStack(0x10, 77, "MainThread", True, False, frames),))
     session = Session(1)
     session._set_snapshot(snap)
-    registry = repl_registry()
-    assert "threads" in candidates(session, registry, "thr")
-    assert "--duration" in candidates(session, registry, "sample --du")
-    assert set(candidates(session, registry, "thread ")) >= {"0x10", "77", "MainThread"}
-    assert candidates(session, registry, "frame ") == ["0", "1"]
-    assert candidates(session, registry, "p al") == ["alpha"]
-    assert candidates(session, registry, "record st") == ["start", "status", "stop"]
-    assert "bt" in candidates(session, registry, "watch b")
+    d = dispatch.Dispatcher(dispatch.REPL)
+    assert "threads" in d.completions(session, "thr")
+    assert "--duration" in d.completions(session, "sample --du")
+    assert set(d.completions(session, "thread ")) >= {"0x10", "77", "MainThread"}
+    assert d.completions(session, "frame ") == ["0", "1"]
+    assert d.completions(session, "p al") == ["alpha"]
+    assert d.completions(session, "record st") == ["start", "status", "stop"]
+    assert "bt" in d.completions(session, "watch b")
     assert "(pyspy pid 1 MainThread #0 f)" in session.prompt_text()
 
 

@@ -41,8 +41,13 @@ class FakeTarget:
         return Snapshot(self.pid, "3.12.1", "/usr/bin/python3", time.time_ns(), (main, idle, busy),
                         self.command_line)
 
+    def snapshot(self, locals=False, blocking=True, max_repr=1024):
+        self.snapshots = getattr(self, "snapshots", 0) + 1
+        self.asked = (locals, blocking, max_repr)
+        return self.sample(blocking)
+
     def close(self):
-        pass
+        self.closed = True
 
 
 def test_rate_and_duration_do_not_drift():
@@ -102,6 +107,50 @@ def test_stop_from_callback():
                       on_pass=lambda s: s.stats.passes >= 7 and s.stop("enough"))
     assert sampler.run() == "enough"
     assert sampler.stats.passes == 7
+
+
+class CountingLock:
+    def __init__(self):
+        self.entered = 0
+        self.held = False
+
+    def __enter__(self):
+        self.entered += 1
+        self.held = True
+
+    def __exit__(self, *exc):
+        self.held = False
+
+
+def test_several_targets_hooks_lock_and_pass_count():
+    """What the hang capture, the REPL's watch and background record ask of the one loop."""
+    lock = CountingLock()
+    first, second = FakeTarget(pid=os.getpid()), FakeTarget(pid=os.getppid(), fail={2})
+    seen, errors = [], []
+    sampler = Sampler([first, second], None, SamplerOptions(rate=1000, passes=4),
+                      on_snapshot=lambda snap: seen.append((snap.pid, lock.held)),
+                      on_error=lambda pid, e: errors.append((pid, type(e).__name__)), lock=lock)
+    assert sampler.run() == "count"
+    assert sampler.stats.passes == 4 and first.calls == second.calls == 4
+    assert lock.entered == 8                                   # every read under the lock...
+    assert all(not held for _, held in seen)                   # ...and the hooks outside it
+    assert [pid for pid, _ in seen].count(second.pid) == 3
+    assert errors == [(second.pid, "MemoryReadError")]
+    sampler.close()
+    assert not hasattr(first, "closed") and not hasattr(second, "closed")   # the caller's targets
+
+
+def test_locals_reads_and_stop_from_another_thread():
+    import threading
+    target = FakeTarget()
+    sampler = Sampler(target, None, SamplerOptions(rate=200, locals=True, max_repr=64, blocking=False))
+    timer = threading.Timer(0.1, sampler.stop, args=("stopped elsewhere",))
+    timer.start()
+    try:
+        assert sampler.run() == "stopped elsewhere"
+    finally:
+        timer.cancel()
+    assert target.snapshots == target.calls > 0 and target.asked == (True, False, 64)
 
 
 # --------------------------------------------------------------------------- real processes

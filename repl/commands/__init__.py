@@ -1,4 +1,4 @@
-"""The command set.
+"""The command set (one module per group of commands; ``repl.dispatch`` runs them).
 
 Command modules are imported on demand: ``pyspy-repl dump`` must not pay for
 the REPL's commands (or the sampler and writers behind ``record``), because
@@ -9,7 +9,8 @@ and debugger front ends).
 import importlib
 from typing import Dict, Optional, Type
 
-from .base import REGISTRY, ArgumentParser, Command, CommandError, command_names, register  # noqa: F401
+from .base import (CLI_COMMANDS, REPL_COMMANDS, ArgumentParser, Command, CommandError,  # noqa: F401
+                   QuitRequested, register)
 
 #: CLI subcommand -> module that defines it.
 CLI_MODULES: Dict[str, str] = {"dump": "dump", "record": "record", "top": "top", "watch": "hangwatch"}
@@ -23,11 +24,11 @@ def load_cli(name: str) -> Optional[Type[Command]]:
     if module is None:
         return None
     importlib.import_module("%s.%s" % (__name__, module))
-    cls = REGISTRY.get(name)
-    return cls if cls is not None and cls.cli else None
+    return CLI_COMMANDS.get(name)
 
 
 def load_all() -> Dict[str, Type[Command]]:
+    """Import every command module; returns the prompt's table (name or alias -> class)."""
     for module in ALL_MODULES:
         importlib.import_module("%s.%s" % (__name__, module))
-    return REGISTRY
+    return REPL_COMMANDS

@@ -3,18 +3,51 @@
 A command declares its name, aliases and help, builds its own argparse
 parser, and runs against a ``Session`` (which holds the target, the latest
 snapshot, the selected thread and frame, and the output stream).  Front ends
-only parse a line or argv, pick the class, and call ``run``.
+never pick classes themselves: ``repl.dispatch`` maps words to classes,
+checks the capability flags below against the session's source, parses and
+runs.
+
+Which front ends offer a command under its name:
+
+``cli``   ``pyspy-repl NAME`` / ``pyspy-snapshot NAME`` (a one-shot subcommand);
+``repl``  the prompt, scripts (``-c``) and debugger front ends.
+
+A name may mean one class on the command line and another at the prompt
+(``record``, ``watch``): the two classes set ``cli`` / ``repl`` apart.
+
+Capability flags: what a command needs from the session's *source* (where
+its data comes from: ``LIVE`` a running process, ``CORE`` a core file,
+``DEBUGGER`` a process stopped inside gdb/lldb, ``SNAPSHOT_FILE`` a saved
+snapshot).  Every command works on a live process; the others opt in.
+
+``needs_live``        only on a running process (attach, ptrace, signals);
+``samples``           samples over time (record, top, sample, watch): needs a running process;
+``on_core``           works on a core file (its memory is all there, frozen);
+``in_debugger``       works inside gdb/lldb on the stopped inferior;
+``on_snapshot_file``  works on a saved snapshot (stacks and reprs only, no memory).
 """
 from __future__ import annotations
 
 import argparse
-from typing import Dict, List, Optional, Sequence, Type
+from typing import Dict, Optional, Sequence, Type
+
+#: Session sources (``Session.source``).
+LIVE = "live"
+CORE = "core"
+DEBUGGER = "debugger"
+SNAPSHOT_FILE = "snapshot-file"
+SOURCE_NAMES = {LIVE: "a running process", CORE: "a core file", DEBUGGER: "a process stopped in a debugger",
+                SNAPSHOT_FILE: "a saved snapshot file"}
 
 
 class CommandError(Exception):
     """A user error inside a command (bad argument, nothing selected...): one line, no traceback."""
 
     exit_code = 2
+
+
+class QuitRequested(Exception):
+    """Raised by `quit`: the front end ends the session."""
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -26,10 +59,10 @@ class ArgumentParser(argparse.ArgumentParser):
     def exit(self, status: int = 0, message: Optional[str] = None):
         if message:
             raise CommandError(message.strip())
-        raise _HelpShown()
+        raise HelpShown()
 
 
-class _HelpShown(Exception):
+class HelpShown(Exception):
     """--help was printed; nothing else to do."""
 
 
@@ -37,10 +70,20 @@ class Command:
     name: str = ""
     aliases: Sequence[str] = ()
     help: str = ""
-    #: Available as ``pyspy-repl NAME`` / ``pyspy-snapshot NAME``.
+    #: Offered as ``pyspy-repl NAME`` / ``pyspy-snapshot NAME``.
     cli: bool = False
-    #: Needs an attached target.
+    #: Offered at the prompt, in scripts and in debuggers.
+    repl: bool = True
+    #: Needs an attached target (the REPL says "not attached" otherwise).
     needs_target: bool = True
+    # -- capability flags (see the module docstring) --
+    needs_live: bool = False
+    samples: bool = False
+    on_core: bool = False
+    in_debugger: bool = False
+    on_snapshot_file: bool = False
+    #: What the command needs that some sources lack, for the "not available" line.
+    needs: str = ""
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Declare this command's flags."""
@@ -54,23 +97,42 @@ class Command:
     def run(self, session, args: argparse.Namespace) -> int:
         raise NotImplementedError
 
+    @classmethod
+    def unavailable(cls, source: Optional[str]) -> Optional[str]:
+        """None when the command works on ``source``, else why not, in one line."""
+        if source is None or source == LIVE:
+            return None
+        where = SOURCE_NAMES.get(source, source)
+        if cls.samples:
+            return "`%s` samples a running process over time; this session reads %s" % (cls.name, where)
+        if cls.needs_live:
+            return "`%s` needs a running process; this session reads %s" % (cls.name, where)
+        works = {CORE: cls.on_core, DEBUGGER: cls.in_debugger, SNAPSHOT_FILE: cls.on_snapshot_file}.get(source)
+        if works:
+            return None
+        return "`%s` does not work on %s%s" % (cls.name, where, " (it needs %s)" % cls.needs if cls.needs else "")
 
-def remainder_command(words: Optional[Sequence[str]]) -> List[str]:
+
+#: Every command class a front end may offer under each name (filled by ``register``).
+CLI_COMMANDS: Dict[str, Type[Command]] = {}
+REPL_COMMANDS: Dict[str, Type[Command]] = {}
+
+
+def register(cls: Type[Command]) -> Type[Command]:
+    for table, offered in ((CLI_COMMANDS, cls.cli), (REPL_COMMANDS, cls.repl)):
+        if not offered:
+            continue
+        for name in (cls.name, *cls.aliases):
+            holder = table.get(name)
+            if holder is not None and holder is not cls and holder.__qualname__ != cls.__qualname__:
+                raise ValueError("two commands are named %r: %s and %s" % (name, holder.__name__, cls.__name__))
+            table[name] = cls
+    return cls
+
+
+def remainder_command(words: Optional[Sequence[str]]) -> list:
     """An argparse REMAINDER (``-- COMMAND ARGS...``) without its leading ``--``."""
     command = list(words or [])
     if command and command[0] == "--":
         command = command[1:]
     return command
-
-
-REGISTRY: Dict[str, Type[Command]] = {}
-
-
-def register(cls: Type[Command]) -> Type[Command]:
-    for name in (cls.name, *cls.aliases):
-        REGISTRY[name] = cls
-    return cls
-
-
-def command_names() -> List[str]:
-    return sorted({cls.name for cls in REGISTRY.values()})

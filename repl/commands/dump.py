@@ -33,6 +33,7 @@ class DumpCommand(Command):
     name = "dump"
     help = "Print the Python stack of every thread (like py-spy dump)."
     cli = True
+    on_core = in_debugger = on_snapshot_file = True
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--pid", "-p", type=int, help="process to inspect (CLI; the REPL uses its target)")

@@ -1,7 +1,7 @@
 """CLI ``pyspy-repl watch --timeout S -- COMMAND ...``: run a command, report its stacks if it hangs.
 
 Not the REPL's ``watch`` (repeat a command on fresh snapshots, watch_cmd.py):
-this class is CLI-only and owns the name ``watch`` in ``REGISTRY``.
+this class is CLI-only (``repl = False``).
 
 COMMAND runs with stdin/stdout/stderr passed through (inherited file
 descriptors, nothing is copied), in watch's process group, so a terminal's
@@ -10,10 +10,10 @@ to it.  When it ends in time, watch exits with its status unchanged (128+N
 when it died of signal N, like a shell).  When it exceeds ``--timeout``, or
 with ``--stall S`` when no Python stack in its process tree changed for S
 seconds (nonblocking samples about every 0.5 s), watch captures every
-process of the tree from outside (snapshot.hang), writes the text report to
-stderr (and ``--report FILE``) and the JSON report to ``--json FILE``, then
-sends SIGTERM to the whole tree, SIGKILL after ``--kill-after`` seconds to
-what is left, and exits with 124.
+process of the tree from outside (snapshot.hang), writes the text report
+(repl/hangreport.py) to stderr (and ``--report FILE``) and the JSON report
+to ``--json FILE``, then sends SIGTERM to the whole tree, SIGKILL after
+``--kill-after`` seconds to what is left (repl/supervise.py), and exits with 124.
 
 Exit statuses (as timeout(1)): COMMAND's own status when it finishes in time;
 124 timed out or stalled (report written); 125 watch itself failed;
@@ -24,10 +24,10 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import signal
 import subprocess
 import time
 
+from ..supervise import Child, exit_status, forward_signals, terminate_tree
 from .base import Command, CommandError, register, remainder_command
 
 EXIT_TIMEOUT = 124
@@ -64,7 +64,9 @@ class HangWatchCommand(Command):
             "Exit status: COMMAND's own when it finishes in time; 124 timed out or stalled;\n"
             "125 watch failed; 126 COMMAND cannot run; 127 COMMAND not found.")
     cli = True
+    repl = False
     needs_target = False
+    needs_live = True
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--timeout", "-t", type=_positive, required=True, metavar="SECONDS",
@@ -95,50 +97,25 @@ class Watcher:
         self.args = args
         self.command = command
         self.err = err
-        self.proc = None
-        self._forwarded = []
+        self.child = None
 
     def run(self) -> int:
         try:
-            self.proc = subprocess.Popen(self.command)
+            self.child = Child(self.command)
         except FileNotFoundError as e:
             self.err.write("pyspy-repl watch: %s: %s\n" % (self.command[0], e.strerror))
             return EXIT_NOT_FOUND
         except OSError as e:
             self.err.write("pyspy-repl watch: cannot run %s: %s\n" % (self.command[0], e.strerror))
             return EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_CANNOT_RUN
-        old = self._install_forwarding()
-        try:
-            return self._supervise()
-        finally:
-            self._restore(old)
-
-    # -- signals -------------------------------------------------------------
-    def _install_forwarding(self):
-        old = {}
-
-        def forward(signum, _frame):
-            if self.proc is not None and self.proc.poll() is None:
-                try:
-                    self.proc.send_signal(signum)
-                except OSError:
-                    pass
-
-        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        with forward_signals(self.child):
             try:
-                # SIGINT: the child is in our foreground process group and gets Ctrl-C itself
-                old[signum] = signal.signal(signum, signal.SIG_IGN if signum == signal.SIGINT else forward)
-            except (ValueError, OSError):   # not the main thread
-                pass
-        return old
-
-    @staticmethod
-    def _restore(old) -> None:
-        for signum, handler in old.items():
-            try:
-                signal.signal(signum, handler)
-            except (ValueError, OSError, TypeError):
-                pass
+                return self._supervise()
+            except Exception as e:  # noqa: BLE001 - watch itself failed: say so, never leave COMMAND unwatched
+                self.err.write("pyspy-repl watch: failed: %s: %s; ending COMMAND\n" % (type(e).__name__, e))
+                self.err.flush()
+                terminate_tree(self.child.pid, kill_after=self.args.kill_after)
+                return EXIT_WATCH_FAILED
 
     # -- the loop ------------------------------------------------------------
     def _supervise(self) -> int:
@@ -147,8 +124,8 @@ class Watcher:
         deadline = start + args.timeout
         monitor = None
         if args.stall is not None:
-            from snapshot.hang import StallMonitor
-            monitor = StallMonitor(self.proc.pid)
+            from snapshot.stall import StallMonitor
+            monitor = StallMonitor(self.child.pid)
         reason = None
         try:
             while True:
@@ -157,8 +134,8 @@ class Watcher:
                 if monitor is not None:
                     wait = min(wait, STALL_INTERVAL)
                 try:
-                    status = self.proc.wait(timeout=max(0.0, wait))
-                    return _exit_status(status)
+                    status = self.child.wait(timeout=max(0.0, wait))
+                    return exit_status(status)
                 except subprocess.TimeoutExpired:
                     pass
                 if time.monotonic() >= deadline:
@@ -173,12 +150,12 @@ class Watcher:
                 monitor.close()
 
     def _fire(self, reason, elapsed, monitor) -> int:
-        from snapshot.hang import capture_tree, terminate_tree
+        from snapshot.hang import capture_tree, process_tree
         args = self.args
         limit = args.timeout if reason == "timeout" else args.stall
         seen = dict(monitor.seen) if monitor is not None else {}
         try:
-            report = capture_tree(self.proc.pid, samples=args.samples, window=args.window, locals=args.locals,
+            report = capture_tree(self.child.pid, samples=args.samples, window=args.window, locals=args.locals,
                                   reason=reason, command=self.command, elapsed=elapsed, limit=limit,
                                   targets=monitor.targets if monitor is not None else None)
         except Exception as e:  # noqa: BLE001 - whatever happens, the tree must still end
@@ -189,14 +166,13 @@ class Watcher:
         if monitor is not None:
             monitor.close()   # detach before ending the tree
         try:
-            from snapshot.hang import process_tree
-            for proc in process_tree(self.proc.pid):
+            for proc in process_tree(self.child.pid):
                 seen.setdefault(proc.pid, None)
         except Exception:  # noqa: BLE001
             pass
-        result = terminate_tree(self.proc.pid, kill_after=args.kill_after, also=seen)
+        result = terminate_tree(self.child.pid, kill_after=args.kill_after, also=seen)
         try:
-            self.proc.wait(timeout=5)
+            self.child.wait(timeout=5)
         except (subprocess.TimeoutExpired, ChildProcessError):
             pass
         line = "pyspy-repl watch: %s after %.1f s; %s; exit status %d\n" % (
@@ -213,7 +189,8 @@ class Watcher:
 
     def _write_report(self, report) -> None:
         args = self.args
-        text = report.text(show_locals=args.locals)
+        from ..hangreport import text as report_text
+        text = report_text(report, show_locals=args.locals)
         try:
             self.err.write(text)
             self.err.flush()
@@ -232,11 +209,6 @@ class Watcher:
                     fh.write("\n")
             except OSError as e:
                 self.err.write("pyspy-repl watch: cannot write %s: %s\n" % (args.json, e.strerror))
-
-
-def _exit_status(status: int) -> int:
-    """A child's status as a shell reports it: N, or 128+SIG when it died of a signal."""
-    return 128 - status if status < 0 else status
 
 
 __all__ = ["HangWatchCommand", "EXIT_TIMEOUT"]

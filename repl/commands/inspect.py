@@ -198,6 +198,8 @@ def evaluate(session, text: str) -> Tuple[Value, str]:
 class PrintCommand(Command):
     name = "print"
     aliases = ("p",)
+    on_core = in_debugger = True
+    needs = "the process's memory"
     help = ("Print a value reachable from the selected frame: a local, a global of the frame's module\n"
             "or a builtin, then .attr and [int] / ['key'] steps, e.g.  p self.items[0]['name']\n"
             "Read from memory only: nothing runs in the target (objects with a custom __repr__\n"

@@ -1,23 +1,14 @@
 """REPL navigation: threads, thread, bt/where, frame, up, down, locals, refresh, attach, detach, help, quit."""
 from __future__ import annotations
 
-
 from ..render import frame_line
-from .base import Command, CommandError, register
-
-
-def _snapshot_age(session) -> str:
-    import time
-    snap = session.snapshot
-    if snap is None:
-        return ""
-    age = max(0.0, time.time() - snap.taken_at_ns / 1e9)
-    return "%.1fs ago" % age
+from .base import Command, CommandError, QuitRequested, register
 
 
 @register
 class ThreadsCommand(Command):
     name = "threads"
+    on_core = in_debugger = on_snapshot_file = True
     help = "List the target's threads: id, OS id, name, active/idle, GIL; * marks the selected one."
 
     def add_arguments(self, parser) -> None:
@@ -43,6 +34,7 @@ class ThreadsCommand(Command):
 class ThreadCommand(Command):
     name = "thread"
     aliases = ("t",)
+    on_core = in_debugger = on_snapshot_file = True
     help = ("Select a thread by thread id (decimal or 0x hex), OS thread id, position (#N) or name;\n"
             "without an argument, show the selected one.")
 
@@ -67,6 +59,7 @@ class ThreadCommand(Command):
 class BacktraceCommand(Command):
     name = "bt"
     aliases = ("where", "backtrace")
+    on_core = in_debugger = on_snapshot_file = True
     help = "Show the selected thread's stack, innermost first; > marks the selected frame."
 
     def add_arguments(self, parser) -> None:
@@ -91,6 +84,7 @@ class BacktraceCommand(Command):
 
 
 class _FrameMove(Command):
+    on_core = in_debugger = on_snapshot_file = True
     def show(self, session) -> int:
         frame = session.current_frame()
         session.out.write("#%d %s\n" % (session.frame_index, frame_line(frame, True)))
@@ -160,6 +154,7 @@ class DownCommand(UpCommand):
 @register
 class LocalsCommand(Command):
     name = "locals"
+    on_core = in_debugger = on_snapshot_file = True
     help = "Show the arguments and local variables of the selected frame."
 
     def add_arguments(self, parser) -> None:
@@ -188,6 +183,7 @@ class LocalsCommand(Command):
 class RefreshCommand(Command):
     name = "refresh"
     aliases = ("r",)
+    on_core = in_debugger = True   # after a debugger step, the stacks differ
     help = "Take a new snapshot (with locals); the selected thread stays selected if it still exists."
 
     def add_arguments(self, parser) -> None:
@@ -204,6 +200,7 @@ class RefreshCommand(Command):
 class AttachCommand(Command):
     name = "attach"
     help = "Attach to another process (detaches from the current one)."
+    on_core = on_snapshot_file = True   # switches the session to a running process
     needs_target = False
 
     def add_arguments(self, parser) -> None:
@@ -223,6 +220,7 @@ class AttachCommand(Command):
 class DetachCommand(Command):
     name = "detach"
     help = "Detach from the target (it keeps running; nothing was ever changed in it)."
+    on_core = on_snapshot_file = True   # switches the session to a running process
     needs_target = False
 
     def run(self, session, args) -> int:
@@ -241,29 +239,26 @@ class HelpCommand(Command):
     name = "help"
     aliases = ("h", "?")
     help = "List the commands, or show one command's help."
+    on_core = in_debugger = on_snapshot_file = True
     needs_target = False
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("command", nargs="?", help="command to describe")
 
     def run(self, session, args) -> int:
-        registry = getattr(session, "registry", None)
-        if registry is None:
-            from ..interactive import repl_registry
-            registry = repl_registry()
+        dispatcher = getattr(session, "dispatcher", None)
+        if dispatcher is None:
+            raise CommandError("help needs a front end that dispatches commands")
         if args.command:
-            cls = registry.get(args.command)
+            cls = dispatcher.command_class(args.command)
             if cls is None:
                 raise CommandError("unknown command %r (try `help`)" % args.command)
             session.out.write(cls().parser(cls.name).format_help())
             return 0
-        seen = {}
-        for name, cls in registry.items():
-            seen.setdefault(cls.name, cls)
         out = session.out
         out.write("Commands (help COMMAND for details; any command takes --help):\n")
-        for name in sorted(seen):
-            cls = seen[name]
+        for name in dispatcher.names(session):
+            cls = dispatcher.command_class(name)
             aliases = ", ".join(a for a in cls.aliases if a != "?")
             title = name + (" (%s)" % aliases if aliases else "")
             out.write("  %-22s %s\n" % (title, cls.help.split("\n")[0]))
@@ -272,15 +267,12 @@ class HelpCommand(Command):
         return 0
 
 
-class QuitRequested(Exception):
-    """Raised by `quit`: the front end ends the session."""
-
-
 @register
 class QuitCommand(Command):
     name = "quit"
     aliases = ("exit", "q")
     help = "Leave the session (a running recording is stopped and written first)."
+    on_core = on_snapshot_file = True   # a debugger has its own quit
     needs_target = False
 
     def run(self, session, args) -> int:

@@ -11,119 +11,11 @@ exits; if the recording ends first (``--duration``), the command is stopped.
 """
 from __future__ import annotations
 
-import argparse
-import signal
-import subprocess
-import threading
 import time
-from typing import List, Optional
 
-from snapshot.errors import ProcessExitedError
-
-from ..progress import Progress, format_seconds, is_terminal
-from .base import Command, CommandError, register, remainder_command
-
-#: Seconds a launched command gets to show an initialised interpreter.
-LAUNCH_TIMEOUT = 10.0
-
-
-def add_target_arguments(parser) -> None:
-    parser.add_argument("--pid", "-p", type=int, help="PID of a running Python program to sample")
-    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...",
-                        help="a Python program to run and sample until it exits")
-
-
-def add_sampling_arguments(parser) -> None:
-    parser.add_argument("--rate", "-r", type=float, default=100, metavar="RATE",
-                        help="samples per second (default 100)")
-    parser.add_argument("--nonblocking", action="store_true",
-                        help="don't pause the target while reading it (less overhead, may be inconsistent)")
-    parser.add_argument("--gil", "-g", action="store_true",
-                        help="only sample the thread holding the GIL")
-    parser.add_argument("--idle", "-i", action="store_true", help="include idle threads")
-    parser.add_argument("--subprocesses", "-s", action="store_true",
-                        help="also sample child processes (multiprocessing, gunicorn workers...)")
-
-
-def command_of(args) -> List[str]:
-    return remainder_command(args.command)
-
-
-class Launched:
-    """A command we started: reaped on poll, stopped if still running when we are done."""
-
-    def __init__(self, command: List[str]):
-        try:
-            # Popen returns once exec has succeeded (it waits on a close-on-exec pipe),
-            # so the pid already runs the new program.
-            self.proc = subprocess.Popen(command)
-        except OSError as e:
-            raise CommandError("cannot run %s: %s" % (command[0], e.strerror or e)) from None
-        self.pid = self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self, timeout: float = 2.0) -> Optional[int]:
-        if self.alive():
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    self.proc.send_signal(sig)
-                except OSError:
-                    break
-                try:
-                    self.proc.wait(timeout)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        return self.proc.poll()
-
-
-def open_target(session, args):
-    """(target, launched-or-None) for ``--pid N`` or ``-- COMMAND ...``."""
-    from snapshot.sampler import attach_when_ready
-
-    command = command_of(args)
-    if command and args.pid is not None:
-        raise CommandError("give either --pid or a command, not both")
-    if not command:
-        if args.pid is None and getattr(session, "pid", None) is None:
-            raise CommandError("no target: give --pid PID or -- COMMAND ARGS...")
-        return session.get_target(args.pid), None
-    launched = Launched(command)
-    try:
-        target = attach_when_ready(launched.pid, LAUNCH_TIMEOUT, alive=launched.alive)
-    except ProcessExitedError:
-        code = launched.proc.wait()
-        raise CommandError("%s exited (status %s) before it could be sampled" % (command[0], code)) from None
-    except BaseException:
-        launched.stop()
-        raise
-    return target, launched
-
-
-class StopOnSignal:
-    """First Ctrl-C (or SIGTERM) ends sampling cleanly; a second one interrupts for real."""
-
-    def __init__(self, sampler):
-        self.sampler = sampler
-        self.old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.sampler.stopping:
-            raise KeyboardInterrupt
-        self.sampler.stop("interrupted")
-
-    def __exit__(self, *exc):
-        for sig, handler in self.old.items():
-            signal.signal(sig, handler)
-
+from ..progress import Progress, format_seconds
+from .base import Command, CommandError, register
+from .sampling import StopOnSignal, add_sampling_arguments, add_target_arguments, open_target, stop_reason_text
 
 def default_output(fmt: str, pid: int) -> str:
     from snapshot.writers import writer_class
@@ -135,6 +27,8 @@ class RecordCommand(Command):
     name = "record"
     help = "Sample a Python program and write a profile (flame graph, speedscope, raw, chrometrace, pprof)."
     cli = True
+    repl = False          # the prompt's `record` is record_bg.RecordReplCommand
+    samples = True
 
     def add_arguments(self, parser) -> None:
         from snapshot.writers import formats
@@ -215,8 +109,7 @@ class RecordCommand(Command):
                     launched.stop()
                     target.close()
         stats = sampler.stats
-        why = {"duration": "duration reached", "exited": "target exited",
-               "interrupted": "interrupted"}.get(reason, reason)
+        why = stop_reason_text(reason)
         message = ("Wrote %s profile to %s: %d samples, %d errors, %d late, %s (%s)"
                    % (fmt, output, stats.samples, stats.errors, stats.late, format_seconds(stats.elapsed), why))
         if len(stats.pids) > 1:
@@ -227,4 +120,4 @@ class RecordCommand(Command):
         return 0
 
 
-__all__ = ["RecordCommand", "open_target", "add_target_arguments", "add_sampling_arguments", "is_terminal"]
+__all__ = ["RecordCommand"]

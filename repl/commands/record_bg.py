@@ -1,9 +1,11 @@
 """``record start|status|stop``: a recording in a background thread while the prompt stays usable.
 
-The recorder opens its own ``Target`` in its thread: ptrace requires that all
-calls of one pause come from one OS thread, and ``Target.sample()`` does a
-whole pause per call on the calling thread.  Foreground commands and the
-recorder share ``session.pause_lock`` so two pauses never overlap.
+The recorder runs the one sampling loop (``snapshot.sampler.Sampler``) in
+its own thread with its own ``Target``: ptrace requires that all calls of one
+pause come from one OS thread, and ``Target.sample()`` does a whole pause per
+call on the calling thread.  Foreground commands and the recorder share
+``session.pause_lock`` (the sampler holds it around every read) so two
+pauses never overlap.
 """
 from __future__ import annotations
 
@@ -14,11 +16,10 @@ from typing import Optional
 
 from snapshot import attach
 from snapshot.errors import SnapshotError
-from snapshot.profile import Profile, ProfileOptions, samples_from_snapshot
+from snapshot.profile import Profile, ProfileOptions
 from snapshot.writers import format_for_path, formats, write_atomic, writer_class
 
-from .base import Command, CommandError
-from .sample import sample_loop
+from .base import Command, CommandError, register
 
 JOB = "record"
 
@@ -35,9 +36,8 @@ class Recorder:
         self.duration = duration
         self.profile = Profile(ProfileOptions(threads=threads, idle=idle, rate_hz=rate))
         self.lock = threading.Lock()       # guards profile while the thread adds to it
-        self.stop_event = threading.Event()
-        self.passes = 0
-        self.errors = 0
+        self.sampler = None                # the Sampler, once the thread has attached
+        self._stopping = False
         self.ended: Optional[str] = None   # why the loop ended
         self.error: Optional[str] = None
         self.started = time.monotonic()
@@ -48,7 +48,12 @@ class Recorder:
     def start(self) -> None:
         self.thread.start()
 
+    def _add(self, sample) -> None:
+        with self.lock:
+            self.profile.add(sample)
+
     def _run(self) -> None:
+        from snapshot.sampler import Sampler, SamplerOptions
         try:
             target = attach(self.pid)
         except SnapshotError as e:
@@ -56,24 +61,12 @@ class Recorder:
             self.ended = "failed"
             return
         try:
-            def take():
-                with self.session.pause_lock:
-                    return target.sample(blocking=True)
-
-            def add(snapshot):
-                self.passes += 1
-                with self.lock:
-                    for sample in samples_from_snapshot(snapshot):
-                        if sample.is_idle and not self.idle:
-                            continue
-                        self.profile.add(sample)
-
-            def failed(error):
-                self.errors += 1
-                with self.lock:
-                    self.profile.add_error()
-
-            self.ended = sample_loop(take, self.rate, self.stop_event, add, self.duration, on_error=failed)
+            self.sampler = Sampler(target, self._add,
+                                   SamplerOptions(rate=self.rate, duration=self.duration, idle=self.idle),
+                                   lock=self.session.pause_lock)
+            if self._stopping:
+                self.sampler.stop("interrupted")
+            self.ended = self.sampler.run()
         except Exception as e:  # noqa: BLE001 - reported by `record status`
             self.error = "%s: %s" % (type(e).__name__, e)
             self.ended = "failed"
@@ -85,40 +78,50 @@ class Recorder:
     def running(self) -> bool:
         return self.thread.is_alive()
 
+    def _counts(self):
+        stats = self.sampler.stats if self.sampler is not None else None
+        return (stats.passes, stats.samples, stats.errors) if stats is not None else (0, 0, 0)
+
     def status(self) -> str:
         elapsed = (self.stopped_at or time.monotonic()) - self.started
         state = "recording" if self.running else "stopped (%s)" % {
             "exited": "target exited", "duration": "duration reached", "interrupted": "stopped",
             "failed": "failed: %s" % self.error}.get(self.ended or "", self.ended or "?")
+        passes, samples, errors = self._counts()
         return "%s pid %d -> %s [%s] %.1fs, %d passes, %d samples, %d failed passes" % (
-            state, self.pid, self.path, self.format, elapsed, self.passes, self.profile.samples, self.errors)
+            state, self.pid, self.path, self.format, elapsed, passes, samples, errors)
 
     def stop(self) -> str:
         """Stop sampling and write the file; returns a one-line summary."""
-        self.stop_event.set()
+        self._stopping = True
+        if self.sampler is not None:
+            self.sampler.stop("interrupted")
         self.thread.join(10)
         if self.written:
             return "already written: %s" % self.path
         if self.error and not self.profile.samples:
             raise CommandError("recording failed: %s" % self.error)
+        passes, _, errors = self._counts()
         with self.lock:
+            self.profile.errors = errors
             writer = writer_class(self.format)(self.profile)
             write_atomic(self.path, writer)
         self.written = True
         return "wrote %s (%s): %d samples in %d passes over %.1fs" % (
-            self.path, self.format, self.profile.samples, self.passes,
+            self.path, self.format, self.profile.samples, passes,
             (self.stopped_at or time.monotonic()) - self.started)
 
 
+@register
 class RecordReplCommand(Command):
     name = "record"
     help = ("Record in the background while the prompt stays usable:\n"
             "  record start -o FILE [-f FORMAT] [--rate HZ]   start sampling\n"
             "  record status                                  samples so far\n"
             "  record stop                                    stop and write FILE")
-    #: REPL-only: not put in REGISTRY (the CLI's ``record`` subcommand owns that name there);
-    #: the REPL's registry (repl.interactive.repl_registry) prefers cli=False classes.
+    #: the prompt's ``record``; ``pyspy-repl record`` is RecordCommand (record.py)
     cli = False
+    samples = True
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("action", choices=("start", "status", "stop"))

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..progress import format_seconds, is_terminal
 from .base import Command, CommandError, register
-from .record import StopOnSignal, add_sampling_arguments, add_target_arguments, open_target
+from .sampling import StopOnSignal, add_sampling_arguments, add_target_arguments, open_target, stop_reason_text
 
 COLUMNS = ("%Own", "%Total", "OwnTime", "TotalTime")
 Key = Tuple[str, str]  # (function, filename)
@@ -191,6 +191,7 @@ class TopCommand(Command):
     name = "top"
     help = "Live top-like view of the functions a Python program spends its time in (like py-spy top)."
     cli = True
+    samples = True
 
     def add_arguments(self, parser) -> None:
         add_target_arguments(parser)
@@ -277,8 +278,7 @@ class TopCommand(Command):
                 launched.stop()
                 target.close()
         s = sampler.stats
-        why = {"exited": "target exited", "quit": "quit", "interrupted": "interrupted",
-               "duration": "duration reached"}.get(reason, reason)
+        why = stop_reason_text(reason)
         session.err.write("top: %d samples, %d errors, %d late, %s (%s)\n"
                           % (s.passes, s.errors, s.late, format_seconds(s.elapsed), why))
         session.err.flush()

@@ -1,24 +1,33 @@
 """REPL ``watch [--interval S] COMMAND ...``: repeat a command on fresh snapshots until Ctrl-C.
 
 Not the CLI's ``pyspy-repl watch -- COMMAND`` (the CI hang watchdog in
-hangwatch.py): this class is REPL-only (``cli = False``) and is not put in
-``REGISTRY``; the REPL finds it through ``repl.interactive.repl_registry``,
-which prefers ``cli = False`` classes for a name.
+hangwatch.py): this class is the prompt's ``watch`` (``cli = False``), the
+other one is the CLI's (``repl = False``).  The repetition is the one
+sampling loop (``snapshot.sampler.Sampler``) at one pass per interval,
+reading whole snapshots with locals; each pass becomes the session's
+snapshot and the command runs on it through the session's dispatcher.
 """
 from __future__ import annotations
 
 import argparse
 import time
 
-from .base import Command, CommandError, remainder_command
-from .sample import interrupt_flag
+from snapshot.errors import ProcessExitedError
+
+from .base import Command, CommandError, register, remainder_command
+from .sampling import StopOnSignal
+
+#: Commands that make no sense repeated (they end, change or already repeat the session).
+NOT_REPEATABLE = ("watch", "quit", "exit", "q", "attach", "detach", "record")
 
 
+@register
 class WatchReplCommand(Command):
     name = "watch"
     help = ("Repeat a command on a fresh snapshot every S seconds until Ctrl-C,\n"
             "e.g.  watch bt    watch --interval 0.5 p self.queue")
     cli = False
+    samples = True
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--interval", "-n", type=float, default=1.0, metavar="S",
@@ -29,40 +38,53 @@ class WatchReplCommand(Command):
                             help="the command to repeat (with its arguments)")
 
     def run(self, session, args) -> int:
+        from snapshot.sampler import Sampler, SamplerOptions
+
         words = remainder_command(args.command)
         if not words:
             raise CommandError("watch: which command? e.g. `watch bt`")
-        if words[0] in ("watch", "quit", "exit", "q", "attach", "detach", "record"):
+        if words[0] in NOT_REPEATABLE:
             raise CommandError("watch: %r cannot be repeated" % words[0])
         if args.interval <= 0:
             raise CommandError("--interval must be positive")
-        dispatch = getattr(session, "dispatch", None)
-        if dispatch is None:
-            raise CommandError("watch needs the REPL")
+        dispatcher = getattr(session, "dispatcher", None)
+        if dispatcher is None:
+            raise CommandError("watch needs a front end that dispatches commands")
         count = args.count
         if count is None and not session.interactive:
             count = 3
+        if count is not None and count <= 0:
+            raise CommandError("--count must be positive")
         live = getattr(session, "live", False)
-        runs = 0
-        failures = 0
-        with interrupt_flag() as stop:
-            while not stop.is_set():
-                if live:
-                    session.out.write("\x1b[H\x1b[2J")
-                header = "Every %gs: %s    %s" % (args.interval, " ".join(words), time.strftime("%H:%M:%S"))
-                session.out.write(session.style(header, "dim") + "\n")
-                try:
-                    session.refresh()
-                except Exception as e:  # noqa: BLE001 - the dispatcher prints it the same way
-                    if session.exited:
-                        session.note("target process %d exited; watch stops" % session.pid)
-                        return 1
-                    raise
-                status = dispatch(words)
-                failures += status != 0
-                session.out.flush()
-                runs += 1
-                if count is not None and runs >= count:
-                    break
-                stop.wait(args.interval)
-        return 1 if failures and failures == runs else 0
+        target = session.get_target()
+        results = []
+
+        def header() -> None:
+            if live:
+                session.out.write("\x1b[H\x1b[2J")
+            text = "Every %gs: %s    %s" % (args.interval, " ".join(words), time.strftime("%H:%M:%S"))
+            session.out.write(session.style(text, "dim") + "\n")
+
+        def run_once(snapshot) -> None:
+            header()
+            session._set_snapshot(snapshot)
+            results.append(dispatcher.run_words(session, list(words)))
+            session.out.flush()
+
+        def failed(pid, error) -> None:
+            if not isinstance(error, ProcessExitedError):
+                header()
+                dispatcher.print_error(session, error)
+                results.append(1)
+
+        sampler = Sampler(target, None, SamplerOptions(rate=1.0 / args.interval, passes=count, locals=True,
+                                                       idle=True),
+                          on_snapshot=run_once, on_error=failed, lock=session.pause_lock)
+        with StopOnSignal(sampler):
+            why = sampler.run()
+        if why == "exited":
+            session.mark_exited()
+            session.note("target process %d exited; watch stops" % session.pid)
+            return 1
+        failures = sum(1 for status in results if status != 0)
+        return 1 if failures and failures == len(results) else 0

@@ -1,0 +1,178 @@
+"""The house's dependency rules, checked on the source (no import is executed).
+
+* No import circle anywhere in ``layouts/``, ``snapshot/`` and ``repl/``: every
+  ``import`` and ``from ... import`` counts, at module level or inside a
+  function (a lazy import still makes two modules depend on each other).
+* ``layouts/`` and ``snapshot/`` never import ``repl/`` (dependencies point down).
+* ``layouts/`` imports nothing of ours but ``layouts/``.
+
+Importing a package runs its ``__init__``, so ``from pkg.mod import x`` counts
+as an edge to ``pkg.mod`` only (a package's ``__init__`` that imports its own
+submodules would otherwise make every submodule's sibling import a circle).
+"""
+from __future__ import annotations
+
+import ast
+import os
+from typing import Dict, List, Optional, Set
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOMS = ("layouts", "snapshot", "repl")
+
+
+def module_files() -> Dict[str, str]:
+    """Dotted module name -> path, for every .py file of the three rooms."""
+    found = {}
+    for room in ROOMS:
+        for folder, dirs, files in os.walk(os.path.join(ROOT, room)):
+            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__pycache__")))
+            for name in sorted(files):
+                if not name.endswith(".py"):
+                    continue
+                path = os.path.join(folder, name)
+                parts = os.path.relpath(path, ROOT)[:-3].split(os.sep)
+                if parts[-1] == "__init__":
+                    parts = parts[:-1]
+                found[".".join(parts)] = path
+    return found
+
+
+def _resolve(module: str, is_package: bool, level: int, target: Optional[str]) -> str:
+    if not level:
+        return target or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    if level > 1:
+        base = base[:len(base) - (level - 1)]
+    return ".".join(base + ([target] if target else []))
+
+
+def imports_of(module: str, path: str, known: Set[str]) -> Set[str]:
+    """The modules of ours that ``module`` imports (anywhere in its body)."""
+    with open(path, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read(), path)
+    is_package = os.path.basename(path) == "__init__.py"
+    out: Set[str] = set()
+
+    def add(name: str) -> None:
+        # the longest prefix that is one of our modules
+        parts = name.split(".")
+        while parts:
+            candidate = ".".join(parts)
+            if candidate in known:
+                if candidate != module:
+                    out.add(candidate)
+                return
+            parts.pop()
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                add(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve(module, is_package, node.level, node.module)
+            for alias in node.names:
+                full = "%s.%s" % (base, alias.name) if base else alias.name
+                if full in known:      # from pkg import submodule
+                    add(full)
+                else:
+                    add(base)
+    return out
+
+
+def graph() -> Dict[str, Set[str]]:
+    files = module_files()
+    known = set(files)
+    return {name: imports_of(name, path, known) for name, path in files.items()}
+
+
+def find_cycles(edges: Dict[str, Set[str]]) -> List[List[str]]:
+    """Every strongly connected component with more than one module (Tarjan), as sorted lists."""
+    index: Dict[str, int] = {}
+    low: Dict[str, int] = {}
+    stack: List[str] = []
+    on_stack: Set[str] = set()
+    cycles: List[List[str]] = []
+    counter = [0]
+
+    def visit(node: str) -> None:
+        # iterative DFS, so a deep graph never hits the recursion limit
+        work = [(node, iter(sorted(edges.get(node, ()))))]
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        while work:
+            current, children = work[-1]
+            advanced = False
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter[0]
+                    counter[0] += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges.get(child, ())))))
+                    advanced = True
+                    break
+                if child in on_stack:
+                    low[current] = min(low[current], index[child])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[current])
+            if low[current] == index[current]:
+                component = []
+                while True:
+                    item = stack.pop()
+                    on_stack.discard(item)
+                    component.append(item)
+                    if item == current:
+                        break
+                if len(component) > 1:
+                    cycles.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def _room(module: str) -> str:
+    return module.split(".", 1)[0]
+
+
+def test_the_checker_finds_a_cycle():
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert find_cycles(edges) == [["a", "b", "c"]]
+    assert find_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_relative_imports_resolve():
+    assert _resolve("repl.commands.navigate", False, 2, "render") == "repl.render"
+    assert _resolve("repl.commands", True, 1, "base") == "repl.commands.base"
+    assert _resolve("snapshot.process.live", False, 1, None) == "snapshot.process"
+
+
+def test_no_import_cycles():
+    edges = graph()
+    assert len(edges) > 20, "found too few modules: %s" % sorted(edges)
+    cycles = find_cycles(edges)
+    assert not cycles, "import circles:\n" + "\n".join(
+        "  " + " <-> ".join(c) + "\n    " + "\n    ".join(
+            "%s imports %s" % (m, ", ".join(sorted(edges[m] & set(c)))) for m in c)
+        for c in cycles)
+
+
+def test_dependencies_point_down():
+    edges = graph()
+    wrong = []
+    for module, targets in sorted(edges.items()):
+        room = _room(module)
+        for target in sorted(targets):
+            other = _room(target)
+            if room in ("layouts", "snapshot") and other == "repl":
+                wrong.append("%s imports %s" % (module, target))
+            if room == "layouts" and other != "layouts":
+                wrong.append("%s imports %s" % (module, target))
+    assert not wrong, "\n".join(wrong)
