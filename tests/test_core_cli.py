@@ -197,3 +197,28 @@ def test_errors_build_id_mismatch(python_copy):
     finally:
         with open(exe, "wb") as fh:
             fh.write(original)
+
+
+# -- the REPL on a core ------------------------------------------------------------------------------
+def test_repl_on_a_core(once_python, tmp_path):
+    """`pyspy-repl --core CORE -c ...`: navigation and print work; live-only commands say why."""
+    _need_cores()
+    facts = crash(once_python.path, str(tmp_path))
+    core = facts["core"]
+    r = run_tool(["--core", core, "-c", "threads", "-c", "thread %d" % facts["pid"], "-c", "bt", "-c", "up",
+                  "-c", "locals", "-c", "print payload['answer']"], timeout=300)
+    out, err = r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
+    assert r.returncode == 0, "stdout:\n%s\nstderr:\n%s" % (out[-3000:], err[-3000:])
+    assert "waiting-worker" in out and "MainThread" in out, out
+    assert "crash_here (crash_target.py:%d)" % facts["lines"]["crash_here"] in out, out
+    assert "payload" in out and "42" in out.split("payload")[-1], out
+    assert "exited" not in err, "a core never exits: %s" % err
+
+    # a command that needs a running process says why, in one line, and fails
+    r = run_tool(["--core", core, "-c", "top"], timeout=300)
+    err = r.stderr.decode("utf-8", "replace")
+    assert r.returncode != 0 and "core file" in err and "Traceback" not in err, err
+
+    # a bad core opens no prompt: one error line and a hint
+    r = run_tool(["--core", tmp_path / "ready.json", "-c", "threads"])
+    assert_clean_error(r, "pyspy-repl --core on a JSON file")
