@@ -90,6 +90,27 @@ def test_dump_core_of_a_segfault(python, tmp_path):
     assert "worker_waits" in names and names[-1] == "Thread._bootstrap", names
 
 
+def test_dump_core_of_an_abort(once_python, tmp_path):
+    """os.abort() leaves the main thread in tgkill: it crashed running, so it is shown active."""
+    problem = kernel_cores_problem()
+    if problem:
+        pytest.skip(problem)
+    facts = crash(once_python.path, str(tmp_path), "--abort")
+    from snapshot.process.core import CoreProcess
+    with CoreProcess(facts["core"]) as process:
+        states = {t.tid: t.state for t in process.threads()}
+        assert process.signal == facts["signal"] == 6
+        assert states.pop(facts["pid"]) == "R" and set(states.values()) == {"S"}, process.threads()
+    if not seam_landed():
+        pytest.skip("Target does not take a Process yet (snapshot/process/live.py missing)")
+    r = run_tool(["dump", "--core", facts["core"]], timeout=300)
+    text = r.stdout.decode("utf-8", "replace")
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    assert "Thread %d (active+gil): \"MainThread\"" % facts["pid"] in text, text
+    assert "crash_here (crash_target.py:%d)" % facts["lines"]["crash_here"] in text, text
+    assert "(idle): \"waiting-worker\"" in text, text
+
+
 # -- bad input -----------------------------------------------------------------------------------
 def test_errors_not_a_core(tmp_path):
     text = tmp_path / "notes.txt"

@@ -35,7 +35,7 @@ from .base import FILES, REGISTERS, USER_REGS_SIZE, MappedFile, MemoryMap, OSThr
 
 #: Largest single read accepted (remote sizes are untrusted), as for live processes.
 MAX_READ = 64 << 20
-NT_PRSTATUS, NT_PRPSINFO, NT_AUXV, NT_FILE = 1, 3, 6, 0x46494C45
+NT_PRSTATUS, NT_PRPSINFO, NT_AUXV, NT_FILE, NT_SIGINFO = 1, 3, 6, 0x46494C45, 0x53494749
 AT_NULL, AT_ENTRY, AT_EXECFN = 0, 9, 31
 #: ``struct elf_prstatus`` (x86-64): pr_cursig at 12, pr_pid (the TID) at 32, pr_reg at 112.
 PRSTATUS_CURSIG, PRSTATUS_PID, PRSTATUS_REG = 12, 32, 112
@@ -190,6 +190,7 @@ class CoreProcess:
         self._prstatus: List[Tuple[int, Registers, int]] = []
         self._psinfo: Optional[bytes] = None
         self._auxv = b""
+        self._siginfo = b""
         entries: List[FileEntry] = []
         for seg in segs:
             if seg.type != elf.PT_NOTE:
@@ -206,6 +207,9 @@ class CoreProcess:
         entries.sort()
         self._entries = entries
         self._entry_starts = [e.start for e in entries]
+        self._by_path: Dict[str, List[FileEntry]] = {}
+        for entry in entries:
+            self._by_path.setdefault(entry.path, []).append(entry)
         tids = [tid for tid, _, _ in self._prstatus]
         if self._psinfo is not None and len(self._psinfo) >= PRPSINFO_PSARGS + 80:
             self.pid = struct.unpack_from("<i", self._psinfo, PRPSINFO_PID)[0]
@@ -216,6 +220,14 @@ class CoreProcess:
         self.signal = self._prstatus[0][2]
         #: The thread the core names first (kernel cores: the one that received the signal).
         self.signalled_tid = self._prstatus[0][0]
+        # A thread that raised its own fatal signal (abort(), raise()) was in tgkill when it
+        # died, but it was running, not waiting: it is shown as such.
+        self._running = set()
+        if self.signal and len(self._siginfo) >= 24:
+            signo, code = struct.unpack_from("<i4xi", self._siginfo, 0)
+            sender = struct.unpack_from("<i", self._siginfo, 16)[0]  # si_pid of kill/tgkill
+            if signo == self.signal and code <= 0 and sender == self.pid:
+                self._running.add(self.signalled_tid)
         self._exe_path = self._find_executable_path()
         self._argv: Optional[List[str]] = None
 
@@ -235,6 +247,8 @@ class CoreProcess:
             self._psinfo = note.desc
         elif note.type == NT_AUXV:
             self._auxv = note.desc
+        elif note.type == NT_SIGINFO and not self._siginfo:
+            self._siginfo = note.desc
         elif note.type == NT_FILE:
             entries.extend(_file_entries(note.desc))
 
@@ -338,8 +352,8 @@ class CoreProcess:
         return self._map[self._offsets[i]:self._offsets[i] + n] if n > 0 else b""
 
     def _first_entry(self, path: str) -> Optional[FileEntry]:
-        for entry in self._entries:
-            if entry.path == path and entry.offset == 0:
+        for entry in self._by_path.get(path, ()):
+            if entry.offset == 0:
                 return entry
         return None
 
@@ -426,7 +440,7 @@ class CoreProcess:
             resolved = self._resolve(entry.path)
             if not resolved.elf_type:
                 continue
-            ranges = [e for e in self._entries if e.path == entry.path]
+            ranges = self._by_path[entry.path]
             bias = 0 if resolved.elf_type == elf.ET_EXEC else entry.start - resolved.first_vaddr
             result.append(MappedFile(entry.path, min(e.start for e in ranges), max(e.end for e in ranges), bias,
                                      resolved.build_id, resolved.local_path))
@@ -554,8 +568,12 @@ class CoreProcess:
 
     # -- threads ---------------------------------------------------------------------------
     def threads(self) -> List[OSThread]:
-        """Every thread the core recorded; 'S' if it was inside a system call, else 'R'."""
-        return [OSThread(tid, "S" if regs.in_syscall else "R") for tid, regs, _ in self._prstatus]
+        """Every thread the core recorded; 'S' if it was waiting inside a system call, else 'R'."""
+        waiting = self.in_syscall(self.thread_ids())
+        return [OSThread(tid, "S" if waiting[tid] else "R") for tid, _, _ in self._prstatus]
+
+    def thread_ids(self) -> List[int]:
+        return [tid for tid, _, _ in self._prstatus]
 
     def thread_name(self, tid: int) -> Optional[str]:
         return None  # cores keep no per-thread comm
@@ -569,7 +587,8 @@ class CoreProcess:
         return regs
 
     def in_syscall(self, tids: Sequence[int]) -> Dict[int, bool]:
-        return {tid: self._registers[tid].in_syscall for tid in tids if tid in self._registers}
+        return {tid: self._registers[tid].in_syscall and tid not in self._running
+                for tid in tids if tid in self._registers}
 
     def tid_map(self) -> Dict[int, int]:
         return {}  # NT_PRSTATUS ids are the ids of the dumped process's own namespace, as threads() gives

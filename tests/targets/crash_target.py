@@ -55,9 +55,24 @@ def block_lines():
     return lines
 
 
-threading.Thread(target=worker_waits, args=("the worker",), name="waiting-worker", daemon=True).start()
+def wait_until_sleeping(native_id):
+    """Until the worker sleeps in the kernel (its wait), seen three times in a row."""
+    seen = 0
+    deadline = time.monotonic() + 30
+    while seen < 3 and time.monotonic() < deadline:
+        try:
+            with open("/proc/self/task/%d/stat" % native_id) as fh:
+                data = fh.read()
+            seen = seen + 1 if data[data.rindex(")") + 2] == "S" else 0
+        except OSError:
+            seen = 0
+        time.sleep(0.02)
+
+
+worker = threading.Thread(target=worker_waits, args=("the worker",), name="waiting-worker", daemon=True)
+worker.start()
 started.wait()
-time.sleep(0.2)   # let the worker reach its wait
+wait_until_sleeping(worker.native_id)
 with open(READY + ".tmp", "w") as fh:
     json.dump({"pid": os.getpid(), "lines": block_lines(), "mode": MODE}, fh)
 os.rename(READY + ".tmp", READY)
