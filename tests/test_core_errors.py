@@ -296,3 +296,37 @@ def test_zstd_without_decompressor(tmp_path, monkeypatch):
         CoreProcess(str(path))
     assert "zstd" in info.value.message and "zstd -d" in info.value.hint
     one_line(info.value)
+
+
+def test_damaged_headers_and_notes_never_crash(sleep_core, tmp_path):
+    """Random byte changes in a real core's headers and notes: a typed error or a usable core, no crash."""
+    import random
+    with open(sleep_core.core, "rb") as fh:
+        data = bytearray(fh.read())
+    with CoreProcess(sleep_core.core) as plain:
+        hot = max(4096, min(len(data), 64 + 56 * 64 + 16384))   # ELF header, program headers, notes
+        probe = [(m.start, 64) for m in plain.maps()[:8]]
+    rng = random.Random(1234)
+    outcomes = {"opened": 0, "refused": 0}
+    for round_ in range(int(os.environ.get('CORE_FUZZ_ROUNDS', 300))):
+        mutated = bytearray(data)
+        for _ in range(rng.choice((1, 2, 8, 32))):
+            mutated[rng.randrange(hot)] = rng.randrange(256)
+        path = tmp_path / "core"
+        path.write_bytes(bytes(mutated))
+        try:
+            process = CoreProcess(str(path))
+        except SnapshotError as e:
+            one_line(e)
+            outcomes["refused"] += 1
+            continue
+        outcomes["opened"] += 1
+        with process:
+            for call in (process.maps, process.threads, process.command_line, process.name, process.executable,
+                         process.mapped_files):
+                try:
+                    call()
+                except SnapshotError:
+                    pass
+            process.read_many(probe)
+    assert outcomes["opened"] and outcomes["refused"], outcomes

@@ -322,6 +322,8 @@ class CoreProcess:
             except OSError as e:
                 raise MemoryReadError(address, total, "cannot open %s: %s" % (resolved.local_path, e.strerror)) from None
             self._files[resolved.local_path] = handle
+        if not 0 <= offset < 1 << 62:
+            raise MemoryReadError(address, total, "implausible offset 0x%x in %s" % (offset, resolved.local_path))
         try:
             data = os.pread(handle.fileno(), size, offset)
         except OSError as e:
