@@ -1,0 +1,117 @@
+"""Merging native and Python frames into one stack (a pure function, unit-tested on synthetic input).
+
+Each eval-loop native frame (``_PyEval_EvalFrameDefault``; ``PyEval_EvalFrameEx``
+of old interpreters; the 3.14+ tail-call interpreter's ``_TAIL_CALL_*``
+functions) runs the Python frames from the one after the previous entry
+frame up to and including the next *entry* frame (``Frame.is_entry``:
+every frame before 3.11, ``is_entry`` in 3.11, the frame over the C-stack
+owner shim in 3.12-3.13, owner INTERPRETER in 3.14+; the walker decides).
+So, both lists innermost first, each eval frame is replaced by its Python
+frames.  The interpreter's own plumbing (vectorcall, call helpers, the
+start-up chain) is hidden unless ``native_all``.
+
+If the number of eval frames differs from the number of entry frames the
+two lists cannot be matched without guessing; then the Python stack is
+returned unchanged with the reason (never a wrong interleaving).
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence
+
+_SUFFIX = re.compile(r"(\.(cold|part|isra|constprop|lto_priv|localalias|llvm)(\.\d+)?)+$")
+_INTERPRETER = re.compile(r"^(lib)?python\d")
+#: Interpreter functions kept in the merged stack: where a thread really waits or works.
+KEEP_PREFIXES = ("time_", "sys_", "gc_", "os_", "select_", "sock_", "sre_", "lock_", "rlock_", "PyThread_",
+                 "PyGILState_", "take_gil", "drop_gil", "PyEval_RestoreThread", "PyEval_AcquireThread",
+                 "_PyThreadState_Attach", "zlib_", "unicode_", "stringio_", "thread_PyThread")
+#: Outside the interpreter: thread and process start-up, never interesting.
+START_FUNCTIONS = frozenset(("_start", "__libc_start_main", "__libc_start_call_main", "__libc_start_main_impl",
+                             "start_thread", "clone", "clone3", "__clone", "__clone3"))
+
+
+class MergeResult(NamedTuple):
+    """``frames`` innermost first, Python frames (the walker's objects) and ``NativeFrame``s mixed;
+    ``merged`` False means ``frames`` is the Python stack alone and ``reason`` says why."""
+
+    frames: tuple
+    merged: bool
+    reason: Optional[str] = None
+
+
+def base_name(name: Optional[str]) -> Optional[str]:
+    """``_PyEval_EvalFrameDefault.cold.12`` -> ``_PyEval_EvalFrameDefault``."""
+    return _SUFFIX.sub("", name) if name else name
+
+
+def is_interpreter_module(path: str) -> bool:
+    """The python executable or libpython (not extension modules)."""
+    return bool(path) and bool(_INTERPRETER.match(os.path.basename(path)))
+
+
+def is_eval_frame(frame) -> bool:
+    """Does this native frame run Python frames (an eval-loop call)?"""
+    name = base_name(frame.symbol)
+    if not name:
+        return False
+    return ("_PyEval_EvalFrameDefault" in name or "PyEval_EvalFrameEx" in name
+            or name.startswith("_TAIL_CALL_"))
+
+
+def is_plumbing(frame) -> bool:
+    """Native frames hidden from the merged stack unless ``native_all``."""
+    name = base_name(frame.symbol)
+    if is_interpreter_module(frame.module):
+        return not (name and name.startswith(KEEP_PREFIXES))
+    return name in START_FUNCTIONS
+
+
+def merge(native: Sequence[Any], python: Sequence[Any], native_all: bool = False,
+          is_entry: Optional[Callable[[Any], bool]] = None, every_frame_is_entry: bool = False) -> MergeResult:
+    """One stack from native frames and Python frames, both innermost first.
+
+    ``is_entry(frame)`` says whether a Python frame was the first one its
+    eval call ran (default: ``frame.is_entry``); ``every_frame_is_entry``
+    is for interpreters before 3.11, whose eval loop runs one frame per call.
+    """
+    if is_entry is None:
+        is_entry = (lambda f: True) if every_frame_is_entry else (lambda f: bool(getattr(f, "is_entry", False)))
+    evals = sum(1 for f in native if is_eval_frame(f))
+    entries = sum(1 for f in python if is_entry(f))
+    if python and not native:
+        return MergeResult(tuple(python), False, "no native frames")
+    if python and not is_entry(python[-1]):
+        return MergeResult(tuple(python), False,
+                           "the outermost Python frame is not an entry frame (the Python stack is truncated)")
+    if evals != entries:
+        return MergeResult(tuple(python), False,
+                           "cannot merge: %d eval-loop native frames for %d Python entry frames" % (evals, entries))
+    out: List[Any] = []
+    index = 0
+    for position, frame in enumerate(native):
+        if is_eval_frame(frame):
+            while index < len(python):
+                py = python[index]
+                out.append(py)
+                index += 1
+                if is_entry(py):
+                    break
+        elif native_all or not (is_plumbing(frame) or _is_trampoline(native, position)):
+            out.append(frame)
+    return MergeResult(tuple(out), True, None)
+
+
+def _is_trampoline(native: Sequence[Any], position: int) -> bool:
+    """A perf trampoline (``-X perf``): anonymous code called by the interpreter itself
+    (``py_trampoline_evaluator``, or whatever inlined it: LTO builds devirtualize the call)."""
+    frame = native[position]
+    if frame.module or position + 1 >= len(native):
+        return False
+    return is_interpreter_module(native[position + 1].module)
+
+
+def native_only(native: Sequence[Any], native_all: bool = False) -> tuple:
+    """A thread without Python frames (started by C, never registered): its native frames,
+    plumbing hidden unless ``native_all``."""
+    return tuple(f for f in native if native_all or not is_plumbing(f))
