@@ -108,6 +108,7 @@ class LiveReading:
     maps: List[tuple]
     command_line: List[str]
     executable: str
+    native: Optional[Dict[int, list]] = None
 
 
 def parse_proc_maps(pid: int) -> List[tuple]:
@@ -128,8 +129,15 @@ def read_live(pid: int) -> LiveReading:
         process = LiveProcess(pid)
         recording = Recording(process)
         snap = EngineTarget(recording).snapshot(locals=True)
+        native = None
         with process.paused() as tids:
             registers = {tid: process.registers(tid) for tid in tids}
+            try:
+                from snapshot.native import native_stacks
+            except ImportError:
+                native_stacks = None
+            if native_stacks is not None:
+                native = native_stacks(process, tids)
         process.close()
     else:
         from snapshot.memory import ProcessMemory
@@ -138,11 +146,13 @@ def read_live(pid: int) -> LiveReading:
         from snapshot.target import Target as EngineTarget
         recording = Recording(ProcessMemory(pid))
         snap = EngineTarget(pid, recording).snapshot(locals=True)
+        native = None
         with paused(pid) as tids:
             registers = {tid: get_registers(tid) for tid in tids}
     with open("/proc/%d/cmdline" % pid, "rb") as fh:
         argv = [p.decode(errors="replace") for p in fh.read().split(b"\0") if p]
-    return LiveReading(snap, recording.log, registers, parse_proc_maps(pid), argv, os.readlink("/proc/%d/exe" % pid))
+    return LiveReading(snap, recording.log, registers, parse_proc_maps(pid), argv, os.readlink("/proc/%d/exe" % pid),
+                       native)
 
 
 def wait_all_stopped(pid: int, timeout: float = 30.0) -> None:
@@ -361,6 +371,26 @@ def test_snapshot_matches_live(core_case, opened):
                 diffs.append("live %r\ncore %r" % (t, other))
         xfail_if_gcore_lost(core_case)
         pytest.fail("%d threads differ:\n%s" % (len(diffs), "\n\n".join(diffs)[:6000]), pytrace=False)
+
+
+def test_native_stacks_match_live(core_case, opened):
+    """The native unwinder gives the same frames on the core (code and CFI from the files) as live."""
+    if core_case.live.native is None:
+        pytest.skip("no live native stacks (needs snapshot/process/live.py and snapshot/native)")
+    from snapshot.native import native_stacks
+    core = native_stacks(opened, opened.thread_ids())
+    problems = []
+    for tid, live_frames in sorted(core_case.live.native.items()):
+        got = [(f.address, f.symbol, f.module) for f in core.get(tid, [])]
+        want = [(f.address, f.symbol, f.module) for f in live_frames]
+        if got and want and core_case.producer == "kernel" and got[0][0] == want[0][0] - 2:
+            got[0] = want[0]   # the kernel had begun restarting the system call (see same_registers)
+        if got != want:
+            problems.append("thread %d:\n  live %s\n  core %s" % (tid, want[:8], got[:8]))
+    if problems:
+        xfail_if_gcore_lost(core_case)
+    assert not problems, "\n".join(problems)
+    assert sum(len(v) for v in core.values()) > 5 * len(core)
 
 
 def test_dump_core_cli_reproduces_truth(core_case):
