@@ -18,13 +18,16 @@ PROG = "pyspy-repl"
 
 
 def _usage(prog: str) -> str:
-    names = sorted(CLI_MODULES)
+    names = sorted(CLI_MODULES) + ["gdb-path", "lldb-path"]
     return ("usage: %s SUBCOMMAND [options]   (subcommands: %s)\n"
             "       %s --pid PID             (interactive prompt; see --help)\n" % (prog, ", ".join(names), prog))
 
 
 def main(argv: Optional[List[str]] = None, prog: str = PROG, interactive: bool = True) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("gdb-path", "lldb-path"):
+        from .debuggers.loaderpath import main as loader_main
+        return loader_main(argv[0][:-len("-path")], argv[1:])
     dispatcher = Dispatcher(CLI, prog)
     if argv and dispatcher.command_class(argv[0]) is not None:
         session = Session()

@@ -1,0 +1,282 @@
+"""What gdb and lldb inferiors share as a ``Process``: caching, batching, mapped files.
+
+A debugger has stopped the inferior (or opened a core), so its memory does
+not change while one of our commands runs: reads are served from a cache of
+4 KiB pages filled through the debugger's API (each API call costs
+microseconds of Python-to-C++ crossing; the walker makes thousands of small
+reads).  A new ``DebuggerProcess`` is made whenever the inferior has run, so
+the cache never outlives a stop.  Subclasses provide only the raw calls:
+``_read_raw``, ``_read_maps``, ``_thread_list``, ``_register_values`` and
+the identity methods.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+from typing import BinaryIO, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
+
+from snapshot.errors import MemoryReadError
+from snapshot.process.base import FILES, REGISTERS, MappedFile, MemoryMap, OSThread, Registers
+
+PAGE = 4096
+#: Reads at least this large bypass the page cache (a data-stack chunk, a big string).
+DIRECT = 16 * PAGE
+#: Pages kept (64 MiB): bounded, because remote sizes are untrusted.
+MAX_PAGES = 16384
+#: Largest single read accepted from the engine.
+MAX_READ = 64 << 20
+
+
+def elf_layout(path: str) -> Optional[Tuple[int, int]]:
+    """(e_type, lowest PT_LOAD vaddr rounded to a page) of a 64-bit ELF file, or None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:
+                return None
+            e_type, = struct.unpack_from("<H", head, 16)
+            phoff, = struct.unpack_from("<Q", head, 32)
+            phentsize, phnum = struct.unpack_from("<HH", head, 54)
+            if phnum > 512 or phentsize < 56:
+                return None
+            fh.seek(phoff)
+            table = fh.read(phentsize * phnum)
+    except OSError:
+        return None
+    loads = []
+    for i in range(phnum):
+        if len(table) < (i + 1) * phentsize:
+            break
+        p_type, = struct.unpack_from("<I", table, i * phentsize)
+        if p_type == 1:
+            loads.append(struct.unpack_from("<Q", table, i * phentsize + 16)[0])
+    return e_type, (min(loads) & ~0xFFF) if loads else 0
+
+
+def core_psargs(path: str) -> List[str]:
+    """The command line an ELF core recorded (``NT_PRPSINFO.pr_psargs``: argv joined by
+    spaces, cut at 80 bytes), as one item; empty when unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:
+                return []
+            phoff, = struct.unpack_from("<Q", head, 32)
+            phentsize, phnum = struct.unpack_from("<HH", head, 54)
+            if phnum > 65535 or phentsize < 56:
+                return []
+            fh.seek(phoff)
+            table = fh.read(phentsize * min(phnum, 4096))
+            for i in range(len(table) // phentsize):
+                p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", table, i * phentsize)
+                if p_type != 4 or p_filesz > 64 << 20:
+                    continue
+                fh.seek(p_offset)
+                notes = fh.read(p_filesz)
+                position = 0
+                while position + 12 <= len(notes):
+                    namesz, descsz, kind = struct.unpack_from("<III", notes, position)
+                    desc_at = position + 12 + ((namesz + 3) & ~3)
+                    if kind == 3 and descsz >= 136:          # NT_PRPSINFO (x86-64 layout)
+                        text = notes[desc_at + 56:desc_at + 136].split(b"\0", 1)[0]
+                        return [text.decode("utf-8", "replace").rstrip()] if text else []
+                    position = desc_at + ((descsz + 3) & ~3)
+    except (OSError, struct.error):
+        pass
+    return []
+
+
+class DebuggerProcess:
+    """The ``Process`` Protocol over a debugger's API (subclasses: gdb, lldb)."""
+
+    capabilities: FrozenSet[str] = frozenset({REGISTERS, FILES})
+    #: Which debugger, for messages.
+    debugger = "?"
+
+    def __init__(self, pid: int, is_core: bool):
+        self.pid = pid
+        self.is_core = is_core
+        self._pages: Dict[int, Optional[bytes]] = {}
+        self._maps: Optional[List[MemoryMap]] = None
+        self._files: Optional[List[MappedFile]] = None
+        self._registers: Dict[int, Registers] = {}
+        self.read_calls = 0
+
+    # -- what subclasses provide ----------------------------------------------------
+    def _read_raw(self, address: int, size: int) -> Optional[bytes]:
+        raise NotImplementedError
+
+    def _read_maps(self) -> List[MemoryMap]:
+        raise NotImplementedError
+
+    def _thread_list(self) -> List[Tuple[int, Optional[str]]]:
+        """(kernel tid, OS thread name or None) of every thread, in the debugger's order."""
+        raise NotImplementedError
+
+    def _register_values(self, tid: int) -> Dict[str, Optional[int]]:
+        """Name -> value of the innermost frame's registers of thread ``tid``."""
+        raise NotImplementedError
+
+    def _build_ids(self) -> Dict[str, Tuple[str, str]]:
+        """Target path -> (build-id hex, local path) of the objfiles the debugger loaded."""
+        return {}
+
+    def executable(self) -> str:
+        raise NotImplementedError
+
+    def command_line(self) -> List[str]:
+        return []
+
+    def is_alive(self) -> bool:
+        return True
+
+    # -- memory -------------------------------------------------------------------
+    def _raw(self, address: int, size: int) -> Optional[bytes]:
+        self.read_calls += 1
+        try:
+            data = self._read_raw(address, size)
+        except Exception:  # noqa: BLE001 - any debugger error is "unreadable"
+            return None
+        return data if data is not None and len(data) == size else None
+
+    def _page(self, number: int) -> Optional[bytes]:
+        if number in self._pages:
+            return self._pages[number]
+        if len(self._pages) >= MAX_PAGES:
+            self._pages.clear()
+        data = self._raw(number * PAGE, PAGE)
+        self._pages[number] = data
+        return data
+
+    def read(self, address: int, size: int) -> bytes:
+        if size <= 0:
+            return b""
+        if address < 0 or size > MAX_READ or address + size > 1 << 64:
+            raise MemoryReadError(address, size, "out of range")
+        if size >= DIRECT:
+            data = self._raw(address, size)
+            if data is None:
+                raise MemoryReadError(address, size, "not readable in the %s inferior" % self.debugger)
+            return data
+        first, last = address // PAGE, (address + size - 1) // PAGE
+        parts = []
+        for number in range(first, last + 1):
+            page = self._page(number)
+            if page is None:
+                # a page the debugger cannot read whole (a core segment that ends
+                # inside it): ask for exactly the requested bytes instead
+                data = self._raw(address, size)
+                if data is None:
+                    raise MemoryReadError(address, size, "not readable in the %s inferior" % self.debugger)
+                return data
+            parts.append(page)
+        blob = parts[0] if len(parts) == 1 else b"".join(parts)
+        offset = address - first * PAGE
+        return blob[offset:offset + size]
+
+    def read_many(self, requests: Sequence[Tuple[int, int]]) -> List[Optional[bytes]]:
+        result: List[Optional[bytes]] = []
+        for address, size in requests:
+            try:
+                result.append(self.read(address, size))
+            except MemoryReadError:
+                result.append(None)
+        return result
+
+    # -- address space ------------------------------------------------------------------
+    def maps(self) -> List[MemoryMap]:
+        if self._maps is None:
+            self._maps = sorted(self._read_maps(), key=lambda m: m.start)
+        return list(self._maps)
+
+    def mapped_files(self) -> List[MappedFile]:
+        if self._files is None:
+            self._files = self._mapped_files()
+        return list(self._files)
+
+    def _mapped_files(self) -> List[MappedFile]:
+        spans: Dict[str, List[MemoryMap]] = {}
+        for m in self.maps():
+            if m.path.startswith("/"):
+                spans.setdefault(m.path, []).append(m)
+        known = self._build_ids()
+        files = []
+        for path, maps in spans.items():
+            build_id, local = known.get(path, ("", ""))
+            local = local if local and os.path.exists(local) else self.local_path(path)
+            layout = elf_layout(local)
+            if layout is None:
+                continue  # not an ELF file (locale archives, fonts...)
+            first = min(maps, key=lambda m: m.start)
+            e_type, first_vaddr = layout
+            bias = 0 if e_type == 2 else first.start - first.offset - first_vaddr
+            if not build_id:
+                from snapshot.binary import _quick_build_id
+                build_id = _quick_build_id(local)
+            files.append(MappedFile(path, first.start, max(m.end for m in maps), bias, build_id, local))
+        return files
+
+    def local_path(self, path: str) -> str:
+        """A path this process can open for a file the inferior maps."""
+        for target_path, (_, local) in self._build_ids().items():
+            if target_path == path and local and os.path.exists(local):
+                return local
+        if path.endswith(" (deleted)"):
+            path = path[: -len(" (deleted)")]
+        return path
+
+    def open_file(self, path: str) -> BinaryIO:
+        return open(self.local_path(path), "rb")
+
+    def name(self) -> str:
+        exe = self.executable()
+        return os.path.basename(exe) if exe else "?"
+
+    # -- threads ----------------------------------------------------------------------------
+    def threads(self) -> List[OSThread]:
+        # every thread is stopped by the debugger ('t'); a core's are stopped for good
+        return [OSThread(tid, "t") for tid, _ in self._thread_list()]
+
+    def thread_name(self, tid: int) -> Optional[str]:
+        for known, name in self._thread_list():
+            if known == tid:
+                return name
+        return None
+
+    def registers(self, tid: int) -> Registers:
+        registers = self._registers.get(tid)
+        if registers is None:
+            from snapshot.process.ptrace import RegistersUnavailableError
+            try:
+                values = self._register_values(tid)
+            except Exception as e:  # noqa: BLE001 - the debugger's own error, made typed
+                raise RegistersUnavailableError("%s could not read the registers of thread %d: %s"
+                                                % (self.debugger, tid, e),
+                                                "select a thread the %s inferior still has" % self.debugger) from None
+            registers = self._registers[tid] = Registers.from_names(values)
+        return registers
+
+    def in_syscall(self, tids: Sequence[int]) -> Dict[int, bool]:
+        """A thread stopped inside a system call has ``orig_rax`` >= 0 (its number)."""
+        result = {}
+        for tid in tids:
+            try:
+                registers = self.registers(tid)
+            except Exception:  # noqa: BLE001 - unknown is left out
+                continue
+            waiting = self._syscall_hint(tid, registers)
+            if waiting is not None:
+                result[tid] = waiting
+        return result
+
+    def _syscall_hint(self, tid: int, registers: Registers) -> Optional[bool]:
+        return registers.in_syscall
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[List[int]]:
+        """The debugger stopped every thread already: never ptrace it ourselves."""
+        yield [tid for tid, _ in self._thread_list()]
+
+    def close(self) -> None:
+        self._pages.clear()
