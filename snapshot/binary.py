@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Optional
+
+from .errors import BinaryReadError
 
 SYMBOLS = ("_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NoneStruct", "interp_head")
 CACHE_FORMAT = 2
@@ -88,13 +89,24 @@ def analyse(path: str) -> BinaryInfo:
     """Read what we need from an ELF file (slow path; see ``load``)."""
     # pyelftools is imported only here: a cached binary never needs it.
     from elftools.common.exceptions import ELFError
+
+    try:
+        return _analyse(path)
+    except BinaryReadError:
+        raise
+    except ELFError as e:
+        raise BinaryReadError("%s is not a usable ELF file: %s" % (path, e)) from None
+    except OSError as e:
+        raise BinaryReadError("cannot read %s: %s" % (path, e.strerror or e)) from None
+    except Exception as e:  # noqa: BLE001 - construct/struct errors of a truncated or odd file
+        raise BinaryReadError("cannot parse %s: %s: %s" % (path, type(e).__name__, e)) from None
+
+
+def _analyse(path: str) -> BinaryInfo:
     from elftools.elf.elffile import ELFFile
 
     with open(path, "rb") as f:
-        try:
-            elf = ELFFile(f)
-        except ELFError as e:
-            raise ValueError("%s is not an ELF file: %s" % (path, e)) from None
+        elf = ELFFile(f)
         loads = [s["p_vaddr"] for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
         info = BinaryInfo(path=path, build_id=_build_id(elf), elf_type=elf["e_type"],
                           first_load_vaddr=(min(loads) & ~0xFFF) if loads else 0)
@@ -124,7 +136,7 @@ def load(path: str, use_cache: bool = True) -> BinaryInfo:
     try:
         st = os.stat(path)
     except OSError as e:
-        raise ValueError("cannot open %s: %s" % (path, e.strerror)) from None
+        raise BinaryReadError("cannot open %s: %s" % (path, e.strerror)) from None
     key = None
     if use_cache:
         key = _cache_key(path, st)
@@ -149,39 +161,9 @@ def _cache_key(path: str, st: os.stat_result, build_id: str = "") -> str:
 
 
 def _quick_build_id(path: str) -> str:
-    """The GNU build-id from the program headers' notes, without pyelftools.
-
-    This runs on every attach (it is the cache key), so it reads only the ELF
-    header, the program headers and the note segments.
-    """
-    try:
-        with open(path, "rb") as f:
-            ident = f.read(64)
-            if len(ident) < 64 or ident[:4] != b"\x7fELF" or ident[4] != 2 or ident[5] != 1:
-                return ""  # only 64-bit little-endian ELF here
-            phoff, = struct.unpack_from("<Q", ident, 32)
-            phentsize, phnum = struct.unpack_from("<HH", ident, 54)
-            if phnum > 256 or phentsize < 56:
-                return ""
-            f.seek(phoff)
-            table = f.read(phentsize * phnum)
-            for i in range(phnum):
-                p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", table, i * phentsize)
-                if p_type != 4 or p_filesz > 1 << 16:  # PT_NOTE
-                    continue
-                f.seek(p_offset)
-                notes = f.read(p_filesz)
-                position = 0
-                while position + 12 <= len(notes):
-                    namesz, descsz, kind = struct.unpack_from("<III", notes, position)
-                    name_end = position + 12 + ((namesz + 3) & ~3)
-                    desc = notes[name_end:name_end + descsz]
-                    if kind == 3 and notes[position + 12:position + 12 + namesz].rstrip(b"\0") == b"GNU":
-                        return desc.hex()
-                    position = name_end + ((descsz + 3) & ~3)
-    except OSError:
-        pass
-    return ""
+    """The GNU build-id without pyelftools (the cache key, read on every attach)."""
+    from .process.elfid import build_id
+    return build_id(path)
 
 
 def _read_cache(key: str) -> Optional[BinaryInfo]:

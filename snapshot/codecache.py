@@ -15,7 +15,7 @@ from layouts import Layout
 
 from .errors import CorruptDataError, MemoryReadError
 from .linetable import DECODERS, LineTable
-from .memory import MemoryReader
+from .process.base import Process as MemoryReader
 
 _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")

@@ -33,14 +33,39 @@ class PermissionDeniedError(SnapshotError):
             "in a container add --cap-add SYS_PTRACE")
 
 
+class TracerAttachedError(PermissionDeniedError):
+    """Another tracer (strace, gdb, a second pyspy-repl) holds the process: only one may."""
+
+    exit_code = 4
+    hint = ("a process can have one tracer at a time: wait for it to finish or stop it, "
+            "or read without pausing: --nonblocking")
+
+    def __init__(self, message: str, hint: str | None = None, tracer_pid: int = 0):
+        super().__init__(message, hint)
+        self.tracer_pid = tracer_pid
+
+
 class NotPythonError(SnapshotError):
     exit_code = 5
     hint = "pass the pid of a CPython process (3.8 to 3.15)"
 
 
+class KernelThreadError(NotPythonError):
+    """The pid is a kernel thread: it has no user memory to read."""
+
+    hint = "kernel threads run no Python; pass the pid of a CPython process (`pgrep -af python`)"
+
+
 class InterpreterNotFoundError(SnapshotError):
     exit_code = 5
     hint = "the interpreter may still be starting or already finalizing; try again"
+
+
+class BinaryReadError(SnapshotError, ValueError):
+    """A file the target maps could not be opened or parsed (a ValueError too, for callers that skip it)."""
+
+    exit_code = 5
+    hint = "the interpreter's binary is unreadable or damaged; check the file the target runs"
 
 
 class UnsupportedVersionError(SnapshotError):

@@ -31,7 +31,7 @@ prints, exits, signals or kills a process.
        ``select(``/``poll(``, ``.recv(`` ...  This is only trusted for a
        thread that did not move or that the kernel reports blocked, since
        ``d.get(`` in a busy loop is no wait;
-    3. *kernel*: ``/proc/PID/task/TID/syscall`` names the system call a
+    3. *kernel*: the thread's current system call (read by ``snapshot.process``) names the system call a
        blocked thread sleeps in (futex, poll, select, nanosleep, read, wait4);
        used to confirm 2. and as a last resort (x86-64 and aarch64 tables).
 
@@ -72,34 +72,21 @@ class KernelState:
 
 
 def kernel_state(pid: int, tid: Optional[int]) -> Optional[KernelState]:
-    """Read /proc/PID/task/TID/{stat,syscall,wchan}; None when the thread is gone."""
+    """The kernel's view of one thread (state, system call, wait channel); None when gone."""
     if not tid:
         return None
-    base = "/proc/%d/task/%d/" % (pid, tid)
-    try:
-        with open(base + "stat") as fh:
-            data = fh.read()
-        state = data[data.rindex(")") + 2]
-    except (OSError, ValueError, IndexError):
+    from .process.procfs import kernel_task
+    found = kernel_task(pid, tid)
+    if found is None:
         return None
-    syscall = kind = wchan = None
-    try:
-        with open(base + "syscall") as fh:
-            first = fh.read().split()
-        if first and first[0].lstrip("-").isdigit():
-            entry = syscall_wait(platform.machine(), int(first[0]))
-            if entry:
-                syscall, kind = entry
-            else:
-                syscall = "syscall %s" % first[0]
-    except OSError:
-        pass
-    try:
-        with open(base + "wchan") as fh:
-            text = fh.read().strip()
-        wchan = text if text and text != "0" else None
-    except OSError:
-        pass
+    state, number, wchan = found
+    syscall = kind = None
+    if number is not None:
+        entry = syscall_wait(platform.machine(), number)
+        if entry:
+            syscall, kind = entry
+        else:
+            syscall = "syscall %d" % number
     return KernelState(state, syscall, kind, wchan)
 
 

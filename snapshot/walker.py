@@ -17,7 +17,7 @@ from layouts import Layout
 
 from .codecache import CodeCache, CodeInfo
 from .errors import CorruptDataError, MemoryReadError
-from .memory import MemoryReader
+from .process.base import Process as MemoryReader
 
 MAX_THREADS = 4096
 MAX_DEPTH = 20000

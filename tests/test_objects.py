@@ -2,7 +2,7 @@
 
 Each interpreter found on the machine runs tests/targets/objects_target.py,
 which prints ``{name: [id, repr]}``; we read every value from outside with
-``ObjectReader(ProcessMemory(pid), get_layout(version))``.  A missing
+``ObjectReader(LiveProcess(pid), get_layout(version))``.  A missing
 interpreter is skipped with the reason, never silently.
 """
 from __future__ import annotations
@@ -19,7 +19,8 @@ sys.path.insert(0, ROOT)
 
 from layouts import get_layout  # noqa: E402
 from snapshot.errors import CorruptDataError  # noqa: E402
-from snapshot.memory import BytesMemory, ProcessMemory  # noqa: E402
+from snapshot.process.image import ImageProcess  # noqa: E402
+from snapshot.process.live import LiveProcess  # noqa: E402
 from snapshot.objects import ObjectReader, cut  # noqa: E402
 
 TARGET = os.path.join(ROOT, "tests", "targets", "objects_target.py")
@@ -68,7 +69,7 @@ def target(request):
             pytest.fail("target under %s printed nothing: %s" % (path, proc.stderr.read().decode()))
         values = json.loads(line)
         version = tuple(values["_version"][:2])
-        reader = ObjectReader(ProcessMemory(proc.pid), get_layout(version))
+        reader = ObjectReader(LiveProcess(proc.pid), get_layout(version))
         yield Target(proc.pid, values, reader)
     finally:
         proc.kill()
@@ -231,7 +232,7 @@ def test_garbage_raises_corrupt():
     image = bytearray(4096)
     image[8:16] = (0x1000 + 64).to_bytes(8, "little")   # object at 0x1000 -> type at 0x1040
     image[64 + 8:64 + 16] = (0x1000 + 2048).to_bytes(8, "little")  # its metatype: all zeros
-    reader = ObjectReader(BytesMemory({0x1000: bytes(image)}), layout)
+    reader = ObjectReader(ImageProcess({0x1000: bytes(image)}), layout)
     with pytest.raises(CorruptDataError):
         reader.repr(0x1000)
     with pytest.raises(CorruptDataError):

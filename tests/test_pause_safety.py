@@ -7,9 +7,10 @@ must advance again:
 
 * after a normal `dump`;
 * after the tool is SIGKILLed while it holds the target paused (a helper process
-  runs ``with snapshot.pause.paused(pid): time.sleep(30)`` and gets ``kill -9``);
-* after SIGINT (Ctrl-C) to the tool while paused (helper), and to the real CLI at
-  random moments;
+  runs ``with snapshot.process.pause.paused(pid): time.sleep(30)`` and gets ``kill -9``);
+* after SIGINT (Ctrl-C), SIGTERM or SIGTSTP (Ctrl-Z) to the tool while paused
+  (helper): each is held until the target is detached, then acts; and to the
+  real CLI at random moments;
 * after an exception inside the ``with paused(...)`` block (the helper lives on).
 
 Each helper scenario first checks that the pause is real (the counter stands
@@ -106,7 +107,7 @@ def busy(once_python, tmp_path):
 
 HELPER = r"""
 import os, sys, time
-from snapshot.pause import paused
+from snapshot.process.pause import paused
 pid, mode = int(sys.argv[1]), sys.argv[2]
 if mode == "raise":
     try:
@@ -118,14 +119,21 @@ if mode == "raise":
         print("raised", flush=True)
     time.sleep(30)          # stay alive: a detach must not depend on our exit
 else:
+    if mode == "threaded":  # a tool with other threads: a signal may land on one of them
+        import threading
+        threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+    hold = float(sys.argv[3]) if len(sys.argv) > 3 else 30.0
     with paused(pid):
         print("paused", flush=True)
-        time.sleep(30)
+        time.sleep(hold)
+    print("resumed", flush=True)
+    time.sleep(30)
 """
 
 
-def start_helper(pid, mode):
-    p = subprocess.Popen([sys.executable, "-c", HELPER, str(pid), mode], stdout=subprocess.PIPE,
+def start_helper(pid, mode, hold=None):
+    extra = [] if hold is None else [str(hold)]
+    p = subprocess.Popen([sys.executable, "-c", HELPER, str(pid), mode] + extra, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=tool_env(), cwd=pythons.REPO)
     line = p.stdout.readline().decode().strip()
     if line != "paused":
@@ -155,19 +163,58 @@ def test_after_sigkill_while_paused(busy):
     assert_running(t, hb, "after kill -9 of the tool while paused")
 
 
-def test_after_sigint_while_paused(busy):
+@pytest.mark.parametrize("mode", ["sleep", "threaded"])
+def test_sigint_while_paused_acts_after_the_detach(busy, mode):
+    """Ctrl-C lands inside the pause: it is held, the target resumes first, then the tool dies of it."""
     t, hb = busy
-    helper = start_helper(t.pid, "sleep")
+    helper = start_helper(t.pid, mode, hold=2)
     try:
         assert_paused(t, hb, helper.pid, "helper paused the target")
         helper.send_signal(signal.SIGINT)
-        rc = helper.wait(10)
+        rc = helper.wait(20)
+        out = helper.stdout.read().decode()
         err = helper.stderr.read().decode()
         assert rc != 0 and "KeyboardInterrupt" in err, "the helper should die of Ctrl-C: rc=%s %s" % (rc, err[-500:])
+        assert "resumed" not in out, "Ctrl-C should act as soon as the pause ends: %r" % out
     finally:
         if helper.poll() is None:
             helper.kill()
     assert_running(t, hb, "after Ctrl-C to the tool while paused")
+
+
+def test_sigterm_while_paused_acts_after_the_detach(busy):
+    t, hb = busy
+    helper = start_helper(t.pid, "sleep", hold=2)
+    try:
+        assert_paused(t, hb, helper.pid, "helper paused the target")
+        helper.send_signal(signal.SIGTERM)
+        rc = helper.wait(20)
+        assert rc == -signal.SIGTERM, "the helper should die of SIGTERM after the pause: rc=%s" % rc
+    finally:
+        if helper.poll() is None:
+            helper.kill()
+    assert_running(t, hb, "after SIGTERM to the tool while paused")
+
+
+@pytest.mark.parametrize("mode", ["sleep", "threaded"])
+def test_sigtstp_while_paused_never_leaves_the_target_stopped(busy, mode):
+    """Ctrl-Z inside the pause: the tool stops only after the detach; the target runs while it is stopped."""
+    t, hb = busy
+    helper = start_helper(t.pid, mode, hold=2)
+    try:
+        assert_paused(t, hb, helper.pid, "helper paused the target")
+        helper.send_signal(signal.SIGTSTP)
+        deadline = time.monotonic() + 20
+        while pythons.proc_state(helper.pid) != "T" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pythons.proc_state(helper.pid) == "T", "the helper should stop (Ctrl-Z) after the pause"
+        assert_running(t, hb, "while the tool is suspended by Ctrl-Z")
+        helper.send_signal(signal.SIGCONT)
+        assert helper.stdout.readline().decode().strip() == "resumed"
+    finally:
+        if helper.poll() is None:
+            helper.kill()
+            helper.wait(10)
 
 
 def test_after_exception_in_with_block(busy):
@@ -202,3 +249,28 @@ def test_cli_interrupted_at_random_moments(busy):
                 p.kill()
                 p.wait()
         assert_running(t, hb, "after %s to `dump` (round %d)" % (signal.Signals(sig).name, i))
+
+
+def test_cli_suspended_at_random_moments(busy):
+    """Ctrl-Z (SIGTSTP) to the real `dump` at random moments: while the tool is suspended the target runs."""
+    t, hb = busy
+    rng = random.Random(4321)
+    cmd = [sys.executable, "-m", "repl.cli", "dump", "--pid", str(t.pid), "--locals"]
+    for i in range(8):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=tool_env(), cwd=pythons.REPO)
+        try:
+            time.sleep(rng.uniform(0.05, 0.6))
+            if p.poll() is None:
+                p.send_signal(signal.SIGTSTP)
+                deadline = time.monotonic() + 20
+                while p.poll() is None and pythons.proc_state(p.pid) != "T" and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            assert_running(t, hb, "with `dump` suspended by SIGTSTP (round %d)" % i)
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+            p.wait(30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert_running(t, hb, "after SIGTSTP+SIGCONT to `dump` (round %d)" % i)

@@ -6,7 +6,8 @@ snapshot file all get every feature.  Implementations:
 
 * ``LiveProcess(pid)``  (``live.py``): process_vm_readv, ``/proc``, ptrace; the
   only code in the package that opens ``/proc``.
-* ``ImageProcess``      (``image.py``): bytes held in memory (unit tests, snapshot files).
+* ``ImageProcess``      (``image.py``): bytes held in memory (unit tests, snapshot files);
+  ``RecordingProcess`` wraps another source and builds one from what it answered.
 * ``CoreProcess``       (``core.py``): an ELF core plus the binaries on disk.
 * ``GdbProcess`` / ``LldbProcess`` (``repl/debuggers/``): the debugger's API.
 
@@ -180,6 +181,10 @@ class Process(Protocol):
 
     def in_syscall(self, tids: Sequence[int]) -> Dict[int, bool]:
         """For stopped threads: was each inside a system call?  (Unknown tids are left out.)"""
+
+    def tid_map(self) -> Dict[int, int]:
+        """Thread ids as the target knows them (its pid namespace) -> the ids ``threads()`` uses;
+        {} when they are the same.  Optional: callers treat a source without it as {}."""
 
     def paused(self) -> ContextManager[List[int]]:
         """Stop every thread for a consistent view; yields the stopped tids.  A no-op for a

@@ -71,14 +71,9 @@ def format_for_path(path: "os.PathLike[str] | str", default: Optional[str] = Non
 
 def _umask() -> int:
     """The process umask without the set-and-restore race of ``os.umask``."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o022
+    from ..process.procfs import own_umask
+    mask = own_umask()
+    return 0o022 if mask is None else mask
 
 
 def write_atomic(path: "os.PathLike[str] | str", writer: Writer) -> None:

@@ -1,0 +1,169 @@
+"""``LiveProcess(pid)``: a running process, through process_vm_readv, ``/proc`` and ptrace.
+
+The composition of this package's helpers behind the ``Process`` Protocol:
+``memory`` (process_vm_readv, ``/proc/PID/mem``), ``procfs`` (every ``/proc``
+parse), ``tasks`` (thread states, system calls, namespace ids), ``pause``
+(ptrace seize/interrupt/detach with the tool's signals held) and ``ptrace``
+(registers).  Checks that make an attach fail early with a true message (no
+such pid, a kernel thread) happen in the constructor.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import BinaryIO, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
+
+from ..errors import BinaryReadError, KernelThreadError, ProcessExitedError, ProcessNotFoundError
+from . import elfid, procfs
+from .base import FILES, LIVE, PAUSABLE, REGISTERS, MappedFile, MemoryMap, OSThread, Registers
+from .memory import ProcessMemory
+from .pause import not_paused, paused
+from .ptrace import RegistersUnavailableError, get_registers
+from .tasks import TaskStates
+
+
+def check_process(pid: int) -> None:
+    """Raise the right error for a pid that cannot be inspected at all."""
+    if pid <= 0 or pid > 0x3FFFFFFF:
+        raise ProcessNotFoundError("no process with pid %d" % pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        raise ProcessNotFoundError("no process with pid %d" % pid) from None
+    except PermissionError:
+        pass  # exists, owned by someone else: reading will tell whether we may
+    except OverflowError:
+        raise ProcessNotFoundError("no process with pid %d" % pid) from None
+    if not procfs.exists(pid):
+        raise ProcessNotFoundError("no process with pid %d" % pid)
+    if procfs.is_kernel_thread(pid):
+        raise KernelThreadError("process %d is a kernel thread (%s), not a Python process"
+                                % (pid, procfs.comm(pid) or "?"))
+
+
+class LiveProcess:
+    """A live process.  Memory reads go straight to the kernel; maps and files are cached."""
+
+    capabilities: FrozenSet[str] = frozenset({LIVE, PAUSABLE, REGISTERS, FILES})
+
+    def __init__(self, pid: int):
+        check_process(pid)
+        self.pid = pid
+        self.memory = ProcessMemory(pid)
+        # The hot path calls these per read: bind them straight to the reader.
+        self.read = self.memory.read
+        self.read_many = self.memory.read_many
+        self.tasks = TaskStates(pid)
+        self._maps: Optional[List[MemoryMap]] = None
+        self._files: Optional[List[MappedFile]] = None
+        self._stopped: frozenset = frozenset()
+
+    # -- memory ---------------------------------------------------------------
+    def read(self, address: int, size: int) -> bytes:
+        return self.memory.read(address, size)
+
+    def read_many(self, requests: Sequence[Tuple[int, int]]) -> List[Optional[bytes]]:
+        return self.memory.read_many(requests)
+
+    @property
+    def read_calls(self) -> int:
+        """System calls made for memory so far (benchmarks)."""
+        return self.memory.read_calls
+
+    # -- address space ----------------------------------------------------------
+    def maps(self, refresh: bool = False) -> List[MemoryMap]:
+        if self._maps is None or refresh:
+            self._maps = procfs.maps(self.pid)
+            self._files = None
+        return self._maps
+
+    def local_path(self, mapping: MemoryMap) -> str:
+        """A path this process can open for ``mapping``'s file (through the target's root)."""
+        return procfs.local_path(self.pid, mapping.path, mapping.start, mapping.end)
+
+    def mapped_files(self) -> List[MappedFile]:
+        """Each ELF file mapped at file offset 0, with its load bias and build-id."""
+        if self._files is None:
+            files = []
+            seen = set()
+            for m in self.maps():
+                if not m.path.startswith("/") or m.offset != 0 or m.path in seen:
+                    continue
+                seen.add(m.path)
+                local = self.local_path(m)
+                ident = elfid.identify(local)
+                if ident is None:
+                    continue
+                end = max(x.end for x in self._maps if x.path == m.path)
+                files.append(MappedFile(m.path, m.start, end, m.start - ident.first_load_vaddr,
+                                        ident.build_id, local))
+            self._files = files
+        return self._files
+
+    def open_file(self, path: str) -> BinaryIO:
+        local = procfs.local_path(self.pid, path)
+        try:
+            return open(local, "rb")
+        except OSError as e:
+            raise BinaryReadError("cannot open %s of process %d: %s" % (path, self.pid, e.strerror or e)) from None
+
+    # -- identity -----------------------------------------------------------------
+    def executable(self) -> str:
+        return procfs.exe(self.pid)
+
+    def command_line(self) -> List[str]:
+        return procfs.cmdline(self.pid)
+
+    def name(self) -> str:
+        return procfs.comm(self.pid) or "?"
+
+    def is_alive(self) -> bool:
+        return not procfs.is_gone(self.pid)
+
+    def exists(self) -> bool:
+        """The pid is still there (a zombie too)."""
+        return procfs.exists(self.pid)
+
+    # -- threads ------------------------------------------------------------------------
+    def threads(self) -> List[OSThread]:
+        return [OSThread(tid, state) for tid, state in sorted(self.tasks.read().items())]
+
+    def thread_ids(self) -> List[int]:
+        """Thread ids only (cheaper than ``threads()``: no state read)."""
+        return procfs.task_ids(self.pid)
+
+    def thread_name(self, tid: int) -> Optional[str]:
+        return procfs.comm(self.pid, tid)
+
+    def tid_map(self) -> Dict[int, int]:
+        """Thread ids as the target knows them -> ours; {} when they are the same (no namespace)."""
+        return self.tasks.tid_map()
+
+    def registers(self, tid: int) -> Registers:
+        if tid not in self._stopped:
+            raise RegistersUnavailableError("thread %d of process %d is not paused by us" % (tid, self.pid))
+        return get_registers(tid)
+
+    def in_syscall(self, tids: Sequence[int]) -> Dict[int, bool]:
+        return self.tasks.in_syscall(tids)
+
+    @contextmanager
+    def paused(self) -> Iterator[List[int]]:
+        def remember(tids: List[int]) -> None:
+            self._stopped = frozenset(tids)
+
+        with paused(self.pid, remember) as stopped:
+            yield stopped
+
+    def not_paused(self):
+        """The ``--nonblocking`` stand-in for ``paused()``."""
+        return not_paused(self.pid)
+
+    def check_exited(self) -> None:
+        """Raise ``ProcessExitedError`` when the process is gone."""
+        if not procfs.exists(self.pid):
+            raise ProcessExitedError("process %d exited" % self.pid)
+
+    def close(self) -> None:
+        self.memory.close()
+        self.tasks.close()

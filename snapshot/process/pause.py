@@ -1,0 +1,176 @@
+"""Stopping every thread of a target for one consistent read, and always resuming it.
+
+Each task is PTRACE_SEIZEd and PTRACE_INTERRUPTed (seize sends no SIGSTOP,
+so job control and the target's own signal handling are untouched), the task
+list is read again until no new task appears, and on exit every task is
+detached whatever happened in between.  The tool's own interrupts are held
+for the whole window (``signals.deferred_signals``); a detach that fails
+because the thread was not yet in its stop waits for the stop and detaches
+again.  If this process is killed outright the kernel detaches its tracees
+and, with seize, no SIGSTOP is left behind.  All ptrace calls of one pause
+come from one OS thread, which a ``with`` block guarantees.
+
+Another tracer (strace, gdb, a second pyspy-repl) makes PTRACE_SEIZE fail
+with EPERM: a short-lived one (a concurrent dump) is waited for, a lasting
+one is named in a ``TracerAttachedError``.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, List
+
+from ..errors import PermissionDeniedError, SnapshotError, TracerAttachedError
+from . import procfs
+from .ptrace import PTRACE_DETACH, PTRACE_EVENT_STOP, PTRACE_INTERRUPT, PTRACE_SEIZE, call
+from .signals import deferred_signals
+
+WALL = 0x40000000
+#: Attach rounds: threads started while we attach are picked up by a new round.
+MAX_ROUNDS = 16
+#: Seconds to wait for another tracer to let go before naming it in an error.
+TRACER_WAIT = 1.5
+
+
+class _Busy(Exception):
+    """Another tracer holds a thread; carries its pid."""
+
+    def __init__(self, tracer: int):
+        super().__init__(tracer)
+        self.tracer = tracer
+
+
+def describe_tracer(tracer: int) -> str:
+    """'pid 123 (strace)', or '(another pyspy-repl)' when it is one of us."""
+    if tracer == os.getpid():
+        return "this pyspy-repl (another of its threads)"
+    name = procfs.comm(tracer) or "?"
+    argv = " ".join(procfs.cmdline(tracer))
+    if "pyspy-repl" in argv or "repl.cli" in argv or "pyspy-snapshot" in argv:
+        name = "another pyspy-repl"
+    return "pid %d (%s)" % (tracer, name)
+
+
+def tracer_error(pid: int, tracer: int) -> TracerAttachedError:
+    return TracerAttachedError("process %d is already traced by %s" % (pid, describe_tracer(tracer)),
+                               tracer_pid=tracer)
+
+
+class Pause:
+    """One pause of one process: attach every task, remember pending signals, detach all."""
+
+    def __init__(self, pid: int, list_tasks: Callable[[int], List[int]] = procfs.task_ids_or_raise):
+        self.pid = pid
+        self.list_tasks = list_tasks
+        self.attached: List[int] = []
+        self.pending_signals: Dict[int, int] = {}
+
+    def attach_all(self) -> None:
+        if self.pid == os.getpid():
+            raise PermissionDeniedError(
+                "process %d is this pyspy-repl itself: a process cannot pause its own threads" % self.pid,
+                hint="read it without pausing: --nonblocking")
+        deadline = time.monotonic() + TRACER_WAIT
+        while True:
+            try:
+                self._rounds()
+                return
+            except _Busy as busy:
+                # Let go of what we hold (two tools each holding half would wait on
+                # each other), back off a little, and start again.
+                self.detach_all()
+                if time.monotonic() > deadline:
+                    raise tracer_error(self.pid, busy.tracer) from None
+                time.sleep((2 + time.perf_counter_ns() % 18) / 1000)  # 2-20 ms, differing per tool
+
+    def _rounds(self) -> None:
+        for _ in range(MAX_ROUNDS):
+            new = [t for t in self.list_tasks(self.pid) if t not in self.attached]
+            if not new:
+                return
+            for tid in new:
+                self._attach(tid)
+        # Threads keep appearing faster than we stop them: read what we have.
+
+    def _attach(self, tid: int) -> None:
+        err = call(PTRACE_SEIZE, tid)
+        if err == -errno.EPERM:
+            tracer = procfs.tracer_pid(self.pid, tid)
+            if tracer == 0:
+                err = call(PTRACE_SEIZE, tid)  # a tracer may just have let go
+                tracer = procfs.tracer_pid(self.pid, tid) if err == -errno.EPERM else 0
+            if tracer:
+                raise _Busy(tracer)  # another tool, or another thread of this one: wait for it
+        if err == -errno.ESRCH:
+            return  # the thread exited in between
+        if err == -errno.EPERM:
+            if tid == self.pid or not self.attached:
+                raise PermissionDeniedError("not allowed to ptrace process %d" % self.pid)
+            return
+        if err < 0:
+            raise SnapshotError("could not pause thread %d of process %d: %s" % (tid, self.pid, os.strerror(-err)),
+                                hint="try again, or read without pausing: --nonblocking")
+        self.attached.append(tid)
+        if call(PTRACE_INTERRUPT, tid) < 0:
+            return
+        self._wait_stopped(tid)
+
+    def _wait_stopped(self, tid: int) -> None:
+        while True:
+            try:
+                _, status = os.waitpid(tid, WALL)
+            except ChildProcessError:
+                return
+            except InterruptedError:
+                continue
+            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                if tid in self.attached:
+                    self.attached.remove(tid)
+                return
+            if os.WIFSTOPPED(status):
+                sig = os.WSTOPSIG(status)
+                if (status >> 16) == PTRACE_EVENT_STOP:
+                    return  # our interrupt (or a group stop): stopped
+                # A signal was about to be delivered; keep it for detach and stay stopped.
+                if sig != signal.SIGTRAP:
+                    self.pending_signals[tid] = sig
+                return
+
+    def detach_all(self) -> None:
+        for tid in list(self.attached):
+            self._detach(tid)
+        self.attached = []
+        self.pending_signals = {}
+
+    def _detach(self, tid: int) -> None:
+        sig = self.pending_signals.get(tid, 0)
+        if call(PTRACE_DETACH, tid, 0, sig) != -errno.ESRCH:
+            return
+        # ESRCH: exited, or traced by us but not (yet) in a ptrace-stop.  Stop it and detach again.
+        if call(PTRACE_INTERRUPT, tid) == 0:
+            self._wait_stopped(tid)
+            call(PTRACE_DETACH, tid, 0, self.pending_signals.get(tid, sig))
+
+
+@contextmanager
+def paused(pid: int, on_pause: Callable[[List[int]], None] = lambda tids: None) -> Iterator[List[int]]:
+    """Stop all threads of ``pid`` for the duration of the block; yields the stopped tids."""
+    with deferred_signals():
+        pause = Pause(pid)
+        try:
+            pause.attach_all()
+            stopped = list(pause.attached)
+            on_pause(stopped)
+            yield stopped
+        finally:
+            on_pause([])
+            pause.detach_all()
+
+
+@contextmanager
+def not_paused(pid: int = 0) -> Iterator[List[int]]:
+    """The ``--nonblocking`` stand-in for ``paused``."""
+    yield []

@@ -1,0 +1,150 @@
+"""Facts about a target's threads besides their stacks: GIL holder, names, OS ids, idleness.
+
+Kept apart from the frame builder and from ``Target`` (the composition root)
+because each asks different things of memory: the thread-list head and GIL
+words in one batched read, names from ``threading._active`` (and the OS's
+``comm`` as a fallback), OS thread ids before 3.11 from glibc's struct
+pthread, and, inside a PID namespace, the mapping of the target's own thread
+ids to ours so run states (keyed by our ids) apply.
+"""
+from __future__ import annotations
+
+import struct
+import time
+from typing import Dict, List, Optional, Tuple
+
+from .errors import MemoryReadError, SnapshotError
+from .waits import is_idle_function
+from .process.pthread import PthreadTidFinder
+
+_U64 = struct.Struct("<Q")
+#: Seconds a cached thread name stays valid while sampling.
+NAME_TTL = 1.0
+
+
+class ThreadFacts:
+    """GIL holder, names and OS ids of one process's threads (cached across samples)."""
+
+    def __init__(self, process, layout, walker, runtime_addr: int, objects):
+        self.process = process
+        self.layout = layout
+        self.walker = walker
+        self.runtime_addr = runtime_addr
+        self.objects = objects
+        self._pthreads = (PthreadTidFinder(process, self._target_tids)
+                          if walker.ts_native_id is None else None)
+        self._names: Dict[int, Tuple[float, Optional[str]]] = {}
+        self._gil_ptr: Optional[int] = None
+
+    def forget(self) -> None:
+        """Drop cached addresses (a new interpreter state, or a read failed)."""
+        self._gil_ptr = None
+
+    # -- OS thread ids ----------------------------------------------------------------
+    def _tid_map(self) -> Dict[int, int]:
+        get = getattr(self.process, "tid_map", None)
+        return get() if get is not None else {}
+
+    def _target_tids(self) -> List[int]:
+        mapping = self._tid_map()
+        if mapping:
+            return sorted(mapping)
+        ids = getattr(self.process, "thread_ids", None)
+        return ids() if ids is not None else [t.tid for t in self.process.threads()]
+
+    def fill_native_ids(self, raw_threads) -> None:
+        """Set each raw thread's ``native_id`` to our OS id of it (mapping namespace ids)."""
+        if self._pthreads is not None:
+            native = self._pthreads.native_ids([t.thread_id for t in raw_threads])
+            for t in raw_threads:
+                t.native_id = native.get(t.thread_id)
+        mapping = self._tid_map()
+        if mapping:
+            for t in raw_threads:
+                if t.native_id:
+                    t.native_id = mapping.get(t.native_id, t.native_id)
+
+    # -- idleness -------------------------------------------------------------------------
+    @staticmethod
+    def is_idle(native_id: Optional[int], states: Dict[int, str], frames) -> bool:
+        """Idle when the OS says it is not running, or its innermost function is a known wait."""
+        state = states.get(native_id) if native_id else None
+        idle = state != "R" if state is not None else False
+        if frames and not idle and is_idle_function(frames[0].function, frames[0].filename):
+            idle = True
+        return idle
+
+    # -- GIL ---------------------------------------------------------------------------------
+    def head_and_gil(self, interp: int) -> Tuple[int, int]:
+        """The first thread state and the GIL holder's thread state, in one batched read.
+
+        3.8-3.11 keep the holder in ``_PyRuntime.gilstate.tstate_current``;
+        3.12+ keep a GIL per interpreter whose ``last_holder`` is only
+        meaningful while ``locked`` is set.
+        """
+        layout = self.layout
+        gil = layout._gil_runtime_state
+        requests = [(interp + self.walker.interp_threads, 8)]
+        if layout.features.gil == "runtime":
+            rt = layout._PyRuntimeState
+            requests += [(self.runtime_addr + rt.gilstate_tstate_current, 8),
+                         (self.runtime_addr + rt.ceval_gil + gil.locked, 4)]
+        else:
+            if self._gil_ptr is None:
+                self._gil_ptr = _U64.unpack(self.process.read(interp + layout.PyInterpreterState.ceval_gil, 8))[0]
+            if self._gil_ptr:
+                requests.append((self._gil_ptr, gil.locked + 4))
+        values = self.process.read_many(requests)
+        if values[0] is None:
+            raise MemoryReadError(requests[0][0], 8, "thread list head")
+        head = _U64.unpack(values[0])[0]
+        holder = 0
+        if layout.features.gil == "runtime":
+            if values[1] and values[2] and struct.unpack("<i", values[2])[0]:
+                holder = _U64.unpack(values[1])[0]
+        elif len(values) > 1 and values[1]:
+            if struct.unpack_from("<i", values[1], gil.locked)[0]:
+                holder = _U64.unpack_from(values[1], gil.last_holder)[0]
+        return head, holder
+
+    # -- names -------------------------------------------------------------------------------
+    def names(self, interp: int, threads, fresh: bool) -> Dict[int, Optional[str]]:
+        now = time.monotonic()
+        if not fresh and all(t.thread_id in self._names and now - self._names[t.thread_id][0] < NAME_TTL
+                             for t in threads):
+            return {t.thread_id: self._names[t.thread_id][1] for t in threads}
+        names: Dict[int, Optional[str]] = {}
+        try:
+            names = self._threading_names(interp, [t.thread_id for t in threads])
+        except (SnapshotError, UnicodeDecodeError, struct.error, ValueError):
+            names = {}
+        for t in threads:
+            if names.get(t.thread_id) is None and t.native_id:
+                os_name = self.process.thread_name(t.native_id)
+                if os_name is not None:
+                    names[t.thread_id] = os_name
+            self._names[t.thread_id] = (now, names.get(t.thread_id))
+        return names
+
+    def _threading_names(self, interp: int, thread_ids: List[int]) -> Dict[int, Optional[str]]:
+        """Names from ``threading._active`` (ident -> Thread), read from memory."""
+        interp_struct = self.layout.PyInterpreterState
+        field = "imports_modules" if "imports_modules" in interp_struct else "modules"
+        modules = _U64.unpack(self.process.read(interp + interp_struct.fields[field].offset, 8))[0]
+        if not modules:
+            return {}
+        threading = self.objects.dict_get(modules, "threading")
+        if not threading:
+            return {}
+        active = self.objects.getattr(threading, "_active")
+        if not active:
+            return {}
+        names: Dict[int, Optional[str]] = {}
+        for thread_id in thread_ids:
+            thread = self.objects.dict_get(active, thread_id)
+            if not thread:
+                continue
+            name_addr = self.objects.getattr(thread, "_name")
+            if name_addr:
+                names[thread_id] = self.objects.string(name_addr, 1024)
+        return names
