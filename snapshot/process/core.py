@@ -29,7 +29,7 @@ import struct
 from contextlib import contextmanager
 from typing import BinaryIO, Dict, FrozenSet, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
-from ..errors import MemoryReadError, SnapshotError
+from ..errors import BinaryReadError, MemoryReadError, SnapshotError
 from . import elf
 from .base import FILES, REGISTERS, USER_REGS_SIZE, MappedFile, MemoryMap, OSThread, Registers
 
@@ -69,8 +69,12 @@ class CoreTruncatedError(CoreFileError):
             "take or copy it again")
 
 
-class BinaryNotFoundError(MemoryReadError):
-    """A file the core needs (code, read-only data, symbols) is not on this machine."""
+class BinaryNotFoundError(MemoryReadError, BinaryReadError):
+    """A file the core needs (code, read-only data, symbols) is not on this machine.
+
+    A ``MemoryReadError`` where a read needs the file's bytes, a
+    ``BinaryReadError`` where the file itself is asked for (``open_file``).
+    """
 
     exit_code = 9
     hint = _SEARCH_HINT
