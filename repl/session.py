@@ -96,6 +96,8 @@ class Session:
         self.pid = process.pid
         self.source = CORE
         self.core_path = path
+        for warning in process.warnings():
+            self.note("warning: " + warning)
 
     def detach(self) -> None:
         if self.target is not None:
