@@ -277,14 +277,14 @@ def test_debugger_dump_native(once_python, native_lib, loaders, debugger, tmp_pa
 
 
 def test_core_dump_native(once_python, native_lib, tmp_path):
-    """The same code path over a core file: native frames of a gcore'd target equal the live ones."""
+    """The same code path over a core file: ``dump --core CORE --native --json`` of a gcore'd
+    target equals the live ``dump --native --json`` taken just before (registers from NT_PRSTATUS)."""
     try:
-        from snapshot.process.core import CoreProcess
+        from snapshot.process.core import CoreProcess  # noqa: F401
     except ImportError:
         pytest.skip("snapshot.process.core (CoreProcess) is not on this branch yet")
     if shutil.which("gcore") is None:
         pytest.skip("gcore (from gdb) is not installed")
-    import snapshot
     truth_path = str(tmp_path / "truth.json")
     target = pythons.Target(once_python.path, pythons.target_script("native_threads.py"), [truth_path, native_lib],
                             workdir=str(tmp_path))
@@ -293,16 +293,54 @@ def test_core_dump_native(once_python, native_lib, tmp_path):
         with open(truth_path) as f:
             truth = json.load(f)
         wait_blocked(target.pid, [int(t) for t in truth["threads"].values()])
-        with snapshot.attach(target.pid) as live_target:
-            live = live_target.snapshot(native=True)
+        r = pythons.run_tool(["dump", "--pid", target.pid, "--json", "--native-all"])
+        assert r.returncode == 0, r.stderr.decode()
+        live = json.loads(r.stdout.decode())
         prefix = str(tmp_path / "core")
         subprocess.run(["gcore", "-o", prefix, str(target.pid)], capture_output=True, timeout=300, check=True)
     finally:
         target.stop()
-    core = CoreProcess("%s.%d" % (prefix, target.pid))
-    with snapshot.attach_process(core) as core_target:
-        dead = core_target.snapshot(native=True)
+    core = "%s.%d" % (prefix, target.pid)
+    try:
+        r = pythons.run_tool(["dump", "--core", core, "--json", "--native-all"], timeout=300)
+        assert r.returncode == 0, r.stderr.decode()
+        dead = json.loads(r.stdout.decode())
+    finally:
+        os.unlink(core)
 
-    def shape(snap):
-        return {t.native_id: [(f.function, f.address, f.line) for f in t.frames] for t in snap.threads}
+    def shape(dump):
+        return {t["os_thread_id"]: [(f["name"], f.get("address"), f["line"]) for f in t["frames"]] for t in dump}
     assert shape(dead) == shape(live)
+    assert any(f.get("is_native") for t in dead for f in t["frames"])
+
+
+def test_gil_wait_status_counts_as_active(python, tmp_path):
+    """Two threads contending for the GIL: in a native snapshot the waiting one says so in its
+    status and is active, not idle (it would run if it had the GIL)."""
+    import snapshot
+    from snapshot.native.status import WAITING_FOR_GIL
+    truth_path = str(tmp_path / "truth.json")
+    target = pythons.Target(python.path, pythons.target_script("native_gil.py"), [truth_path], workdir=str(tmp_path))
+    seen = []
+    try:
+        target.wait_for_file(truth_path, 60)
+        with open(truth_path) as f:
+            tids = {int(t) for t in json.load(f)["threads"].values()}
+        with snapshot.attach(target.pid) as attached:
+            for _ in range(60):   # the spinners swap the GIL every 5 ms: a few pauses suffice
+                snap = attached.snapshot(native=True)
+                spinners = [t for t in snap.threads if t.native_id in tids]
+                seen.append([(t.status, t.is_idle) for t in spinners])
+                waiting = [t for t in spinners if t.status == WAITING_FOR_GIL]
+                if waiting:
+                    break
+    finally:
+        target.stop()
+    if not waiting:
+        if python.flavour != "pyenv" and not (python.flavour == "sid" and pythons.sid_debug_dir()):
+            pytest.skip("%s is stripped: the GIL wait could not be named in 60 snapshots (%s)" % (
+                python.id, seen[-3:]))
+        raise AssertionError("no thread seen waiting for the GIL: %s" % seen)
+    assert all(not t.is_idle for t in waiting), seen[-1]
+    r = waiting[0].to_dict()
+    assert r["status"] == WAITING_FOR_GIL and r["active"] is True
