@@ -56,6 +56,8 @@ class Session:
         self.source = LIVE                       # where the data comes from (commands.base sources)
         self.dispatcher = None                   # set by repl.dispatch while a command runs
         self._globals_cache: Dict[Tuple[int, str], int] = {}
+        self.with_tasks = False                  # snapshots include asyncio tasks (after `tasks`)
+        self.task_id: Optional[int] = None       # selected asyncio task (`task ID`): bt/locals/print use it
 
     # -- styling -----------------------------------------------------------------
     def style(self, text: str, *names: str) -> str:
@@ -92,11 +94,15 @@ class Session:
         self._globals_cache.clear()
 
     def take_snapshot(self, locals: bool = True, blocking: bool = True, max_repr: int = 1024,
-                      pid: Optional[int] = None) -> Snapshot:
+                      pid: Optional[int] = None, tasks: Optional[bool] = None) -> Snapshot:
+        """A new snapshot; ``tasks`` adds asyncio tasks (default: if an earlier command asked for them)."""
         target = self.get_target(pid)
+        if tasks:
+            self.with_tasks = True
+        kwargs = {"tasks": True} if (tasks if tasks is not None else self.with_tasks) else {}
         try:
             with self.pause_lock:
-                snapshot = target.snapshot(locals=locals, blocking=blocking, max_repr=max_repr)
+                snapshot = target.snapshot(locals=locals, blocking=blocking, max_repr=max_repr, **kwargs)
         except ProcessExitedError:
             self.mark_exited()
             raise
