@@ -89,6 +89,7 @@ class Session:
         self.target = None
         self.snapshot = None
         self.thread_id = None
+        self.task_id = None
         self.frame_index = 0
         self.exited = False
         self._globals_cache.clear()
@@ -167,6 +168,13 @@ class Session:
 
     def _set_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
+        if self.task_id is not None:
+            task = snapshot.task(self.task_id) if snapshot.tasks else None
+            if task is not None:
+                self.frame_index = min(self.frame_index, max(0, len(task.frames) - 1))
+                return
+            self.task_id = None
+            self.frame_index = 0
         thread = snapshot.thread(self.thread_id) if self.thread_id is not None else None
         if thread is None:
             thread = default_thread(snapshot)
@@ -175,8 +183,25 @@ class Session:
         if thread is not None and self.frame_index >= len(thread.frames):
             self.frame_index = max(0, len(thread.frames) - 1)
 
+    def select_task(self, task) -> None:
+        """Select an asyncio task: until a thread is selected, bt/frame/locals/print use its frames."""
+        if task.task_id != self.task_id:
+            self.frame_index = 0
+        self.task_id = task.task_id
+
+    def _task_as_thread(self, snapshot) -> Optional[ThreadStack]:
+        task = snapshot.task(self.task_id) if snapshot is not None and snapshot.tasks else None
+        if task is None:
+            return None
+        return ThreadStack(task.thread_id or 0, None, "task %s" % task.name, False, task.state != "running",
+                           task.frames, task.interpreter_id)
+
     def current_thread(self, required: bool = True) -> Optional[ThreadStack]:
         snapshot = self.snapshot
+        if self.task_id is not None:
+            as_thread = self._task_as_thread(snapshot)
+            if as_thread is not None:
+                return as_thread
         thread = snapshot.thread(self.thread_id) if snapshot is not None and self.thread_id is not None else None
         if thread is None and required:
             if snapshot is None:
@@ -202,8 +227,9 @@ class Session:
             thread = find_thread(snapshot, key)
         if thread is None:
             raise CommandError("no thread %r (see `threads`)" % key)
-        if thread.thread_id != self.thread_id:
+        if thread.thread_id != self.thread_id or self.task_id is not None:
             self.frame_index = 0
+        self.task_id = None
         self.thread_id = thread.thread_id
         return thread
 
