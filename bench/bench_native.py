@@ -72,7 +72,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     runs = args.runs or (3 if args.quick else 9)
-    seconds = args.seconds or (4.0 if args.quick else 10.0)
+    seconds = float(int(args.seconds or (4 if args.quick else 10)))   # py-spy takes whole seconds
     tools = C.tools()
     pyspy = tools["PYSPY"]
     print("# native bench: %s" % C.machine_line(args.python))
@@ -110,9 +110,9 @@ def main() -> int:
                 out = os.path.join(scratch, "%s.txt" % tool)
                 if tool == "pyspy-repl":
                     argv = [args.tool_python, "-m", "repl.cli", "record", "--pid", pid, "--native", "--idle",
-                            "-r", "100", "-d", str(seconds), "-f", "raw", "-o", out]
+                            "-r", "100", "-d", str(int(seconds)), "-f", "raw", "-o", out]
                 else:
-                    argv = [pyspy, "record", "--pid", pid, "--native", "--idle", "-r", "100", "-d", str(seconds),
+                    argv = [pyspy, "record", "--pid", pid, "--native", "--idle", "-r", "100", "-d", str(int(seconds)),
                             "-f", "raw", "-o", out]
                 cpu, wall, text = record(argv, env_warm, seconds)
                 passes = raw_passes(out, threads)

@@ -16,7 +16,7 @@ from .base import (CLI_COMMANDS, REPL_COMMANDS, ArgumentParser, Command, Command
 CLI_MODULES: Dict[str, str] = {"dump": "dump", "record": "record", "top": "top", "watch": "hangwatch"}
 #: Every command module (the REPL's set).
 ALL_MODULES = ("dump", "record", "top", "hangwatch", "navigate", "inspect", "sample", "record_bg", "watch_cmd",
-               "native_cmd")
+               "native_cmd", "tasks")
 
 
 def load_cli(name: str) -> Optional[Type[Command]]:
