@@ -29,7 +29,7 @@ from snapshot import SnapshotError, attach
 from snapshot.errors import ProcessExitedError
 from snapshot.model import Frame, Snapshot, ThreadStack
 
-from .commands.base import CORE, LIVE, CommandError
+from .commands.base import CORE, LIVE, SNAPSHOT_FILE, CommandError
 
 _U64 = struct.Struct("<Q")
 
@@ -55,6 +55,7 @@ class Session:
         self.child = None                        # supervise.Child when we started the target
         self.source = LIVE                       # where the data comes from (commands.base sources)
         self.dispatcher = None                   # set by repl.dispatch while a command runs
+        self.saved = None                        # snapshot.savefile.SavedSnapshot (source SNAPSHOT_FILE)
         self._globals_cache: Dict[Tuple[int, str], int] = {}
 
     # -- styling -----------------------------------------------------------------
@@ -70,6 +71,8 @@ class Session:
 
     # -- target ----------------------------------------------------------------
     def get_target(self, pid: Optional[int] = None):
+        if self.source == SNAPSHOT_FILE and (pid is None or pid == self.pid):
+            return self._file_target()
         if pid is not None and pid != self.pid:
             self.detach()
             self.pid = pid
@@ -97,6 +100,25 @@ class Session:
         self.source = CORE
         self.core_path = path
 
+    def open_snapshot_file(self, path: str) -> None:
+        """Read a saved snapshot file (``pyspy-snapshot save``): its stacks as saved, and
+        values (``print``) from the memory it holds; nothing runs, pauses or exits."""
+        from snapshot import savefile
+        saved = savefile.load(path)
+        self.detach()
+        self.saved = saved
+        self.snapshot_path = path
+        self.pid = saved.snapshot.pid
+        self.source = SNAPSHOT_FILE
+        self._set_snapshot(saved.snapshot)
+
+    def _file_target(self):
+        """The engine over the file's memory (made on first use: `print`, `save`)."""
+        if self.target is None:
+            from snapshot.target import Target
+            self.target = Target(self.saved.process())
+        return self.target
+
     def detach(self) -> None:
         if self.target is not None:
             self.target.close()
@@ -106,9 +128,16 @@ class Session:
         self.frame_index = 0
         self.exited = False
         self._globals_cache.clear()
+        if self.source in (CORE, SNAPSHOT_FILE):
+            self.source = LIVE      # `attach PID` after a core or a file reads a live process
+            self.saved = None
 
     def take_snapshot(self, locals: bool = True, blocking: bool = True, max_repr: int = 1024,
                       pid: Optional[int] = None) -> Snapshot:
+        if self.source == SNAPSHOT_FILE and (pid is None or pid == self.pid):
+            snapshot = self.saved.snapshot_for(locals, max_repr)
+            self._set_snapshot(snapshot)
+            return snapshot
         target = self.get_target(pid)
         try:
             with self.pause_lock:
@@ -126,7 +155,7 @@ class Session:
     def target_alive(self) -> bool:
         if self.pid is None:
             return False
-        if self.source == CORE:
+        if self.source in (CORE, SNAPSHOT_FILE):
             return True   # a core never exits (its pid may be anyone's now)
         if self.child is not None and self.child.pid == self.pid:
             return self.child.alive()
