@@ -99,6 +99,8 @@ class Session:
         self.pid = process.pid
         self.source = CORE
         self.core_path = path
+        for warning in process.warnings():
+            self.note("warning: " + warning)
 
     def open_snapshot_file(self, path: str) -> None:
         """Read a saved snapshot file (``pyspy-snapshot save``): its stacks as saved, and

@@ -352,6 +352,12 @@ def test_identity(core_case, opened):
         assert sorted(tids) == sorted(core_case.live.registers)
     if core_case.producer == "kernel":
         assert opened.signal == signal.SIGABRT
+    # a stack the producer could not dump is announced; a complete core has no warning
+    warnings = opened.warnings()
+    if lost_reads(core_case):
+        assert len(warnings) == 1 and "stacks may be incomplete" in warnings[0], warnings
+    else:
+        assert warnings == []
 
 
 def test_snapshot_matches_live(core_case, opened):
@@ -402,6 +408,11 @@ def test_dump_core_cli_reproduces_truth(core_case):
     dump = json.loads(r.stdout)
     stats = {}
     problems = compare_dump(core_case.truth, dump, check_locals=True, stats=stats)
+    err = r.stderr.decode("utf-8", "replace")
+    if lost_reads(core_case):
+        assert "warning:" in err and "stacks may be incomplete" in err, err
+    else:
+        assert not err.strip(), err
     if problems:
         xfail_if_gcore_lost(core_case)
     report(problems, "dump --core (%s, %s)" % (core_case.producer, core_case.python.id))

@@ -29,7 +29,7 @@ import struct
 from contextlib import contextmanager
 from typing import BinaryIO, Dict, FrozenSet, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
-from ..errors import MemoryReadError, SnapshotError
+from ..errors import BinaryReadError, MemoryReadError, SnapshotError
 from . import elf
 from .base import FILES, REGISTERS, USER_REGS_SIZE, MappedFile, MemoryMap, OSThread, Registers
 
@@ -44,6 +44,8 @@ PRPSINFO_PID, PRPSINFO_FNAME, PRPSINFO_PSARGS = 24, 40, 56
 #: Bytes of a mapping's start searched for the ELF header and build-id note.
 HEADER_BYTES = 1 << 16
 MAX_ARGS = 1 << 16
+#: Bytes at a thread's stack pointer checked for the zeros of unreadable stack memory.
+STACK_PROBE = 64
 MAX_ARG_BYTES = 1 << 17
 _U64 = struct.Struct("<Q")
 _DELETED = " (deleted)"
@@ -69,8 +71,12 @@ class CoreTruncatedError(CoreFileError):
             "take or copy it again")
 
 
-class BinaryNotFoundError(MemoryReadError):
-    """A file the core needs (code, read-only data, symbols) is not on this machine."""
+class BinaryNotFoundError(MemoryReadError, BinaryReadError):
+    """A file the core needs (code, read-only data, symbols) is not on this machine.
+
+    A ``MemoryReadError`` where a read needs the file's bytes, a
+    ``BinaryReadError`` where the file itself is asked for (``open_file``).
+    """
 
     exit_code = 9
     hint = _SEARCH_HINT
@@ -591,6 +597,28 @@ class CoreProcess:
     def in_syscall(self, tids: Sequence[int]) -> Dict[int, bool]:
         return {tid: self._registers[tid].in_syscall and tid not in self._running
                 for tid in tids if tid in self._registers}
+
+    def warnings(self) -> List[str]:
+        """What the front end should say about this core before trusting it (one line each).
+
+        A stopped thread always has its caller's return address at its stack
+        pointer; zeros there mean the producer could not read the stack (gdb's
+        gcore zero-fills memory after a page it cannot read, such as glibc
+        2.41's MADV_GUARD_INSTALL stack guards), so that thread's stacks are
+        incomplete.
+        """
+        found = []
+        lost = []
+        for tid, regs, _ in self._prstatus:
+            if regs.sp:
+                top = self.read_many([(regs.sp, STACK_PROBE)])[0]
+                if top is not None and not any(top):
+                    lost.append(tid)
+        if lost:
+            found.append("%d of %d threads have only zeros at their stack pointers in this core (e.g. thread %d): "
+                         "their stacks may be incomplete (gcore cannot read memory next to stack guard pages; "
+                         "a kernel core has it)" % (len(lost), len(self._prstatus), lost[0]))
+        return found
 
     def tid_map(self) -> Dict[int, int]:
         return {}  # NT_PRSTATUS ids are the ids of the dumped process's own namespace, as threads() gives
