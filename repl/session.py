@@ -115,7 +115,9 @@ class Session:
         self._set_snapshot(saved.snapshot)
 
     def _file_target(self):
-        """The engine over the file's memory (made on first use: `print`, `save`)."""
+        """The engine over the file's memory (made on first use: `print`)."""
+        if self.saved is None:
+            raise CommandError("no snapshot file is open (pyspy-repl --load FILE)")
         if self.target is None:
             from snapshot.target import Target
             self.target = Target(self.saved.process())
@@ -137,6 +139,11 @@ class Session:
     def take_snapshot(self, locals: bool = True, blocking: bool = True, max_repr: int = 1024,
                       pid: Optional[int] = None) -> Snapshot:
         if self.source == SNAPSHOT_FILE and (pid is None or pid == self.pid):
+            if self.saved is None:
+                raise CommandError("no snapshot file is open (pyspy-repl --load FILE)")
+            if locals and not self.saved.has_locals and not getattr(self, "_told_no_locals", False):
+                self._told_no_locals = True
+                self.note("note: this snapshot file was saved without locals (save --no-locals)")
             snapshot = self.saved.snapshot_for(locals, max_repr)
             self._set_snapshot(snapshot)
             return snapshot
