@@ -414,6 +414,11 @@ def _capture_stacks(recorder, window: int) -> None:
 
 
 _RECORDER = None
+_PAGE = 4096
+_PAGE_MASK = _PAGE - 1
+#: Reads up to this size are served from the page cache while paused; pages kept at most (64 MiB).
+_CACHED_READ = 64 << 10
+_MAX_PAGES = 16384
 
 
 def _recorder_class(base):
@@ -425,11 +430,16 @@ def _recorder_class(base):
     from contextlib import contextmanager
 
     class CaptureRecorder(base):
+        """Records what was asked for; while paused, serves it from whole pages read in
+        batches (the memory cannot change then), so the exploration's thousands of
+        small reads cost a few hundred system calls."""
+
         def __init__(self, inner):
             super().__init__(inner)
             self._held = None
             self._seen = set()
             self.unique_bytes = 0
+            self._pages: Dict[int, Optional[bytes]] = {}
 
         def _count(self, address, size):
             key = (address, size)
@@ -437,15 +447,41 @@ def _recorder_class(base):
                 self._seen.add(key)
                 self.unique_bytes += size
 
+        def _cached(self, address: int, size: int) -> Optional[bytes]:
+            if self._held is None or not 0 < size <= _CACHED_READ or address <= 0:
+                return None
+            first, last = address & ~_PAGE_MASK, (address + size - 1) & ~_PAGE_MASK
+            pages = range(first, last + _PAGE, _PAGE)
+            missing = [p for p in pages if p not in self._pages]
+            if missing:
+                if len(self._pages) + len(missing) > _MAX_PAGES:
+                    return None
+                for page, data in zip(missing, self.inner.read_many([(p, _PAGE) for p in missing])):
+                    self._pages[page] = data if data is not None and len(data) == _PAGE else None
+            chunks = [self._pages[p] for p in pages]
+            if any(c is None for c in chunks):
+                return None      # at a mapping's edge: read exactly what was asked
+            joined = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            offset = address - first
+            return joined[offset:offset + size]
+
         def read(self, address, size):
-            data = super().read(address, size)
+            data = self._cached(address, size)
+            if data is None:
+                data = self.inner.read(address, size)
+            self._pieces.append((address, data))
             self._count(address, len(data))
             return data
 
         def read_many(self, requests):
-            results = super().read_many(requests)
+            results = [self._cached(a, n) for a, n in requests]
+            misses = [i for i, r in enumerate(results) if r is None]
+            if misses:
+                for i, data in zip(misses, self.inner.read_many([requests[i] for i in misses])):
+                    results[i] = data
             for (address, _), data in zip(requests, results):
                 if data:
+                    self._pieces.append((address, data))
                     self._count(address, len(data))
             return results
 
@@ -458,11 +494,13 @@ def _recorder_class(base):
                 yield list(self._held)
                 return
             with super().paused() as stopped:
+                self._pages.clear()          # read before the pause: may have changed
                 self._held = list(stopped)
                 try:
                     yield stopped
                 finally:
                     self._held = None
+                    self._pages.clear()
 
     _RECORDER = CaptureRecorder
     return CaptureRecorder
