@@ -352,16 +352,20 @@ def capture(process, locals: bool = True, max_repr: int = 1024, limits: ExploreL
     target = Target(recorder)
     stats: Dict[str, Any] = {}
     with recorder.paused():
+        paused_at = time.monotonic()
         snap = target.snapshot(locals=locals, max_repr=max_repr)
         walked = recorder.unique_bytes
         if locals:
             Explorer(target, recorder, limits, stats).run(snap)
         _capture_stacks(recorder, limits.stack_window)
+        native = _capture_native(recorder)
+        paused_seconds = time.monotonic() - paused_at
     image = recorder.image()
     meta = image.to_dict()
     meta.pop("segments", None)
     info = {"locals": bool(locals), "max_repr": max_repr, "source": source, "saved_at_ns": time.time_ns(),
-            "capture_seconds": round(time.monotonic() - started, 4), "walk_bytes": walked,
+            "capture_seconds": round(time.monotonic() - started, 4), "paused_seconds": round(paused_seconds, 4),
+            "native_threads": native, "walk_bytes": walked,
             "recorded_bytes": recorder.unique_bytes, "limits": asdict(limits), "explore": stats,
             "interpreter": {"binary_path": target.interpreter.binary_path, "build_id": target.interpreter.build_id,
                             "runtime_addr": target.interpreter.runtime_addr,
@@ -411,6 +415,20 @@ def _capture_stacks(recorder, window: int) -> None:
             recorder.read_many(requests)
         except SnapshotError:
             pass
+
+
+def _capture_native(recorder) -> int:
+    """Unwind every paused thread's C stack once, so what the unwinder reads (stacks beyond
+    the window, anonymous code) is in the file too; returns how many threads unwound."""
+    from .process.base import REGISTERS
+    tids = list(recorder.recorded_registers())
+    if not tids or REGISTERS not in recorder.capabilities:
+        return 0
+    try:
+        from .native import native_stacks
+        return sum(1 for frames in native_stacks(recorder, tids).values() if frames)
+    except Exception:  # noqa: BLE001 - native frames are a bonus: never fail a save over them
+        return 0
 
 
 _RECORDER = None

@@ -160,6 +160,7 @@ class SavedRepl:
             wait_all_stopped(t.pid)
             self.pid = t.pid
             self.live = ok(repl_run(["--pid", t.pid], script_for()), "live REPL script")
+            self.native_live = _native_live(t.pid)
             save(["--pid", t.pid, "-o", self.path])
             if shutil.which("gcore"):
                 prefix = os.path.join(workdir, "gcore")
@@ -167,6 +168,21 @@ class SavedRepl:
                 path = "%s.%d" % (prefix, t.pid)
                 if r.returncode == 0 and os.path.exists(path):
                     self.core = path
+
+
+def _native_live(pid):
+    """Every thread's native stack, unwound live (None where native unwinding is unavailable)."""
+    try:
+        from snapshot.native import native_stacks
+        from snapshot.process.live import LiveProcess
+    except ImportError:
+        return None
+    process = LiveProcess(pid)
+    try:
+        with process.paused() as stopped:
+            return native_stacks(process, stopped)
+    finally:
+        process.close()
 
 
 @pytest.fixture(scope="module")
@@ -225,6 +241,22 @@ def test_offline_without_binaries(saved_repl, monkeypatch):
         session.close()
     lines = out.getvalue().splitlines()[1:]
     assert lines == [saved_repl.truth["values"][p] for p in PRINTS], err.getvalue()
+
+
+def test_native_stacks_from_the_file(saved_repl):
+    """Registers and stack windows are saved: the C stacks unwind from the file as live
+    (the binaries are on this machine, same build-ids)."""
+    if saved_repl.native_live is None:
+        pytest.skip("no native unwinder in this tree")
+    from snapshot import savefile
+    from snapshot.native import native_stacks
+    process = savefile.load(saved_repl.path).process()
+    got = native_stacks(process, list(saved_repl.native_live))
+    assert set(got) == set(saved_repl.native_live)
+    for tid, frames in saved_repl.native_live.items():
+        assert frames, "thread %d: no native frames live" % tid
+        assert got[tid] == frames, "thread %d:\n  live %s\n  file %s" % (
+            tid, [f.name for f in frames], [f.name for f in got[tid]])
 
 
 def test_save_core_equals_dump_core(python, saved_repl):
