@@ -333,8 +333,12 @@ class ExploreLimits:
     #: repr() arguments ``print`` uses by default: each visited value renders exactly offline.
     print_max_repr: int = 8192
     print_depth: int = 16
-    #: Bytes of each thread's stack saved above its stack pointer (native unwinding).
+    #: Bytes of each thread's stack saved above its stack pointer (native unwinding),
+    #: and of all stacks together.
     stack_window: int = 1 << 20
+    stacks_total: int = 64 << 20
+    #: Seconds of exploration at most (the target stays paused meanwhile).
+    max_seconds: float = 5.0
 
 
 def capture(process, locals: bool = True, max_repr: int = 1024, limits: ExploreLimits = ExploreLimits(),
@@ -357,7 +361,7 @@ def capture(process, locals: bool = True, max_repr: int = 1024, limits: ExploreL
         walked = recorder.unique_bytes
         if locals:
             Explorer(target, recorder, limits, stats).run(snap)
-        _capture_stacks(recorder, limits.stack_window)
+        _capture_stacks(recorder, limits.stack_window, limits.stacks_total)
         native = _capture_native(recorder)
         paused_seconds = time.monotonic() - paused_at
     image = recorder.image()
@@ -395,7 +399,7 @@ def _binary_facts(process, target) -> List[Dict[str, Any]]:
     return out
 
 
-def _capture_stacks(recorder, window: int) -> None:
+def _capture_stacks(recorder, window: int, total: int) -> None:
     """Each paused thread's stack from its stack pointer up (bounded), in one batched read."""
     if window <= 0:
         return
@@ -408,7 +412,11 @@ def _capture_stacks(recorder, window: int) -> None:
         for m in maps:
             if m.start <= sp < m.end:
                 start = max(m.start, (sp - 256) & ~0xF)
-                requests.append((start, min(m.end, sp + window) - start))
+                size = min(m.end, sp + window) - start
+                if size > total:
+                    break
+                total -= size
+                requests.append((start, size))
                 break
     if requests:
         try:
@@ -545,6 +553,7 @@ class Explorer:
         self.stats = stats
         self.seen: set = set()
         self.start_bytes = recorder.unique_bytes
+        self.deadline = time.monotonic() + limits.max_seconds
         self.stats.update(objects=0, errors=0, stopped_by="")
 
     def _full(self) -> bool:
@@ -553,6 +562,9 @@ class Explorer:
             return True
         if self.recorder.unique_bytes - self.start_bytes >= self.limits.max_bytes:
             self.stats["stopped_by"] = "max_bytes"
+            return True
+        if time.monotonic() > self.deadline:
+            self.stats["stopped_by"] = "max_seconds"
             return True
         return False
 

@@ -34,6 +34,9 @@ class SaveCommand(Command):
                             help="levels below each local and global to save for `print` (default 4)")
         parser.add_argument("--max-mib", type=float, default=48, metavar="MIB",
                             help="memory saved beyond the walk, at most (default 48 MiB)")
+        parser.add_argument("--max-seconds", type=float, default=5.0, metavar="S",
+                            help="explore values for S seconds at most: the target stays paused meanwhile "
+                                 "(default 5)")
         parser.add_argument("--compression", choices=("zlib", "lzma"), default="zlib",
                             help="zlib (default, fast) or lzma (smaller, slower)")
         add_core_options(parser)
@@ -41,8 +44,9 @@ class SaveCommand(Command):
     def run(self, session, args) -> int:
         from snapshot import savefile
 
-        if args.depth < 0 or not args.max_mib >= 0 or args.max_repr < 4:
-            raise CommandError("--depth and --max-mib must be >= 0, --max-repr >= 4")
+        if args.depth < 0 or not args.max_mib >= 0 or not args.max_seconds >= 0 or args.max_repr < 4 \
+                or args.max_mib == float("inf") or args.max_seconds == float("inf"):
+            raise CommandError("--depth, --max-mib and --max-seconds must be finite and >= 0, --max-repr >= 4")
         output = args.output
         directory = os.path.dirname(os.path.abspath(output))
         if os.path.isdir(output):
@@ -57,11 +61,18 @@ class SaveCommand(Command):
         open_core_if_asked(session, args)
         target = session.get_target(args.pid)
         limits = savefile.ExploreLimits(depth=args.depth, globals_depth=args.depth,
-                                        max_bytes=int(args.max_mib * (1 << 20)))
+                                        max_bytes=int(args.max_mib * (1 << 20)), max_seconds=args.max_seconds)
         with session.pause_lock:
             saved = savefile.capture(target.process, locals=not args.no_locals, max_repr=args.max_repr,
                                      limits=limits, source="core" if session.source == CORE else "live")
         size = saved.write(output, args.compression)
+        stopped_by = saved.info["explore"].get("stopped_by") if saved.has_locals else ""
+        if stopped_by:
+            session.note("note: values explored up to the %s limit (%s); deeper values are not in the file"
+                         % (stopped_by.replace("_", "-"), {"max_objects": "%d values" % saved.info["explore"]["objects"],
+                                                           "max_bytes": "--max-mib %g" % args.max_mib,
+                                                           "max_seconds": "--max-seconds %g" % args.max_seconds
+                                                           }.get(stopped_by, stopped_by)))
         snap = saved.snapshot
         frames = sum(len(t.frames) for t in snap.threads)
         session.out.write("saved pid %d to %s: %d threads, %d frames%s, %s in %.2f s\n" % (
