@@ -91,7 +91,11 @@ class SavedSnapshot:
 
     def process(self) -> "SavedProcess":
         """The memory, threads and registers as a read-only ``Process`` for the engine."""
-        return SavedProcess.from_saved(self)
+        try:
+            return SavedProcess.from_saved(self)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as e:
+            raise CorruptSnapshotFileError("the snapshot file's process image is damaged: %s: %s"
+                                           % (type(e).__name__, e)) from None
 
     def snapshot_for(self, locals: bool, max_repr: int) -> Snapshot:
         """The stored snapshot as ``Target.snapshot(locals, max_repr)`` would have given it."""
@@ -166,7 +170,8 @@ class SavedSnapshot:
             raise
         except SnapshotError as e:   # the snapshot's own form is newer (model.from_dict)
             raise SnapshotFileVersionError("%s: %s" % (name, e)) from None
-        except (ValueError, KeyError, TypeError, IndexError, struct.error) as e:
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError, RecursionError,
+                struct.error) as e:
             raise CorruptSnapshotFileError("%s is damaged: %s: %s" % (name, type(e).__name__, e)) from None
 
     @classmethod
@@ -185,6 +190,12 @@ class SavedSnapshot:
                 raise CorruptSnapshotFileError("%s is damaged: a memory segment runs past the end" % name)
             segments.append((int(address), bytes(blob[offset:offset + size])))
         snapshot = Snapshot.from_dict(meta["snapshot"])
+        problem = _check_snapshot(snapshot)
+        if problem:
+            raise CorruptSnapshotFileError("%s is damaged: %s" % (name, problem))
+        if not isinstance(meta["image"], dict) or not isinstance(meta.get("info", {}), dict) or \
+                not all(isinstance(b, dict) for b in meta.get("binaries", ())):
+            raise CorruptSnapshotFileError("%s is damaged: malformed metadata" % name)
         return cls(snapshot, dict(meta["image"]), segments, list(meta.get("binaries", ())),
                    dict(meta.get("info", {})))
 
@@ -224,6 +235,30 @@ def load(path: str) -> SavedSnapshot:
     except OSError as e:
         raise SnapshotFileError("cannot read %s: %s" % (path, e.strerror or e), "check the path and its permissions") from None
     return SavedSnapshot.from_bytes(raw, path)
+
+
+def _check_snapshot(snap: Snapshot) -> str:
+    """What is wrong with a decoded snapshot's value types ('' when nothing): front ends
+    format these fields without further checks."""
+    def bad(value, *types):
+        return not isinstance(value, types) or isinstance(value, bool) and bool not in types
+
+    if bad(snap.pid, int) or bad(snap.python_version, str) or bad(snap.executable, str) \
+            or bad(snap.taken_at_ns, int) or not all(isinstance(a, str) for a in snap.command_line):
+        return "malformed snapshot header"
+    for thread in snap.threads:
+        if bad(thread.thread_id, int) or (thread.native_id is not None and bad(thread.native_id, int)) \
+                or (thread.name is not None and bad(thread.name, str)):
+            return "malformed thread entry"
+        for frame in thread.frames:
+            if bad(frame.function, str) or bad(frame.filename, str) or bad(frame.line, int) \
+                    or (frame.module is not None and bad(frame.module, str)):
+                return "malformed frame in thread %#x" % thread.thread_id
+            for local in frame.locals or ():
+                address = getattr(local, "addr", getattr(local, "address", 0))
+                if bad(local.name, str) or (local.repr is not None and bad(local.repr, str)) or bad(address, int):
+                    return "malformed local in %s" % frame.function
+    return ""
 
 
 def _replace_frames(snap: Snapshot, change) -> Snapshot:
@@ -310,7 +345,14 @@ def _saved_class():
             for data in self._binaries:
                 if data.get("build_id") == mapped.build_id and data.get("target_path", data.get("path")) == mapped.path:
                     fields = {k: v for k, v in data.items() if k in BinaryInfo.__dataclass_fields__}
-                    return BinaryInfo(**fields)
+                    try:
+                        info = BinaryInfo(**fields)
+                    except TypeError:
+                        return None
+                    if not isinstance(info.symbols, dict) or not all(
+                            isinstance(v, int) for v in info.symbols.values()):
+                        return None
+                    return info
             return None
 
     _SAVED_CLASS = FileProcess

@@ -278,7 +278,7 @@ def good_file(once_python, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("save-bad"))
     path = os.path.join(workdir, "good.pyspy")
     with pythons.repl_target(once_python, workdir, "--no-busy") as t:
-        save(["--pid", t.pid, "-o", path, "--no-locals"])
+        save(["--pid", t.pid, "-o", path])
     with open(path, "rb") as fh:
         return workdir, fh.read()
 
@@ -353,6 +353,87 @@ def test_future_inner_snapshot_form(good_file, tmp_path):
         if not hasattr(model, "FORMAT_VERSION"):
             pytest.skip("the snapshot model has no form version yet")
         raise AssertionError("a future snapshot form was read")
+
+
+def _split(raw):
+    from snapshot import savefile
+    body = savefile.zlib.decompress(raw[savefile._HEADER.size:])
+    (length,) = struct.unpack_from("<I", body, 0)
+    return json.loads(body[4:4 + length]), body[4 + length:]
+
+
+def _pack(meta, blob):
+    from snapshot import savefile
+    text_ = json.dumps(meta).encode()
+    packed = savefile.zlib.compress(struct.pack("<I", len(text_)) + text_ + blob, 1)
+    return savefile._HEADER.pack(savefile.MAGIC, savefile.FORMAT_VERSION, savefile.ZLIB, 0,
+                                 savefile.zlib.crc32(packed), len(packed)) + packed
+
+
+def _leaves(value, path=()):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaves(v, path + (k,))
+    elif isinstance(value, list) and value:
+        for i in sorted({0, len(value) // 2, len(value) - 1}):
+            yield from _leaves(value[i], path + (i,))
+    yield path
+
+
+JUNK = [None, -1, 0, 2 ** 70, 1.5, "x", "", [], {}, [1, 2], {"a": 1}, True, "/etc/passwd"]
+
+
+def test_damaged_content_never_a_traceback(good_file, tmp_path):
+    """A file with a valid checksum but damaged content (metadata fields of the wrong type or
+    value, flipped memory bytes): every command ends in a typed one-line error or output."""
+    import copy
+    import random
+    from repl.dispatch import CLI, REPL, Dispatcher
+    from repl.session import Session
+    _, good = good_file
+    meta, blob = _split(good)
+    leaves = [p for p in _leaves(meta) if p]
+    rng = random.Random(int(os.environ.get("PYSPY_FUZZ_SEED", "20261203")))
+    path = str(tmp_path / "fuzz.pyspy")
+    failures = []
+    for round_ in range(int(os.environ.get("PYSPY_FUZZ_ROUNDS", "150"))):
+        damaged = copy.deepcopy(meta)
+        for _ in range(rng.randint(1, 3)):
+            where = rng.choice(leaves)
+            holder = damaged
+            try:
+                for key in where[:-1]:
+                    holder = holder[key]
+                holder[where[-1]] = copy.deepcopy(rng.choice(JUNK))
+            except (KeyError, IndexError, TypeError):
+                continue
+        memory = bytearray(blob)
+        for _ in range(rng.randint(0, 64)):
+            if memory:
+                memory[rng.randrange(len(memory))] = rng.randrange(256)
+        with open(path, "wb") as fh:
+            fh.write(_pack(damaged, bytes(memory)))
+        for front, lines in ((CLI, ["dump --load %s --json --locals" % path]),
+                             (REPL, ["dump --load %s --locals" % path, "threads", "thread worker-a", "bt", "locals",
+                                     "print payload['nested']['a'][1]", "print request.items", "up",
+                                     "print GLOBAL_CONFIG", "print -i len"])):
+            out, err = io.StringIO(), io.StringIO()
+            session = Session(out=out, err=err)
+            dispatcher = Dispatcher(front, "pyspy-repl")
+            try:
+                for line in lines:
+                    words = line.split(" ", 1)
+                    if front == CLI:
+                        dispatcher.run_argv(session, words[0], words[1].split())
+                    else:
+                        dispatcher.run_line(session, line)
+            except Exception as e:  # noqa: BLE001 - what the test looks for
+                failures.append("round %d (%s): %s: %s" % (round_, front, type(e).__name__, e))
+            finally:
+                session.close()
+            if "internal error" in err.getvalue() or "Traceback" in err.getvalue():
+                failures.append("round %d (%s): %s" % (round_, front, err.getvalue().strip().splitlines()[-1]))
+    assert not failures, "\n".join(failures[:20])
 
 
 def test_roundtrip_and_lzma(good_file):
