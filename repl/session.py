@@ -269,7 +269,7 @@ class Session:
     def prompt_text(self) -> str:
         if self.pid is None:
             return "(pyspy) "
-        parts = ["pid %d" % self.pid]
+        parts = ["pid %d" % self.pid if self.source != SNAPSHOT_FILE else "saved pid %d" % self.pid]
         if self.exited:
             parts[0] += " exited"
         thread = self.current_thread(required=False)
