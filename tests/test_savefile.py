@@ -169,7 +169,13 @@ class SavedRepl:
                 self.outputs[("live", form)] = ok(run_tool(["dump", "--pid", t.pid] + extra), "live dump")
             self.executable = os.path.realpath(python.path)
             save(["--pid", t.pid, "-o", self.path])
+            self.gcore_lossy = None
             if shutil.which("gcore"):
+                try:
+                    from test_debuggers import gcore_loses_memory
+                    self.gcore_lossy = gcore_loses_memory(t.pid)
+                except ImportError:
+                    pass
                 prefix = os.path.join(workdir, "gcore")
                 r = subprocess.run(["gcore", "-o", prefix, str(t.pid)], capture_output=True, timeout=300)
                 path = "%s.%d" % (prefix, t.pid)
@@ -294,6 +300,9 @@ def test_same_output_everywhere(python, saved_repl, form):
     for (source, kind), value in saved_repl.outputs.items():
         if kind == form and source != "live":
             seen[source] = value
+    lossy = {s for s in seen if "core" in s} if saved_repl.gcore_lossy else set()
+    for source in lossy:      # gcore's own loss (guard pages): not what the sources read
+        del seen[source]
     errors = {s: v for (s, k), v in saved_repl.outputs.items() if k == "error"}
     assert not errors, errors
     if form == "json":
@@ -308,10 +317,10 @@ def test_same_output_everywhere(python, saved_repl, form):
             if got != want:
                 differ[source] = [t.get("thread_name") for t, w in zip(got, want) if t != w] or "thread list"
     else:
-        # Known gap: gdb and lldb on a core do not read argv from the core's stack as
-        # CoreProcess does (gdb has NT_PRPSINFO's 80 bytes, lldb nothing), so their first
-        # line ("Process PID: COMMAND LINE") is compared without the command line.
-        for source in [s for s in seen if s in ("gdb core", "lldb core")]:
+        # Known gap: lldb on a core does not know the core's path, so it cannot read argv
+        # from the core's stack as CoreProcess does: its first line ("Process PID: COMMAND
+        # LINE") is compared without the command line.
+        for source in [s for s in seen if s == "lldb core"]:
             head, _, rest = seen[source].partition("\n")
             want_head = live.partition("\n")[0]
             if want_head.startswith(head) and head.startswith("Process %d: " % saved_repl.pid):
@@ -322,6 +331,8 @@ def test_same_output_everywhere(python, saved_repl, form):
     report(["%s: %s" % kv for kv in differ.items()],
            "%s dump %s: sources differ from live (compared: %s)" % (python.id, form, ", ".join(sorted(seen))))
     assert {"live", "file"} <= set(seen)
+    if lossy:
+        pytest.xfail("compared %s; not the core's: %s" % (", ".join(sorted(seen)), saved_repl.gcore_lossy))
 
 
 def test_native_stacks_from_the_file(saved_repl):
