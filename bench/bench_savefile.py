@@ -4,8 +4,9 @@
 
 For each variant (zlib with locals, the default; lzma; --no-locals) it runs
 ``pyspy-snapshot save`` N times against one dump20 target and prints the
-file size, the capture time the tool reports (walk + exploration + stack
-windows, inside one pause), the CLI's wall time, and the wall time of
+file size, the capture time the tool reports (discovery, then walk +
+exploration + stack windows + native unwind inside one pause), how long the
+target was paused, the CLI's wall time, and the wall time of
 ``dump --load FILE --locals``.  Medians; warm binary cache.
 """
 from __future__ import annotations
@@ -49,7 +50,7 @@ def main() -> int:
                 path = os.path.join(scratch, "snap.pyspy")
                 argv = [args.tool_python, "-c", SAVE, "save", "--pid", str(target.pid), "-o", path] + extra
                 timed(argv, env)   # warm the binary cache
-                walls, captures, sizes, loads = [], [], [], []
+                walls, captures, pauses, sizes, loads = [], [], [], [], []
                 for _ in range(args.runs):
                     wall, _out = timed(argv, env)
                     walls.append(wall)
@@ -58,18 +59,20 @@ def main() -> int:
                     from snapshot import savefile
                     saved = savefile.load(path)
                     captures.append(saved.info["capture_seconds"])
+                    pauses.append(saved.info.get("paused_seconds", 0.0))
                     loads.append(timed([args.tool_python, "-m", "repl.cli", "dump", "--load", path, "--locals"],
                                        env)[0])
                     explored = saved.info.get("explore", {})
                 rows.append([label, "%d threads" % len(saved.snapshot.threads),
                              "%.1f KiB" % (C.median(sizes) / 1024), "%.0f ms" % (C.median(captures) * 1e3),
+                             "%.0f ms" % (C.median(pauses) * 1e3),
                              "%.0f ms" % (C.median(walls) * 1e3), "%.0f ms" % (C.median(loads) * 1e3),
                              "%s values, %.1f MiB recorded" % (explored.get("objects", 0),
                                                                saved.info.get("recorded_bytes", 0) / 2 ** 20)])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print("# snapshot files: %s, %d runs per row (medians)" % (C.machine_line(args.python), args.runs))
-    print(C.table(["variant", "target", "file size", "capture", "save CLI wall", "dump --load wall", "content"],
+    print(C.table(["variant", "target", "file size", "capture", "target paused", "save CLI wall", "dump --load wall", "content"],
                   rows))
     return 0
 

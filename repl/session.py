@@ -57,6 +57,8 @@ class Session:
         self.dispatcher = None                   # set by repl.dispatch while a command runs
         self.saved = None                        # snapshot.savefile.SavedSnapshot (source SNAPSHOT_FILE)
         self._globals_cache: Dict[Tuple[int, str], int] = {}
+        self.with_tasks = False                  # snapshots include asyncio tasks (after `tasks`)
+        self.task_id: Optional[int] = None       # selected asyncio task (`task ID`): bt/locals/print use it
 
     # -- styling -----------------------------------------------------------------
     def style(self, text: str, *names: str) -> str:
@@ -129,6 +131,7 @@ class Session:
         self.target = None
         self.snapshot = None
         self.thread_id = None
+        self.task_id = None
         self.frame_index = 0
         self.exited = False
         self._globals_cache.clear()
@@ -137,20 +140,26 @@ class Session:
             self.saved = None
 
     def take_snapshot(self, locals: bool = True, blocking: bool = True, max_repr: int = 1024,
-                      pid: Optional[int] = None) -> Snapshot:
+                      pid: Optional[int] = None, tasks: Optional[bool] = None) -> Snapshot:
+        """A new snapshot; ``tasks`` adds asyncio tasks (default: if an earlier command asked for them)."""
         if self.source == SNAPSHOT_FILE and (pid is None or pid == self.pid):
             if self.saved is None:
                 raise CommandError("no snapshot file is open (pyspy-repl --load FILE)")
             if locals and not self.saved.has_locals and not getattr(self, "_told_no_locals", False):
                 self._told_no_locals = True
                 self.note("note: this snapshot file was saved without locals (save --no-locals)")
-            snapshot = self.saved.snapshot_for(locals, max_repr)
+            if tasks:
+                self.with_tasks = True
+            snapshot = self.saved.snapshot_for(locals, max_repr, tasks if tasks is not None else self.with_tasks)
             self._set_snapshot(snapshot)
             return snapshot
         target = self.get_target(pid)
+        if tasks:
+            self.with_tasks = True
+        kwargs = {"tasks": True} if (tasks if tasks is not None else self.with_tasks) else {}
         try:
             with self.pause_lock:
-                snapshot = target.snapshot(locals=locals, blocking=blocking, max_repr=max_repr)
+                snapshot = target.snapshot(locals=locals, blocking=blocking, max_repr=max_repr, **kwargs)
         except ProcessExitedError:
             self.mark_exited()
             raise
@@ -217,6 +226,13 @@ class Session:
 
     def _set_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
+        if self.task_id is not None:
+            task = snapshot.task(self.task_id) if snapshot.tasks else None
+            if task is not None:
+                self.frame_index = min(self.frame_index, max(0, len(task.frames) - 1))
+                return
+            self.task_id = None
+            self.frame_index = 0
         thread = snapshot.thread(self.thread_id) if self.thread_id is not None else None
         if thread is None:
             thread = default_thread(snapshot)
@@ -225,8 +241,25 @@ class Session:
         if thread is not None and self.frame_index >= len(thread.frames):
             self.frame_index = max(0, len(thread.frames) - 1)
 
+    def select_task(self, task) -> None:
+        """Select an asyncio task: until a thread is selected, bt/frame/locals/print use its frames."""
+        if task.task_id != self.task_id:
+            self.frame_index = 0
+        self.task_id = task.task_id
+
+    def _task_as_thread(self, snapshot) -> Optional[ThreadStack]:
+        task = snapshot.task(self.task_id) if snapshot is not None and snapshot.tasks else None
+        if task is None:
+            return None
+        return ThreadStack(task.thread_id or 0, None, "task %s" % task.name, False, task.state != "running",
+                           task.frames, task.interpreter_id)
+
     def current_thread(self, required: bool = True) -> Optional[ThreadStack]:
         snapshot = self.snapshot
+        if self.task_id is not None:
+            as_thread = self._task_as_thread(snapshot)
+            if as_thread is not None:
+                return as_thread
         thread = snapshot.thread(self.thread_id) if snapshot is not None and self.thread_id is not None else None
         if thread is None and required:
             if snapshot is None:
@@ -252,8 +285,9 @@ class Session:
             thread = find_thread(snapshot, key)
         if thread is None:
             raise CommandError("no thread %r (see `threads`)" % key)
-        if thread.thread_id != self.thread_id:
+        if thread.thread_id != self.thread_id or self.task_id is not None:
             self.frame_index = 0
+        self.task_id = None
         self.thread_id = thread.thread_id
         return thread
 

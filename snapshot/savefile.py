@@ -97,9 +97,12 @@ class SavedSnapshot:
             raise CorruptSnapshotFileError("the snapshot file's process image is damaged: %s: %s"
                                            % (type(e).__name__, e)) from None
 
-    def snapshot_for(self, locals: bool, max_repr: int) -> Snapshot:
-        """The stored snapshot as ``Target.snapshot(locals, max_repr)`` would have given it."""
+    def snapshot_for(self, locals: bool, max_repr: int, tasks: bool = False) -> Snapshot:
+        """The stored snapshot as ``Target.snapshot(locals, max_repr, tasks)`` would have given it."""
         snap = self.snapshot
+        if not tasks and getattr(snap, "tasks", ()):
+            import dataclasses
+            snap = dataclasses.replace(snap, tasks=())
         saved_max = int(self.info.get("max_repr") or 0)
         if not locals or not self.has_locals:
             return _replace_frames(snap, lambda f: f.without_locals())
@@ -258,13 +261,32 @@ def _check_snapshot(snap: Snapshot) -> str:
                 address = getattr(local, "addr", getattr(local, "address", 0))
                 if bad(local.name, str) or (local.repr is not None and bad(local.repr, str)) or bad(address, int):
                     return "malformed local in %s" % frame.function
+    for task in getattr(snap, "tasks", ()):
+        if bad(task.task_id, int) or bad(task.name, str) or bad(task.state, str) or not all(
+                not bad(f.function, str) and not bad(f.filename, str) and not bad(f.line, int) for f in task.frames):
+            return "malformed asyncio task"
     return ""
 
 
 def _replace_frames(snap: Snapshot, change) -> Snapshot:
     import dataclasses
     threads = tuple(dataclasses.replace(t, frames=tuple(change(f) for f in t.frames)) for t in snap.threads)
-    return dataclasses.replace(snap, threads=threads)
+    extra = {}
+    if getattr(snap, "tasks", ()):
+        extra["tasks"] = tuple(dataclasses.replace(t, frames=tuple(change(f) for f in t.frames))
+                               for t in snap.tasks)
+    return dataclasses.replace(snap, threads=threads, **extra)
+
+
+def _take(target, locals: bool, max_repr: int):
+    """The snapshot with asyncio tasks when the engine can read them (else without)."""
+    try:
+        return target.snapshot(locals=locals, max_repr=max_repr, tasks=True), True
+    except TypeError:          # an engine without asyncio tasks
+        pass
+    except SnapshotError:      # tasks unreadable: the stacks are still worth saving
+        pass
+    return target.snapshot(locals=locals, max_repr=max_repr), False
 
 
 def _cut_locals(frame, cut, max_repr: int):
@@ -399,7 +421,7 @@ def capture(process, locals: bool = True, max_repr: int = 1024, limits: ExploreL
     stats: Dict[str, Any] = {}
     with recorder.paused():
         paused_at = time.monotonic()
-        snap = target.snapshot(locals=locals, max_repr=max_repr)
+        snap, with_tasks = _take(target, locals, max_repr)
         walked = recorder.unique_bytes
         if locals:
             Explorer(target, recorder, limits, stats).run(snap)
@@ -409,7 +431,7 @@ def capture(process, locals: bool = True, max_repr: int = 1024, limits: ExploreL
     image = recorder.image()
     meta = image.to_dict()
     meta.pop("segments", None)
-    info = {"locals": bool(locals), "max_repr": max_repr, "source": source, "saved_at_ns": time.time_ns(),
+    info = {"locals": bool(locals), "tasks": with_tasks, "max_repr": max_repr, "source": source, "saved_at_ns": time.time_ns(),
             "capture_seconds": round(time.monotonic() - started, 4), "paused_seconds": round(paused_seconds, 4),
             "native_threads": native, "walk_bytes": walked,
             "recorded_bytes": recorder.unique_bytes, "limits": asdict(limits), "explore": stats,
@@ -613,7 +635,7 @@ class Explorer:
     def run(self, snap: Snapshot) -> None:
         local_roots: List[int] = []
         globals_roots: List[int] = []
-        for thread in snap.threads:
+        for thread in tuple(snap.threads) + tuple(getattr(snap, "tasks", ())):
             for frame in thread.frames:
                 for local in frame.locals or ():
                     address = getattr(local, "addr", None)
