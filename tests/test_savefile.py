@@ -89,6 +89,8 @@ class Saved:
             self.live_locals = ok(run_tool(["dump", "--pid", t.pid, "--json", "--locals"]), "live dump --json --locals")
             self.live_json = ok(run_tool(["dump", "--pid", t.pid, "--json"]), "live dump --json")
             self.live_text = ok(run_tool(["dump", "--pid", t.pid, "--locals"]), "live dump --locals")
+            r = run_tool(["dump", "--pid", t.pid, "--json", "--locals", "--async"])
+            self.live_async = text(r) if r.returncode == 0 else None
             start = time.monotonic()
             self.save_output = save(["--pid", t.pid, "-o", self.path])
             self.save_seconds = time.monotonic() - start
@@ -123,6 +125,13 @@ def test_dump_load_json_locals_equals_live(python, saved):
 def test_dump_load_json_and_text_equal_live(saved):
     assert ok(run_tool(["dump", "--load", saved.path, "--json"]), "dump --load --json") == saved.live_json
     assert ok(run_tool(["dump", "--load", saved.path, "--locals"]), "dump --load --locals") == saved.live_text
+
+
+def test_dump_load_async_tasks_equal_live(saved):
+    if saved.live_async is None:
+        pytest.skip("dump --async does not work on this target live")
+    got = ok(run_tool(["dump", "--load", saved.path, "--json", "--locals", "--async"]), "dump --load --async")
+    assert got == saved.live_async
 
 
 # --------------------------------------------------------------------------
