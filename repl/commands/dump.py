@@ -54,7 +54,18 @@ def add_core_options(parser) -> None:
                         help="directories (%s-separated, repeatable) holding the core's binaries" % os.pathsep)
 
 
+def add_load_option(parser) -> None:
+    """The flag that opens a saved snapshot file (``pyspy-snapshot save``)."""
+    parser.add_argument("--load", metavar="FILE", help="read a snapshot file written by `pyspy-snapshot save`")
+
+
 def open_core_if_asked(session, args) -> None:
+    if getattr(args, "load", None):
+        if getattr(args, "core", None) or getattr(args, "pid", None) is not None:
+            from .base import CommandError
+            raise CommandError("give one of --pid, --core or --load")
+        session.open_snapshot_file(args.load)
+        return
     if getattr(args, "core", None):
         dirs = [d for value in args.lib_search_path for d in value.split(os.pathsep) if d]
         session.open_core(args.core, dirs, args.executable)
@@ -79,6 +90,7 @@ class DumpCommand(Command):
                             help="also every asyncio task: an await tree (JSON: {threads, tasks})")
         add_read_options(parser)
         add_core_options(parser)
+        add_load_option(parser)
 
     def run(self, session, args) -> int:
         native, native_all = native_flags(args)

@@ -198,7 +198,7 @@ def evaluate(session, text: str) -> Tuple[Value, str]:
 class PrintCommand(Command):
     name = "print"
     aliases = ("p",)
-    on_core = in_debugger = True
+    on_core = in_debugger = on_snapshot_file = True   # a snapshot file carries the memory read
     needs = "the process's memory"
     help = ("Print a value reachable from the selected frame: a local, a global of the frame's module\n"
             "or a builtin, then .attr and [int] / ['key'] steps, e.g.  p self.items[0]['name']\n"
