@@ -40,8 +40,11 @@ _NEAREST = re.compile(r"^(.*)\+0x[0-9a-f]+$")
 
 
 class _Named:
+    """Just enough of a NativeFrame for ``is_eval_frame`` (gdb names the frame)."""
+
     def __init__(self, symbol):
         self.symbol = symbol
+        self.module = ""
 
 
 @pytest.fixture(scope="module")
