@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 from ..progress import Progress, format_seconds
-from .base import Command, CommandError, register
+from .base import Command, CommandError, finite, register
 from .sampling import StopOnSignal, add_sampling_arguments, add_target_arguments, open_target, stop_reason_text
 
 def default_output(fmt: str, pid: int) -> str:
@@ -38,7 +38,7 @@ class RecordCommand(Command):
         parser.add_argument("--format", "-f", choices=formats(), metavar="FORMAT",
                             help="output format: %s (default: from the file name, else flamegraph)"
                                  % ", ".join(formats()))
-        parser.add_argument("--duration", "-d", type=float, metavar="SECONDS",
+        parser.add_argument("--duration", "-d", type=finite, metavar="SECONDS",
                             help="stop after SECONDS (default: until Ctrl-C or the program exits)")
         add_sampling_arguments(parser)
         parser.add_argument("--threads", "-t", action="store_true", help="a root frame per thread")
@@ -46,7 +46,7 @@ class RecordCommand(Command):
                             help="aggregate by function, showing its first line")
         parser.add_argument("--nolineno", action="store_true", help="no line numbers: aggregate by function")
         parser.add_argument("--full-filenames", action="store_true", help="full paths of source files")
-        parser.add_argument("--flush-interval", type=float, metavar="SECONDS",
+        parser.add_argument("--flush-interval", type=finite, metavar="SECONDS",
                             help="rewrite the output file every SECONDS while recording")
 
     def run(self, session, args) -> int:

@@ -19,7 +19,7 @@ from snapshot.errors import SnapshotError
 from snapshot.profile import Profile, ProfileOptions
 from snapshot.writers import format_for_path, formats, write_atomic, writer_class
 
-from .base import Command, CommandError, register
+from .base import Command, CommandError, finite, register
 
 JOB = "record"
 
@@ -129,9 +129,9 @@ class RecordReplCommand(Command):
         parser.add_argument("--format", "-f", metavar="FORMAT",
                             help="output format: %s (default: from FILE's extension, else flamegraph)"
                             % ", ".join(formats()))
-        parser.add_argument("--rate", "-r", type=float, default=100.0, metavar="HZ",
+        parser.add_argument("--rate", "-r", type=finite, default=100.0, metavar="HZ",
                             help="samples per second (default 100)")
-        parser.add_argument("--duration", "-d", type=float, default=None, metavar="S",
+        parser.add_argument("--duration", "-d", type=finite, default=None, metavar="S",
                             help="stop sampling after S seconds (the file is still written by `record stop`)")
         parser.add_argument("--idle", action="store_true", help="include idle threads")
         parser.add_argument("--threads", action="store_true", help="a root frame per thread")
