@@ -49,6 +49,7 @@ from typing import Dict, List, Optional, TextIO, Type
 
 from snapshot.errors import ProcessExitedError, SnapshotError
 
+from . import interrupts
 from .commands import CLI_MODULES, load_all, load_cli
 from .commands.base import (CORE, DEBUGGER, LIVE, SNAPSHOT_FILE, Command, CommandError,  # noqa: F401
                             HelpShown, QuitRequested)
@@ -144,6 +145,7 @@ class Dispatcher:
             if not cli and cls.needs_target and session.pid is None:
                 raise CommandError("not attached: `attach PID` first")
             args = parser.parse_args(argv)
+            interrupts.check()
             status = command.run(session, args) or 0
             session.out.flush()
             return status
@@ -162,6 +164,7 @@ class Dispatcher:
             self.print_error(session, e)
             return getattr(e, "exit_code", 1) or 1
         except KeyboardInterrupt:
+            interrupts.acted()
             _flush(session.out)
             session.err.write("\ninterrupted\n" if not cli else "interrupted\n")
             return 130

@@ -34,7 +34,9 @@ class DumpCommand(Command):
         snapshot = session.take_snapshot(locals=args.locals, blocking=not args.nonblocking,
                                          max_repr=args.max_repr, pid=args.pid)
         if args.json:
-            session.out.write(json.dumps(snapshot.threads_json(), indent=2, ensure_ascii=False) + "\n")
+            from ..streams import encodes_unicode
+            text = json.dumps(snapshot.threads_json(), indent=2, ensure_ascii=not encodes_unicode(session.out))
+            session.out.write(text + "\n")
         else:
             render_snapshot(snapshot, session.out, show_locals=args.locals, full_filenames=args.full_filenames)
         return 0

@@ -81,6 +81,8 @@ class StopOnSignal:
         self.old = {}
 
     def __enter__(self):
+        from .. import interrupts
+        interrupts.check()     # a Ctrl-C Python dropped during attach still stops us here
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self.old[sig] = signal.signal(sig, self._handle)
