@@ -105,11 +105,20 @@ class Recorder:
         with self.lock:
             self.profile.errors = errors
             writer = writer_class(self.format)(self.profile)
-            write_atomic(self.path, writer)
+            try:
+                write_atomic(self.path, writer)
+                failed = None
+            except OSError as e:
+                # the path went bad while recording: keep the recording anyway
+                from snapshot.writers.destination import fallback_path
+                failed, self.path = e.strerror or str(e), fallback_path(
+                    self.path, writer.extension, self.pid, time.strftime("%Y%m%d-%H%M%S"))
+                write_atomic(self.path, writer)
         self.written = True
-        return "wrote %s (%s): %d samples in %d passes over %.1fs" % (
+        done = "wrote %s (%s): %d samples in %d passes over %.1fs" % (
             self.path, self.format, self.profile.samples, passes,
             (self.stopped_at or time.monotonic()) - self.started)
+        return done if failed is None else "could not write the output (%s); %s instead" % (failed, done)
 
 
 @register
@@ -169,8 +178,8 @@ class RecordReplCommand(Command):
         except ValueError as e:
             raise CommandError(str(e)) from None
         path = os.path.abspath(os.path.expanduser(args.output))
-        if not os.path.isdir(os.path.dirname(path)):
-            raise CommandError("directory %s does not exist" % os.path.dirname(path))
+        from snapshot.writers.destination import check_destination
+        check_destination(path)   # a bad path is known before sampling, not at `record stop`
         session.get_target()   # fail now (not in the thread) if the target is unusable
         recorder = Recorder(session, session.pid, path, fmt, args.rate, args.idle, args.threads, args.duration)
         recorder.start()
