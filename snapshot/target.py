@@ -139,7 +139,11 @@ class Target:
                     if stopped:
                         states = {tid: "S" if waiting else "R"
                                   for tid, waiting in process.in_syscall(stopped).items()}
-                    threads = self._read_threads(with_locals, max_repr, max_depth, fresh_names, states)
+                    holder, raw_threads = self._copy_stacks(with_locals)
+                # The target runs again: names, method names and locals' reprs are read now,
+                # so the pause never depends on how many threads have names or how big locals are.
+                threads = self._build_threads(holder, raw_threads, with_locals, max_repr, max_depth,
+                                              fresh_names, states)
                 break
             except (MemoryReadError, CorruptDataError) as e:
                 self._interp = None
@@ -154,15 +158,20 @@ class Target:
         return Snapshot(self.pid, self.python_version, self.executable, taken_at, tuple(threads),
                         self.command_line)
 
-    def _read_threads(self, with_locals: bool, max_repr: int, max_depth: int, fresh_names: bool,
-                      states: Dict[int, str]) -> List[ThreadStack]:
+    def _copy_stacks(self, with_locals: bool):
+        """What must be read while paused: the GIL word, thread states, frames and slot words."""
         walker = self.walker
         if self._interp is None:
             self._interp = walker.interpreter_addr()
         interp = self._interp
         head, holder = self.thread_facts.head_and_gil(interp)
         tstates = walker.thread_states(interp, head)
-        raw_threads = walker.walk_threads(tstates, with_locals)
+        return holder, walker.walk_threads(tstates, with_locals)
+
+    def _build_threads(self, holder: int, raw_threads, with_locals: bool, max_repr: int, max_depth: int,
+                       fresh_names: bool, states: Dict[int, str]) -> List[ThreadStack]:
+        """Model threads from the copied stacks (after the pause: objects are read as they are now)."""
+        interp = self._interp
         self.thread_facts.fill_native_ids(raw_threads)
         names = self.thread_facts.names(interp, raw_threads, fresh_names)
         build = self.frame_builder.frame
