@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import List, Optional
+
 
 # Nothing else is imported at module level: a Ctrl-C during the imports must
 # reach console_main's handler (one line, status 130), not print a traceback.
