@@ -48,6 +48,13 @@ class LiveProcess:
 
     def __init__(self, pid: int):
         check_process(pid)
+        # A thread id (/proc/TID exists, hidden from listings) names its whole process.
+        group = procfs.thread_group(pid)
+        #: the thread id asked for, when it was a thread of process ``pid`` rather than a process
+        self.requested_thread: Optional[int] = pid if group and group != pid else None
+        if self.requested_thread is not None:
+            pid = group
+            check_process(pid)
         self.pid = pid
         self.memory = ProcessMemory(pid)
         # The hot path calls these per read: bind them straight to the reader.
