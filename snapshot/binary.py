@@ -198,7 +198,9 @@ def _read_cache(key: str) -> Optional[BinaryInfo]:
             data = json.load(f)
         if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
             return None
-        if data.pop("checksum", None) != _checksum(data):
+        if "checksum" not in data:
+            return None     # written before entries carried one: rewritten, nothing to warn about
+        if data.pop("checksum") != _checksum(data):
             raise ValueError("checksum mismatch")
         return BinaryInfo(**data)
     except FileNotFoundError:

@@ -179,3 +179,26 @@ def test_task_states_keep_a_quarter_of_the_limit():
         assert states.max_open == 16
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_in_syscall_from_ptrace_agrees_with_proc(once_python, tmp_path):
+    """The pause asks ptrace (one word per thread) whether each thread was in a system call;
+    /proc/TID/syscall must say the same for a spinning main thread and sleeping threads."""
+    from snapshot.process.live import LiveProcess
+    hb = str(tmp_path / "hb")
+    t = pythons.Target(once_python.path, target_script("heartbeat_target.py"), [hb, "--threads", "6"],
+                       workdir=str(tmp_path))
+    try:
+        t.wait_for_file(hb, 60)
+        process = LiveProcess(t.pid)
+        running_seen = 0
+        for _ in range(20):
+            with process.paused() as stopped:
+                fast = process.in_syscall(stopped)
+                slow = process.tasks.in_syscall(stopped)
+            assert fast == slow
+            running_seen += sum(1 for v in fast.values() if not v)
+        assert running_seen, "the spinning main thread was never seen outside a system call"
+        process.close()
+    finally:
+        t.stop()

@@ -152,7 +152,20 @@ class LiveProcess:
         return get_registers(tid)
 
     def in_syscall(self, tids: Sequence[int]) -> Dict[int, bool]:
-        return self.tasks.in_syscall(tids)
+        """Whether each paused thread was inside a system call: asked of ptrace for the threads
+        we hold (one word each), of ``/proc/TID/syscall`` for the rest."""
+        from .ptrace import syscall_number
+        result: Dict[int, bool] = {}
+        rest = []
+        for tid in tids:
+            number = syscall_number(tid) if tid in self._stopped else None
+            if number is None:
+                rest.append(tid)
+            else:
+                result[tid] = number >= 0
+        if rest:
+            result.update(self.tasks.in_syscall(rest))
+        return result
 
     @contextmanager
     def paused(self) -> Iterator[List[int]]:
