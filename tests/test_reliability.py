@@ -202,3 +202,49 @@ def test_in_syscall_from_ptrace_agrees_with_proc(once_python, tmp_path):
         process.close()
     finally:
         t.stop()
+
+
+class _FailingTarget:
+    """A target whose reads fail most of the time (as after its interpreter state went away)."""
+
+    pid = 4242
+    python_version = "3.12.0"
+    command_line = ("python", "app.py")
+
+    def __init__(self, real, fail_every_but):
+        self.real = real
+        self.pid = real.pid
+        self.n = 0
+        self.fail_every_but = fail_every_but
+
+    def sample(self, blocking=True):
+        from snapshot.errors import CorruptDataError
+        self.n += 1
+        if self.n % self.fail_every_but:
+            raise CorruptDataError("the interpreter state at 0x1000 went away")
+        return self.real.sample(blocking)
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("fail_every_but,status", [(10, 7), (1, 0)], ids=["mostly-failed", "healthy"])
+def test_record_where_most_passes_failed_says_so(once_python, tmp_path, fail_every_but, status):
+    import io
+    from repl.dispatch import CLI, Dispatcher
+    from repl.session import Session
+    from snapshot.target import attach
+    with pause_target(once_python, tmp_path, threads=2) as proc:
+        real = attach(proc.pid)
+        out, err = io.StringIO(), io.StringIO()
+        session = Session(out=out, err=err)
+        session.get_target = lambda pid=None: _FailingTarget(real, fail_every_but)
+        code = Dispatcher(CLI).run_argv(session, "record", ["--pid", str(proc.pid), "-d", "1", "-r", "50", "--idle",
+                                                             "-o", str(tmp_path / "p.txt"), "-f", "raw"])
+        real.close()
+    text = err.getvalue()
+    assert code == status, text
+    if status:
+        assert "sampling passes failed: the interpreter state at 0x1000 went away" in text, text
+        assert "hint:" in text
+    assert (tmp_path / "p.txt").exists()
