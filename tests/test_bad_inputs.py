@@ -218,3 +218,19 @@ def test_ctrl_c_during_start_up(target):
             assert "(interrupted)" in text, text
         outcomes[p.returncode] = outcomes.get(p.returncode, 0) + 1
     assert pythons.stopped_or_traced(target.pid) == []
+
+
+def test_repl_rejects_non_finite_and_bad_paths(target, tmp_path):
+    lines = ["sample -r nan", "sample -d inf", "record start -o %s/a.svg -r nan" % tmp_path,
+             "record start -o %s/none/a.svg" % tmp_path, "record start -o %s -d 1" % tmp_path]
+    args = ["--pid", target.pid]
+    for line in lines:
+        args += ["-c", line]
+    t0 = time.monotonic()
+    r = run_tool(args, timeout=60)
+    err = r.stderr.decode()
+    assert time.monotonic() - t0 < 30 and "Traceback" not in err, err
+    assert err.count("not a finite number") == 3, err
+    assert "the folder %s/none does not exist" % tmp_path in err and "it is a directory" in err, err
+    assert os.listdir(str(tmp_path)) == []
+    assert pythons.stopped_or_traced(target.pid) == []
