@@ -11,6 +11,7 @@ a command runs, before sampling starts).
 from __future__ import annotations
 
 import signal
+import sys
 
 _seen = False
 
@@ -22,12 +23,22 @@ def remembering_handler(signum, frame):
 
 
 def install() -> None:
-    """Replace Python's default SIGINT handler (only that one: an ignored SIGINT stays ignored)."""
+    """Replace Python's default SIGINT handler (only that one: an ignored SIGINT stays ignored),
+    and keep the interpreter from printing a dropped interrupt as "Exception ignored" with a
+    traceback: it is remembered, and ``check()`` acts on it."""
     try:
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.signal(signal.SIGINT, remembering_handler)
     except (ValueError, OSError):
         pass
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and _seen:
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
 
 
 def check() -> None:
