@@ -148,6 +148,7 @@ class Dispatcher:
             interrupts.check()
             status = command.run(session, args) or 0
             session.out.flush()
+            interrupts.check()    # a Ctrl-C Python dropped meanwhile still counts
             return status
         except QuitRequested:
             raise
