@@ -234,3 +234,25 @@ def test_repl_rejects_non_finite_and_bad_paths(target, tmp_path):
     assert "the folder %s/none does not exist" % tmp_path in err and "it is a directory" in err, err
     assert os.listdir(str(tmp_path)) == []
     assert pythons.stopped_or_traced(target.pid) == []
+
+
+def test_folder_removed_while_recording_saves_a_fallback(target, tmp_path):
+    import shutil
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "repl.cli", "record", "--pid", str(target.pid), "-d", "2", "--idle",
+                             "-f", "raw", "-o", str(sub / "p.txt")], cwd=str(work), env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30     # sampling has begun once the tool is seen pausing the target
+    while pythons.tracer_pid(target.pid) != proc.pid and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.0005)
+    shutil.rmtree(str(sub))
+    _, err = proc.communicate(timeout=60)
+    text = err.decode()
+    lines = _lines(text)
+    assert proc.returncode == 9 and "Traceback" not in text, text
+    assert len(lines) == 1 and "saved the raw profile to" in lines[0], lines
+    saved = lines[0].split("profile to ")[1].split(" instead")[0]
+    assert os.path.dirname(saved) == str(work) and "w\u00f6rk" in open(saved, encoding="utf-8").read()
