@@ -88,6 +88,14 @@ class Session:
             if self.exited:
                 raise ProcessExitedError("process %d exited (the last snapshot is still available)" % self.pid)
             self.target = attach(self.pid)
+            from snapshot.binary import cache_warnings
+            for text in cache_warnings():
+                self.note("warning: " + text)
+            if self.target.pid != self.pid:
+                # the pid was a thread id: say so once, and label everything with the process
+                self.note("pid %d is a thread of process %d: showing process %d" % (self.pid, self.target.pid,
+                                                                                  self.target.pid))
+                self.pid = self.target.pid
         return self.target
 
     def open_core(self, path: str, search_path=(), executable: Optional[str] = None) -> None:

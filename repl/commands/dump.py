@@ -100,10 +100,12 @@ class DumpCommand(Command):
                                          max_repr=args.max_repr, pid=args.pid, native=native,
                                          native_all=native_all, **kwargs)
         if args.json:
+            from ..streams import encodes_unicode
             data = snapshot.threads_json()
             if args.async_tasks:
                 data = {"threads": data, "tasks": [task.to_dict() for task in snapshot.tasks]}
-            session.out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            text = json.dumps(data, indent=2, ensure_ascii=not encodes_unicode(session.out))
+            session.out.write(text + "\n")
         else:
             render_snapshot(snapshot, session.out, show_locals=args.locals, full_filenames=args.full_filenames)
             if args.async_tasks:
