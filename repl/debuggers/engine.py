@@ -120,7 +120,7 @@ def locate_in(process):
     """``discovery.locate`` on a ``Process`` (temporary, with the shim)."""
     from layouts import SUPPORTED_VERSIONS
     from snapshot import binary
-    from snapshot.discovery import Interpreter, _candidates, _detect_version, _scan_for_cookie
+    from snapshot.discovery import Interpreter, _candidates, _detect_version, _scan_for_cookie, root_offset
     from snapshot.errors import InterpreterNotFoundError, NotPythonError, UnsupportedVersionError
 
     exe = process.executable()
@@ -133,7 +133,7 @@ def locate_in(process):
         except ValueError:
             continue
         base = 0 if info.elf_type == "ET_EXEC" else mapping.start - mapping.offset - info.first_load_vaddr
-        runtime = info.symbols.get("_PyRuntime") or info.pyruntime_section
+        runtime = root_offset(info)
         if not runtime:
             continue
         runtime_addr = base + runtime
