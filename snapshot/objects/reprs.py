@@ -334,10 +334,10 @@ class _Py2Renderers:
 
     @staticmethod
     def set(self, addr, info, depth, room, active) -> str:
-        """``set([1, 2])``, ``frozenset([1])``; ``set()`` when empty."""
+        """``set([1, 2])``, ``frozenset([1])``, ``set([])``."""
         size, items = self._set_keys(addr, _items_for(room))
         if size == 0:
-            return "%s()" % info.name
+            return "%s([])" % info.name
         return "%s([%s])" % (info.name, self._join(items, size, depth, room - len(info.name) - 4, active))
 
     @staticmethod
