@@ -66,6 +66,7 @@ def _main_thread_ident():
         return main().ident
     return [t for t in threading.enumerate() if isinstance(t, threading._MainThread)][0].ident
 
+CO_OPTIMIZED = 0x1
 CO_NEWLOCALS = 0x2
 CO_VARARGS = 0x4
 CO_VARKEYWORDS = 0x8
@@ -150,7 +151,9 @@ def describe_frame(frame):
     code = frame.f_code
     entry = {"function": function_name(frame), "filename": code.co_filename,
              "line": frame.f_lineno, "code_name": code.co_name}
-    if not code.co_flags & CO_NEWLOCALS:
+    # 2.7 class bodies have CO_NEWLOCALS but not CO_OPTIMIZED: a namespace dict, no fast locals
+    namespace = sys.version_info[0] == 2 and not code.co_flags & CO_OPTIMIZED
+    if not code.co_flags & CO_NEWLOCALS or namespace:
         entry["kind"] = "module-level"      # module, class body or exec'd code: no fast locals
         entry["locals"] = None
         return entry
