@@ -156,6 +156,8 @@ class Facts:
     #: repr() rules: "py3", or "py2" (u'' unicode, L-suffixed longs, str without b, <type 'x'>,
     #: set([...]), functions by __name__, old-style instances).
     reprs: str = "py3"
+    #: Name of the builtins module in sys.modules ("__builtin__" in 2.7).
+    builtins_module: str = "builtins"
     #: Attribute of threading.Thread holding its name ("_name"; 2.7 mangles ``self.__name``).
     thread_name_attr: str = "_name"
     #: 2.7's classic classes and instances (types "classobj" and "instance").

@@ -181,5 +181,6 @@ FACTS = Facts(
     strings=StringFacts(model="py2", native_str="bytes", unicode_char_size=4),
     reprs="py2",
     thread_name_attr="_Thread__name",
+    builtins_module="__builtin__",
     old_style_classes=True,
 )

@@ -123,6 +123,11 @@ class ValueReader(TypeReader):
         return complex(real, imag)
 
     @entry
+    def is_text(self, addr: int) -> bool:
+        """Is the object text ``string`` can decode: a str (or 2.7's str and unicode)?"""
+        return self._info_of(addr).kind in self._text_kinds
+
+    @entry
     def string(self, addr: int, max_len: int = MAX_STR_CHARS) -> str:
         """Decode a remote str (at most ``max_len`` characters; longer ones are returned cut, unmarked)."""
         return self._string(addr, max_len)
