@@ -10,6 +10,7 @@ thread's ids and the target's own ``repr()`` of the values the tests print.
 Creating TRUTH.json + ".exit" makes the target exit (status 0) at once.
 Runs on CPython 2.7 and 3.6-3.15, stdlib only.
 """
+import functools
 import io
 import json
 import os
@@ -23,33 +24,40 @@ LOCK = threading.Lock()
 LOCK.acquire()
 
 
-class Barrier(object):
-    """``threading.Barrier`` (3.2+) for one use, so the target also runs on 2.7."""
+class Arrivals(object):
+    """Workers ``arrive()`` and go straight on to where they block; the main thread
+    ``wait()``s for all of them (threading.Barrier is 3.2+, and would keep every worker
+    in Python code until the last one arrives)."""
 
     def __init__(self, parties):
         self.parties = parties
         self.arrived = 0
         self.condition = threading.Condition()
 
-    def wait(self):
+    def arrive(self):
         with self.condition:
             self.arrived += 1
             self.condition.notify_all()
+
+    def wait(self):
+        with self.condition:
             while self.arrived < self.parties:
                 self.condition.wait(1.0)
 
 
-READY = Barrier(3 + WITH_BUSY)
+READY = Arrivals(2 + WITH_BUSY)
 NATIVE_IDS = {}
+
+
+_get_native_id = getattr(threading, "get_native_id", None)
+if _get_native_id is None:  # before 3.8: the gettid system call (resolved once, before any thread)
+    import ctypes
+    _get_native_id = functools.partial(ctypes.CDLL(None).syscall, 186)  # SYS_gettid on x86-64
 
 
 def record_native_id():
     """The calling thread's OS id under its name (``Thread.native_id`` exists from 3.8 only)."""
-    get = getattr(threading, "get_native_id", None)
-    if get is None:
-        import ctypes
-        get = lambda: ctypes.CDLL(None).syscall(186)  # noqa: E731 - SYS_gettid on x86-64
-    NATIVE_IDS[threading.current_thread().name] = get()
+    NATIVE_IDS[threading.current_thread().name] = _get_native_id()
 
 GLOBAL_CONFIG = {"mode": "test", "limits": [10, 20, 30], "ratio": 0.25}
 GLOBAL_NAME = "repl-target ☃"
@@ -80,7 +88,7 @@ class Handler(object):
 def wait_here(payload, request, count):
     local_tuple = (payload["nested"], count)
     record_native_id()
-    READY.wait()
+    READY.arrive()
     LOCK.acquire()
     return local_tuple
 
@@ -88,7 +96,7 @@ def wait_here(payload, request, count):
 def idle_loop(seconds):
     marker = ["idle", seconds]
     record_native_id()
-    READY.wait()
+    READY.arrive()
     while True:
         time.sleep(seconds)
 
@@ -102,7 +110,7 @@ def hot_function(n):
 
 def spin():
     record_native_id()
-    READY.wait()
+    READY.arrive()
     while True:
         hot_function(2000)
 
