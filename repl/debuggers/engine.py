@@ -1,24 +1,15 @@
-"""The engine on a debugger's ``Process``: ``make_target(process)``.
+"""The engine on a debugger's ``Process``: ``make_target(process)`` is ``Target(process)``.
 
-Once ``snapshot.target.Target`` takes a ``Process`` (the seam work), this is
-just ``Target(process)``.  Until then ``_ProcessTarget`` is a temporary shim:
-the same ``Target`` with the few places that still read ``/proc`` of a pid
-(the interpreter's file, thread ids and names, the pause) taken from the
-``Process`` instead.  It is deleted when the seam lands.
+Kept as the one place the debugger front ends build their target, so they
+import nothing of the engine until a command needs it.
 """
 from __future__ import annotations
-
-import inspect
-import os
-import time
-from typing import Dict, Optional
-
-from snapshot.model import Snapshot
 
 
 def make_target(process):
     """A ``Target`` reading ``process`` (which the debugger has stopped)."""
     from snapshot.target import Target
+<<<<<<< HEAD
     parameters = list(inspect.signature(Target.__init__).parameters)
     if len(parameters) > 1 and parameters[1] != "pid":
         return Target(process)
@@ -151,3 +142,6 @@ def locate_in(process):
     if "python" in name:
         raise InterpreterNotFoundError("no CPython runtime found in process %d (%s)" % (pid, exe))
     raise NotPythonError("process %d is not a Python process: it runs %s" % (pid, exe or "?"))
+=======
+    return Target(process)
+>>>>>>> main

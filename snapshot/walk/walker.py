@@ -155,6 +155,7 @@ class Walker:
         self.interp_threads = interp.get("threads_head", interp.get("tstate_head"))
         self.interp_id_offset = interp.get("id")
         self.head_offset = _HEAD_OFFSET[facts.interpreter_list](layout)
+        self.main_offset = _MAIN_OFFSET[facts.interpreter_list](layout)
         self._known_tstates: Dict[int, List[int]] = {}  # interpreter -> its thread states last time
         self._frame_chains: Dict[int, List[int]] = {}
 
@@ -186,7 +187,14 @@ class Walker:
 
     # -- interpreter and thread states --------------------------------------
     def interpreter_addr(self) -> int:
-        address = _U64.unpack(self.memory.read(self.runtime_addr + self.head_offset, 8))[0]
+        """The main interpreter (``_PyRuntime.interpreters.main``), not the newest one (``head``):
+        a subinterpreter created and destroyed while sampling must not become our interpreter.
+        (2.7/3.6 keep no ``main``: the list head, ``interp_head``, is used.)"""
+        address = 0
+        if self.main_offset is not None:
+            address = _U64.unpack(self.memory.read(self.runtime_addr + self.main_offset, 8))[0]
+        if not address:
+            address = _U64.unpack(self.memory.read(self.runtime_addr + self.head_offset, 8))[0]
         if not address:
             raise CorruptDataError("the interpreter is not initialised (no interpreter state yet)")
         return address
@@ -469,6 +477,9 @@ _ENTRY_MARKERS = {"every_frame": (False, False), "is_entry_field": (False, True)
 #: (``_PyRuntime.interpreters.head``, or 0: before 3.7 the root is ``interp_head`` itself).
 _HEAD_OFFSET = {"runtime": lambda layout: layout._PyRuntimeState.interpreters_head,
                 "interp_head": lambda layout: 0}
+#: facts.interpreter_list -> offset of the main interpreter from the root, None where not kept.
+_MAIN_OFFSET = {"runtime": lambda layout: layout._PyRuntimeState.get("interpreters_main"),
+                "interp_head": lambda layout: None}
 #: facts.frames.model -> how the walker reads frames.
 _SETUP = {"frame_object": Walker._setup_frame_objects, "interpreter_frame": Walker._setup_interpreter_frames}
 
