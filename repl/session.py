@@ -367,7 +367,7 @@ class Session:
         if cached is not None:
             try:
                 file_addr = objects.getattr(cached, "__file__")
-                if file_addr and objects.kind(file_addr) == "str" and objects.string(file_addr) == frame.filename:
+                if file_addr and objects.is_text(file_addr) and objects.string(file_addr) == frame.filename:
                     return cached, self._module_name(cached)
             except SnapshotError:
                 pass
@@ -379,10 +379,10 @@ class Session:
                 if objects.kind(mod_addr) != "module":
                     continue
                 file_addr = objects.getattr(mod_addr, "__file__")
-                if file_addr and objects.kind(file_addr) == "str" and objects.string(file_addr) == frame.filename:
+                if file_addr and objects.is_text(file_addr) and objects.string(file_addr) == frame.filename:
                     self._globals_cache[key] = mod_addr
                     return mod_addr, self._module_name(mod_addr)
-                if objects.kind(key_addr) == "str" and objects.string(key_addr) == "__main__":
+                if objects.is_text(key_addr) and objects.string(key_addr) == "__main__":
                     main = mod_addr
             except SnapshotError:
                 continue
@@ -391,7 +391,7 @@ class Session:
     def _module_name(self, mod_addr: int) -> str:
         objects = self.objects()
         name = objects.getattr(mod_addr, "__name__")
-        if name and objects.kind(name) == "str":
+        if name and objects.is_text(name):
             return objects.string(name, 1024)
         return "?"
 

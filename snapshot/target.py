@@ -10,6 +10,7 @@ cheaper than the first.  Thread facts (GIL, names, OS ids) live in
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Dict, List, Optional
 
 from layouts import UnknownLayoutError, table_size, with_debug_offsets
@@ -67,7 +68,7 @@ class Target:
         self.walker = Walker(process, self.layout, self.interpreter.runtime_addr, self.codes, self.budget)
         self.command_line = tuple(process.command_line())
         self.thread_facts = ThreadFacts(process, self.layout, self.walker, self.interpreter.runtime_addr,
-                                   self.objects)
+                                        self.objects, self.interpreter.symbol("_PyThreadState_Current"))
         self.frame_builder = FrameBuilder(process, self.layout, self.objects)
         self._interp: Optional[int] = None
         self._interp_id = 0
@@ -89,6 +90,8 @@ class Target:
             layout = load_layout(version)
         except UnknownLayoutError:
             raise UnsupportedVersionError("Python %s is not supported" % self.interpreter.version_text) from None
+        if layout.facts.strings.model == "py2" and self.interpreter.symbol("PyUnicodeUCS2_FromString"):
+            layout = replace(layout, facts=layout.facts.narrow_unicode())
         if layout.facts.debug_offsets:
             name = layout.facts.debug_offsets
             raw = self.process.read(self.interpreter.runtime_addr, table_size(name))
