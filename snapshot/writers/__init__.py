@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import tempfile
 from typing import Dict, List, Optional, Tuple, Type
 
 from .base import Writer
@@ -83,6 +82,7 @@ def write_atomic(path: "os.PathLike[str] | str", writer: Writer) -> None:
     the temp file is removed and the exception propagates, leaving any
     previous ``path`` untouched.
     """
+    import tempfile  # here, not at import: `record` imports this module before it samples
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
     fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=directory)
