@@ -22,7 +22,7 @@ from --repo, default this work tree):
    (1.00 = no slowdown), ours against py-spy's, workloads a and b;
 6. memory of a long record: pyspy-repl and py-spy side by side (non-blocking,
    so that both can read the same target) at 100 Hz with --idle on the
-   20-thread target for --memory-seconds (default 120 s); RSS is read every
+   20-thread target for --memory-seconds (default 90 s); RSS is read every
    second and RSS at 10 and 60 minutes is projected from the slope of the
    second half of the run (stated as a projection unless the run lasted that long).
 """
@@ -123,6 +123,10 @@ def sampling_rows(args, prof, log):
                     per = S._delta(long, short, "cpu")
                     if per is not None:
                         values.append(per * 1e6)
+                    else:
+                        log("    %s: no steady-state figure (samples %s then %s; %s)" % (
+                            name, short.get("samples"), long.get("samples"),
+                            long.get("error") or short.get("error") or "too few samples"))
                 out[(key, name)] = C.median(values) if values else None
                 log("  sampling %s %-10s cpu ms/1k @1kHz: %s" % (key, name, ", ".join("%.0f" % v for v in values)))
             for name in ("pyspy-repl", "py-spy"):  # blocking slowdown at 1 kHz
@@ -274,17 +278,18 @@ def main() -> int:
     parser.add_argument("--tool-python", default=sys.executable, help="interpreter running pyspy-repl")
     parser.add_argument("--repo", default=C.REPO, help="pyspy-repl tree to measure (default: this one)")
     parser.add_argument("--runs", type=int, default=None, help="CLI runs per cell (default 11, --quick 5)")
-    parser.add_argument("--memory-seconds", type=float, default=None, help="memory run length (default 120, --quick 40)")
+    parser.add_argument("--memory-seconds", type=float, default=None, help="memory run length (default 90, --quick 40)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="dump,sampling,first,memory", help="subset of rows to run")
     parser.add_argument("--json", help="also write every figure to this file")
     args = parser.parse_args()
     args.repo = os.path.abspath(args.repo)
     args.runs = args.runs or (5 if args.quick else 11)
-    args.memory_seconds = args.memory_seconds or (40.0 if args.quick else 120.0)
-    args.long, args.short = (4.0, 2.0) if args.quick else (6.0, 2.5)
+    args.memory_seconds = args.memory_seconds or (40.0 if args.quick else 90.0)
+    # The short run must outlast every profiler's start-up, which is seconds on a loaded machine.
+    args.long, args.short = (6.0, 3.0) if args.quick else (10.0, 4.0)
     args.baseline = 1.5 if args.quick else 2.0
-    args.sampling_repeats = 1 if args.quick else 3
+    args.sampling_repeats = 1 if args.quick else 2
     C.REPO = args.repo  # bench_sampling and _common run pyspy-repl from here
     env = C.pyspy_repl_env(tempfile.mkdtemp(prefix="pyspy-issue13-cache-"))
     tools = C.tools()
