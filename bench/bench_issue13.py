@@ -34,6 +34,7 @@ import os
 import shutil
 import subprocess
 import sys
+import re
 import tempfile
 import time
 
@@ -52,6 +53,47 @@ def cli_cpu(argv, env, cwd=None):
     if proc.returncode != 0:
         raise RuntimeError("%s failed (%s): %s" % (" ".join(argv), proc.returncode, err.decode()[-400:]))
     return usage.ru_utime + usage.ru_stime, wall, err.decode(errors="replace")
+
+
+def run(prof, name, target, threads, rate, blocking, seconds):
+    """One profiler run of ``seconds`` of sampling.
+
+    py-spy and austin start in milliseconds, so they are stopped by SIGINT at a wall-clock
+    deadline (bench_sampling.run_profiler).  pyspy-repl's start-up (Python, imports, attach)
+    takes seconds on a loaded machine, which a deadline would cut into; it gets ``-d SECONDS``
+    instead (counted from its first sample) and runs to completion, so long-minus-short
+    still cancels its start-up exactly.  ``sampling_from`` is where its sampling began
+    (stop minus the duration), for the slowdown window.
+    """
+    if name != "pyspy-repl":
+        result = S.run_profiler(prof, name, target, threads, rate, blocking, seconds)
+        result["sampling_from"] = result["launched"] + 1.5
+        return result
+    scratch = tempfile.mkdtemp(prefix="pyspy-issue13-")
+    try:
+        argv = prof.argv(name, target.pid, rate, blocking, os.path.join(scratch, "out.raw")) + ["-d", str(seconds)]
+        err_path = os.path.join(scratch, "stderr")
+        with open(err_path, "wb") as err_file:
+            launched = time.monotonic()
+            proc = subprocess.Popen(C.pin(S.PROFILER_CPU) + argv, stdout=subprocess.DEVNULL, stderr=err_file,
+                                    env=C.pyspy_repl_env(), cwd=C.REPO)
+            deadline = launched + seconds + 120
+            while not C.exited(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            stopped = time.monotonic()
+            if not C.exited(proc.pid):
+                proc.kill()
+            usage = C.wait_rusage(proc)
+        with open(err_path, errors="replace") as f:
+            err = f.read()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    m = re.search(r"(\d+) samples", err)
+    result = {"cpu": usage.ru_utime + usage.ru_stime, "wall": stopped - launched, "launched": launched, "stopped": stopped,
+              "sampling_from": stopped - seconds, "samples": int(m.group(1)) / threads if m else None}
+    if m is None:
+        result["error"] = (err.strip().splitlines() or ["no output"])[-1][:200]
+    return result
 
 
 def tracer_pid(pid: int) -> int:
@@ -118,8 +160,8 @@ def sampling_rows(args, prof, log):
             for name in ("pyspy-repl", "py-spy", "austin"):
                 values = []
                 for _ in range(args.sampling_repeats):
-                    long = S.run_profiler(prof, name, target, threads, 1000, False, args.long)
-                    short = S.run_profiler(prof, name, target, threads, 1000, False, args.short)
+                    long = run(prof, name, target, threads, 1000, False, args.long)
+                    short = run(prof, name, target, threads, 1000, False, args.short)
                     per = S._delta(long, short, "cpu")
                     if per is not None:
                         values.append(per * 1e6)
@@ -135,8 +177,8 @@ def sampling_rows(args, prof, log):
                     time.sleep(args.baseline)
                     now = time.monotonic()
                     base = target.rate(now - args.baseline, now)
-                    run = S.run_profiler(prof, name, target, threads, 1000, True, args.long)
-                    profiled = target.rate(run["launched"] + 1.5, run["stopped"])
+                    one = run(prof, name, target, threads, 1000, True, args.long)
+                    profiled = target.rate(one["sampling_from"], one["stopped"])
                     if base and profiled:
                         speeds.append(profiled / base)
                 out[(key, name, "blocking speed")] = C.median(speeds) if speeds else None
