@@ -107,9 +107,10 @@ class Interval:
 class _Track:
     """One thread's timeline as four flat arrays: 24 bytes per run, no objects."""
 
-    __slots__ = ("starts", "lasts", "stacks", "counts")
+    __slots__ = ("starts", "lasts", "stacks", "counts", "seen_pass")
 
     def __init__(self) -> None:
+        self.seen_pass = -1  # the sampler pass (``Profile.mark_pass``) this thread was last seen in
         self.starts = array("q")
         self.lasts = array("q")
         self.stacks = array("l")
@@ -148,6 +149,7 @@ class Profile:
         self.counts: Dict[Tuple[ThreadKey, int], int] = {}
         self.threads: Dict[ThreadKey, ThreadInfo] = {}
         self._tracks: Dict[ThreadKey, _Track] = {}
+        self._pass = -1  # passes marked by a sampler (mark_pass); -1: none, the gap rule alone
         self._intervals = 0
         self.timeline_truncated = False
         # lowest line seen per (function, filename): the first line for ``function`` mode
@@ -252,10 +254,14 @@ class Profile:
         track = self._tracks.get(key)
         if track is None:
             track = self._tracks[key] = _Track()
+        previous_pass, track.seen_pass = track.seen_pass, self._pass
         if len(track):
-            gap = self._gap_limit_ns()
+            # Seen in the sampler's pass just before, the thread was not "unseen", however late
+            # that pass came: a sampler running behind must not cut a steady stack into one run
+            # per late pass (the timeline would then grow with recording time).
             if track.stacks[-1] == stack_id and ts >= track.lasts[-1] and (
-                    gap is None or ts - track.lasts[-1] <= gap):
+                    (self._pass >= 0 and previous_pass == self._pass - 1)
+                    or self._within_gap(ts - track.lasts[-1])):
                 track.lasts[-1] = ts
                 track.counts[-1] += 1
                 return
@@ -267,6 +273,15 @@ class Profile:
         track.lasts.append(ts)
         track.stacks.append(stack_id)
         track.counts.append(1)
+
+    def _within_gap(self, elapsed_ns: int) -> bool:
+        gap = self._gap_limit_ns()
+        return gap is None or elapsed_ns <= gap
+
+    def mark_pass(self) -> None:
+        """A sampler pass over every thread begins (the Sampler calls it when its sink is this
+        profile): a thread seen in two consecutive passes ran on, however late the second came."""
+        self._pass += 1
 
     def _gap_limit_ns(self) -> Optional[int]:
         """A thread unseen for more than two periods did not run that stack meanwhile."""

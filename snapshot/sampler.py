@@ -233,6 +233,7 @@ class Sampler:
         owner = getattr(sink, "__self__", None)
         self._add_parts = (getattr(owner, "add_parts", None)
                            if getattr(sink, "__name__", None) == "add" else None)
+        self._mark_pass = getattr(owner, "mark_pass", None) if self._add_parts is not None else None
         self.on_pass = on_pass
         self.on_snapshot = on_snapshot
         self.on_error = on_error
@@ -359,6 +360,8 @@ class Sampler:
                 self.stats.pids.append(target.pid)
         stats = self.stats
         stats.passes += 1
+        if self._mark_pass is not None:
+            self._mark_pass()
         timestamp = time.time_ns()
         lock = self.lock
         threads = 0
