@@ -1,6 +1,7 @@
 """Text rendering of snapshots, in py-spy's dump shape."""
 from __future__ import annotations
 
+import os
 from typing import List, Optional, TextIO
 
 from snapshot.model import Snapshot, ThreadStack
@@ -11,7 +12,14 @@ def thread_header(thread: ThreadStack) -> str:
     if thread.holds_gil:
         state += "+gil"
     ident = str(thread.native_id) if thread.native_id else "%#X" % thread.thread_id
-    return 'Thread %s (%s): "%s"' % (ident, state, thread.name or "")
+    status = getattr(thread, "status", None)
+    return 'Thread %s (%s): "%s"%s' % (ident, state, thread.name or "", " [%s]" % status if status else "")
+
+
+def native_note(thread: ThreadStack) -> Optional[str]:
+    """The line saying why a native-mode thread shows its Python frames only, if it does."""
+    error = getattr(thread, "native_error", None)
+    return "    (native frames not shown: %s)" % error if error else None
 
 
 def process_header(snapshot: Snapshot) -> List[str]:
@@ -21,6 +29,10 @@ def process_header(snapshot: Snapshot) -> List[str]:
 
 
 def frame_line(frame, full_filenames: bool = False) -> str:
+    if frame.is_native:
+        # py-spy's --native shape: the symbol and the library it is in
+        library = frame.module if full_filenames else os.path.basename(frame.module or "")
+        return "%s (%s)" % (frame.function, library or "[anonymous]")
     filename = frame.filename if full_filenames else frame.short_filename
     return "%s (%s:%d)" % (frame.function, filename, frame.line)
 
@@ -28,6 +40,9 @@ def frame_line(frame, full_filenames: bool = False) -> str:
 def render_thread(thread: ThreadStack, out: TextIO, show_locals: bool, full_filenames: bool = False,
                   marker: Optional[int] = None) -> None:
     out.write(thread_header(thread) + "\n")
+    note = native_note(thread)
+    if note:
+        out.write(note + "\n")
     for index, frame in enumerate(thread.frames):
         prefix = "  > " if marker == index else "    "
         out.write(prefix + frame_line(frame, full_filenames) + "\n")

@@ -17,7 +17,8 @@ _FROZEN = {"frozen": True, "slots": True} if sys.version_info >= (3, 10) else {"
 
 
 #: Version of the ``to_dict`` form. 1: the first versioned form (format_version,
-#: interpreter_id, is_entry, native-frame fields).  ``from_dict`` reads every
+#: interpreter_id, is_entry, native-frame fields; a thread's optional ``status`` and
+#: ``native_error``, absent when unset, need no new version).  ``from_dict`` reads every
 #: version up to this one; a form without ``format_version`` is version 0.
 FORMAT_VERSION = 1
 
@@ -59,6 +60,8 @@ class Frame:
 
     @property
     def short_filename(self) -> str:
+        if self.is_native:
+            return os.path.basename(self.module or self.filename or "")   # the library's name
         return short_filename(self.filename)
 
     def without_locals(self) -> "Frame":
@@ -105,9 +108,15 @@ class ThreadStack:
     #: ``PyInterpreterState.id`` of the interpreter the thread runs in (0: the main interpreter).
     #: Last, with a default (not where DESIGN.md lists it), so positional callers keep working.
     interpreter_id: int = 0
+    #: What the thread's native frames say it does ("waiting for the GIL", "collecting garbage",
+    #: "unknown" where a stripped interpreter cannot name the function); None without native frames.
+    status: Optional[str] = None
+    #: Native mode: why the native and Python frames could not be merged (the frames are then
+    #: the Python stack alone), or why the thread has no native frames.
+    native_error: Optional[str] = None
 
     def to_dict(self, pid: Optional[int] = None) -> Dict[str, Any]:
-        return {
+        data = {
             "pid": pid,
             "thread_id": self.thread_id,
             "thread_name": self.name,
@@ -118,13 +127,18 @@ class ThreadStack:
             "process_info": None,
             "interpreter_id": self.interpreter_id,
         }
+        if self.status is not None:
+            data["status"] = self.status
+        if self.native_error is not None:
+            data["native_error"] = self.native_error
+        return data
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "ThreadStack":
         return cls(data["thread_id"], data.get("os_thread_id"), data.get("thread_name"),
                    bool(data.get("owns_gil")), not data.get("active", True),
                    tuple(Frame.from_dict(f) for f in data.get("frames", ())),
-                   data.get("interpreter_id", 0))
+                   data.get("interpreter_id", 0), data.get("status"), data.get("native_error"))
 
 
 @dataclass(**_FROZEN)

@@ -75,6 +75,8 @@ class SamplerOptions:
     passes: Optional[int] = None      # stop after this many passes (``stop_reason == "count"``)
     locals: bool = False              # read whole snapshots with locals (``watch``), not bare stacks
     max_repr: int = 1024              # with ``locals``: cut each value's repr here
+    native: bool = False              # merge native (C) frames into every sample (needs blocking)
+    native_all: bool = False          # ... with the interpreter's plumbing and C-only threads
 
 
 @dataclass
@@ -348,7 +350,10 @@ class Sampler:
     def _read(self, target) -> Snapshot:
         opts = self.options
         if opts.locals:
-            return target.snapshot(locals=True, blocking=opts.blocking, max_repr=opts.max_repr)
+            return target.snapshot(locals=True, blocking=opts.blocking, max_repr=opts.max_repr,
+                                   native=opts.native, native_all=opts.native_all)
+        if opts.native or opts.native_all:
+            return target.sample(opts.blocking, native=True, native_all=opts.native_all)
         return target.sample(opts.blocking)
 
     def sample_once(self) -> None:

@@ -10,6 +10,7 @@ cheaper than the first.  Thread facts (GIL, names, OS ids) live in
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Dict, List, Optional
 
 from layouts import UnknownLayoutError, table_size, with_debug_offsets
@@ -17,7 +18,8 @@ from layouts import UnknownLayoutError, table_size, with_debug_offsets
 from .budget import WorkBudget
 from .walk.codecache import CodeCache
 from .discovery import Interpreter, locate
-from .errors import CorruptDataError, MemoryReadError, ProcessExitedError, UnsupportedVersionError
+from .errors import (CorruptDataError, MemoryReadError, NativeModeError, ProcessExitedError,
+                     UnsupportedVersionError)
 from .frames import FrameBuilder
 from .layoutcache import load_layout
 from .model import Snapshot, ThreadStack
@@ -66,10 +68,11 @@ class Target:
         self.walker = Walker(process, self.layout, self.interpreter.runtime_addr, self.codes, self.budget)
         self.command_line = tuple(process.command_line())
         self.thread_facts = ThreadFacts(process, self.layout, self.walker, self.interpreter.runtime_addr,
-                                   self.objects)
+                                        self.objects, self.interpreter.symbol("_PyThreadState_Current"))
         self.frame_builder = FrameBuilder(process, self.layout, self.objects)
         self._interp: Optional[int] = None
         self._interp_id = 0
+        self._native_threads = None
         self.samples_taken = 0
         self._want_tasks = False
         self._tasks: tuple = ()
@@ -87,6 +90,8 @@ class Target:
             layout = load_layout(version)
         except UnknownLayoutError:
             raise UnsupportedVersionError("Python %s is not supported" % self.interpreter.version_text) from None
+        if layout.facts.strings.model == "py2" and self.interpreter.symbol("PyUnicodeUCS2_FromString"):
+            layout = replace(layout, facts=layout.facts.narrow_unicode())
         if layout.facts.debug_offsets:
             name = layout.facts.debug_offsets
             raw = self.process.read(self.interpreter.runtime_addr, table_size(name))
@@ -115,25 +120,52 @@ class Target:
 
     # -- snapshots -------------------------------------------------------------
     def snapshot(self, locals: bool = False, blocking: bool = True, max_repr: int = 1024,
-                 max_depth: int = 6, tasks: bool = False) -> Snapshot:
-        """Every thread's stack, optionally with locals and asyncio tasks, in one consistent read."""
+                 max_depth: int = 6, tasks: bool = False, native: bool = False,
+                 native_all: bool = False) -> Snapshot:
+        """Every thread's stack, optionally with locals and asyncio tasks, in one consistent read.
+
+        ``native``: C frames merged in (needs ``blocking`` and a source with
+        registers); ``native_all``: also the interpreter's plumbing between
+        Python frames, and threads Python never saw.
+        """
         self._want_tasks = tasks
         try:
-            return self._take(locals, blocking, max_repr, max_depth, fresh_names=True)
+            return self._take(locals, blocking, max_repr, max_depth, fresh_names=True,
+                              native=native or native_all, native_all=native_all)
         finally:
             self._want_tasks = False
 
-    def sample(self, blocking: bool = True) -> Snapshot:
+    def sample(self, blocking: bool = True, native: bool = False, native_all: bool = False) -> Snapshot:
         """The hot path: stacks only, with cached code objects and thread names."""
-        return self._take(False, blocking, 0, 0, fresh_names=False)
+        return self._take(False, blocking, 0, 0, fresh_names=False, native=native or native_all,
+                          native_all=native_all)
+
+    def check_native(self, blocking: bool = True) -> None:
+        """Raise ``NativeModeError`` when native frames cannot be had from this target."""
+        from .process.base import PAUSABLE, REGISTERS
+        capabilities = getattr(self.process, "capabilities", frozenset())
+        if REGISTERS not in capabilities:
+            raise NativeModeError("native frames need the threads' registers, which this source has not",
+                                  "open the process live, a core with its NT_PRSTATUS notes, or a debugger")
+        if not blocking and PAUSABLE in capabilities:
+            raise NativeModeError.nonblocking()
+
+    def _native(self):
+        if self._native_threads is None:
+            from .native.threads import NativeThreads
+            self._native_threads = NativeThreads(self.process)
+        return self._native_threads
 
     def _gone(self) -> bool:
         exists = getattr(self.process, "exists", None)
         return exists is not None and not exists()
 
     def _take(self, with_locals: bool, blocking: bool, max_repr: int, max_depth: int,
-              fresh_names: bool) -> Snapshot:
+              fresh_names: bool, native: bool = False, native_all: bool = False) -> Snapshot:
         process = self.process
+        if native:
+            self.check_native(blocking)
+        stacks = None
         # Idle threads: without pausing, the run state read just before the
         # walk; with pausing, whether each thread was stopped inside a system
         # call (read while paused).
@@ -154,6 +186,9 @@ class Target:
                     copied = self._copy_stacks(with_locals)
                     if self._want_tasks:
                         self._tasks = self._read_tasks(copied, with_locals, max_repr, max_depth)
+                    if native:
+                        # registers exist only while paused, and must match the Python frames just read
+                        stacks = self._native().unwind(stopped or [t.tid for t in process.threads()])
                 # The target runs again: names, method names and locals' reprs are read now,
                 # so the pause never depends on how many threads have names or how big locals are.
                 threads = self._build_threads(copied, with_locals, max_repr, max_depth,
@@ -166,6 +201,8 @@ class Target:
                     raise ProcessExitedError("process %d exited while being read" % self.pid) from None
                 if attempt + 1 == attempts:
                     raise e
+        if stacks is not None:
+            threads = self._native().apply(threads, stacks, native_all, states)
         self.samples_taken += 1
         if self.samples_taken % 256 == 0:
             self.codes.revalidate()

@@ -17,8 +17,10 @@ from .errors import MemoryReadError, SnapshotError
 from .waits import is_idle_function
 from .process.pthread import PthreadTidFinder
 
-#: facts.gil -> whether the GIL (and its holder) is in _PyRuntime (else in the interpreter state).
-_GIL_IN_RUNTIME = {"runtime": True, "interpreter": False}
+#: facts.gil -> where the GIL holder is read: "runtime" (_PyRuntime.gilstate.tstate_current, with
+#: the GIL's ``locked``), "interpreter" (the interpreter's GIL struct), "variable" (2.7/3.6: the
+#: ``_PyThreadState_Current`` variable, NULL while the GIL is released).
+_GIL_SOURCE = {"runtime": "runtime", "interpreter": "interpreter", "thread_state_current": "variable"}
 _U64 = struct.Struct("<Q")
 #: Seconds a cached thread name stays valid while sampling.
 NAME_TTL = 1.0
@@ -27,8 +29,11 @@ NAME_TTL = 1.0
 class ThreadFacts:
     """GIL holder, names and OS ids of one process's threads (cached across samples)."""
 
-    def __init__(self, process, layout, walker, runtime_addr: int, objects):
+    def __init__(self, process, layout, walker, runtime_addr: int, objects,
+                 current_tstate_addr: Optional[int] = None):
         self.process = process
+        #: Address of ``_PyThreadState_Current`` (2.7/3.6 only).
+        self.current_tstate_addr = current_tstate_addr
         self.layout = layout
         self.walker = walker
         self.runtime_addr = runtime_addr
@@ -85,9 +90,18 @@ class ThreadFacts:
         meaningful while ``locked`` is set.
         """
         layout = self.layout
-        gil = layout._gil_runtime_state
+        source = _GIL_SOURCE[layout.facts.gil]
         requests = [(interp + self.walker.interp_threads, 8)]
-        if _GIL_IN_RUNTIME[layout.facts.gil]:
+        if source == "variable":
+            if self.current_tstate_addr:
+                requests.append((self.current_tstate_addr, 8))
+            values = self.process.read_many(requests)
+            if values[0] is None:
+                raise MemoryReadError(requests[0][0], 8, "thread list head")
+            holder = _U64.unpack(values[1])[0] if len(values) > 1 and values[1] else 0
+            return _U64.unpack(values[0])[0], holder
+        gil = layout._gil_runtime_state
+        if source == "runtime":
             rt = layout._PyRuntimeState
             requests += [(self.runtime_addr + rt.gilstate_tstate_current, 8),
                          (self.runtime_addr + rt.ceval_gil + gil.locked, 4)]
@@ -103,7 +117,7 @@ class ThreadFacts:
             raise MemoryReadError(requests[0][0], 8, "thread list head")
         head = _U64.unpack(values[0])[0]
         holder = 0
-        if _GIL_IN_RUNTIME[layout.facts.gil]:
+        if source == "runtime":
             if values[1] and values[2] and struct.unpack("<i", values[2])[0]:
                 holder = _U64.unpack(values[1])[0]
         elif len(values) > 1 and values[1]:
@@ -158,7 +172,7 @@ class ThreadFacts:
             thread = by_ident.get(thread_id)
             if not thread:
                 continue
-            name_addr = self.objects.getattr(thread, "_name")
+            name_addr = self.objects.getattr(thread, self.layout.facts.thread_name_attr)
             if name_addr:
                 names[thread_id] = self.objects.string(name_addr, 1024)
         return names

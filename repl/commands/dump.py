@@ -12,6 +12,38 @@ def add_read_options(parser) -> None:
     """Flags every command that takes a snapshot understands."""
     parser.add_argument("--nonblocking", action="store_true",
                         help="read without pausing the target (faster for it, may be inconsistent)")
+    add_native_options(parser)
+
+
+def add_native_options(parser, short: bool = True) -> None:
+    """``--native`` / ``--native-all`` (C frames merged in; they need the target paused);
+    ``short``: also ``-n`` as py-spy spells it (where no other flag has it)."""
+    parser.add_argument("--native", *(("-n",) if short else ()), action="store_true",
+                        help="also show native (C) frames, merged with the Python frames "
+                             "(needs ptrace and blocking mode)")
+    parser.add_argument("--native-all", action="store_true",
+                        help="like --native, also the interpreter's own frames between Python frames "
+                             "and threads Python never saw (started by C)")
+    parser.add_argument("--debug-dir", action="append", default=[], metavar="DIR",
+                        help="also look for separate debug files (DIR/.build-id/xx/....debug) here, "
+                             "to name functions of stripped binaries (also PYSPY_REPL_DEBUG_DIRS; "
+                             "default /usr/lib/debug)")
+
+
+def use_debug_dirs(args) -> None:
+    """Apply ``--debug-dir`` (symbol tables loaded from now on see those directories)."""
+    dirs = getattr(args, "debug_dir", None)
+    if dirs:
+        from snapshot.native.symbols import add_debug_dirs
+        add_debug_dirs(dirs)
+
+
+def native_flags(args):
+    """(native, native_all) from parsed ``add_native_options`` flags; None: the session's setting."""
+    use_debug_dirs(args)
+    native_all = bool(getattr(args, "native_all", False))
+    native = bool(getattr(args, "native", False)) or native_all
+    return (True if native else None), (True if native_all else None)
 
 
 def add_core_options(parser) -> None:
@@ -61,10 +93,12 @@ class DumpCommand(Command):
         add_load_option(parser)
 
     def run(self, session, args) -> int:
+        native, native_all = native_flags(args)
         open_core_if_asked(session, args)
         kwargs = {"tasks": True} if args.async_tasks else {}
         snapshot = session.take_snapshot(locals=args.locals, blocking=not args.nonblocking,
-                                         max_repr=args.max_repr, pid=args.pid, **kwargs)
+                                         max_repr=args.max_repr, pid=args.pid, native=native,
+                                         native_all=native_all, **kwargs)
         if args.json:
             from ..streams import encodes_unicode
             data = snapshot.threads_json()

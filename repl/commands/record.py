@@ -16,7 +16,8 @@ import time
 from ..progress import Progress, format_seconds
 from ..streams import EXIT_OUTPUT
 from .base import Command, CommandError, finite, register
-from .sampling import StopOnSignal, add_sampling_arguments, add_target_arguments, open_target, stop_reason_text
+from .sampling import (StopOnSignal, add_sampling_arguments, add_target_arguments, native_options,
+                       open_target, stop_reason_text)
 
 def default_output(fmt: str, pid: int) -> str:
     from snapshot.writers import writer_class
@@ -70,7 +71,10 @@ class RecordCommand(Command):
             # before attaching or launching anything: a bad path must not cost the recording
             check_destination(args.output, stdout_fd)
 
+        native = native_options(args)
         target, launched = open_target(session, args)
+        if native["native"]:
+            target.check_native()
         output = args.output or default_output(fmt, target.pid)
         if not args.output:
             check_destination(output, stdout_fd)
@@ -110,7 +114,8 @@ class RecordCommand(Command):
 
         sampler = Sampler(target, profile.add,
                           SamplerOptions(rate=args.rate, duration=args.duration, blocking=not args.nonblocking,
-                                         gil=args.gil, idle=args.idle, subprocesses=args.subprocesses),
+                                         gil=args.gil, idle=args.idle, subprocesses=args.subprocesses,
+                                         **native),
                           on_pass=on_pass, on_error=on_error, alive=launched.alive if launched else None)
         if progress.enabled:
             err.write("Sampling process %d at %g Hz (Python %s); Ctrl-C to stop and write %s\n"

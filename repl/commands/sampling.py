@@ -36,6 +36,21 @@ def add_sampling_arguments(parser) -> None:
     parser.add_argument("--idle", "-i", action="store_true", help="include idle threads")
     parser.add_argument("--subprocesses", "-s", action="store_true",
                         help="also sample child processes (multiprocessing, gunicorn workers...)")
+    from .dump import add_native_options
+    add_native_options(parser)
+
+
+def native_options(args) -> dict:
+    """``SamplerOptions`` keywords for ``--native``/``--native-all``; with ``--nonblocking`` a
+    usage error before anything starts."""
+    from .dump import use_debug_dirs
+    use_debug_dirs(args)
+    native_all = bool(getattr(args, "native_all", False))
+    native = bool(getattr(args, "native", False)) or native_all
+    if native and getattr(args, "nonblocking", False):
+        from snapshot.errors import NativeModeError
+        raise NativeModeError.nonblocking()
+    return {"native": native, "native_all": native_all}
 
 
 def command_of(args) -> List[str]:

@@ -23,7 +23,8 @@ from typing import Dict, List, Optional, Tuple
 
 from ..progress import format_seconds, is_terminal
 from .base import Command, CommandError, finite, register
-from .sampling import StopOnSignal, add_sampling_arguments, add_target_arguments, open_target, stop_reason_text
+from .sampling import (StopOnSignal, add_sampling_arguments, add_target_arguments, native_options,
+                       open_target, stop_reason_text)
 
 COLUMNS = ("%Own", "%Total", "OwnTime", "TotalTime")
 Key = Tuple[str, str]  # (function, filename)
@@ -211,7 +212,10 @@ class TopCommand(Command):
         if args.delay <= 0:
             raise CommandError("--delay must be positive")
         out = session.out
+        native = native_options(args)
         target, launched = open_target(session, args)
+        if native["native"]:
+            target.check_native()
         stats = TopStats(args.full_filenames)
         command = " ".join(target.command_line) or target.executable
         title = "pyspy-repl top: process %d (%s), Python %s" % (target.pid, command, target.python_version)
@@ -258,7 +262,8 @@ class TopCommand(Command):
 
         sampler = Sampler(target, stats.add,
                           SamplerOptions(rate=args.rate, duration=args.duration, blocking=not args.nonblocking,
-                                         gil=args.gil, idle=args.idle, subprocesses=args.subprocesses),
+                                         gil=args.gil, idle=args.idle, subprocesses=args.subprocesses,
+                                         **native),
                           on_pass=on_pass, alive=launched.alive if launched else None)
         try:
             with StopOnSignal(sampler):

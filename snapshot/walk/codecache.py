@@ -214,7 +214,7 @@ class CodeCache:
         qualname = objects.string(get("co_qualname"), 1024) if "co_qualname" in co else None
         first_line = geti("co_firstlineno")
         flags = geti("co_flags")
-        nargs = geti("co_argcount") + geti("co_kwonlyargcount")
+        nargs = geti("co_argcount") + (geti("co_kwonlyargcount") if "co_kwonlyargcount" in co else 0)
         nargs += bool(flags & CO_VARARGS) + bool(flags & CO_VARKEYWORDS)
         table_field = "co_linetable" if "co_linetable" in co else "co_lnotab"
         table_addr = get(table_field)

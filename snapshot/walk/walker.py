@@ -153,6 +153,9 @@ class Walker:
         _SETUP[frames.model](self, layout, frames)
         interp = layout.PyInterpreterState
         self.interp_threads = interp.get("threads_head", interp.get("tstate_head"))
+        self.interp_id_offset = interp.get("id")
+        self.head_offset = _HEAD_OFFSET[facts.interpreter_list](layout)
+        self.main_offset = _MAIN_OFFSET[facts.interpreter_list](layout)
         self._known_tstates: Dict[int, List[int]] = {}  # interpreter -> its thread states last time
         self._frame_chains: Dict[int, List[int]] = {}
 
@@ -185,13 +188,13 @@ class Walker:
     # -- interpreter and thread states --------------------------------------
     def interpreter_addr(self) -> int:
         """The main interpreter (``_PyRuntime.interpreters.main``), not the newest one (``head``):
-        a subinterpreter created and destroyed while sampling must not become our interpreter."""
-        rt = self.layout._PyRuntimeState
+        a subinterpreter created and destroyed while sampling must not become our interpreter.
+        (2.7/3.6 keep no ``main``: the list head, ``interp_head``, is used.)"""
         address = 0
-        if "interpreters_main" in rt:
-            address = _U64.unpack(self.memory.read(self.runtime_addr + rt.interpreters_main, 8))[0]
+        if self.main_offset is not None:
+            address = _U64.unpack(self.memory.read(self.runtime_addr + self.main_offset, 8))[0]
         if not address:
-            address = _U64.unpack(self.memory.read(self.runtime_addr + rt.interpreters_head, 8))[0]
+            address = _U64.unpack(self.memory.read(self.runtime_addr + self.head_offset, 8))[0]
         if not address:
             raise CorruptDataError("the interpreter is not initialised (no interpreter state yet)")
         return address
@@ -202,7 +205,7 @@ class Walker:
         ``_PyRuntime.interpreters.head`` is the newest; ``next`` links lead to
         the main interpreter, which is last.
         """
-        address = _U64.unpack(self.memory.read(self.runtime_addr + self.layout._PyRuntimeState.interpreters_head, 8))[0]
+        address = _U64.unpack(self.memory.read(self.runtime_addr + self.head_offset, 8))[0]
         if not address:
             raise CorruptDataError("the interpreter is not initialised (no interpreter state yet)")
         next_offset = self.layout.PyInterpreterState.next
@@ -216,8 +219,10 @@ class Walker:
         return found
 
     def interpreter_id(self, interp_addr: int) -> int:
-        """``PyInterpreterState.id`` (0 for the main interpreter)."""
-        return _I64.unpack(self.memory.read(interp_addr + self.layout.PyInterpreterState.id, 8))[0]
+        """``PyInterpreterState.id`` (0 for the main interpreter; 2.7/3.6 have no ids: 0)."""
+        if self.interp_id_offset is None:
+            return 0
+        return _I64.unpack(self.memory.read(interp_addr + self.interp_id_offset, 8))[0]
 
     def thread_states(self, interp_addr: int, head: Optional[int] = None) -> List[Tuple[int, bytes]]:
         """Every thread state of the interpreter as (address, raw struct).
@@ -472,6 +477,13 @@ _THROUGH_CFRAME = {"frame": False, "cframe": True, "current_frame": False}
 #: facts.frames.entry_marker -> (marked by the shim below the frame, marked by the frame's is_entry byte);
 #: "every_frame" is the frame-object walk, which marks every frame itself.
 _ENTRY_MARKERS = {"every_frame": (False, False), "is_entry_field": (False, True), "above_shim": (True, False)}
+#: facts.interpreter_list -> offset of the interpreter list head from the root address
+#: (``_PyRuntime.interpreters.head``, or 0: before 3.7 the root is ``interp_head`` itself).
+_HEAD_OFFSET = {"runtime": lambda layout: layout._PyRuntimeState.interpreters_head,
+                "interp_head": lambda layout: 0}
+#: facts.interpreter_list -> offset of the main interpreter from the root, None where not kept.
+_MAIN_OFFSET = {"runtime": lambda layout: layout._PyRuntimeState.get("interpreters_main"),
+                "interp_head": lambda layout: None}
 #: facts.frames.model -> how the walker reads frames.
 _SETUP = {"frame_object": Walker._setup_frame_objects, "interpreter_frame": Walker._setup_interpreter_frames}
 

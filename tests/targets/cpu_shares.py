@@ -18,12 +18,14 @@ import os
 import sys
 import time
 
+_clock = getattr(time, "perf_counter", time.time)  # 2.7 has no perf_counter
+
 CYCLE = 0.4973
 SHARES = (0.6, 0.3, 0.1)
 
 
 def burn(until):
-    clock = time.perf_counter
+    clock = _clock
     x = 0
     while clock() < until:
         x = (x * 31 + 7) & 0xFFFF
@@ -47,13 +49,13 @@ def light(until):
 
 
 def main(seconds, warm, ready):
-    warmup(time.perf_counter() + warm)
+    warmup(_clock() + warm)
     if ready:
         with open(ready + ".tmp", "w") as fh:
             fh.write("ready\n")
-        os.replace(ready + ".tmp", ready)
+        os.rename(ready + ".tmp", ready)
     cycles = max(1, int(round(seconds / CYCLE))) if seconds else None
-    t = time.perf_counter()
+    t = _clock()
     done = 0
     while cycles is None or done < cycles:
         heavy(t + CYCLE * SHARES[0])
