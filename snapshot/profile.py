@@ -36,6 +36,9 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 from .model import _FROZEN, Frame, Snapshot
 
 ThreadKey = Tuple[int, int]  # (pid, thread_id)
+#: Stacks remembered by frame identity before that cache is emptied (samples with locals
+#: bring new Frame objects every time; the real tables are not affected).
+MAX_IDENTITY_STACKS = 50_000
 
 
 @dataclass(**_FROZEN)
@@ -104,9 +107,10 @@ class Interval:
 class _Track:
     """One thread's timeline as four flat arrays: 24 bytes per run, no objects."""
 
-    __slots__ = ("starts", "lasts", "stacks", "counts")
+    __slots__ = ("starts", "lasts", "stacks", "counts", "seen_pass")
 
     def __init__(self) -> None:
+        self.seen_pass = -1  # the sampler pass (``Profile.mark_pass``) this thread was last seen in
         self.starts = array("q")
         self.lasts = array("q")
         self.stacks = array("l")
@@ -137,9 +141,15 @@ class Profile:
         self._frame_ids: Dict[Frame, int] = {}
         self.stacks: List[Tuple[int, ...]] = []
         self._stack_ids: Dict[Tuple[int, ...], int] = {}
+        # Fast path: the sampler hands the same (interned) Frame objects sample after sample, so a
+        # stack is found by the identities of its frames -- one tuple of ints and one dict lookup per
+        # sample instead of hashing every frozen Frame. Each entry keeps its frames tuple alive, so
+        # an id cannot be reused while it is a key; bounded, since it is only a cache.
+        self._by_identity: Dict[Tuple[int, ...], Tuple[int, Tuple[Frame, ...]]] = {}
         self.counts: Dict[Tuple[ThreadKey, int], int] = {}
         self.threads: Dict[ThreadKey, ThreadInfo] = {}
         self._tracks: Dict[ThreadKey, _Track] = {}
+        self._pass = -1  # passes marked by a sampler (mark_pass); -1: none, the gap rule alone
         self._intervals = 0
         self.timeline_truncated = False
         # lowest line seen per (function, filename): the first line for ``function`` mode
@@ -159,29 +169,33 @@ class Profile:
     # ----------------------------------------------------------------- input
     def add(self, sample: Sample) -> None:
         """Fold one sample in: one dict update, one frame lookup per frame."""
-        ts = sample.timestamp_ns
+        self.add_parts(sample.timestamp_ns, sample.pid, sample.thread_id, sample.native_id, sample.thread_name,
+                       sample.holds_gil, sample.frames, sample.command_line)
+
+    def add_parts(self, ts: int, pid: int, thread_id: int, native_id: Optional[int], thread_name: Optional[str],
+                  holds_gil: bool, frames: Tuple[Frame, ...], command_line: str = "") -> None:
+        """``add`` without the ``Sample``: the sampler's hot path (no object per thread and sample)."""
         if ts != self._last_tick_ns:
             self.ticks += 1
             self._last_tick_ns = ts
-        if self.first_ns is None or ts < self.first_ns:
-            self.first_ns = ts
-        if self.last_ns is None or ts > self.last_ns:
-            self.last_ns = ts
+            if self.first_ns is None or ts < self.first_ns:
+                self.first_ns = ts
+            if self.last_ns is None or ts > self.last_ns:
+                self.last_ns = ts
         self.samples += 1
-        self.gil_samples += sample.holds_gil
+        self.gil_samples += holds_gil
 
-        key = (sample.pid, sample.thread_id)
+        key = (pid, thread_id)
         seen = self._per_thread[key] = self._per_thread.get(key, 0) + 1
         if seen > self._passes:
             self._passes = seen
         info = self.threads.get(key)
-        if (info is None or info.name != sample.thread_name or info.native_id != sample.native_id
-                or (sample.command_line and info.command_line != sample.command_line)):
-            self.threads[key] = ThreadInfo(sample.pid, sample.thread_id, sample.native_id,
-                                           sample.thread_name,
-                                           sample.command_line or (info.command_line if info else ""))
+        if (info is None or info.name != thread_name or info.native_id != native_id
+                or (command_line and info.command_line != command_line)):
+            self.threads[key] = ThreadInfo(pid, thread_id, native_id, thread_name,
+                                           command_line or (info.command_line if info else ""))
 
-        stack_id = self._intern_stack(sample.frames)
+        stack_id = self._intern_stack(frames)
         counter = (key, stack_id)
         self.counts[counter] = self.counts.get(counter, 0) + 1
         self._extend_timeline(key, ts, stack_id)
@@ -222,21 +236,32 @@ class Profile:
         return fid
 
     def _intern_stack(self, frames: Tuple[Frame, ...]) -> int:
+        identity = tuple(map(id, frames))
+        hit = self._by_identity.get(identity)
+        if hit is not None:
+            return hit[0]
         ids = tuple(self._intern_frame(frame) for frame in reversed(frames))
         sid = self._stack_ids.get(ids)
         if sid is None:
             sid = self._stack_ids[ids] = len(self.stacks)
             self.stacks.append(ids)
+        if len(self._by_identity) >= MAX_IDENTITY_STACKS:
+            self._by_identity.clear()
+        self._by_identity[identity] = (sid, tuple(frames))
         return sid
 
     def _extend_timeline(self, key: ThreadKey, ts: int, stack_id: int) -> None:
         track = self._tracks.get(key)
         if track is None:
             track = self._tracks[key] = _Track()
+        previous_pass, track.seen_pass = track.seen_pass, self._pass
         if len(track):
-            gap = self._gap_limit_ns()
+            # Seen in the sampler's pass just before, the thread was not "unseen", however late
+            # that pass came: a sampler running behind must not cut a steady stack into one run
+            # per late pass (the timeline would then grow with recording time).
             if track.stacks[-1] == stack_id and ts >= track.lasts[-1] and (
-                    gap is None or ts - track.lasts[-1] <= gap):
+                    (self._pass >= 0 and previous_pass == self._pass - 1)
+                    or self._within_gap(ts - track.lasts[-1])):
                 track.lasts[-1] = ts
                 track.counts[-1] += 1
                 return
@@ -248,6 +273,15 @@ class Profile:
         track.lasts.append(ts)
         track.stacks.append(stack_id)
         track.counts.append(1)
+
+    def _within_gap(self, elapsed_ns: int) -> bool:
+        gap = self._gap_limit_ns()
+        return gap is None or elapsed_ns <= gap
+
+    def mark_pass(self) -> None:
+        """A sampler pass over every thread begins (the Sampler calls it when its sink is this
+        profile): a thread seen in two consecutive passes ran on, however late the second came."""
+        self._pass += 1
 
     def _gap_limit_ns(self) -> Optional[int]:
         """A thread unseen for more than two periods did not run that stack meanwhile."""

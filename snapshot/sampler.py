@@ -230,6 +230,12 @@ class Sampler:
         if self.options.rate <= 0:
             raise ValueError("the sampling rate must be positive")
         self.sink = sink
+        # A sink that is the bound ``add`` of an object offering ``add_parts`` (a Profile) is fed the
+        # fields directly: no Sample object per thread per pass on the hot path.
+        owner = getattr(sink, "__self__", None)
+        self._add_parts = (getattr(owner, "add_parts", None)
+                           if getattr(sink, "__name__", None) == "add" else None)
+        self._mark_pass = getattr(owner, "mark_pass", None) if self._add_parts is not None else None
         self.on_pass = on_pass
         self.on_snapshot = on_snapshot
         self.on_error = on_error
@@ -359,6 +365,8 @@ class Sampler:
                 self.stats.pids.append(target.pid)
         stats = self.stats
         stats.passes += 1
+        if self._mark_pass is not None:
+            self._mark_pass()
         timestamp = time.time_ns()
         lock = self.lock
         threads = 0
@@ -402,6 +410,7 @@ class Sampler:
         stats = self.stats
         opts = self.options
         sink = self.sink
+        add_parts = self._add_parts
         command = None
         gil_held = False
         for t in snapshot.threads:
@@ -421,8 +430,12 @@ class Sampler:
             if sink is not None:
                 if command is None:
                     command = " ".join(snapshot.command_line)
-                sink(Sample(timestamp, snapshot.pid, t.thread_id, t.native_id, t.name, t.holds_gil,
-                            t.is_idle, t.frames, command))
+                if add_parts is not None:
+                    add_parts(timestamp, snapshot.pid, t.thread_id, t.native_id, t.name, t.holds_gil, t.frames,
+                              command)
+                else:
+                    sink(Sample(timestamp, snapshot.pid, t.thread_id, t.native_id, t.name, t.holds_gil,
+                                t.is_idle, t.frames, command))
         return gil_held
 
     def _drop(self, pid: int) -> None:

@@ -82,7 +82,9 @@ class RecordCommand(Command):
                                          nolineno=args.nolineno, function=args.function,
                                          full_filenames=args.full_filenames, gil=args.gil, idle=args.idle,
                                          rate_hz=args.rate))
-        writer = writer_for(fmt, profile)
+        # The writer (its module and whatever that imports) is loaded at the first flush or the
+        # end, so sampling starts without paying for it.
+        writer = None
         progress = Progress(err)
         flush = {"next": time.monotonic() + args.flush_interval if args.flush_interval else None,
                  "count": 0, "error": None}
@@ -90,6 +92,9 @@ class RecordCommand(Command):
         failures = {"last": None}
 
         def save(stats) -> None:
+            nonlocal writer
+            if writer is None:
+                writer = writer_for(fmt, profile)
             profile.errors = stats.errors
             profile.late = stats.late
             write_output(output, writer, stdout)

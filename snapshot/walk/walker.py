@@ -399,7 +399,9 @@ class Walker:
                 return frames, True
             lasti = _I32.unpack_from(data, self.fo_lasti)[0]
             offset = lasti * self.lasti_unit if lasti >= 0 else 0
-            line = code.line_for(offset)
+            line = code._lines.get(offset)  # line_for's memo, inlined: this runs for every frame
+            if line is None:
+                line = code.line_for(offset)
             slots = None
             if with_locals or code.needs_first_local:
                 count = code.nslots if with_locals else 1
@@ -484,7 +486,9 @@ class Walker:
             offset = unpack(data, base + off_instr)[0] - code_addr - code.code_offset
             if not 0 <= offset < (1 << 30):
                 offset = 0
-            line = code.line_for(offset)
+            line = code._lines.get(offset)  # line_for's memo, inlined: this runs for every frame
+            if line is None:
+                line = code.line_for(offset)
             slots = None
             count = code.nslots if with_locals else (1 if code.needs_first_local else 0)
             if count and count <= 100000:
