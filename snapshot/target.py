@@ -21,7 +21,7 @@ from .frames import FrameBuilder
 from .layoutcache import load_layout
 from .model import Snapshot, ThreadStack
 from .objects import ObjectReader
-from .process.base import Process
+from .process.base import Process, syscalls_of
 from .threads import ThreadFacts
 from .walker import Walker
 
@@ -124,11 +124,15 @@ class Target:
               fresh_names: bool) -> Snapshot:
         process = self.process
         # Idle threads: without pausing, the run state read just before the
-        # walk; with pausing, whether each thread was stopped inside a system
-        # call (read while paused).
+        # walk and, for threads not running, the system call each sleeps in;
+        # with pausing, the system call each stopped thread was in (read while
+        # paused).  ``ThreadFacts.is_idle`` tells a GIL wait from other waits.
         states = {} if blocking else {t.tid: t.state for t in process.threads()}
         if not blocking and not states and self._gone():
             raise ProcessExitedError("process %d exited" % self.pid)
+        calls = {}
+        if not blocking and hasattr(process, "syscalls"):
+            calls = process.syscalls([tid for tid, st in states.items() if st != "R"])
         # Without pausing, a read can race the target (a frame popped between two
         # reads); one immediate retry turns most such torn reads into a good sample.
         attempts = 1 if blocking else 2
@@ -137,9 +141,10 @@ class Target:
                 with (process.paused() if blocking else _nothing_paused()) as stopped:
                     taken_at = time.time_ns()
                     if stopped:
-                        states = {tid: "S" if waiting else "R"
-                                  for tid, waiting in process.in_syscall(stopped).items()}
-                    threads = self._read_threads(with_locals, max_repr, max_depth, fresh_names, states)
+                        calls = syscalls_of(process, stopped)
+                        states = {tid: "S" if nr >= 0 else "R" for tid, (nr, _) in calls.items()}
+                    threads = self._read_threads(with_locals, max_repr, max_depth, fresh_names, states,
+                                                 calls)
                 break
             except (MemoryReadError, CorruptDataError) as e:
                 self._interp = None
@@ -155,23 +160,26 @@ class Target:
                         self.command_line)
 
     def _read_threads(self, with_locals: bool, max_repr: int, max_depth: int, fresh_names: bool,
-                      states: Dict[int, str]) -> List[ThreadStack]:
+                      states: Dict[int, str], calls=None) -> List[ThreadStack]:
         walker = self.walker
         if self._interp is None:
             self._interp = walker.interpreter_addr()
         interp = self._interp
         head, holder = self.thread_facts.head_and_gil(interp)
+        gil = self.thread_facts.gil_span(interp) if calls else None
         tstates = walker.thread_states(interp, head)
         raw_threads = walker.walk_threads(tstates, with_locals)
         self.thread_facts.fill_native_ids(raw_threads)
         names = self.thread_facts.names(interp, raw_threads, fresh_names)
         build = self.frame_builder.frame
         result = []
+        is_idle = self.thread_facts.is_idle
         for raw in raw_threads:
             frames = tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
+            holds = holder == raw.tstate_addr
             result.append(ThreadStack(thread_id=raw.thread_id, native_id=raw.native_id,
-                                      name=names.get(raw.thread_id), holds_gil=holder == raw.tstate_addr,
-                                      is_idle=self.thread_facts.is_idle(raw.native_id, states, frames),
+                                      name=names.get(raw.thread_id), holds_gil=holds,
+                                      is_idle=is_idle(raw.native_id, states, frames, calls, gil, holds),
                                       frames=frames))
         return result
 

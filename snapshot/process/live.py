@@ -147,6 +147,9 @@ class LiveProcess:
     def in_syscall(self, tids: Sequence[int]) -> Dict[int, bool]:
         return self.tasks.in_syscall(tids)
 
+    def syscalls(self, tids: Sequence[int]) -> Dict[int, Tuple[int, Tuple[int, ...]]]:
+        return self.tasks.syscalls(tids)
+
     @contextmanager
     def paused(self) -> Iterator[List[int]]:
         def remember(tids: List[int]) -> None:
