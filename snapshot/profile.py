@@ -104,13 +104,15 @@ class Interval:
 class _Track:
     """One thread's timeline as four flat arrays: 24 bytes per run, no objects."""
 
-    __slots__ = ("starts", "lasts", "stacks", "counts")
+    __slots__ = ("starts", "lasts", "stacks", "counts", "joined", "last_pass")
 
     def __init__(self) -> None:
         self.starts = array("q")
         self.lasts = array("q")
         self.stacks = array("l")
         self.counts = array("l")
+        self.joined = array("b")  # 1: the next run follows without the thread going unseen
+        self.last_pass = 0  # the pass (``Profile.tick``) of the thread's latest sample
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -149,14 +151,28 @@ class Profile:
         self.gil_samples = 0
         self.errors = 0
         self.late = 0
+        self.missed = 0           # deadlines the sampler skipped (it fell too far behind)
         self.ticks = 0
         self._per_thread: Dict[ThreadKey, int] = {}
         self._passes = 0  # samples of the most-sampled thread: passes, however stamped
         self.first_ns: Optional[int] = None
         self.last_ns: Optional[int] = None
         self._last_tick_ns: Optional[int] = None
+        self._pass = 0            # passes announced through ``tick`` (0: never told)
 
     # ----------------------------------------------------------------- input
+    def tick(self, timestamp_ns: int) -> None:
+        """A sampling pass began at ``timestamp_ns`` (the sampler calls this before its samples).
+
+        Knowing the passes lets a timeline tell a thread seen in every pass
+        (one continuous run, however late the passes came) from one that was
+        not seen in some pass (idle, filtered out, or unreadable): only then
+        does a run end early.  Without ticks, the gap between samples decides.
+        """
+        self._pass += 1
+        self.ticks += 1
+        self._last_tick_ns = timestamp_ns
+
     def add(self, sample: Sample) -> None:
         """Fold one sample in: one dict update, one frame lookup per frame."""
         ts = sample.timestamp_ns
@@ -228,13 +244,20 @@ class Profile:
         track = self._tracks.get(key)
         if track is None:
             track = self._tracks[key] = _Track()
+        previous_pass, track.last_pass = track.last_pass, self._pass
         if len(track):
-            gap = self._gap_limit_ns()
-            if track.stacks[-1] == stack_id and ts >= track.lasts[-1] and (
-                    gap is None or ts - track.lasts[-1] <= gap):
+            if self._pass:
+                adjacent = previous_pass == self._pass - 1
+            else:
+                gap = self._gap_limit_ns()
+                adjacent = gap is None or ts - track.lasts[-1] <= gap
+            if track.stacks[-1] == stack_id and ts >= track.lasts[-1] and adjacent:
                 track.lasts[-1] = ts
                 track.counts[-1] += 1
                 return
+            if adjacent and ts >= track.lasts[-1]:
+                # seen in the previous pass, now in another stack: the old run lasted until now
+                track.joined[-1] = 1
         if self._intervals >= self.options.max_intervals:
             self.timeline_truncated = True
             return
@@ -243,6 +266,7 @@ class Profile:
         track.lasts.append(ts)
         track.stacks.append(stack_id)
         track.counts.append(1)
+        track.joined.append(0)
 
     def _gap_limit_ns(self) -> Optional[int]:
         """A thread unseen for more than two periods did not run that stack meanwhile."""
@@ -344,8 +368,9 @@ class Profile:
         return merged
 
     def timeline(self, key: ThreadKey) -> Iterator[Interval]:
-        """Runs of one thread in time order; each ends where the next starts, or a period
-        after its last sample when the thread then went unseen."""
+        """Runs of one thread in time order.  A run ends where the next starts when the thread
+        was seen in every pass between them (however late those passes came), else a period
+        after its last sample (the thread then went unseen: idle, filtered out, unreadable)."""
         track = self._tracks.get(key)
         if track is None:
             return
@@ -354,7 +379,8 @@ class Profile:
         for i in range(n):
             end = track.lasts[i] + period
             if i + 1 < n:
-                end = min(end, track.starts[i + 1]) if period else track.starts[i + 1]
+                following = track.starts[i + 1]
+                end = following if (track.joined[i] or not period) else min(end, following)
             yield Interval(track.starts[i], max(end, track.starts[i]), track.stacks[i], track.counts[i])
 
     @property

@@ -21,6 +21,8 @@ What a pass gives:
   (like py-spy), and with ``gil`` only the thread holding the GIL is kept;
 * ``on_error(pid, error)``: a read that failed (the process is dropped when
   it exited);
+* ``on_tick(timestamp_ns)``: before every pass (``Profile.tick``: a timeline
+  then knows which threads went unseen in a pass);
 * ``on_pass(sampler)``: after every pass (progress lines, flushing, keys); it
   may call ``stop()``.
 
@@ -100,6 +102,19 @@ class SamplerStats:
         if not self.started:
             return 0.0
         return (self.ended if self.ended is not None else time.monotonic()) - self.started
+
+    def behind(self, rate: float) -> bool:
+        """The achieved rate fell clearly short of ``rate``: more than a tenth of the passes due
+        so far were missed or came late (after the first second, so start-up does not count)."""
+        elapsed = self.elapsed
+        if elapsed < 1.0 or rate <= 0:
+            return False
+        due = elapsed * rate
+        return self.passes < 0.9 * due - 1 or self.late + self.missed > 0.1 * due
+
+    def achieved_rate(self) -> float:
+        elapsed = self.elapsed
+        return self.passes / elapsed if elapsed > 0 else 0.0
 
     def copy(self) -> "SamplerStats":
         other = SamplerStats(**{k: getattr(self, k) for k in self.__dataclass_fields__})
@@ -219,7 +234,7 @@ class Sampler:
                  on_pass: Optional[Callable[["Sampler"], None]] = None,
                  alive: Optional[Callable[[], bool]] = None, attach=None,
                  on_snapshot: Optional[SnapshotSink] = None, on_error: Optional[ErrorSink] = None,
-                 lock: Optional[ContextManager] = None):
+                 lock: Optional[ContextManager] = None, on_tick: Optional[Callable[[int], None]] = None):
         given = list(target) if isinstance(target, (list, tuple)) else [target]
         if not given:
             raise ValueError("nothing to sample")
@@ -233,6 +248,7 @@ class Sampler:
         self.on_error = on_error
         self.alive = alive
         self.lock = lock
+        self.on_tick = on_tick
         self.stats = SamplerStats()
         self.targets: Dict[int, object] = {}
         for each in given:
@@ -355,6 +371,8 @@ class Sampler:
         stats = self.stats
         stats.passes += 1
         timestamp = time.time_ns()
+        if self.on_tick is not None:
+            self.on_tick(timestamp)
         lock = self.lock
         threads = 0
         gil_held = False

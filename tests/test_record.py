@@ -35,7 +35,8 @@ from test_writers import REQUIRED, check_speedscope, decode_pprof, parse_raw, pa
 ACCURACY_SECONDS = 10
 ACCURACY_PARALLEL = int(os.environ.get("PYSPY_REPL_ACCURACY_JOBS", "2"))
 SHARES = {"heavy": 60.0, "medium": 30.0, "light": 10.0}
-SUMMARY = re.compile(r"Wrote (\w+) profile to (.+): (\d+) samples, (\d+) errors, (\d+) late, ([\d.:]+s?) \((.+)\)")
+SUMMARY = re.compile(r"Wrote (\w+) profile to (.+): (\d+) samples, (\d+) errors, (\d+) late, (\d+) missed, "
+                     r"([\d.:]+s?) \((.+?)\)")
 
 
 def summary(proc):
@@ -43,7 +44,7 @@ def summary(proc):
     m = SUMMARY.search(err)
     assert m, "no summary line in stderr:\n%s\nstdout:\n%s" % (err, proc.stdout.decode("utf-8", "replace"))
     return {"format": m.group(1), "path": m.group(2), "samples": int(m.group(3)), "errors": int(m.group(4)),
-            "late": int(m.group(5)), "reason": m.group(7)}
+            "late": int(m.group(5)), "missed": int(m.group(6)), "reason": m.group(8)}
 
 
 def speedscope_samples(doc, rate=100.0):
@@ -188,6 +189,31 @@ def test_chrometrace_format(busy_target, tmp_path):
     assert any(e["name"] == "busy_loop" for e in complete)
     assert all(e["pid"] == busy_target.pid for e in complete)
     assert all(e["dur"] >= 0 for e in complete)
+
+
+def test_chrometrace_busy_thread_is_one_continuous_slice(busy_target, tmp_path):
+    """The busy main thread is seen in every pass: its outermost frame never shows a gap, even at a
+    rate this machine cannot keep (late passes stretch the slice instead of cutting it)."""
+    out = tmp_path / "p.json"
+    info = _record(["--pid", busy_target.pid, "-d", "1.5", "-r", "400", "-o", out, "-f", "chrometrace"])
+    doc = json.loads(out.read_text())
+    roots = sorted((e["ts"], e["ts"] + e["dur"]) for e in doc["traceEvents"]
+                   if e["ph"] == "X" and e["tid"] == busy_target.pid and e["name"] == "<module>")
+    assert roots, doc["traceEvents"][:5]
+    gaps = [b[0] - a[1] for a, b in zip(roots, roots[1:]) if b[0] > a[1]]
+    assert not gaps, "gaps (us) in a thread busy the whole time: %s (%s)" % (gaps[:10], info)
+    assert doc["otherData"]["passes"] >= info["samples"] // 2 and "late" in doc["otherData"]
+
+
+def test_record_says_when_it_falls_behind(busy_target, tmp_path):
+    """At a rate no Python sampler keeps, the user is told (py-spy: "behind in sampling")."""
+    out = tmp_path / "p.txt"
+    proc = run_tool(["record", "--pid", busy_target.pid, "-d", "2", "-r", "20000", "-o", out], timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr.decode()
+    assert "behind in sampling" in err and "try a lower --rate" in err, err
+    info = summary(proc)
+    assert info["late"] + info["missed"] > 0, info
 
 
 def test_pprof_format(busy_target, tmp_path):

@@ -196,3 +196,37 @@ def test_real_target_exit(python, tmp_path):
         target.close()
     finally:
         t.stop()
+
+
+def test_behind_when_passes_cost_more_than_the_period():
+    """A pass costing 4 ms cannot keep 1000 Hz: the stats say so (and count late/missed passes)."""
+    target = FakeTarget(cost=0.004)
+    sampler = Sampler(target, None, SamplerOptions(rate=1000, duration=1.5))
+    sampler.run()
+    s = sampler.stats
+    assert s.behind(1000), s
+    assert s.late + s.missed > 0 and s.achieved_rate() < 500, s
+
+
+def test_behind_rule_on_counts():
+    from snapshot.sampler import SamplerStats
+    on_time = SamplerStats(passes=200, started=1.0, ended=3.0)
+    assert not on_time.behind(100)
+    starved = SamplerStats(passes=263, started=1.0, ended=3.0)  # the issue's 263 of 2000 at -r 1000
+    assert starved.behind(1000)
+    late = SamplerStats(passes=200, late=40, started=1.0, ended=3.0)
+    assert late.behind(100)
+    assert not SamplerStats(passes=1, started=1.0, ended=1.5).behind(1000)  # too early to tell
+
+
+def test_on_tick_announces_every_pass_before_its_samples():
+    events = []
+    target = FakeTarget()
+    sampler = Sampler(target, lambda s: events.append(("sample", s.timestamp_ns)),
+                      SamplerOptions(rate=1000, passes=5), on_tick=lambda ts: events.append(("tick", ts)))
+    sampler.run()
+    ticks = [ts for kind, ts in events if kind == "tick"]
+    assert len(ticks) == 5
+    for i, (kind, ts) in enumerate(events):
+        if kind == "sample":
+            assert ts in ticks and events.index(("tick", ts)) < i

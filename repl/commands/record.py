@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from ..progress import Progress, format_seconds
+from ..progress import Progress, behind_warning, format_seconds
 from .base import Command, CommandError, register
 from .sampling import StopOnSignal, add_sampling_arguments, add_target_arguments, open_target, stop_reason_text
 
@@ -73,13 +73,18 @@ class RecordCommand(Command):
         progress = Progress(err)
         flush = {"next": time.monotonic() + args.flush_interval if args.flush_interval else None,
                  "count": 0, "error": None}
+        warned = []
 
         def save(stats) -> None:
             profile.errors = stats.errors
             profile.late = stats.late
+            profile.missed = stats.missed
             write_atomic(output, writer)
 
         def on_pass(sampler) -> None:
+            if not warned and sampler.stats.passes % 16 == 0 and sampler.stats.behind(args.rate):
+                warned.append(True)
+                progress.note(behind_warning(sampler.stats, args.rate))
             progress.update(sampler.stats)
             if flush["next"] is not None and time.monotonic() >= flush["next"]:
                 try:
@@ -92,7 +97,7 @@ class RecordCommand(Command):
         sampler = Sampler(target, profile.add,
                           SamplerOptions(rate=args.rate, duration=args.duration, blocking=not args.nonblocking,
                                          gil=args.gil, idle=args.idle, subprocesses=args.subprocesses),
-                          on_pass=on_pass, alive=launched.alive if launched else None)
+                          on_pass=on_pass, alive=launched.alive if launched else None, on_tick=profile.tick)
         if progress.enabled:
             err.write("Sampling process %d at %g Hz (Python %s); Ctrl-C to stop and write %s\n"
                       % (target.pid, args.rate, target.python_version, output))
@@ -110,12 +115,17 @@ class RecordCommand(Command):
                     target.close()
         stats = sampler.stats
         why = stop_reason_text(reason)
-        message = ("Wrote %s profile to %s: %d samples, %d errors, %d late, %s (%s)"
-                   % (fmt, output, stats.samples, stats.errors, stats.late, format_seconds(stats.elapsed), why))
+        message = ("Wrote %s profile to %s: %d samples, %d errors, %d late, %d missed, %s (%s)"
+                   % (fmt, output, stats.samples, stats.errors, stats.late, stats.missed,
+                      format_seconds(stats.elapsed), why))
         if len(stats.pids) > 1:
             message += ", %d processes" % len(stats.pids)
         if flush["error"] is not None:
             message += "; a periodic flush failed: %s" % flush["error"]
+        if stats.behind(args.rate):
+            if not warned:
+                progress.note(behind_warning(stats, args.rate))
+            message += "; behind: %.0f of %g samples a second" % (stats.achieved_rate(), args.rate)
         progress.finish(message)
         return 0
 
