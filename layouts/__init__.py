@@ -13,7 +13,7 @@ from typing import Tuple
 
 from .base import Layout, layout_from_module
 from .debug_offsets import COOKIE, apply_debug_offsets, parse_debug_offsets, table_size
-from .features import Features
+from .facts import Facts
 
 SUPPORTED_VERSIONS: Tuple[Tuple[int, int], ...] = (
     (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13), (3, 14), (3, 15))
@@ -33,7 +33,7 @@ def get_layout(version: Tuple[int, int]) -> Layout:
 
 def with_debug_offsets(layout: Layout, table_bytes: bytes) -> Layout:
     """Overlay a target's ``_Py_DebugOffsets`` (raw bytes) on a static layout."""
-    name = layout.features.debug_offsets
+    name = layout.facts.debug_offsets
     if name is None:
         return layout
     table = parse_debug_offsets(name, table_bytes)
@@ -51,5 +51,5 @@ def version_module_name(version: Tuple[int, int]) -> str:
     return "%s.v%d_%d" % (__name__, version[0], version[1])
 
 
-__all__ = ["Features", "Layout", "SUPPORTED_VERSIONS", "UnknownLayoutError", "get_layout",
+__all__ = ["Facts", "Layout", "SUPPORTED_VERSIONS", "UnknownLayoutError", "get_layout",
            "with_debug_offsets", "COOKIE", "table_size", "version_module_name"]

@@ -2,19 +2,20 @@
 
 A layout holds the construct declarations of the structs pyspy-repl reads
 (``declarations``), their compiled offsets (``structs``, used on the hot
-path), and ``Features``: the behaviours that are not offsets (which frame
-model, which line-table format, how the GIL is found...).  The rest of the
-engine asks the layout and never tests version numbers itself.
+path), and ``facts``: what is not an offset (type flag bits, int digits,
+dict formats, tagged pointers, frame owners and the entry-frame marker...,
+see ``layouts/facts.py``).  The rest of the engine asks the layout and never
+tests version numbers itself.
 """
 from __future__ import annotations
 
 import importlib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Dict, Mapping, Tuple
 
 from .compiled import StructOffsets
-from .features import Features
+from .facts import Facts
 
 
 @dataclass(frozen=True)
@@ -22,10 +23,15 @@ class Layout:
     """One CPython version's structures, declared and compiled."""
 
     version: Tuple[int, int]
-    features: Features
+    facts: Facts
     structs: Mapping[str, StructOffsets] = field(repr=False)
     #: Where the run-time debug offsets disagreed with the static declaration.
     mismatches: Tuple[str, ...] = ()
+
+    @property
+    def features(self) -> Facts:
+        """The old name of ``facts`` (kept so code written against it keeps working)."""
+        return self.facts
 
     def __getattr__(self, name: str) -> StructOffsets:
         # Only called for names that are not dataclass fields: struct lookups.
@@ -42,19 +48,15 @@ class Layout:
 
     def to_data(self) -> dict:
         """A JSON-able form, so a cached layout can be rebuilt without construct."""
-        return {"version": list(self.version), "features": asdict(self.features),
+        return {"version": list(self.version), "facts": self.facts.to_data(),
                 "structs": {name: s.to_data() for name, s in self.structs.items()},
                 "mismatches": list(self.mismatches)}
 
     @classmethod
     def from_data(cls, data: dict) -> "Layout":
-        return cls(version=tuple(data["version"]), features=Features(**data["features"]),
+        return cls(version=tuple(data["version"]), facts=Facts.from_data(data["facts"]),
                    structs={name: StructOffsets.from_data(name, s) for name, s in data["structs"].items()},
                    mismatches=tuple(data.get("mismatches", ())))
-
-    def has(self, struct_name: str, field_name: str) -> bool:
-        entry = self.structs.get(struct_name)
-        return entry is not None and field_name in entry
 
     def with_structs(self, structs: Mapping[str, StructOffsets], mismatches: Tuple[str, ...]) -> "Layout":
         return replace(self, structs=dict(structs), mismatches=mismatches)
@@ -69,4 +71,4 @@ def layout_from_module(module: ModuleType) -> Layout:
     """Compile every ``cstruct`` declaration of a version module into a Layout."""
     from ._declare import compile_struct
     structs = {name: compile_struct(name, decl) for name, decl in _declarations(module).items()}
-    return Layout(version=module.VERSION, features=module.FEATURES, structs=structs)
+    return Layout(version=module.VERSION, facts=module.FACTS, structs=structs)

@@ -5,7 +5,6 @@ without importing construct at all (see ``Layout.to_data``).
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -23,8 +22,7 @@ class StructOffsets:
     """Compiled form of one declaration: ``offsets.field`` is the byte offset.
 
     Attribute access gives the offset (an int) because that is what the hot
-    path needs; ``fields`` keeps sizes and formats and ``reader(name)`` gives a
-    precompiled ``struct.Struct`` for one field.
+    path needs; ``fields`` keeps sizes and formats.
     """
 
     __slots__ = ("name", "size", "fields", "__dict__")
@@ -45,12 +43,6 @@ class StructOffsets:
     def get(self, name: str, default=None):
         field = self.fields.get(name)
         return default if field is None else field.offset
-
-    def reader(self, name: str) -> struct.Struct:
-        field = self.fields[name]
-        if field.fmt is None:
-            raise TypeError("%s.%s is not a scalar field" % (self.name, name))
-        return struct.Struct("<" + field.fmt)
 
     def with_offsets(self, overrides: Mapping[str, int], size: int | None = None) -> "StructOffsets":
         """A copy whose listed fields move (used for run-time debug offsets)."""

@@ -3,7 +3,7 @@
 Offsets were measured from the DWARF of pyenv 3.10.13 by tests/tools/gdb_offsets.py;
 tests/test_layouts.py re-measures them and compares."""
 from ._declare import Float64l, Int8sl, Int8ul, Int16sl, Int16ul, Int32sl, Int32ul, Int64sl, Int64ul, Pass, Ptr, array_of, blob, cstruct  # noqa: F401
-from .features import Features
+from .facts import Facts, FrameFacts
 
 VERSION = (3, 10)
 
@@ -190,6 +190,7 @@ setentry = cstruct(
 )
 # --- end generated
 
-FEATURES = Features(
-    frame_model="frame_object", tstate_frame="frame", line_table="linetable", lasti_unit=2,
+FACTS = Facts(
+    frames=FrameFacts(model="frame_object", tstate_frame="frame", lasti_unit=2),
+    line_table="linetable",
 )

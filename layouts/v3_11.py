@@ -3,7 +3,7 @@
 Offsets were measured from the DWARF of pyenv 3.11.7 by tests/tools/gdb_offsets.py;
 tests/test_layouts.py re-measures them and compares."""
 from ._declare import Float64l, Int8sl, Int8ul, Int16sl, Int16ul, Int32sl, Int32ul, Int64sl, Int64ul, Pass, Ptr, array_of, blob, cstruct  # noqa: F401
-from .features import Features
+from .facts import OWNERS_311, DictFacts, Facts, FrameFacts, TypeFlags
 
 VERSION = (3, 11)
 
@@ -222,8 +222,11 @@ setentry = cstruct(
 )
 # --- end generated
 
-FEATURES = Features(
-    frame_model="interpreter_frame", tstate_frame="cframe", line_table="locations",
-    frame_code_field="f_code", frame_instr_field="prev_instr", skip_owner_from=3,
-    dict_keys_kind="log2", instance_dict="pre_header_311", tpflags_managed_dict=1 << 4,
+FACTS = Facts(
+    frames=FrameFacts(model="interpreter_frame", tstate_frame="cframe", code_field="f_code",
+                      instr_field="prev_instr", owners=OWNERS_311, skip_owner_from=3,
+                      entry_marker="is_entry_field"),
+    line_table="locations",
+    type_flags=TypeFlags(managed_dict=1 << 4),
+    dicts=DictFacts(keys="log2", values="prefix_order", instance="pre_header_311"),
 )

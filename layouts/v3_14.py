@@ -3,7 +3,7 @@
 Offsets were measured from the DWARF of Debian 3.14.10 (python3.14-dbg symbols) by tests/tools/gdb_offsets.py;
 tests/test_layouts.py re-measures them and compares."""
 from ._declare import Float64l, Int8sl, Int8ul, Int16sl, Int16ul, Int32sl, Int32ul, Int64sl, Int64ul, Pass, Ptr, array_of, blob, cstruct  # noqa: F401
-from .features import Features
+from .facts import OWNERS_314, DictFacts, Facts, FrameFacts, IntFacts, StackRefFacts, TypeFlags
 
 VERSION = (3, 14)
 
@@ -223,10 +223,14 @@ setentry = cstruct(
 )
 # --- end generated
 
-FEATURES = Features(
-    frame_model="interpreter_frame", tstate_frame="current_frame", line_table="locations",
-    frame_code_field="f_executable", frame_instr_field="instr_ptr", stackref_tag_mask=3, skip_owner_from=3,
-    long_kind="lv_tag", dict_keys_kind="log2", instance_dict="inline_values", gil="interpreter",
-    os_thread_names=True, fast_hidden=0x10, tpflags_inline_values=1 << 2, tpflags_managed_dict=1 << 4,
-    debug_offsets="3.14",
+FACTS = Facts(
+    frames=FrameFacts(model="interpreter_frame", tstate_frame="current_frame", code_field="f_executable",
+                      instr_field="instr_ptr", owners=OWNERS_314, skip_owner_from=3,
+                      entry_marker="above_shim", entry_shim_owner=3),
+    line_table="locations",
+    type_flags=TypeFlags(managed_dict=1 << 4, inline_values=1 << 2),
+    ints=IntFacts(header="lv_tag"),
+    dicts=DictFacts(keys="log2", values="inline_header", instance="inline_values"),
+    stackrefs=StackRefFacts(tag_mask=3, int_tag=3, int_shift=2),
+    gil="interpreter", os_thread_names=True, fast_hidden=0x10, debug_offsets="3.14",
 )

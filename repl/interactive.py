@@ -21,6 +21,7 @@ from typing import List, Optional
 from snapshot.errors import SnapshotError
 
 from .commands import CommandError, QuitRequested
+from .commands.dump import add_core_options, open_core_if_asked
 from .dispatch import REPL, Dispatcher, split_line
 from .session import Session
 
@@ -28,14 +29,15 @@ from .session import Session
 # --------------------------------------------------------------------------- options
 def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=prog, description="Interactive, read-only inspector for a live Python process.",
-        usage="%(prog)s [--pid PID | -- COMMAND ARGS...] [-c CMD]... [--no-color]",
+        prog=prog, description="Interactive, read-only inspector for a live Python process or a core file.",
+        usage="%(prog)s [--pid PID | --core CORE | -- COMMAND ARGS...] [-c CMD]... [--no-color]",
         epilog="Commands at the prompt: `help`.  Subcommands without a prompt: %s SUBCOMMAND --help."
                % prog)
     parser.add_argument("--pid", "-p", type=int, help="process to inspect")
     parser.add_argument("-c", dest="commands", action="append", default=[], metavar="CMD",
                         help="run CMD and exit (repeatable; the exit status is non-zero if any failed)")
     parser.add_argument("--no-color", action="store_true", help="no colours (also: NO_COLOR=1, non-terminals)")
+    add_core_options(parser)
     return parser
 
 
@@ -114,9 +116,9 @@ def main(argv: Optional[List[str]] = None, prog: str = "pyspy-repl") -> int:
         options = parser.parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
-    if options.pid is not None and child_command:
+    if sum([options.pid is not None, bool(child_command), bool(options.core)]) > 1:
         parser.print_usage(sys.stderr)
-        sys.stderr.write("%s: error: give --pid or -- COMMAND, not both\n" % prog)
+        sys.stderr.write("%s: error: give one of --pid, --core or -- COMMAND\n" % prog)
         return 2
     scripted = bool(options.commands) or not sys.stdin.isatty()
     session = Session(options.pid)
@@ -131,6 +133,13 @@ def main(argv: Optional[List[str]] = None, prog: str = "pyspy-repl") -> int:
         if child_command:
             if start_child(child_command, session, dispatcher) is None:
                 return 1
+        elif options.core:
+            try:
+                open_core_if_asked(session, options)
+                session.take_snapshot(locals=True)
+            except (SnapshotError, CommandError) as e:
+                dispatcher.print_error(session, e)
+                return getattr(e, "exit_code", 1) or 1
         elif options.pid is not None:
             try:
                 session.take_snapshot(locals=True)

@@ -29,7 +29,7 @@ from snapshot import SnapshotError, attach
 from snapshot.errors import ProcessExitedError
 from snapshot.model import Frame, Snapshot, ThreadStack
 
-from .commands.base import LIVE, CommandError
+from .commands.base import CORE, LIVE, CommandError
 
 _U64 = struct.Struct("<Q")
 
@@ -73,6 +73,7 @@ class Session:
         if pid is not None and pid != self.pid:
             self.detach()
             self.pid = pid
+            self.source = LIVE
         if self.pid is None:
             raise CommandError("no target: give --pid PID (or `attach PID` in the REPL)")
         if self.target is None:
@@ -80,6 +81,23 @@ class Session:
                 raise ProcessExitedError("process %d exited (the last snapshot is still available)" % self.pid)
             self.target = attach(self.pid)
         return self.target
+
+    def open_core(self, path: str, search_path=(), executable: Optional[str] = None) -> None:
+        """Read a core file instead of a live process (nothing to pause, resume or follow)."""
+        from snapshot.process.core import CoreProcess
+        from snapshot.target import Target
+        self.detach()
+        process = CoreProcess(path, search_path, executable)
+        try:
+            self.target = Target(process)
+        except BaseException:
+            process.close()
+            raise
+        self.pid = process.pid
+        self.source = CORE
+        self.core_path = path
+        for warning in process.warnings():
+            self.note("warning: " + warning)
 
     def detach(self) -> None:
         if self.target is not None:
@@ -110,6 +128,8 @@ class Session:
     def target_alive(self) -> bool:
         if self.pid is None:
             return False
+        if self.source == CORE:
+            return True   # a core never exits (its pid may be anyone's now)
         if self.child is not None and self.child.pid == self.pid:
             return self.child.alive()
         import psutil

@@ -19,7 +19,7 @@ from layouts import COOKIE, SUPPORTED_VERSIONS
 
 from . import binary
 from .errors import InterpreterNotFoundError, NotPythonError, SnapshotError, UnsupportedVersionError
-from .process.base import MappedFile, MemoryMap, Process
+from .process.base import LIVE, MappedFile, MemoryMap, Process
 
 _LIBPYTHON = re.compile(r"libpython(\d)\.(\d+)[a-z]*\.so")
 _PYTHON_NAME = re.compile(r"python(\d)\.(\d+)")
@@ -79,6 +79,9 @@ def locate(process: Process, method: Optional[str] = None) -> Interpreter:
     seen_old_python = None
     if method != "cookie":
         for mapped in _candidates(process.mapped_files(), exe):
+            if not mapped.local_path:
+                # The source knows why it has no file here (a core's binary missing or rebuilt): say so.
+                process.open_file(mapped.path).close()
             try:
                 info = binary.load(mapped.local_path)
             except ValueError:
@@ -114,9 +117,13 @@ def locate(process: Process, method: Optional[str] = None) -> Interpreter:
     name = process.name()
     if method is not None:
         raise InterpreterNotFoundError("no CPython runtime found in process %d by the %s method" % (pid, method))
+    recorded = LIVE not in process.capabilities  # a core or a debugger's inferior: "try again" is no help
     if "python" in os.path.basename(exe) or "python" in name:
-        raise InterpreterNotFoundError("no CPython runtime found in process %d (%s, %s)" % (pid, name, exe))
-    raise NotPythonError("process %d is not a Python process: it runs %s (%s)" % (pid, name, exe or "?"))
+        raise InterpreterNotFoundError("no CPython runtime found in process %d (%s, %s)" % (pid, name, exe),
+                                       "it was recorded while the interpreter was starting or finalizing"
+                                       if recorded else None)
+    raise NotPythonError("process %d is not a Python process: it runs %s (%s)" % (pid, name, exe or "?"),
+                         "the recorded program is not CPython (3.8 to 3.15)" if recorded else None)
 
 
 def _detect_version(memory: Process, info: binary.BinaryInfo, runtime_addr: int,

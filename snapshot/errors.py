@@ -98,3 +98,18 @@ class CorruptDataError(SnapshotError):
 
     exit_code = 7
     hint = "the target changed while it was read; try again without --nonblocking"
+
+
+class WorkBudgetError(SnapshotError):
+    """One snapshot read or visited more than its work budget allows (garbage sizes or cycles)."""
+
+    exit_code = 7
+    hint = ("the target's memory looks corrupt or changed while it was read; try again, "
+            "or without --locals")
+
+
+class SnapshotFormatError(SnapshotError):
+    """A saved snapshot is in a form this version cannot read."""
+
+    exit_code = 2
+    hint = "open it with a newer pyspy-repl"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from typing import Dict, Optional, Tuple
 
-from .errors import SnapshotError
+from .errors import SnapshotError, WorkBudgetError
 from .model import Frame, Local
 
 _U64 = struct.Struct("<Q")
@@ -70,15 +70,16 @@ class FrameBuilder:
         code = raw.code
         if raw.localsplus is None:
             return ()
-        tagged = self.layout.features.stackref_tag_mask
+        refs = self.layout.facts.stackrefs
+        tagged = refs.tag_mask
         mask = ~tagged & 0xFFFFFFFFFFFFFFFF
         result = []
         for index, (name, kind, value) in enumerate(zip(code.slot_names, code.slot_kinds, raw.localsplus)):
             if kind == "hidden":
                 continue
-            if tagged and value & 3 == 3:
+            if tagged and value & tagged == refs.int_tag:
                 # A tagged small int (3.14+ stack references): the value is in the pointer.
-                result.append(Local(name, repr(value >> 2), 0, index < code.nargs))
+                result.append(Local(name, repr(value >> refs.int_shift), 0, index < code.nargs))
                 continue
             address = value & mask
             if not address:
@@ -89,6 +90,8 @@ class FrameBuilder:
                     if not address:
                         continue
                 text = self.objects.repr(address, max_repr, max_depth)
+            except WorkBudgetError:
+                raise
             except (SnapshotError, UnicodeDecodeError, struct.error, ValueError, RecursionError) as e:
                 text = "<unreadable: %s>" % e
             result.append(Local(name, text, address, index < code.nargs))

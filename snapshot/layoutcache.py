@@ -19,7 +19,7 @@ from layouts import Layout, get_layout, version_module_name
 from .binary import cache_dir as binaries_cache_dir
 
 #: The modules a compiled layout depends on, besides the version's own.
-_SHARED = ("layouts._declare", "layouts.compiled", "layouts.features", "layouts.base")
+_SHARED = ("layouts._declare", "layouts.compiled", "layouts.facts", "layouts.base")
 
 
 def cache_dir() -> str:

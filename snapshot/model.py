@@ -16,15 +16,22 @@ from typing import Any, Dict, List, Optional, Tuple
 _FROZEN = {"frozen": True, "slots": True} if sys.version_info >= (3, 10) else {"frozen": True}
 
 
+#: Version of the ``to_dict`` form. 1: the first versioned form (format_version,
+#: interpreter_id, is_entry, native-frame fields).  ``from_dict`` reads every
+#: version up to this one; a form without ``format_version`` is version 0.
+FORMAT_VERSION = 1
+
+
 @dataclass(**_FROZEN)
 class Local:
     name: str
     repr: str
-    address: int
+    #: Address of the value in the target (0 for values that are not objects, e.g. tagged ints).
+    addr: int
     is_argument: bool
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"name": self.name, "addr": self.address, "arg": self.is_argument, "repr": self.repr}
+        return {"name": self.name, "addr": self.addr, "arg": self.is_argument, "repr": self.repr}
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "Local":
@@ -37,11 +44,18 @@ class Frame:
     filename: str
     line: int
     locals: Optional[Tuple[Local, ...]] = None
+    #: A C frame (from native unwinding), not a Python one.
     is_native: bool = False
+    #: An eval-loop call started with this frame, as CPython marks it (every Python frame
+    #: before 3.11; from 3.11 only the first frame of each ``_PyEval_EvalFrame`` call).
+    is_entry: bool = False
+    #: Native frames: the shared object the code is in.
     module: Optional[str] = None
+    #: Native frames: the instruction address.
+    address: Optional[int] = None
     #: Address of the frame's globals dict (snapshots with locals only), so a
     #: front end can resolve global names exactly as the frame would.
-    globals_address: Optional[int] = None
+    globals_addr: Optional[int] = None
 
     @property
     def short_filename(self) -> str:
@@ -50,7 +64,8 @@ class Frame:
     def without_locals(self) -> "Frame":
         if self.locals is None:
             return self
-        return Frame(self.function, self.filename, self.line, None, self.is_native, self.module)
+        return Frame(self.function, self.filename, self.line, None, self.is_native, self.is_entry,
+                     self.module, self.address)
 
     def to_dict(self) -> Dict[str, Any]:
         data: Dict[str, Any] = {
@@ -60,12 +75,14 @@ class Frame:
             "short_filename": self.short_filename,
             "line": self.line,
             "locals": None if self.locals is None else [local.to_dict() for local in self.locals],
-            "is_entry": False,
+            "is_entry": self.is_entry,
         }
         if self.is_native:
             data["is_native"] = True
-        if self.globals_address:
-            data["globals_addr"] = self.globals_address
+        if self.address is not None:
+            data["address"] = self.address
+        if self.globals_addr:
+            data["globals_addr"] = self.globals_addr
         return data
 
     @classmethod
@@ -73,7 +90,8 @@ class Frame:
         loc = data.get("locals")
         return cls(data["name"], data["filename"], data["line"],
                    None if loc is None else tuple(Local.from_dict(x) for x in loc),
-                   data.get("is_native", False), data.get("module"), data.get("globals_addr"))
+                   bool(data.get("is_native", False)), bool(data.get("is_entry", False)), data.get("module"),
+                   data.get("address"), data.get("globals_addr"))
 
 
 @dataclass(**_FROZEN)
@@ -84,6 +102,9 @@ class ThreadStack:
     holds_gil: bool
     is_idle: bool
     frames: Tuple[Frame, ...]  # innermost first
+    #: ``PyInterpreterState.id`` of the interpreter the thread runs in (0: the main interpreter).
+    #: Last, with a default (not where DESIGN.md lists it), so positional callers keep working.
+    interpreter_id: int = 0
 
     def to_dict(self, pid: Optional[int] = None) -> Dict[str, Any]:
         return {
@@ -95,13 +116,15 @@ class ThreadStack:
             "owns_gil": self.holds_gil,
             "frames": [frame.to_dict() for frame in self.frames],
             "process_info": None,
+            "interpreter_id": self.interpreter_id,
         }
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "ThreadStack":
         return cls(data["thread_id"], data.get("os_thread_id"), data.get("thread_name"),
                    bool(data.get("owns_gil")), not data.get("active", True),
-                   tuple(Frame.from_dict(f) for f in data.get("frames", ())))
+                   tuple(Frame.from_dict(f) for f in data.get("frames", ())),
+                   data.get("interpreter_id", 0))
 
 
 @dataclass(**_FROZEN)
@@ -112,6 +135,8 @@ class Snapshot:
     taken_at_ns: int
     threads: Tuple[ThreadStack, ...]
     command_line: Tuple[str, ...] = field(default=())
+    #: The ``to_dict`` form version (always the current one in memory).
+    format_version: int = FORMAT_VERSION
 
     def thread(self, key) -> Optional[ThreadStack]:
         """Find a thread by thread id, OS id, decimal/hex string, or name."""
@@ -125,7 +150,9 @@ class Snapshot:
         return None
 
     def to_dict(self) -> Dict[str, Any]:
+        """The saved form: versioned, and read back exactly by ``from_dict``."""
         return {
+            "format_version": FORMAT_VERSION,
             "pid": self.pid,
             "python_version": self.python_version,
             "executable": self.executable,
@@ -140,6 +167,12 @@ class Snapshot:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "Snapshot":
+        """Read any form up to ``FORMAT_VERSION`` (fields a form lacks take their defaults)."""
+        version = data.get("format_version", 0)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            from .errors import SnapshotFormatError
+            raise SnapshotFormatError("snapshot format %r is newer than this pyspy-repl reads (%d)"
+                                      % (version, FORMAT_VERSION))
         return cls(data["pid"], data["python_version"], data.get("executable", ""),
                    data.get("taken_at_ns", 0), tuple(ThreadStack.from_dict(t) for t in data["threads"]),
                    tuple(data.get("command_line", ())))

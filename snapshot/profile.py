@@ -223,9 +223,14 @@ class Profile:
                 known = self._first_lines.get(place)
                 if first and (known is None or first < known):
                     self._first_lines[place] = first
-            key = Frame(frame.function, frame.filename, 0, None, frame.is_native, frame.module)
+            key = Frame(frame.function, frame.filename, 0, None, frame.is_native, module=frame.module,
+                        address=frame.address)
+        elif frame.locals is None and not frame.is_entry:
+            key = frame
         else:
-            key = frame.without_locals()
+            # One profile frame per place: whether an eval-loop call started there does not split it.
+            key = Frame(frame.function, frame.filename, frame.line, None, frame.is_native, module=frame.module,
+                        address=frame.address)
         fid = self._frame_ids.get(key)
         if fid is None:
             fid = self._frame_ids[key] = len(self.frames)

@@ -14,7 +14,8 @@ from typing import Dict, List, Optional
 
 from layouts import UnknownLayoutError, table_size, with_debug_offsets
 
-from .codecache import CodeCache
+from .budget import WorkBudget
+from .walk.codecache import CodeCache
 from .discovery import Interpreter, locate
 from .errors import CorruptDataError, MemoryReadError, ProcessExitedError, UnsupportedVersionError
 from .frames import FrameBuilder
@@ -23,7 +24,7 @@ from .model import Snapshot, ThreadStack
 from .objects import ObjectReader
 from .process.base import Process, syscalls_of
 from .threads import ThreadFacts
-from .walker import Walker
+from .walk.walker import Walker
 
 
 def attach(pid: int, memory: Optional[Process] = None, method: Optional[str] = None) -> "Target":
@@ -58,14 +59,17 @@ class Target:
         self.pid = process.pid
         self.interpreter: Interpreter = locate(process, method)
         self.layout = self._layout()
-        self.objects = ObjectReader(process, self.layout)
-        self.codes = CodeCache(process, self.layout, self.objects, self.interpreter.symbol("PyCode_Type"))
-        self.walker = Walker(process, self.layout, self.interpreter.runtime_addr, self.codes)
+        self.budget = WorkBudget()
+        self.objects = ObjectReader(process, self.layout, self.budget)
+        self.codes = CodeCache(process, self.layout, self.objects, self.interpreter.symbol("PyCode_Type"),
+                               self.budget)
+        self.walker = Walker(process, self.layout, self.interpreter.runtime_addr, self.codes, self.budget)
         self.command_line = tuple(process.command_line())
         self.thread_facts = ThreadFacts(process, self.layout, self.walker, self.interpreter.runtime_addr,
                                    self.objects)
         self.frame_builder = FrameBuilder(process, self.layout, self.objects)
         self._interp: Optional[int] = None
+        self._interp_id = 0
         self.samples_taken = 0
 
     @property
@@ -80,8 +84,8 @@ class Target:
             layout = load_layout(version)
         except UnknownLayoutError:
             raise UnsupportedVersionError("Python %s is not supported" % self.interpreter.version_text) from None
-        if layout.features.debug_offsets:
-            name = layout.features.debug_offsets
+        if layout.facts.debug_offsets:
+            name = layout.facts.debug_offsets
             raw = self.process.read(self.interpreter.runtime_addr, table_size(name))
             try:
                 layout = with_debug_offsets(layout, raw)
@@ -137,6 +141,7 @@ class Target:
         # reads); one immediate retry turns most such torn reads into a good sample.
         attempts = 1 if blocking else 2
         for attempt in range(attempts):
+            self.budget.reset()
             try:
                 with (process.paused() if blocking else _nothing_paused()) as stopped:
                     taken_at = time.time_ns()
@@ -164,6 +169,7 @@ class Target:
         walker = self.walker
         if self._interp is None:
             self._interp = walker.interpreter_addr()
+            self._interp_id = walker.interpreter_id(self._interp)
         interp = self._interp
         head, holder = self.thread_facts.head_and_gil(interp)
         gil = self.thread_facts.gil_span(interp) if calls else None
@@ -180,7 +186,7 @@ class Target:
             result.append(ThreadStack(thread_id=raw.thread_id, native_id=raw.native_id,
                                       name=names.get(raw.thread_id), holds_gil=holds,
                                       is_idle=is_idle(raw.native_id, states, frames, calls, gil, holds),
-                                      frames=frames))
+                                      frames=frames, interpreter_id=self._interp_id))
         return result
 
 

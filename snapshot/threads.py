@@ -18,6 +18,8 @@ from .waits import is_idle_function
 from .process.base import SYSCALL_FUTEX, SYSCALL_RESTART
 from .process.pthread import PthreadTidFinder
 
+#: facts.gil -> whether the GIL (and its holder) is in _PyRuntime (else in the interpreter state).
+_GIL_IN_RUNTIME = {"runtime": True, "interpreter": False}
 _U64 = struct.Struct("<Q")
 #: Calls a thread waiting on a futex word sits in (a timed wait resumed after a stop is a restart).
 _FUTEX_CALLS = (SYSCALL_FUTEX, SYSCALL_RESTART)
@@ -123,7 +125,7 @@ class ThreadFacts:
         layout = self.layout
         gil = layout._gil_runtime_state
         requests = [(interp + self.walker.interp_threads, 8)]
-        if layout.features.gil == "runtime":
+        if _GIL_IN_RUNTIME[layout.facts.gil]:
             rt = layout._PyRuntimeState
             requests += [(self.runtime_addr + rt.gilstate_tstate_current, 8),
                          (self.runtime_addr + rt.ceval_gil + gil.locked, 4)]
@@ -137,7 +139,7 @@ class ThreadFacts:
             raise MemoryReadError(requests[0][0], 8, "thread list head")
         head = _U64.unpack(values[0])[0]
         holder = 0
-        if layout.features.gil == "runtime":
+        if _GIL_IN_RUNTIME[layout.facts.gil]:
             if values[1] and values[2] and struct.unpack("<i", values[2])[0]:
                 holder = _U64.unpack(values[1])[0]
         elif len(values) > 1 and values[1]:

@@ -93,9 +93,9 @@ def test_layouts_match_the_interpreter(python, tmp_path):
         has_dwarf = elf.get_section_by_name(".debug_info") is not None
         runtime_bytes = section.data() if section is not None else None
     checked = False
-    if layout.features.debug_offsets:
+    if layout.facts.debug_offsets:
         assert runtime_bytes is not None
-        overlaid = with_debug_offsets(layout, runtime_bytes[:table_size(layout.features.debug_offsets)])
+        overlaid = with_debug_offsets(layout, runtime_bytes[:table_size(layout.facts.debug_offsets)])
         assert overlaid.mismatches == ()
         checked = True
     if has_dwarf and shutil.which("gdb"):
@@ -141,3 +141,74 @@ def test_struct_parser_agrees_with_the_construct_declaration(name):
             assert {k: by_construct[group][k] for k in value} == dict(value)
         else:
             assert by_construct[group] == value
+
+
+FACTS_PROBE = r'''
+import json, sys, sysconfig, threading
+class Plain:
+    pass
+class Slotted:
+    __slots__ = ()
+names = {}
+def worker():
+    try:
+        with open("/proc/self/task/%d/comm" % threading.get_native_id()) as f:
+            names["comm"] = f.read().strip()
+    except (OSError, AttributeError):
+        names["comm"] = None
+t = threading.Thread(target=worker, name="facts-probe")
+t.start(); t.join()
+builtins = {"int": int, "list": list, "tuple": tuple, "bytes": bytes, "str": str, "dict": dict, "type": type,
+            "BaseException": BaseException, "float": float, "object": object}
+print(json.dumps({
+    "int_info": [sys.int_info.bits_per_digit, sys.int_info.sizeof_digit],
+    "flags": {name: t.__flags__ for name, t in builtins.items()},
+    "plain": Plain.__flags__, "slotted": Slotted.__flags__,
+    "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+    "thread_comm": names["comm"],
+}))
+'''
+
+#: TypeFlags field -> the builtin type that carries the bit (and only it, among the probed types).
+_SUBCLASS_BITS = {"long_subclass": "int", "list_subclass": "list", "tuple_subclass": "tuple",
+                  "bytes_subclass": "bytes", "unicode_subclass": "str", "dict_subclass": "dict",
+                  "type_subclass": "type", "base_exc_subclass": "BaseException"}
+
+
+def test_facts_match_what_the_interpreter_says(python):
+    """Each fact that the interpreter can observe about itself, compared with the layout's."""
+    version = tuple(int(x) for x in python.minor.split("."))
+    facts = get_layout(version).facts
+    probe = json.loads(subprocess.run([python.path, "-c", FACTS_PROBE], capture_output=True, text=True,
+                                      timeout=60, check=True).stdout)
+    assert probe["int_info"] == [facts.ints.bits_per_digit, facts.ints.sizeof_digit]
+    flags = facts.type_flags
+    for field, owner in _SUBCLASS_BITS.items():
+        bit = getattr(flags, field)
+        for name, value in probe["flags"].items():
+            assert bool(value & bit) == (name == owner), (field, name)
+    assert probe["plain"] & flags.heaptype and not probe["flags"]["int"] & flags.heaptype
+    if flags.managed_dict:
+        assert probe["plain"] & flags.managed_dict and not probe["slotted"] & flags.managed_dict
+    if flags.inline_values:
+        assert probe["plain"] & flags.inline_values and not probe["slotted"] & flags.inline_values
+    assert probe["free_threaded"] == facts.free_threaded
+    assert (probe["thread_comm"] == "facts-probe") == facts.os_thread_names, probe["thread_comm"]
+
+
+def test_facts_tables_cover_every_value():
+    """Every fact value a layout declares has a strategy in the engine's tables."""
+    from snapshot.objects import namespaces, values
+    from snapshot.walk import linetable, walker
+    for version in SUPPORTED_VERSIONS:
+        facts = get_layout(version).facts
+        assert facts.line_table in linetable.DECODERS
+        assert facts.frames.model in walker._SETUP
+        assert facts.ints.header in values._INT_HEADERS
+        assert facts.dicts.keys in values._KEY_TABLES
+        assert facts.dicts.values in values._VALUES_ARRAYS
+        assert facts.dicts.instance in namespaces._INSTANCE_STORAGE
+        assert facts.frames.entry_marker in ("every_frame", "is_entry_field", "above_shim")
+        if facts.frames.entry_marker == "above_shim":
+            assert facts.frames.entry_shim_owner in dict(facts.frames.owners).values()
+            assert facts.frames.entry_shim_owner >= facts.frames.skip_owner_from

@@ -5,7 +5,7 @@ import json
 import subprocess
 
 from layouts import get_layout
-from snapshot.linetable import DECODERS
+from snapshot.walk.linetable import DECODERS
 
 # Runs inside the target interpreter: for a few code objects, the raw table and
 # the line of every instruction offset as the interpreter itself computes it.
@@ -60,7 +60,7 @@ print(json.dumps(out))
 
 def test_line_tables(python):
     version = tuple(int(x) for x in python.minor.split("."))
-    decoder = DECODERS[get_layout(version).features.line_table]
+    decoder = DECODERS[get_layout(version).facts.line_table]
     result = subprocess.run([python.path, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True)
     codes = json.loads(result.stdout)
     assert len(codes) > 20

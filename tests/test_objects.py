@@ -254,3 +254,46 @@ def test_interior_pointers_raise_corrupt_or_render(target):
             except CorruptDataError:
                 pass
     assert time.monotonic() - started < 30
+
+
+class _Holes:
+    """A memory source where some objects cannot be read (freed or unmapped)."""
+
+    def __init__(self, memory, holes):
+        self.memory = memory
+        self.holes = set(holes)
+        self.pid = memory.pid
+
+    def _hit(self, address, size):
+        return any(address <= h < address + max(size, 1) for h in self.holes)
+
+    def read(self, address, size):
+        if self._hit(address, size):
+            from snapshot.errors import MemoryReadError
+            raise MemoryReadError(address, size, "hole")
+        return self.memory.read(address, size)
+
+    def read_many(self, requests):
+        return [None if self._hit(a, s) else d for (a, s), d in zip(requests, self.memory.read_many(requests))]
+
+    def maps(self):
+        return self.memory.maps()
+
+
+@pytest.mark.parametrize("name", ["list_mixed", "tuple_2", "dict_str"])
+def test_one_unreadable_element_shows_invalid(target, name):
+    r = target.reader
+    addr, _ = target.values[name]
+    if name == "dict_str":
+        pairs = r.dict_items(addr)
+        bad = pairs[0][1]
+        holed = ObjectReader(_Holes(r.memory, [bad]), r.layout)
+        parts = ["%s: %s" % (r.repr(k), "<invalid object at 0x%x>" % bad if v == bad else r.repr(v)) for k, v in pairs]
+        assert holed.repr(addr, max_len=100_000) == "{" + ", ".join(parts) + "}"
+        return
+    items = r.sequence_items(addr)
+    bad = items[1]
+    holed = ObjectReader(_Holes(r.memory, [bad]), r.layout)
+    parts = ["<invalid object at 0x%x>" % a if a == bad else r.repr(a) for a in items]
+    open_, close = ("[", "]") if r.kind(addr) == "list" else ("(", ")")
+    assert holed.repr(addr, max_len=100_000) == open_ + ", ".join(parts) + close

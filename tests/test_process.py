@@ -152,7 +152,7 @@ def test_forced_discovery_methods_agree(python, dump_target):
     has_section = any(binary.load(f.local_path).pyruntime_section for f in files
                       if f.path == default.binary_path)
     assert ("section" in found) == has_section, (has_section, skipped)
-    if layout.features.debug_offsets:
+    if layout.facts.debug_offsets:
         assert "cookie" in found, "3.13+ keeps the debug-offsets cookie in _PyRuntime: %s" % skipped
     else:
         assert "cookie" not in found

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from ..render import render_snapshot
 from .base import Command, register
@@ -11,6 +12,20 @@ def add_read_options(parser) -> None:
     """Flags every command that takes a snapshot understands."""
     parser.add_argument("--nonblocking", action="store_true",
                         help="read without pausing the target (faster for it, may be inconsistent)")
+
+
+def add_core_options(parser) -> None:
+    """Flags that open a core file instead of a live process."""
+    parser.add_argument("--core", metavar="CORE", help="read a core file (kernel or gcore; gzip/zstd/xz too)")
+    parser.add_argument("--executable", metavar="PATH", help="the core's program, if not at its recorded path")
+    parser.add_argument("--lib-search-path", metavar="DIRS", action="append", default=[],
+                        help="directories (%s-separated, repeatable) holding the core's binaries" % os.pathsep)
+
+
+def open_core_if_asked(session, args) -> None:
+    if getattr(args, "core", None):
+        dirs = [d for value in args.lib_search_path for d in value.split(os.pathsep) if d]
+        session.open_core(args.core, dirs, args.executable)
 
 
 @register
@@ -29,8 +44,10 @@ class DumpCommand(Command):
         parser.add_argument("--full-filenames", action="store_true", help="show full paths of source files")
         parser.add_argument("--fresh", action="store_true", help="take a new snapshot first (REPL)")
         add_read_options(parser)
+        add_core_options(parser)
 
     def run(self, session, args) -> int:
+        open_core_if_asked(session, args)
         snapshot = session.take_snapshot(locals=args.locals, blocking=not args.nonblocking,
                                          max_repr=args.max_repr, pid=args.pid)
         if args.json:

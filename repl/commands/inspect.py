@@ -119,17 +119,17 @@ def resolve_root(session, name: str) -> Value:
     if frame.locals is not None:
         for local in frame.locals:
             if local.name == name:
-                if not local.address:
+                if not local.addr:
                     return Value(0, local.repr, "local")
-                return Value(local.address, None, "local")
+                return Value(local.addr, None, "local")
     objects = session.objects()
-    if frame.globals_address:
+    if frame.globals_addr:
         # The frame's own globals (exact even for exec'd code with its own namespace).
-        addr = objects.dict_get(frame.globals_address, name)
+        addr = objects.dict_get(frame.globals_addr, name)
         if addr:
             return Value(addr, None, "global")
         module_addr, module_name = None, "?"
-        name_addr = objects.dict_get(frame.globals_address, "__name__")
+        name_addr = objects.dict_get(frame.globals_addr, "__name__")
         if name_addr and objects.kind(name_addr) == "str":
             module_name = objects.string(name_addr, 200)
     else:

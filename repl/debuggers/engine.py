@@ -32,11 +32,11 @@ def _shim_class():
     global _SHIM
     if _SHIM is not None:
         return _SHIM
-    from snapshot.codecache import CodeCache
+    from snapshot.walk.codecache import CodeCache
     from snapshot.objects import ObjectReader
     from snapshot.osthreads import PthreadTidFinder
     from snapshot.target import Target
-    from snapshot.walker import Walker
+    from snapshot.walk.walker import Walker
 
     class _Tids(PthreadTidFinder):
         """pthread_t -> kernel tid, probing against the Process's thread list (not /proc)."""

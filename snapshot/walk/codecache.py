@@ -5,24 +5,40 @@ decoded line table are read once; afterwards a frame costs only a dict
 lookup.  ``revalidate`` re-reads the identifying header of cached entries in
 one batched call so a long-running sampler notices when an address is freed
 and reused by another code object.
+
+A code object's line table is bounded by the size of its bytecode (an entry
+covers at least one instruction and takes a few bytes), so a table much
+larger than its code is garbage: the code object is rejected and nothing
+about it is cached, and decoding never runs past the end of the code.
 """
 from __future__ import annotations
 
 import struct
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from layouts import Layout
 
-from .errors import CorruptDataError, MemoryReadError
+from ..budget import Unlimited, WorkBudget
+from ..errors import CorruptDataError, MemoryReadError
+from ..process.base import Process as MemoryReader
 from .linetable import DECODERS, LineTable
-from .process.base import Process as MemoryReader
 
 _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")
+_I64 = struct.Struct("<q")
 CO_VARARGS = 0x4
 CO_VARKEYWORDS = 0x8
 MAX_SLOTS = 65536
 MAX_CACHE = 100_000
+#: Largest bytecode accepted, in bytes (the largest real module code is a few MiB at most).
+MAX_CODE_BYTES = 1 << 24
+#: Largest line table accepted, in bytes.
+MAX_LINE_TABLE = 1 << 22
+#: A line table holds at most this many bytes per byte of bytecode, plus ``LINE_TABLE_SLACK``
+#: (3.11+ entries cover >= 2 bytes of code in <= ~20 bytes; older tables add 2 bytes per 127
+#: lines skipped, which the slack covers).
+LINE_TABLE_PER_CODE_BYTE = 16
+LINE_TABLE_SLACK = 4096
 
 
 class CodeInfo:
@@ -30,11 +46,11 @@ class CodeInfo:
 
     __slots__ = ("address", "name", "qualname", "filename", "first_line", "code_offset", "slot_names",
                  "slot_kinds", "nargs", "needs_first_local", "_table", "_raw_table", "_decoder",
-                 "_lines", "header", "function")
+                 "_lines", "header", "function", "code_size")
 
     def __init__(self, address: int, name: str, qualname: Optional[str], filename: str, first_line: int,
                  code_offset: int, slot_names: Tuple[str, ...], slot_kinds: Tuple[str, ...], nargs: int,
-                 raw_table: bytes, decoder, header: bytes):
+                 raw_table: bytes, decoder, header: bytes, code_size: int = 1 << 62):
         self.address = address
         self.name = name
         self.qualname = qualname
@@ -53,6 +69,7 @@ class CodeInfo:
         self._table: Optional[LineTable] = None
         self._lines: Dict[int, int] = {}
         self.header = header
+        self.code_size = code_size  # bytes of bytecode: decoding never goes past it
 
     @property
     def nslots(self) -> int:
@@ -62,7 +79,8 @@ class CodeInfo:
         line = self._lines.get(offset)
         if line is None:
             if self._table is None:
-                self._table = self._decoder(self._raw_table, self.first_line)
+                self._table = self._decoder(self._raw_table, self.first_line, self.code_size)
+                self._raw_table = b""
             line = self._table.line_for(offset)
             if len(self._lines) < 4096:
                 self._lines[offset] = line
@@ -72,8 +90,10 @@ class CodeInfo:
 class CodeCache:
     """Reads code objects through an ObjectReader and keeps them by address."""
 
-    def __init__(self, memory: MemoryReader, layout: Layout, objects, code_type_addr: Optional[int] = None):
+    def __init__(self, memory: MemoryReader, layout: Layout, objects, code_type_addr: Optional[int] = None,
+                 budget: Optional[WorkBudget] = None):
         self.memory = memory
+        self.budget = budget if budget is not None else Unlimited()
         self.layout = layout
         self.objects = objects
         self.code_type_addr = code_type_addr
@@ -83,11 +103,11 @@ class CodeCache:
         self.co = co
         self.size = co.size
         self.ob_type = layout.PyObject.ob_type
-        self.decoder = DECODERS[layout.features.line_table]
+        self.decoder = DECODERS[layout.facts.line_table]
         fields = [co.co_filename, co.co_name, co.co_firstlineno]
         self.header_span = max(fields) + 8
         self.header_start = co.co_firstlineno if co.co_firstlineno < co.co_filename else co.co_filename
-        f = layout.features
+        f = layout.facts
         self.kind_bits = ((f.fast_hidden, "hidden"), (f.fast_cell, "cell"), (f.fast_free, "free"))
 
     def __len__(self) -> int:
@@ -103,10 +123,11 @@ class CodeCache:
             pass
         if not address:
             return None
+        self.budget.charge(self.size, 1)
         try:
             info = self._read(address)
         except (MemoryReadError, CorruptDataError, UnicodeDecodeError, struct.error, ValueError):
-            info = None
+            info = None  # not cached: a later walk reads it again (cheaply, the bounds come first)
         if len(self._entries) >= MAX_CACHE:
             self._entries.clear()
         if info is not None:
@@ -178,30 +199,59 @@ class CodeCache:
         nargs = geti("co_argcount") + geti("co_kwonlyargcount")
         nargs += bool(flags & CO_VARARGS) + bool(flags & CO_VARKEYWORDS)
         table_field = "co_linetable" if "co_linetable" in co else "co_lnotab"
-        raw_table = objects.bytes_value(get(table_field), 1 << 22)
+        table_addr = get(table_field)
+        code_size = self._code_size(address, raw, get)
+        table_size = objects.bytes_size(table_addr)
+        if table_size > min(MAX_LINE_TABLE, LINE_TABLE_PER_CODE_BYTE * code_size + LINE_TABLE_SLACK):
+            raise CorruptDataError("code object 0x%x: a %d-byte line table for %d bytes of code"
+                                   % (address, table_size, code_size))
+        self.budget.charge(table_size)
+        raw_table = objects.bytes_value(table_addr, table_size)
+        # The name tuples must be as long as the code object's own counts say: a pointer to
+        # another tuple (or a garbage count) would make every frame render thousands of "locals".
         if "co_localsplusnames" in co:
-            names = self._names(get("co_localsplusnames"))
+            count = geti("co_nlocalsplus")
+            names = self._names(get("co_localsplusnames"), address, count)
             kind_bytes = objects.bytes_value(get("co_localspluskinds"), MAX_SLOTS)
-            kinds = tuple(self._kind(b) for b in kind_bytes[:len(names)])
+            if len(kind_bytes) != count:
+                raise CorruptDataError("code object 0x%x: %d local kinds for %d locals"
+                                       % (address, len(kind_bytes), count))
+            kinds = tuple(self._kind(b) for b in kind_bytes)
             code_offset = co.co_code_adaptive
         else:
-            varnames = self._names(get("co_varnames"))
             nlocals = geti("co_nlocals")
-            cells = self._names(get("co_cellvars"))
-            frees = self._names(get("co_freevars"))
-            names = tuple(varnames[:nlocals]) + cells + frees
+            varnames = self._names(get("co_varnames"), address, nlocals)
+            cells = self._names(get("co_cellvars"), address)
+            frees = self._names(get("co_freevars"), address)
+            names = varnames + cells + frees
             kinds = ("local",) * nlocals + ("cell",) * len(cells) + ("free",) * len(frees)
             code_offset = 0
         if len(names) > MAX_SLOTS:
             raise CorruptDataError("code object 0x%x claims %d locals" % (address, len(names)))
         header = raw[self.header_start:self.header_span]
         return CodeInfo(address, name, qualname, filename, first_line, code_offset, names, kinds,
-                        min(nargs, len(names)), raw_table, self.decoder, header)
+                        min(nargs, len(names)), raw_table, self.decoder, header, code_size)
 
-    def _names(self, tuple_addr: int) -> Tuple[str, ...]:
+    def _code_size(self, address: int, raw: bytes, get) -> int:
+        """Bytes of bytecode: 3.11+ code objects are var-sized (ob_size code units), older ones hold co_code."""
+        if "co_code" in self.co:
+            size = self.objects.bytes_size(get("co_code"))
+        else:
+            size = 2 * _I64.unpack_from(raw, self.layout.PyVarObject.ob_size)[0]
+        if not 0 < size <= MAX_CODE_BYTES:
+            raise CorruptDataError("code object 0x%x claims %d bytes of bytecode" % (address, size))
+        return size
+
+    def _names(self, tuple_addr: int, code_addr: int, expected: Optional[int] = None) -> Tuple[str, ...]:
+        """A tuple of names, checked against the count the code object declares before any is read."""
         if not tuple_addr:
-            return ()
-        return tuple(self.objects.string(a, 1024) for a in self.objects.sequence_items(tuple_addr, MAX_SLOTS))
+            items = []
+        else:
+            items = self.objects.sequence_items(tuple_addr, MAX_SLOTS)
+        if expected is not None and len(items) != expected:
+            raise CorruptDataError("code object 0x%x declares %d locals but names %d"
+                                   % (code_addr, expected, len(items)))
+        return tuple(self.objects.string(a, 1024) for a in items)
 
     def _kind(self, bits: int) -> str:
         for mask, label in self.kind_bits:
@@ -209,6 +259,3 @@ class CodeCache:
                 return label
         return "local"
 
-
-def iter_nonempty(values: Iterable[Optional[int]]) -> List[int]:
-    return [v for v in values if v]

@@ -6,39 +6,52 @@ Formats (the layout says which one a version uses):
   * "locations" (3.11+): the PEP 626/657 location table of Objects/locations.md.
 Each table is decoded once into sorted ranges and then looked up with bisect,
 because code objects are immutable and the walker caches the decoded table.
+Decoding never goes past ``code_size`` (the bytes of bytecode the table
+describes), so its cost is bounded by the code, not by what a corrupted table
+claims; the ranges are kept in flat arrays (24 bytes per entry).
 """
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
 from typing import List, Optional, Tuple
 
 #: Entries decoded from one table at most (remote data is untrusted).
 MAX_ENTRIES = 1 << 20
+#: Code size assumed when the caller does not know it.
+UNBOUNDED = 1 << 62
+#: Stored for "this range has no line".
+_NO_LINE = -(1 << 62)
 
 
 class LineTable:
     """Sorted (start, end, line) ranges over instruction offsets in bytes."""
 
-    __slots__ = ("starts", "ends", "lines", "first_line")
+    __slots__ = ("starts", "ends", "_lines", "first_line")
 
     def __init__(self, ranges: List[Tuple[int, int, Optional[int]]], first_line: int):
-        self.starts = [r[0] for r in ranges]
-        self.ends = [r[1] for r in ranges]
-        self.lines = [r[2] for r in ranges]
+        self.starts = array("q", [r[0] for r in ranges])
+        self.ends = array("q", [min(r[1], UNBOUNDED) for r in ranges])
+        self._lines = array("q", [_NO_LINE if r[2] is None else r[2] for r in ranges])
         self.first_line = first_line
+
+    @property
+    def lines(self) -> List[Optional[int]]:
+        return [None if line == _NO_LINE else line for line in self._lines]
 
     def line_for(self, offset: int) -> int:
         """Line of the instruction at byte ``offset``; the first line if unknown."""
         index = bisect_right(self.starts, offset) - 1
         if 0 <= index < len(self.starts) and offset < self.ends[index]:
-            line = self.lines[index]
-            if line is not None:
+            lines = self._lines
+            line = lines[index]
+            if line != _NO_LINE:
                 return line
             # An instruction without a line (e.g. a cache entry or artificial
             # code) takes the closest earlier known line, as tracebacks do.
             for back in range(index - 1, max(index - 64, -1), -1):
-                if self.lines[back] is not None:
-                    return self.lines[back]
+                if lines[back] != _NO_LINE:
+                    return lines[back]
         return self.first_line
 
 
@@ -46,13 +59,15 @@ def _signed_byte(b: int) -> int:
     return b - 256 if b >= 128 else b
 
 
-def decode_lnotab(table: bytes, first_line: int) -> LineTable:
+def decode_lnotab(table: bytes, first_line: int, code_size: int = UNBOUNDED) -> LineTable:
     """3.8-3.9 ``co_lnotab``: the line of address A is the line after all pairs whose address is <= A."""
     ranges = []
     line = first_line
     address = 0
     start = 0
     for i in range(0, min(len(table), 2 * MAX_ENTRIES) - 1, 2):
+        if address >= code_size:
+            break
         address_delta, line_delta = table[i], _signed_byte(table[i + 1])
         if address_delta:
             ranges.append((start, address + address_delta, line))
@@ -63,12 +78,14 @@ def decode_lnotab(table: bytes, first_line: int) -> LineTable:
     return LineTable(ranges, first_line)
 
 
-def decode_linetable_310(table: bytes, first_line: int) -> LineTable:
+def decode_linetable_310(table: bytes, first_line: int, code_size: int = UNBOUNDED) -> LineTable:
     """3.10 ``co_linetable``: (start delta, line delta) pairs; -128 means no line."""
     ranges = []
     line = first_line
     end = 0
     for i in range(0, min(len(table), 2 * MAX_ENTRIES) - 1, 2):
+        if end >= code_size:
+            break
         start_delta, line_delta = table[i], _signed_byte(table[i + 1])
         start = end
         end += start_delta
@@ -82,7 +99,7 @@ def decode_linetable_310(table: bytes, first_line: int) -> LineTable:
     return LineTable(ranges, first_line)
 
 
-def decode_locations(table: bytes, first_line: int) -> LineTable:
+def decode_locations(table: bytes, first_line: int, code_size: int = UNBOUNDED) -> LineTable:
     """3.11+ location table; offsets are in bytes (2 per code unit)."""
     ranges = []
     line = first_line
@@ -107,7 +124,7 @@ def decode_locations(table: bytes, first_line: int) -> LineTable:
         value = varint()
         return -(value >> 1) if value & 1 else value >> 1
 
-    while position < size and len(ranges) < MAX_ENTRIES:
+    while position < size and len(ranges) < MAX_ENTRIES and address < code_size:
         first = table[position]
         position += 1
         if not first & 0x80:

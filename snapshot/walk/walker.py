@@ -5,7 +5,13 @@ The walker is version-blind: it reads offsets and behaviours from the
 path, so it reads with ``struct.unpack_from`` at compiled offsets, reads each
 3.11+ data-stack chunk once instead of one read per frame, and caches
 immutable code objects by address (``CodeCache``).  Every walk is bounded:
-thread and frame counts are capped and pointer cycles end the walk.
+thread and frame counts are capped, pointer cycles end the walk, and every
+frame and byte read is charged to the snapshot's ``WorkBudget``.
+
+Each frame says whether an eval-loop call started with it (``is_entry``),
+by the version's marker (``layout.facts.frames.entry_marker``): before 3.11
+every frame, in 3.11 the frame's own ``is_entry`` byte, from 3.12 the frame
+whose ``previous`` is the entry shim the eval loop pushed on the C stack.
 """
 from __future__ import annotations
 
@@ -15,9 +21,10 @@ from typing import Dict, List, Optional, Tuple
 
 from layouts import Layout
 
+from ..budget import Unlimited, WorkBudget
+from ..errors import CorruptDataError, MemoryReadError
+from ..process.base import Process as MemoryReader
 from .codecache import CodeCache, CodeInfo
-from .errors import CorruptDataError, MemoryReadError
-from .process.base import Process as MemoryReader
 
 MAX_THREADS = 4096
 MAX_DEPTH = 20000
@@ -28,15 +35,16 @@ MAX_CHUNKS = 256
 
 _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")
+_I64 = struct.Struct("<q")
 
 
 class RawFrame:
     """One Python frame as found in memory, before it becomes a model.Frame."""
 
-    __slots__ = ("code", "line", "frame_addr", "localsplus", "globals_addr", "code_addr", "offset")
+    __slots__ = ("code", "line", "frame_addr", "localsplus", "globals_addr", "code_addr", "offset", "is_entry")
 
     def __init__(self, code: CodeInfo, line: int, frame_addr: int, localsplus: Optional[Tuple[int, ...]] = None,
-                 globals_addr: int = 0, code_addr: int = 0, offset: int = 0):
+                 globals_addr: int = 0, code_addr: int = 0, offset: int = 0, is_entry: bool = False):
         self.code = code
         self.line = line
         self.frame_addr = frame_addr
@@ -44,6 +52,7 @@ class RawFrame:
         self.globals_addr = globals_addr  # the frame's globals dict, when locals were asked for
         self.code_addr = code_addr  # to resolve the frame again if the cached code object was stale
         self.offset = offset  # bytecode offset the line was computed from
+        self.is_entry = is_entry  # an eval-loop call started with this frame
 
 
 @dataclass
@@ -58,10 +67,14 @@ class RawThread:
 class _Chunks:
     """Copies of a thread's data-stack chunks, loaded newest first on demand."""
 
-    __slots__ = ("memory", "next_addr", "loaded", "count")
+    __slots__ = ("memory", "next_addr", "loaded", "count", "budget", "first_read", "header")
 
-    def __init__(self, memory: MemoryReader, newest: int, preloaded: Optional[bytes] = None):
+    def __init__(self, memory: MemoryReader, newest: int, preloaded: Optional[bytes] = None,
+                 budget: Optional[WorkBudget] = None, first_read: int = CHUNK_READ, header: int = 24):
         self.memory = memory
+        self.header = header  # bytes before the first frame (facts.chunks.header_size)
+        self.budget = budget if budget is not None else Unlimited()
+        self.first_read = first_read
         self.next_addr = newest
         self.loaded: List[Tuple[int, int, bytes]] = []  # (start, end, data)
         self.count = 0
@@ -82,8 +95,9 @@ class _Chunks:
         if not address or self.count >= MAX_CHUNKS:
             return False
         self.next_addr = 0
+        self.budget.charge(self.first_read)
         try:
-            data = self.memory.read(address, CHUNK_READ)
+            data = self.memory.read(address, self.first_read)
         except MemoryReadError:
             return False
         return self._add(address, data)
@@ -91,12 +105,13 @@ class _Chunks:
     def _add(self, address: int, data: bytes) -> bool:
         self.count += 1
         self.next_addr = 0
-        if len(data) < 32:
+        if len(data) < self.header:
             return False
-        previous, size, top = struct.unpack_from("<QQQ", data, 0)
-        if size > MAX_CHUNK or size < 32:
+        previous, size = struct.unpack_from("<QQ", data, 0)
+        if size > MAX_CHUNK or size < self.header:
             return False
         if size > len(data):
+            self.budget.charge(size)
             try:
                 data = self.memory.read(address, size)
             except MemoryReadError:
@@ -111,42 +126,59 @@ class _Chunks:
 class Walker:
     """Walks threads and frames of one interpreter with one layout."""
 
-    def __init__(self, memory: MemoryReader, layout: Layout, runtime_addr: int, codes: CodeCache):
+    def __init__(self, memory: MemoryReader, layout: Layout, runtime_addr: int, codes: CodeCache,
+                 budget: Optional[WorkBudget] = None):
         self.memory = memory
         self.layout = layout
         self.runtime_addr = runtime_addr
         self.codes = codes
-        f = layout.features
-        self.f = f
+        self.budget = budget if budget is not None else Unlimited()
+        facts = layout.facts
+        frames = facts.frames
+        self.chunk_read = max(CHUNK_READ, facts.chunks.min_size)
+        self.chunk_header = facts.chunks.header_size
         ts = layout.PyThreadState
         self.tstate_size = ts.size
         self.ts_next = ts.next
         self.ts_interp = ts.interp
         self.ts_thread_id = ts.thread_id
         self.ts_native_id = ts.get("native_thread_id")
-        self.ts_frame = ts.get(f.tstate_frame)
+        self.ts_frame = ts.get(frames.tstate_frame)
         self.ts_chunk = ts.get("datastack_chunk")
-        self.cframe_current = layout.structs["_PyCFrame"].current_frame if f.tstate_frame == "cframe" else None
-        self.tag_mask = ~f.stackref_tag_mask & 0xFFFFFFFFFFFFFFFF
-        if f.frame_model == "frame_object":
-            fo = layout.PyFrameObject
-            self.fo_back, self.fo_code, self.fo_lasti = fo.f_back, fo.f_code, fo.f_lasti
-            self.fo_localsplus = fo.f_localsplus
-            self.fo_globals = fo.f_globals
-            self.frame_header = fo.f_localsplus + 8
-        else:
-            iframe = layout._PyInterpreterFrame
-            self.if_code = iframe.fields[f.frame_code_field].offset
-            self.if_previous = iframe.previous
-            self.if_instr = iframe.fields[f.frame_instr_field].offset
-            self.if_owner = iframe.owner
-            self.if_localsplus = iframe.localsplus
-            self.if_globals = iframe.f_globals
-            self.frame_header = iframe.localsplus
+        cframe = layout.structs.get("_PyCFrame")
+        self.cframe_current = cframe.current_frame if _THROUGH_CFRAME[frames.tstate_frame] and cframe else None
+        self.tag_mask = ~facts.stackrefs.tag_mask & 0xFFFFFFFFFFFFFFFF
+        _SETUP[frames.model](self, layout, frames)
         interp = layout.PyInterpreterState
         self.interp_threads = interp.get("threads_head", interp.get("tstate_head"))
         self._known_tstates: List[int] = []
         self._frame_chains: Dict[int, List[int]] = {}
+
+    def _setup_frame_objects(self, layout: Layout, frames) -> None:
+        fo = layout.PyFrameObject
+        self.fo_back, self.fo_code, self.fo_lasti = fo.f_back, fo.f_code, fo.f_lasti
+        self.fo_localsplus = fo.f_localsplus
+        self.fo_globals = fo.f_globals
+        self.frame_header = fo.f_localsplus + 8
+        self.lasti_unit = frames.lasti_unit
+        self._walk_threads_of = self._walk_threads_frame_objects
+        self._walk_stack = self._walk_stack_frame_objects
+
+    def _setup_interpreter_frames(self, layout: Layout, frames) -> None:
+        iframe = layout._PyInterpreterFrame
+        self.if_code = iframe.fields[frames.code_field].offset
+        self.if_previous = iframe.previous
+        self.if_instr = iframe.fields[frames.instr_field].offset
+        self.if_owner = iframe.owner
+        self.if_is_entry = iframe.get("is_entry")
+        self.if_globals = iframe.f_globals
+        self.frame_header = iframe.localsplus
+        self.skip_owner_from = frames.skip_owner_from if frames.skip_owner_from is not None else 256
+        uses_shim, self.entry_field = _ENTRY_MARKERS[frames.entry_marker]
+        # 256 never matches an owner byte.
+        self.entry_shim_owner = frames.entry_shim_owner if uses_shim else 256
+        self._walk_threads_of = self._walk_threads_interpreter_frames
+        self._walk_stack = self._walk_stack_interpreter_frames
 
     # -- interpreter and thread states --------------------------------------
     def interpreter_addr(self) -> int:
@@ -154,6 +186,10 @@ class Walker:
         if not address:
             raise CorruptDataError("the interpreter is not initialised (no interpreter state yet)")
         return address
+
+    def interpreter_id(self, interp_addr: int) -> int:
+        """``PyInterpreterState.id`` (0 for the main interpreter)."""
+        return _I64.unpack(self.memory.read(interp_addr + self.layout.PyInterpreterState.id, 8))[0]
 
     def thread_states(self, interp_addr: int, head: Optional[int] = None) -> List[Tuple[int, bytes]]:
         """Every thread state of the interpreter as (address, raw struct).
@@ -220,31 +256,44 @@ class Walker:
 
     def _walk_threads(self, tstates: List[Tuple[int, bytes]], with_locals: bool) -> List[RawThread]:
         """All threads' stacks; the first reads of every thread go out in one batch each."""
-        if self.f.frame_model == "frame_object":
-            return [self.walk_thread(addr, raw, with_locals) for addr, raw in tstates]
+        return self._walk_threads_of(tstates, with_locals)
+
+    def _walk_threads_frame_objects(self, tstates: List[Tuple[int, bytes]], with_locals: bool) -> List[RawThread]:
+        return [self.walk_thread(addr, raw, with_locals) for addr, raw in tstates]
+
+    def _walk_threads_interpreter_frames(self, tstates: List[Tuple[int, bytes]],
+                                         with_locals: bool) -> List[RawThread]:
         frames = [_U64.unpack_from(raw, self.ts_frame)[0] for _, raw in tstates]
         if self.cframe_current is not None:
             pointers = self.memory.read_many([(p + self.cframe_current, 8) if p else (0, 0) for p in frames])
             frames = [_U64.unpack(v)[0] if v else 0 for v in pointers]
         chunk_addrs = [_U64.unpack_from(raw, self.ts_chunk)[0] for _, raw in tstates]
-        chunks = self.memory.read_many([(c, CHUNK_READ) if c and f else (0, 0)
-                                        for c, f in zip(chunk_addrs, frames)])
-        return [self.walk_thread(addr, raw, with_locals, frame, _Chunks(self.memory, chunk, data))
+        requests = [(c, self.chunk_read) if c and f else (0, 0) for c, f in zip(chunk_addrs, frames)]
+        self.budget.charge(sum(size for _, size in requests))
+        chunks = self.memory.read_many(requests)
+        return [self.walk_thread(addr, raw, with_locals, frame,
+                                 _Chunks(self.memory, chunk, data, self.budget, self.chunk_read, self.chunk_header))
                 for (addr, raw), frame, chunk, data in zip(tstates, frames, chunk_addrs, chunks)]
 
     def walk_thread(self, tstate_addr: int, raw: bytes, with_locals: bool, current_frame: Optional[int] = None,
                     chunks: Optional[_Chunks] = None) -> RawThread:
         thread_id = _U64.unpack_from(raw, self.ts_thread_id)[0]
         native_id = _U64.unpack_from(raw, self.ts_native_id)[0] if self.ts_native_id is not None else None
-        if self.f.frame_model == "frame_object":
-            frames, truncated = self._walk_frame_objects(_U64.unpack_from(raw, self.ts_frame)[0], with_locals)
-        else:
-            if current_frame is None:
-                current_frame = self._current_frame(raw)
-            if chunks is None and self.ts_chunk is not None:
-                chunks = _Chunks(self.memory, _U64.unpack_from(raw, self.ts_chunk)[0])
-            frames, truncated = self._walk_interpreter_frames(current_frame, chunks, with_locals)
+        frames, truncated = self._walk_stack(raw, with_locals, current_frame, chunks)
         return RawThread(tstate_addr, thread_id, native_id, frames, truncated)
+
+    def _walk_stack_frame_objects(self, raw: bytes, with_locals: bool, current_frame: Optional[int],
+                                  chunks: Optional[_Chunks]) -> Tuple[List[RawFrame], bool]:
+        return self._walk_frame_objects(_U64.unpack_from(raw, self.ts_frame)[0], with_locals)
+
+    def _walk_stack_interpreter_frames(self, raw: bytes, with_locals: bool, current_frame: Optional[int],
+                                       chunks: Optional[_Chunks]) -> Tuple[List[RawFrame], bool]:
+        if current_frame is None:
+            current_frame = self._current_frame(raw)
+        if chunks is None and self.ts_chunk is not None:
+            chunks = _Chunks(self.memory, _U64.unpack_from(raw, self.ts_chunk)[0], None, self.budget,
+                             self.chunk_read, self.chunk_header)
+        return self._walk_interpreter_frames(current_frame, chunks, with_locals)
 
     def _walk_frame_objects(self, address: int, with_locals: bool) -> Tuple[List[RawFrame], bool]:
         """3.8-3.10: follow ``f_back`` through heap frame objects.
@@ -279,9 +328,10 @@ class Walker:
             code_addr = _U64.unpack_from(data, self.fo_code)[0]
             code = codes.get(code_addr)
             if code is None:
+                self.budget.charge(header * len(chain), len(chain))
                 return frames, True
             lasti = _I32.unpack_from(data, self.fo_lasti)[0]
-            offset = lasti * self.f.lasti_unit if lasti >= 0 else 0
+            offset = lasti * self.lasti_unit if lasti >= 0 else 0
             line = code.line_for(offset)
             slots = None
             if with_locals or code.needs_first_local:
@@ -289,11 +339,14 @@ class Walker:
                 if count <= 1:
                     slots = (_U64.unpack_from(data, self.fo_localsplus)[0],) if count == 1 else ()
                 elif count <= 100000:
+                    self.budget.charge(8 * count)
                     slot_data = read(address + self.fo_localsplus, 8 * count)
                     slots = struct.unpack_from("<%dQ" % count, slot_data)
             globals_addr = _U64.unpack_from(data, self.fo_globals)[0] if with_locals else 0
-            frames.append(RawFrame(code, line, address, slots, globals_addr, code_addr, offset))
+            # Before 3.11 every Python call runs its own eval loop: every frame is an entry frame.
+            frames.append(RawFrame(code, line, address, slots, globals_addr, code_addr, offset, True))
             address = _U64.unpack_from(data, self.fo_back)[0]
+        self.budget.charge(header * len(chain), len(chain))
         if len(self._frame_chains) > 256:
             self._frame_chains.clear()
         self._frame_chains[start] = chain
@@ -310,17 +363,28 @@ class Walker:
         frames: List[RawFrame] = []
         if not address:
             return frames, False
+        try:
+            return self._interpreter_frames(address, chunks, with_locals, frames)
+        finally:
+            self.budget.charge(self.frame_header * len(frames), len(frames))
+
+    def _interpreter_frames(self, address: int, chunks: Optional[_Chunks], with_locals: bool,
+                            frames: List[RawFrame]) -> Tuple[List[RawFrame], bool]:
         seen = set()
         codes_get = self.codes.get
         unpack = _U64.unpack_from
         mask = self.tag_mask
         header = self.frame_header
-        skip_from = self.f.skip_owner_from if self.f.skip_owner_from is not None else 256
+        skip_from = self.skip_owner_from
+        shim_owner = self.entry_shim_owner
+        off_is_entry = self.if_is_entry if self.entry_field else None
+        last_python = False  # whether the frame visited just before was a Python frame
         off_previous, off_owner, off_code, off_instr = self.if_previous, self.if_owner, self.if_code, self.if_instr
         chunk_start = chunk_end = 0
         chunk_data = b""
         while address:
-            if address in seen or len(frames) >= MAX_DEPTH:
+            # Shim frames are not counted in ``frames``: ``seen`` bounds them too.
+            if address in seen or len(frames) >= MAX_DEPTH or len(seen) >= 2 * MAX_DEPTH:
                 return frames, True
             seen.add(address)
             if chunk_start <= address and address + header <= chunk_end:
@@ -334,15 +398,22 @@ class Walker:
                     chunk_end = chunk_start + len(chunk_data)
                     data, in_chunk = chunk_data, True
             previous = unpack(data, base + off_previous)[0]
-            if data[base + off_owner] >= skip_from:
+            owner = data[base + off_owner]
+            if owner >= skip_from:
+                if owner == shim_owner and last_python:
+                    # 3.12+: the eval loop's entry shim; the frame above it started that call.
+                    frames[-1].is_entry = True
+                last_python = False
                 address = previous
                 continue
             code_addr = unpack(data, base + off_code)[0] & mask
             code = codes_get(code_addr)
             if code is None:
                 # Not a code object (3.13+ shim frames carry None): skip it.
+                last_python = False
                 address = previous
                 continue
+            last_python = True
             offset = unpack(data, base + off_instr)[0] - code_addr - code.code_offset
             if not 0 <= offset < (1 << 30):
                 offset = 0
@@ -356,12 +427,17 @@ class Walker:
                 else:
                     slots = struct.unpack_from("<%dQ" % count, self.memory.read(address + header, 8 * count))
             globals_addr = unpack(data, base + self.if_globals)[0] if with_locals else 0
-            frames.append(RawFrame(code, line, address, slots, globals_addr, code_addr, offset))
+            is_entry = bool(data[base + off_is_entry]) if off_is_entry is not None else False
+            frames.append(RawFrame(code, line, address, slots, globals_addr, code_addr, offset, is_entry))
             address = previous
         return frames, False
 
 
-def read_pointers(memory: MemoryReader, addresses: List[int]) -> Dict[int, int]:
-    """Many 8-byte reads in one call (used for GIL and interpreter fields)."""
-    values = memory.read_many([(a, 8) for a in addresses])
-    return {a: (_U64.unpack(v)[0] if v else 0) for a, v in zip(addresses, values)}
+#: facts.frames.tstate_frame -> whether the thread state points at a _PyCFrame holding the frame.
+_THROUGH_CFRAME = {"frame": False, "cframe": True, "current_frame": False}
+#: facts.frames.entry_marker -> (marked by the shim below the frame, marked by the frame's is_entry byte);
+#: "every_frame" is the frame-object walk, which marks every frame itself.
+_ENTRY_MARKERS = {"every_frame": (False, False), "is_entry_field": (False, True), "above_shim": (True, False)}
+#: facts.frames.model -> how the walker reads frames.
+_SETUP = {"frame_object": Walker._setup_frame_objects, "interpreter_frame": Walker._setup_interpreter_frames}
+

@@ -1,0 +1,186 @@
+"""Version facts that are not struct offsets (pure data, no construct, no I/O).
+
+Each CPython version module declares one ``Facts``: the bits, formats and
+marker values the engine needs besides offsets.  Strategies elsewhere are
+picked by looking a fact's value up in a table (a dict from the value to a
+function), never by comparing version numbers.  Groups:
+
+* ``type_flags``: ``tp_flags`` bits (``Include/object.h``);
+* ``ints``: the digit layout of ``PyLongObject`` (``sys.int_info``) and where the sign lives;
+* ``dicts``: the key-table format, the values-array format and where instance attributes live;
+* ``stackrefs``: the tagged-pointer rules of ``_PyStackRef`` (3.14+);
+* ``chunks``: the data-stack chunk header (3.11+);
+* ``frames``: the frame model, frame owner values and the entry-frame marker.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Dict, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class TypeFlags:
+    """``tp_flags`` bits (unchanged 3.8-3.15 except the two 3.11+/3.13+ additions)."""
+
+    heaptype: int = 1 << 9
+    long_subclass: int = 1 << 24
+    list_subclass: int = 1 << 25
+    tuple_subclass: int = 1 << 26
+    bytes_subclass: int = 1 << 27
+    unicode_subclass: int = 1 << 28
+    dict_subclass: int = 1 << 29
+    base_exc_subclass: int = 1 << 30
+    type_subclass: int = 1 << 31
+    #: Py_TPFLAGS_MANAGED_DICT (3.11+; 0 where the version lacks it).
+    managed_dict: int = 0
+    #: Py_TPFLAGS_INLINE_VALUES (3.13+; 0 where the version lacks it).
+    inline_values: int = 0
+
+
+@dataclass(frozen=True)
+class IntFacts:
+    """``PyLongObject`` digits: ``sys.int_info`` plus where sign and digit count are kept."""
+
+    bits_per_digit: int = 30
+    sizeof_digit: int = 4
+    #: "ob_size" (signed ob_size: sign and digit count, up to 3.11) or "lv_tag" (3.12+).
+    header: str = "ob_size"
+    #: lv_tag: sign = 1 - (tag & sign_mask), digit count = tag >> ndigits_shift.
+    lv_sign_mask: int = 3
+    lv_ndigits_shift: int = 3
+
+
+@dataclass(frozen=True)
+class DictFacts:
+    """Dict key tables, split-values arrays and instance attribute storage."""
+
+    #: "dk_size" (3.8-3.10: dk_size, 24-byte entries) or "log2" (3.11+: dk_log2_index_bytes,
+    #: dk_kind 0 -> 24-byte general entries, else 16-byte unicode entries).
+    keys: str = "dk_size"
+    #: Values array of a split table: "by_entry" (<= 3.10: values[i] belongs to entry i),
+    #: "prefix_order" (3.11/3.12: insertion order bytes before values[], then used, prefix size),
+    #: "inline_header" (3.13+: {capacity, size, embedded, valid} then values[], then order bytes).
+    values: str = "by_entry"
+    #: Where instance attributes live: "dictoffset" (<= 3.10), "pre_header_311" (values at
+    #: obj-32, dict at obj-24), "pre_header_312" (one word at obj-24: odd = values+1, else dict),
+    #: "inline_values" (3.13+: values after tp_basicsize while valid, else dict at obj-24).
+    instance: str = "dictoffset"
+
+
+@dataclass(frozen=True)
+class StackRefFacts:
+    """``_PyStackRef`` tagged pointers (3.14+); all zero where slots hold plain pointers."""
+
+    #: Low bits that are tags, not address (3.14+: Py_TAG_BITS = 3).
+    tag_mask: int = 0
+    #: ``bits & tag_mask == int_tag`` marks a tagged small int whose value is ``bits >> int_shift``.
+    int_tag: int = 0
+    int_shift: int = 2
+
+
+@dataclass(frozen=True)
+class ChunkFacts:
+    """The data-stack chunk (``_PyStackChunk``, 3.11+) that thread-owned frames are bump-allocated in."""
+
+    #: Smallest chunk CPython allocates (``DATA_STACK_CHUNK_SIZE``), so a first read of this size
+    #: usually holds the whole chunk.
+    min_size: int = 16 * 1024
+    #: Bytes before the first frame (previous, size, top, then ``data[]``).
+    header_size: int = 24
+
+
+@dataclass(frozen=True)
+class FrameFacts:
+    """How frames are linked, who owns them, and which frame an eval-loop call started with."""
+
+    #: "frame_object" (3.8-3.10: linked PyFrameObjects) or "interpreter_frame" (3.11+).
+    model: str
+    #: How a thread state points at its innermost frame: "frame", "cframe" or "current_frame".
+    tstate_frame: str
+    #: Bytes per unit of PyFrameObject.f_lasti (1 up to 3.9, 2 in 3.10).
+    lasti_unit: int = 1
+    #: Field of _PyInterpreterFrame holding the code object, and the one pointing into the bytecode.
+    code_field: str = "f_code"
+    instr_field: Optional[str] = None
+    #: ``enum _frameowner`` values of this version (name -> value).
+    owners: Tuple[Tuple[str, int], ...] = ()
+    #: Frames with an owner from this value up are interpreter-internal (shims, base frame): skipped.
+    skip_owner_from: Optional[int] = None
+    #: How the frame an eval-loop call started with is marked:
+    #: "every_frame" (before 3.11 each Python call runs its own eval loop),
+    #: "is_entry_field" (3.11: ``_PyInterpreterFrame.is_entry``),
+    #: "above_shim" (3.12+: the frame whose ``previous`` is the entry shim the eval loop pushed).
+    entry_marker: str = "every_frame"
+    #: Owner value of that entry shim: FRAME_OWNED_BY_CSTACK (3) in 3.12/3.13,
+    #: FRAME_OWNED_BY_INTERPRETER (3) from 3.14 (where CSTACK became 4, and 3.15 dropped it).
+    entry_shim_owner: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything about one version that is not an offset."""
+
+    frames: FrameFacts
+    #: Line table format: "lnotab" (3.8-3.9), "linetable" (3.10) or "locations" (3.11+).
+    line_table: str
+    type_flags: TypeFlags = field(default_factory=TypeFlags)
+    ints: IntFacts = field(default_factory=IntFacts)
+    dicts: DictFacts = field(default_factory=DictFacts)
+    stackrefs: StackRefFacts = field(default_factory=StackRefFacts)
+    chunks: ChunkFacts = field(default_factory=ChunkFacts)
+    #: Where the GIL is: "runtime" (3.8-3.11: _PyRuntime.ceval.gil) or "interpreter" (3.12+).
+    gil: str = "runtime"
+    #: The interpreter names OS threads after threading.Thread names (3.14+).
+    os_thread_names: bool = False
+    #: co_localspluskinds bits: local, cell, free, hidden (0 where the version lacks it).
+    fast_local: int = 0x20
+    fast_cell: int = 0x40
+    fast_free: int = 0x80
+    fast_hidden: int = 0
+    #: Name of the _Py_DebugOffsets declaration the target carries (3.13+).
+    debug_offsets: Optional[str] = None
+    #: PyASCIIObject.state bits.
+    unicode_kind_shift: int = 2
+    unicode_compact_bit: int = 5
+    unicode_ascii_bit: int = 6
+    free_threaded: bool = False
+
+    def to_data(self) -> Dict[str, Any]:
+        return _to_data(self)
+
+    @classmethod
+    def from_data(cls, data: Dict[str, Any]) -> "Facts":
+        return _from_data(cls, data)
+
+
+_NESTED = {"frames": FrameFacts, "type_flags": TypeFlags, "ints": IntFacts, "dicts": DictFacts,
+           "stackrefs": StackRefFacts, "chunks": ChunkFacts}
+
+
+def _to_data(value: Any) -> Any:
+    if is_dataclass(value):
+        return {f.name: _to_data(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple):
+        return [_to_data(v) for v in value]
+    return value
+
+
+def _from_data(cls, data: Dict[str, Any]):
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        if f.name in _NESTED and isinstance(value, dict):
+            value = _from_data(_NESTED[f.name], value)
+        elif isinstance(value, list):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+#: ``enum _frameowner`` per version family.
+OWNERS_311 = (("THREAD", 0), ("GENERATOR", 1), ("FRAME_OBJECT", 2))
+OWNERS_312 = OWNERS_311 + (("CSTACK", 3),)
+OWNERS_314 = OWNERS_311 + (("INTERPRETER", 3), ("CSTACK", 4))
+OWNERS_315 = OWNERS_311 + (("INTERPRETER", 3),)

@@ -1,0 +1,143 @@
+"""Reading remote memory for the object reader: bounds, budgets and batching.
+
+Remote memory is untrusted (the target keeps running, or the pointer we were
+given is stale), so every read here is bounded: one public call reads at most
+``MAX_TOTAL_READ`` bytes, and every byte read is also charged to the
+snapshot's ``WorkBudget``.  An unreadable address is reported as
+``CorruptDataError`` by the public methods (for an object walk, an address
+that cannot be read *is* garbage).
+
+The reader keeps per-call state (a small cache of object heads fetched in
+batches), so one reader must not be shared between threads.
+"""
+from __future__ import annotations
+
+import struct
+from functools import wraps
+from typing import Callable, Dict, Iterable, Optional, TypeVar
+
+from ..budget import Unlimited, WorkBudget
+from ..errors import CorruptDataError, MemoryReadError
+
+#: Most items read from one container (list, tuple, dict, set, instance dict).
+MAX_ITEMS = 10_000
+#: Default cap on characters decoded by ``string`` and bytes by ``bytes_value``.
+MAX_STR_CHARS = 1 << 20
+#: Largest int read, in digits (600 000 bits); larger ones are shown as a placeholder.
+MAX_INT_DIGITS = 20_000
+#: Longest type chain (tp_base links) followed.
+MAX_BASES = 64
+#: Longest C string (tp_name) read.
+MAX_CSTRING = 1024
+#: Bytes read by one public call before giving up (a garbage size would otherwise read gigabytes).
+MAX_TOTAL_READ = 64 << 20
+#: Objects rendered by one ``repr`` call; past this, values show as ``...``.
+MAX_VISITS = 50_000
+#: Dict entries / set slots scanned by one walk (a sane table is far smaller).
+MAX_TABLE = 1 << 24
+#: Bytes fetched per object when prefetching the heads of a container's items.
+HEAD_PREFETCH = 64
+#: Entries read per system call when scanning dict and set tables.
+TABLE_CHUNK = 1024
+#: Highest user-space address on x86-64 / aarch64 (47-48 bit address spaces).
+MAX_ADDRESS = 1 << 48
+
+_U64 = struct.Struct("<Q")
+_T = TypeVar("_T")
+
+
+class CallCapError(CorruptDataError):
+    """One public call reached ``MAX_TOTAL_READ``: the rest of that call gives up too."""
+
+
+def entry(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Wrap a public method: fresh per-call budget at the outermost call, MemoryReadError -> corrupt."""
+
+    @wraps(method)
+    def wrapper(self: "RemoteReader", *args, **kwargs):
+        outermost = self._calls == 0
+        if outermost:
+            self._heads = {}
+            self._bytes_read = 0
+            self._visits = 0
+        self._calls += 1
+        try:
+            return method(self, *args, **kwargs)
+        except MemoryReadError as e:
+            raise CorruptDataError("object memory unreadable: %s" % e) from e
+        finally:
+            self._calls -= 1
+            if outermost:
+                self._heads = {}
+
+    return wrapper
+
+
+def check_addr(addr: int, what: str) -> None:
+    if addr <= 0 or addr >= MAX_ADDRESS or addr & 7:
+        raise CorruptDataError("implausible %s address 0x%x" % (what, addr))
+
+
+class RemoteReader:
+    """Bounded, budgeted, batched reads through a ``MemoryReader`` for one ``Layout``."""
+
+    def __init__(self, memory, layout, budget: Optional[WorkBudget] = None):
+        self.memory = memory
+        self.layout = layout
+        self.facts = layout.facts
+        self.budget = budget if budget is not None else Unlimited()
+        self._heads: Dict[int, bytes] = {}
+        self._bytes_read = 0
+        self._visits = 0
+        self._calls = 0
+
+    def _read(self, addr: int, size: int) -> bytes:
+        """One bounded read, served from the prefetched object heads when they cover it."""
+        head = self._heads.get(addr)
+        if head is not None and len(head) >= size:
+            return head[:size]
+        if addr <= 0 or addr >= MAX_ADDRESS:
+            raise CorruptDataError("implausible address 0x%x" % addr)
+        if size < 0:
+            raise CorruptDataError("refusing to read %d bytes at 0x%x" % (size, addr))
+        self._bytes_read += size
+        if self._bytes_read > MAX_TOTAL_READ:
+            raise CallCapError("refusing to read %d more bytes at 0x%x (per-call cap reached)" % (size, addr))
+        self.budget.charge(size)
+        return self.memory.read(addr, size)
+
+    def _read_in(self, obj_addr: int, addr: int, size: int) -> bytes:
+        """Read part of the object at ``obj_addr`` (its prefetched head often already holds it)."""
+        head = self._heads.get(obj_addr)
+        start = addr - obj_addr
+        if head is not None and 0 <= start and start + size <= len(head):
+            return head[start:start + size]
+        return self._read(addr, size)
+
+    def _ptr(self, addr: int) -> int:
+        return _U64.unpack(self._read(addr, 8))[0]
+
+    def _prefetch(self, addrs: Iterable[int]) -> None:
+        """Read the head of many objects in one batched call (missing ones are read later, singly)."""
+        wanted = sorted({a for a in addrs if a not in self._heads and 0 < a < MAX_ADDRESS and not a & 7})
+        if len(wanted) < 2:
+            return
+        self._bytes_read += HEAD_PREFETCH * len(wanted)
+        if self._bytes_read > MAX_TOTAL_READ:
+            return
+        self.budget.charge(HEAD_PREFETCH * len(wanted))
+        for addr, data in zip(wanted, self.memory.read_many([(a, HEAD_PREFETCH) for a in wanted])):
+            if data is not None:
+                self._heads[addr] = data
+
+    def _cstring(self, addr: int, cap: int = MAX_CSTRING) -> str:
+        """A NUL-terminated C string, read page by page so we never run off a mapping."""
+        out = b""
+        while len(out) < cap:
+            page_left = 4096 - ((addr + len(out)) & 4095)
+            chunk = self._read(addr + len(out), min(page_left, cap - len(out)))
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                return (out + chunk[:nul]).decode("utf-8", "replace")
+            out += chunk
+        raise CorruptDataError("C string at 0x%x longer than %d bytes" % (addr, cap))
