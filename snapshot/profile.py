@@ -101,6 +101,18 @@ class Interval:
     samples: int
 
 
+@dataclass(**_FROZEN)
+class ProfileMapping:
+    """A binary mapped into a sampled process: where, which file, which build."""
+
+    pid: int
+    start: int
+    end: int
+    file_offset: int
+    path: str
+    build_id: str = ""
+
+
 class _Track:
     """One thread's timeline as four flat arrays: 24 bytes per run, no objects."""
 
@@ -159,6 +171,9 @@ class Profile:
         self.last_ns: Optional[int] = None
         self._last_tick_ns: Optional[int] = None
         self._pass = 0            # passes announced through ``tick`` (0: never told)
+        #: Mapped binaries of the sampled processes, main executable first (pprof's mappings):
+        #: ``ProfileMapping`` s, filled by ``add_mappings``.
+        self.mappings: List["ProfileMapping"] = []
 
     # ----------------------------------------------------------------- input
     def tick(self, timestamp_ns: int) -> None:
@@ -201,6 +216,19 @@ class Profile:
         counter = (key, stack_id)
         self.counts[counter] = self.counts.get(counter, 0) + 1
         self._extend_timeline(key, ts, stack_id)
+
+    def add_mappings(self, pid: int, executable: str, files) -> None:
+        """Remember a process's mapped ELF files (``Process.mapped_files()``), its executable first,
+        so profile formats that describe binaries (pprof) name the right main binary."""
+        def is_main(f) -> bool:
+            return bool(executable) and f.path == executable
+        ordered = sorted(files, key=lambda f: (not is_main(f), f.start))
+        known = {(m.pid, m.path) for m in self.mappings}
+        for f in ordered:
+            if (pid, f.path) not in known:
+                self.mappings.append(ProfileMapping(pid, f.start, f.end, 0, f.path, f.build_id or ""))
+        if executable and not any(m.pid == pid and m.path == executable for m in self.mappings):
+            self.mappings.insert(0, ProfileMapping(pid, 0, 0, 0, executable))
 
     def add_all(self, samples: Iterable[Sample]) -> None:
         for sample in samples:

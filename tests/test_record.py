@@ -229,6 +229,11 @@ def test_pprof_format(busy_target, tmp_path):
     functions = {strings[f.name] for f in prof.function}
     assert "busy_loop" in functions, functions
     assert prof.period > 0 and prof.sample_type
+    # pprof's headline names the main binary: the interpreter the target runs, mapped first
+    exe = os.path.realpath(os.readlink("/proc/%d/exe" % busy_target.pid))
+    assert prof.mapping and os.path.realpath(strings[prof.mapping[0].filename]) == exe, list(prof.mapping)[:3]
+    assert prof.mapping[0].memory_limit > prof.mapping[0].memory_start
+    assert len(prof.mapping) > 1  # and its libraries (libc at least)
 
 
 def test_ctrl_c_writes_the_file(busy_target, tmp_path):

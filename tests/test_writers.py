@@ -781,3 +781,34 @@ def test_speedscope_names_os_thread_ids_and_weights_in_unit():
     assert prof["name"] == 'Thread 4242 "worker"'
     assert prof["unit"] == "seconds" and sum(prof["weights"]) == pytest.approx(10 / 250)
     assert prof["endValue"] == pytest.approx(10 / 250)
+
+
+def test_pprof_mappings_main_binary_first():
+    from snapshot.process.base import MappedFile
+    p = Profile(rate_hz=100)
+    files = [MappedFile("/usr/lib/libc.so.6", 0x7F000000, 0x7F090000, 0x7F000000, "aa11", "/usr/lib/libc.so.6"),
+             MappedFile("/usr/bin/python3.12", 0x400000, 0x800000, 0, "bb22", "/usr/bin/python3.12")]
+    p.add_mappings(7, "/usr/bin/python3.12", files)
+    native = Frame("PyEval_EvalFrameDefault", "", 0, None, is_native=True, module="libc.so.6", address=0x7F001234)
+    p.add(Sample(0, 7, 3, 9, "main", True, False, (native,) + STACKS[1]))
+    prof = decode_pprof(render("pprof", p))
+    st = list(prof.string_table)
+    assert [(m.id, st[m.filename], st[m.build_id]) for m in prof.mapping] == [
+        (1, "/usr/bin/python3.12", "bb22"), (2, "/usr/lib/libc.so.6", "aa11")]
+    main = prof.mapping[0]
+    assert (main.memory_start, main.memory_limit) == (0x400000, 0x800000) and main.has_functions
+    by_id = {loc.id: loc for loc in prof.location}
+    s, = prof.sample
+    leaf = by_id[s.location_id[0]]
+    assert (leaf.mapping_id, leaf.address) == (2, 0x7F001234)
+    assert all(by_id[i].mapping_id == 1 for i in s.location_id[1:])
+    assert [(st[v.type], st[v.unit]) for v in prof.sample_type] == [("samples", "count"), ("cpu", "nanoseconds")]
+
+
+def test_pprof_without_known_binaries_names_the_command():
+    p = Profile()
+    p.add(Sample(0, 7, 3, 9, "main", True, False, STACKS[1], "/opt/py/bin/python3 app.py"))
+    prof = decode_pprof(render("pprof", p))
+    st = list(prof.string_table)
+    assert [st[m.filename] for m in prof.mapping] == ["/opt/py/bin/python3"]
+    assert all(loc.mapping_id == 1 for loc in prof.location)

@@ -70,6 +70,7 @@ class RecordCommand(Command):
                                          full_filenames=args.full_filenames, gil=args.gil, idle=args.idle,
                                          rate_hz=args.rate))
         writer = writer_for(fmt, profile)
+        _add_mappings(profile, target)
         progress = Progress(err)
         flush = {"next": time.monotonic() + args.flush_interval if args.flush_interval else None,
                  "count": 0, "error": None}
@@ -128,6 +129,18 @@ class RecordCommand(Command):
             message += "; behind: %.0f of %g samples a second" % (stats.achieved_rate(), args.rate)
         progress.finish(message)
         return 0
+
+
+def _add_mappings(profile, target) -> None:
+    """The root process's binaries, for formats that describe them (pprof); best effort."""
+    from snapshot.errors import SnapshotError
+    process = getattr(target, "process", None)
+    if process is None:
+        return
+    try:
+        profile.add_mappings(target.pid, target.executable, process.mapped_files())
+    except (SnapshotError, OSError, ValueError):
+        pass
 
 
 __all__ = ["RecordCommand"]
