@@ -170,3 +170,15 @@ def test_start_command_and_inspect(python, tmp_path):
     assert r.returncode == 0, err(r)
     assert "idle_loop" in out(r) and out(r).rstrip().endswith("3600")
     assert "stopped" in err(r)        # the session ends the process it started
+
+
+def test_failed_attach_leaves_the_session_as_it_was(target):
+    """`attach BAD_PID` fails with the reason; the prompt's target, thread and commands still work."""
+    bad = 0x3FFFFFF0
+    r = repl(target, "thread worker-a", "attach %d" % bad, "bt", "attach 1", "print request.path")
+    text = out(r)
+    assert r.returncode != 0  # the failed attaches are reported as failures
+    assert "no process with pid %d" % bad in err(r), err(r)
+    assert "request.path" not in err(r) and "not attached" not in err(r), err(r)
+    assert target.truth["values"]["request.path"] in text, text
+    assert "worker" in text, text  # bt still shows the selected thread
