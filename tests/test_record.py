@@ -26,6 +26,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psutil
 import pytest
 
 import pythons
@@ -304,3 +305,69 @@ def test_subprocesses_multiprocessing_pool(python, tmp_path):
     assert len(workers) >= 2, "expected two pool workers as separate roots, got %s" % sorted(roots)
     for pid in workers:
         assert sum(n for p, n in roots[pid] if "child_work" in p) > 20
+
+
+# --------------------------------------------------------------------------- process trees
+
+def _shell(python_path, seconds, delay=0.0):
+    """A bash that runs a Python child (``; true`` keeps bash from exec'ing it)."""
+    return ["bash", "-c", "sleep %s; %s %s %s; true" % (delay, python_path, target_script("threads_mix.py"),
+                                                         seconds)]
+
+
+def _once_interp():
+    interp = next((i for i in __import__("conftest").matrix()
+                   if i.id == pythons.CONSOLE_SCRIPT_INTERPRETER and i.available), None)
+    if interp is None:
+        pytest.skip("%s (PYSPY_REPL_ONCE_ON) not available" % pythons.CONSOLE_SCRIPT_INTERPRETER)
+    return interp
+
+
+def test_launched_non_python_without_subprocesses_is_refused_at_once(tmp_path):
+    started = time.monotonic()
+    proc = run_tool(["record", "-o", tmp_path / "p.txt", "--", "bash", "-c", "sleep 30; true"], timeout=60)
+    took = time.monotonic() - started
+    err = proc.stderr.decode()
+    assert proc.returncode != 0 and "not a Python process" in err and "--subprocesses" in err, err
+    assert took < 25, "waited for the command (%.1fs) instead of saying so at once" % took
+    assert not (tmp_path / "p.txt").exists()
+
+
+def test_launched_shell_with_subprocesses_samples_its_python_child(tmp_path):
+    interp = _once_interp()
+    out = tmp_path / "p.txt"
+    proc = run_tool(["record", "-s", "-f", "raw", "-o", out, "--"] + _shell(interp.path, 6), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    info = summary(proc)
+    assert info["reason"] == "target exited", info
+    collapsed = parse_raw(out.read_text())
+    assert any("busy_loop (threads_mix.py:" in path for path in collapsed), collapsed
+    assert info["samples"] > 0
+
+
+def test_pid_of_shell_with_subprocesses_and_dump_subprocesses(tmp_path):
+    interp = _once_interp()
+    shell = subprocess.Popen(_shell(interp.path, 60), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        child = None
+        while time.monotonic() < deadline and child is None:
+            # bash's Python child runs Python once it has started its two sleeper threads
+            kids = psutil.Process(shell.pid).children()
+            if kids and kids[0].num_threads() >= 3:
+                child = kids[0].pid
+            time.sleep(0.05)
+        assert child, "bash did not start its Python child"
+        dump = run_tool(["dump", "--pid", shell.pid, "--subprocesses"], timeout=60)
+        text = dump.stdout.decode()
+        assert dump.returncode == 0, dump.stderr
+        assert "Process %d:" % child in text and "busy_loop (threads_mix.py:" in text, text
+        plain = run_tool(["dump", "--pid", shell.pid], timeout=60)
+        assert plain.returncode != 0 and "not a Python process" in plain.stderr.decode()
+        out = tmp_path / "p.txt"
+        info = _record(["-s", "--pid", shell.pid, "-d", "6", "-f", "raw", "-o", out], timeout=120)
+        collapsed = parse_raw(out.read_text())
+        assert any("busy_loop (threads_mix.py:" in path for path in collapsed), (info, collapsed)
+    finally:
+        os.killpg(shell.pid, 9)
+        shell.wait()

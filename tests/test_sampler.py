@@ -214,8 +214,10 @@ def test_behind_rule_on_counts():
     assert not on_time.behind(100)
     starved = SamplerStats(passes=263, started=1.0, ended=3.0)  # the 263 of 2000 at -r 1000
     assert starved.behind(1000)
-    late = SamplerStats(passes=200, late=40, started=1.0, ended=3.0)
-    assert late.behind(100)
+    caught_up = SamplerStats(passes=200, late=40, started=1.0, ended=3.0)
+    assert not caught_up.behind(100)  # late but taken: the rate was kept
+    skipping = SamplerStats(passes=170, missed=30, started=1.0, ended=3.0)
+    assert skipping.behind(100)
     assert not SamplerStats(passes=1, started=1.0, ended=1.5).behind(1000)  # too early to tell
 
 

@@ -63,14 +63,17 @@ class RecordCommand(Command):
         fmt = args.format or (format_for_path(args.output, "flamegraph") if args.output else "flamegraph")
         err = session.err
 
-        target, launched = open_target(session, args)
-        output = args.output or default_output(fmt, target.pid)
+        target, launched = open_target(session, args, tree=args.subprocesses)
+        # --subprocesses with a root that runs no Python: sample its Python descendants only
+        root_pid = target.pid if target is not None else (launched.pid if launched else args.pid)
+        output = args.output or default_output(fmt, root_pid)
         profile = Profile(ProfileOptions(threads=args.threads, subprocesses=args.subprocesses,
                                          nolineno=args.nolineno, function=args.function,
                                          full_filenames=args.full_filenames, gil=args.gil, idle=args.idle,
                                          rate_hz=args.rate))
         writer = writer_for(fmt, profile)
-        _add_mappings(profile, target)
+        if target is not None:
+            _add_mappings(profile, target)
         progress = Progress(err)
         flush = {"next": time.monotonic() + args.flush_interval if args.flush_interval else None,
                  "count": 0, "error": None}
@@ -95,13 +98,18 @@ class RecordCommand(Command):
                     flush["error"] = e
                 flush["next"] = time.monotonic() + args.flush_interval
 
-        sampler = Sampler(target, profile.add,
+        sampler = Sampler([target] if target is not None else [], profile.add,
                           SamplerOptions(rate=args.rate, duration=args.duration, blocking=not args.nonblocking,
                                          gil=args.gil, idle=args.idle, subprocesses=args.subprocesses),
-                          on_pass=on_pass, alive=launched.alive if launched else None, on_tick=profile.tick)
+                          on_pass=on_pass, alive=launched.alive if launched else None, on_tick=profile.tick,
+                          root_pid=root_pid)
         if progress.enabled:
-            err.write("Sampling process %d at %g Hz (Python %s); Ctrl-C to stop and write %s\n"
-                      % (target.pid, args.rate, target.python_version, output))
+            if target is not None:
+                err.write("Sampling process %d at %g Hz (Python %s); Ctrl-C to stop and write %s\n"
+                          % (target.pid, args.rate, target.python_version, output))
+            else:
+                err.write("Sampling the Python processes under %d at %g Hz; Ctrl-C to stop and write %s\n"
+                          % (root_pid, args.rate, output))
             err.flush()
         try:
             with StopOnSignal(sampler):
@@ -113,7 +121,8 @@ class RecordCommand(Command):
             finally:
                 if launched is not None:
                     launched.stop()
-                    target.close()
+                    if target is not None:
+                        target.close()
         stats = sampler.stats
         why = stop_reason_text(reason)
         message = ("Wrote %s profile to %s: %d samples, %d errors, %d late, %d missed, %s (%s)"
