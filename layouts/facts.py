@@ -117,6 +117,34 @@ class FrameFacts:
 
 
 @dataclass(frozen=True)
+class AsyncioFacts:
+    """Where asyncio keeps its tasks and how a suspended coroutine shows what it awaits."""
+
+    #: Attributes of the ``_asyncio`` module holding every registered task: WeakSets or sets
+    #: (``_all_tasks`` up to 3.11; ``_scheduled_tasks`` + ``_eager_tasks`` in 3.12/3.13; none
+    #: from 3.14, where native tasks are in per-thread linked lists).
+    task_sets: Tuple[str, ...] = ("_all_tasks",)
+    #: ELF section of the ``_asyncio`` debug offsets (3.14+: ``.AsyncioDebug``), None before.
+    debug_section: Optional[str] = None
+    #: How a suspended generator frame says it is inside ``await``/``yield from``:
+    #: "stacktop_lasti" (3.8/3.9: f_stacktop set and the next opcode is YIELD_FROM),
+    #: "stackdepth_lasti" (3.10: the next opcode is YIELD_FROM, f_valuestack[f_stackdepth-1]),
+    #: "resume_oparg" (3.11/3.12: the next instruction is a RESUME with oparg >= 2, top of stack),
+    #: "frame_state" (3.13+: gi_frame_state == yield_from_state, top of stack).
+    yield_from: str = "stacktop_lasti"
+    #: YIELD_FROM (<= 3.10) or the RESUME opcodes (3.11: RESUME, RESUME_QUICK; 3.12: RESUME,
+    #: INSTRUMENTED_RESUME), as measured with ``dis._all_opmap`` / ``opcode.opmap``.
+    opcodes: Tuple[int, ...] = (72,)
+    #: gi_frame_state values (3.11+): suspended inside yield from, and cleared (no frame).
+    yield_from_state: int = -1
+    cleared_state: int = 4
+    #: Stack slots below the top where the awaited object sits (3.15 keeps a NULL above it: 2).
+    awaited_depth: int = 1
+    #: ``fut_state`` enum values in order (``Modules/_asynciomodule.c``).
+    future_states: Tuple[str, ...] = ("pending", "cancelled", "finished")
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything about one version that is not an offset."""
 
@@ -144,6 +172,7 @@ class Facts:
     unicode_compact_bit: int = 5
     unicode_ascii_bit: int = 6
     free_threaded: bool = False
+    asyncio: AsyncioFacts = field(default_factory=AsyncioFacts)
 
     def to_data(self) -> Dict[str, Any]:
         return _to_data(self)
@@ -154,7 +183,8 @@ class Facts:
 
 
 _NESTED = {"frames": FrameFacts, "type_flags": TypeFlags, "ints": IntFacts, "dicts": DictFacts,
-           "stackrefs": StackRefFacts, "chunks": ChunkFacts}
+           "stackrefs": StackRefFacts, "chunks": ChunkFacts,
+           "asyncio": AsyncioFacts}
 
 
 def _to_data(value: Any) -> Any:

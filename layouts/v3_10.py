@@ -3,7 +3,7 @@
 Offsets were measured from the DWARF of pyenv 3.10.13 by tests/tools/gdb_offsets.py;
 tests/test_layouts.py re-measures them and compares."""
 from ._declare import Float64l, Int8sl, Int8ul, Int16sl, Int16ul, Int32sl, Int32ul, Int64sl, Int64ul, Pass, Ptr, array_of, blob, cstruct  # noqa: F401
-from .facts import Facts, FrameFacts
+from .facts import AsyncioFacts, Facts, FrameFacts
 
 VERSION = (3, 10)
 
@@ -75,6 +75,8 @@ PyFrameObject = cstruct(
     (24, 'f_back', Ptr),  # struct _frame *
     (32, 'f_code', Ptr),  # PyCodeObject *
     (48, 'f_globals', Ptr),  # PyObject *
+    (64, 'f_valuestack', Ptr),  # PyObject **
+    (80, 'f_stackdepth', Int32sl),  # int
     (88, 'f_gen', Ptr),  # PyObject *
     (96, 'f_lasti', Int32sl),  # int
     (100, 'f_lineno', Int32sl),  # int
@@ -190,7 +192,28 @@ setentry = cstruct(
 )
 # --- end generated
 
+# --- asyncio objects (measured from the DWARF of pyenv 3.10's _asyncio extension by tests/tools/gdb_offsets.py).
+TaskObj = cstruct(
+    192,
+    (16, 'task_loop', Ptr),  # PyObject *
+    (88, 'task_state', Int32sl),  # fut_state
+    (152, 'task_fut_waiter', Ptr),  # PyObject *
+    (160, 'task_coro', Ptr),  # PyObject *
+    (168, 'task_name', Ptr),  # PyObject *
+)
+FutureObj = cstruct(
+    152,
+    (16, 'fut_loop', Ptr),  # PyObject *
+    (88, 'fut_state', Int32sl),  # fut_state
+)
+PyWeakReference = cstruct(
+    56,
+    (16, 'wr_object', Ptr),  # PyObject *
+)
+# --- end asyncio objects
+
 FACTS = Facts(
     frames=FrameFacts(model="frame_object", tstate_frame="frame", lasti_unit=2),
     line_table="linetable",
+    asyncio=AsyncioFacts(yield_from="stackdepth_lasti"),
 )

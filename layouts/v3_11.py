@@ -3,7 +3,7 @@
 Offsets were measured from the DWARF of pyenv 3.11.7 by tests/tools/gdb_offsets.py;
 tests/test_layouts.py re-measures them and compares."""
 from ._declare import Float64l, Int8sl, Int8ul, Int16sl, Int16ul, Int32sl, Int32ul, Int64sl, Int64ul, Pass, Ptr, array_of, blob, cstruct  # noqa: F401
-from .facts import OWNERS_311, DictFacts, Facts, FrameFacts, TypeFlags
+from .facts import AsyncioFacts, OWNERS_311, DictFacts, Facts, FrameFacts, TypeFlags
 
 VERSION = (3, 11)
 
@@ -222,6 +222,26 @@ setentry = cstruct(
 )
 # --- end generated
 
+# --- asyncio objects (measured from the DWARF of pyenv 3.11's _asyncio extension by tests/tools/gdb_offsets.py).
+TaskObj = cstruct(
+    176,
+    (16, 'task_loop', Ptr),  # PyObject *
+    (88, 'task_state', Int32sl),  # fut_state
+    (128, 'task_fut_waiter', Ptr),  # PyObject *
+    (136, 'task_coro', Ptr),  # PyObject *
+    (144, 'task_name', Ptr),  # PyObject *
+)
+FutureObj = cstruct(
+    128,
+    (16, 'fut_loop', Ptr),  # PyObject *
+    (88, 'fut_state', Int32sl),  # fut_state
+)
+PyWeakReference = cstruct(
+    64,
+    (16, 'wr_object', Ptr),  # PyObject *
+)
+# --- end asyncio objects
+
 FACTS = Facts(
     frames=FrameFacts(model="interpreter_frame", tstate_frame="cframe", code_field="f_code",
                       instr_field="prev_instr", owners=OWNERS_311, skip_owner_from=3,
@@ -229,4 +249,5 @@ FACTS = Facts(
     line_table="locations",
     type_flags=TypeFlags(managed_dict=1 << 4),
     dicts=DictFacts(keys="log2", values="prefix_order", instance="pre_header_311"),
+    asyncio=AsyncioFacts(yield_from="resume_oparg", opcodes=(151, 150)),
 )

@@ -3,7 +3,7 @@
 Offsets were measured from the DWARF of pyenv 3.13.0 by tests/tools/gdb_offsets.py;
 tests/test_layouts.py re-measures them and compares."""
 from ._declare import Float64l, Int8sl, Int8ul, Int16sl, Int16ul, Int32sl, Int32ul, Int64sl, Int64ul, Pass, Ptr, array_of, blob, cstruct  # noqa: F401
-from .facts import OWNERS_312, DictFacts, Facts, FrameFacts, IntFacts, TypeFlags
+from .facts import AsyncioFacts, OWNERS_312, DictFacts, Facts, FrameFacts, IntFacts, TypeFlags
 
 VERSION = (3, 13)
 
@@ -222,6 +222,26 @@ setentry = cstruct(
 )
 # --- end generated
 
+# --- asyncio objects (measured from the DWARF of pyenv 3.13's _asyncio extension by tests/tools/gdb_offsets.py).
+TaskObj = cstruct(
+    144,
+    (16, 'task_loop', Ptr),  # PyObject *
+    (96, 'task_state', Int32sl),  # fut_state
+    (112, 'task_fut_waiter', Ptr),  # PyObject *
+    (120, 'task_coro', Ptr),  # PyObject *
+    (128, 'task_name', Ptr),  # PyObject *
+)
+FutureObj = cstruct(
+    104,
+    (16, 'fut_loop', Ptr),  # PyObject *
+    (96, 'fut_state', Int32sl),  # fut_state
+)
+PyWeakReference = cstruct(
+    64,
+    (16, 'wr_object', Ptr),  # PyObject *
+)
+# --- end asyncio objects
+
 FACTS = Facts(
     frames=FrameFacts(model="interpreter_frame", tstate_frame="current_frame", code_field="f_executable",
                       instr_field="instr_ptr", owners=OWNERS_312, skip_owner_from=3,
@@ -231,4 +251,5 @@ FACTS = Facts(
     ints=IntFacts(header="lv_tag"),
     dicts=DictFacts(keys="log2", values="inline_header", instance="inline_values"),
     gil="interpreter", fast_hidden=0x10, debug_offsets="3.13",
+    asyncio=AsyncioFacts(task_sets=("_scheduled_tasks", "_eager_tasks"), yield_from="frame_state", opcodes=()),
 )

@@ -3,7 +3,7 @@
 Offsets were measured from the DWARF of Debian 3.14.10 (python3.14-dbg symbols) by tests/tools/gdb_offsets.py;
 tests/test_layouts.py re-measures them and compares."""
 from ._declare import Float64l, Int8sl, Int8ul, Int16sl, Int16ul, Int32sl, Int32ul, Int64sl, Int64ul, Pass, Ptr, array_of, blob, cstruct  # noqa: F401
-from .facts import OWNERS_314, DictFacts, Facts, FrameFacts, IntFacts, StackRefFacts, TypeFlags
+from .facts import AsyncioFacts, OWNERS_314, DictFacts, Facts, FrameFacts, IntFacts, StackRefFacts, TypeFlags
 
 VERSION = (3, 14)
 
@@ -223,6 +223,30 @@ setentry = cstruct(
 )
 # --- end generated
 
+# --- asyncio objects (measured in-process on Debian sid 3.14 (ctypes reads of a live task, tests/test_asyncio_layouts.py re-checks them); the awaited_by/is_task/node offsets equal the target's .AsyncioDebug table, which overrides them at run time).
+TaskObj = cstruct(
+    168,
+    (16, 'task_loop', Ptr),  # PyObject *
+    (96, 'task_awaited_by', Ptr),  # PyObject * (fut_awaited_by)
+    (108, 'task_is_task', Int8ul),  # char
+    (109, 'task_awaited_by_is_set', Int8ul),  # char
+    (152, 'task_node', blob(16)),  # struct llist_node
+    (104, 'task_state', Int32sl),  # fut_state
+    (120, 'task_fut_waiter', Ptr),  # PyObject *
+    (128, 'task_coro', Ptr),  # PyObject *
+    (136, 'task_name', Ptr),  # PyObject *
+)
+FutureObj = cstruct(
+    112,
+    (16, 'fut_loop', Ptr),  # PyObject *
+    (104, 'fut_state', Int32sl),  # fut_state
+)
+PyWeakReference = cstruct(
+    64,
+    (16, 'wr_object', Ptr),  # PyObject *
+)
+# --- end asyncio objects
+
 FACTS = Facts(
     frames=FrameFacts(model="interpreter_frame", tstate_frame="current_frame", code_field="f_executable",
                       instr_field="instr_ptr", owners=OWNERS_314, skip_owner_from=3,
@@ -233,4 +257,5 @@ FACTS = Facts(
     dicts=DictFacts(keys="log2", values="inline_header", instance="inline_values"),
     stackrefs=StackRefFacts(tag_mask=3, int_tag=3, int_shift=2),
     gil="interpreter", os_thread_names=True, fast_hidden=0x10, debug_offsets="3.14",
+    asyncio=AsyncioFacts(task_sets=(), debug_section=".AsyncioDebug", yield_from="frame_state", opcodes=()),
 )

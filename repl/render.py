@@ -45,5 +45,15 @@ def render_snapshot(snapshot: Snapshot, out: TextIO, show_locals: bool = False,
                     full_filenames: bool = False) -> None:
     for line in process_header(snapshot):
         out.write(line + "\n")
-    for thread in snapshot.threads:
-        render_thread(thread, out, show_locals, full_filenames)
+    interpreters = sorted({thread.interpreter_id for thread in snapshot.threads})
+    if len(interpreters) <= 1:
+        for thread in snapshot.threads:
+            render_thread(thread, out, show_locals, full_filenames)
+        return
+    # Several interpreters: threads grouped by interpreter, main (0) first, as pystack does.
+    for interp_id in interpreters:
+        out.write("Interpreter %d%s:\n" % (interp_id, " (main)" if interp_id == 0 else ""))
+        for thread in snapshot.threads:
+            if thread.interpreter_id == interp_id:
+                render_thread(thread, out, show_locals, full_filenames)
+        out.write("\n")

@@ -56,6 +56,8 @@ class Session:
         self.source = LIVE                       # where the data comes from (commands.base sources)
         self.dispatcher = None                   # set by repl.dispatch while a command runs
         self._globals_cache: Dict[Tuple[int, str], int] = {}
+        self.with_tasks = False                  # snapshots include asyncio tasks (after `tasks`)
+        self.task_id: Optional[int] = None       # selected asyncio task (`task ID`): bt/locals/print use it
 
     # -- styling -----------------------------------------------------------------
     def style(self, text: str, *names: str) -> str:
@@ -105,16 +107,21 @@ class Session:
         self.target = None
         self.snapshot = None
         self.thread_id = None
+        self.task_id = None
         self.frame_index = 0
         self.exited = False
         self._globals_cache.clear()
 
     def take_snapshot(self, locals: bool = True, blocking: bool = True, max_repr: int = 1024,
-                      pid: Optional[int] = None) -> Snapshot:
+                      pid: Optional[int] = None, tasks: Optional[bool] = None) -> Snapshot:
+        """A new snapshot; ``tasks`` adds asyncio tasks (default: if an earlier command asked for them)."""
         target = self.get_target(pid)
+        if tasks:
+            self.with_tasks = True
+        kwargs = {"tasks": True} if (tasks if tasks is not None else self.with_tasks) else {}
         try:
             with self.pause_lock:
-                snapshot = target.snapshot(locals=locals, blocking=blocking, max_repr=max_repr)
+                snapshot = target.snapshot(locals=locals, blocking=blocking, max_repr=max_repr, **kwargs)
         except ProcessExitedError:
             self.mark_exited()
             raise
@@ -181,6 +188,13 @@ class Session:
 
     def _set_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
+        if self.task_id is not None:
+            task = snapshot.task(self.task_id) if snapshot.tasks else None
+            if task is not None:
+                self.frame_index = min(self.frame_index, max(0, len(task.frames) - 1))
+                return
+            self.task_id = None
+            self.frame_index = 0
         thread = snapshot.thread(self.thread_id) if self.thread_id is not None else None
         if thread is None:
             thread = default_thread(snapshot)
@@ -189,8 +203,25 @@ class Session:
         if thread is not None and self.frame_index >= len(thread.frames):
             self.frame_index = max(0, len(thread.frames) - 1)
 
+    def select_task(self, task) -> None:
+        """Select an asyncio task: until a thread is selected, bt/frame/locals/print use its frames."""
+        if task.task_id != self.task_id:
+            self.frame_index = 0
+        self.task_id = task.task_id
+
+    def _task_as_thread(self, snapshot) -> Optional[ThreadStack]:
+        task = snapshot.task(self.task_id) if snapshot is not None and snapshot.tasks else None
+        if task is None:
+            return None
+        return ThreadStack(task.thread_id or 0, None, "task %s" % task.name, False, task.state != "running",
+                           task.frames, task.interpreter_id)
+
     def current_thread(self, required: bool = True) -> Optional[ThreadStack]:
         snapshot = self.snapshot
+        if self.task_id is not None:
+            as_thread = self._task_as_thread(snapshot)
+            if as_thread is not None:
+                return as_thread
         thread = snapshot.thread(self.thread_id) if snapshot is not None and self.thread_id is not None else None
         if thread is None and required:
             if snapshot is None:
@@ -216,8 +247,9 @@ class Session:
             thread = find_thread(snapshot, key)
         if thread is None:
             raise CommandError("no thread %r (see `threads`)" % key)
-        if thread.thread_id != self.thread_id:
+        if thread.thread_id != self.thread_id or self.task_id is not None:
             self.frame_index = 0
+        self.task_id = None
         self.thread_id = thread.thread_id
         return thread
 

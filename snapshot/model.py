@@ -128,6 +128,45 @@ class ThreadStack:
 
 
 @dataclass(**_FROZEN)
+class AsyncTask:
+    """One asyncio task: its coroutine chain and who awaits whom.
+
+    ``task_id`` is the task object's address (``id(task)`` in the target, as
+    ``python -m asyncio pstree`` shows it).  ``frames`` is exactly the task's
+    coroutine chain, innermost first (a running task: the thread's frames down
+    to the task's own coroutine frame).  ``awaits`` / ``awaited_by`` are task
+    ids; ``inferred`` says they were inferred (before 3.14: from ``_fut_waiter``,
+    gather children and TaskGroup membership) rather than read as recorded.
+    """
+
+    task_id: int
+    name: str
+    #: "pending", "running", "done" or "cancelled".
+    state: str
+    thread_id: Optional[int]
+    frames: Tuple[Frame, ...]
+    awaits: Tuple[int, ...] = ()
+    awaited_by: Tuple[int, ...] = ()
+    inferred: bool = False
+    #: What the task waits on when it is not another task (e.g. "Future at 0x...").
+    waiting_on: Optional[str] = None
+    interpreter_id: int = 0
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"task_id": self.task_id, "name": self.name, "state": self.state, "thread_id": self.thread_id,
+                "awaits": list(self.awaits), "awaited_by": list(self.awaited_by), "inferred": self.inferred,
+                "waiting_on": self.waiting_on, "interpreter_id": self.interpreter_id,
+                "frames": [frame.to_dict() for frame in self.frames]}
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "AsyncTask":
+        return cls(data["task_id"], data.get("name", ""), data.get("state", "pending"), data.get("thread_id"),
+                   tuple(Frame.from_dict(f) for f in data.get("frames", ())),
+                   tuple(data.get("awaits", ())), tuple(data.get("awaited_by", ())),
+                   bool(data.get("inferred", False)), data.get("waiting_on"), data.get("interpreter_id", 0))
+
+
+@dataclass(**_FROZEN)
 class Snapshot:
     pid: int
     python_version: str
@@ -137,6 +176,28 @@ class Snapshot:
     command_line: Tuple[str, ...] = field(default=())
     #: The ``to_dict`` form version (always the current one in memory).
     format_version: int = FORMAT_VERSION
+    #: asyncio tasks of every event loop (empty unless asked for: ``dump --async``).
+    tasks: Tuple[AsyncTask, ...] = field(default=())
+
+    def task(self, key) -> Optional[AsyncTask]:
+        """Find a task by id (int, decimal or hex string), position (#N) or name."""
+        text = str(key).strip()
+        if text.startswith("#") and text[1:].isdigit():
+            index = int(text[1:])
+            return self.tasks[index] if index < len(self.tasks) else None
+        number = key if isinstance(key, int) else None
+        if number is None:
+            try:
+                number = int(text, 0)
+            except ValueError:
+                number = None
+        for task in self.tasks:
+            if number is not None and task.task_id == number:
+                return task
+        for task in self.tasks:
+            if task.name == text:
+                return task
+        return None
 
     def thread(self, key) -> Optional[ThreadStack]:
         """Find a thread by thread id, OS id, decimal/hex string, or name."""
@@ -159,6 +220,7 @@ class Snapshot:
             "command_line": list(self.command_line),
             "taken_at_ns": self.taken_at_ns,
             "threads": [thread.to_dict(self.pid) for thread in self.threads],
+            "tasks": [task.to_dict() for task in self.tasks],
         }
 
     def threads_json(self) -> List[Dict[str, Any]]:
@@ -175,7 +237,8 @@ class Snapshot:
                                       % (version, FORMAT_VERSION))
         return cls(data["pid"], data["python_version"], data.get("executable", ""),
                    data.get("taken_at_ns", 0), tuple(ThreadStack.from_dict(t) for t in data["threads"]),
-                   tuple(data.get("command_line", ())))
+                   tuple(data.get("command_line", ())),
+                   tasks=tuple(AsyncTask.from_dict(t) for t in data.get("tasks", ())))
 
 
 def short_filename(filename: str) -> str:

@@ -71,6 +71,9 @@ class Target:
         self._interp: Optional[int] = None
         self._interp_id = 0
         self.samples_taken = 0
+        self._want_tasks = False
+        self._tasks: tuple = ()
+        self._task_reader = None
 
     @property
     def memory(self) -> Process:
@@ -112,9 +115,13 @@ class Target:
 
     # -- snapshots -------------------------------------------------------------
     def snapshot(self, locals: bool = False, blocking: bool = True, max_repr: int = 1024,
-                 max_depth: int = 6) -> Snapshot:
-        """Every thread's stack, optionally with locals, in one consistent read."""
-        return self._take(locals, blocking, max_repr, max_depth, fresh_names=True)
+                 max_depth: int = 6, tasks: bool = False) -> Snapshot:
+        """Every thread's stack, optionally with locals and asyncio tasks, in one consistent read."""
+        self._want_tasks = tasks
+        try:
+            return self._take(locals, blocking, max_repr, max_depth, fresh_names=True)
+        finally:
+            self._want_tasks = False
 
     def sample(self, blocking: bool = True) -> Snapshot:
         """The hot path: stacks only, with cached code objects and thread names."""
@@ -161,33 +168,50 @@ class Target:
         self.samples_taken += 1
         if self.samples_taken % 256 == 0:
             self.codes.revalidate()
+        tasks, self._tasks = self._tasks, ()
         return Snapshot(self.pid, self.python_version, self.executable, taken_at, tuple(threads),
-                        self.command_line)
+                        self.command_line, tasks=tasks)
 
     def _read_threads(self, with_locals: bool, max_repr: int, max_depth: int, fresh_names: bool,
                       states: Dict[int, str], calls=None) -> List[ThreadStack]:
+        """Threads of every interpreter (main first, then subinterpreters by id)."""
         walker = self.walker
         if self._interp is None:
             self._interp = walker.interpreter_addr()
             self._interp_id = walker.interpreter_id(self._interp)
-        interp = self._interp
-        head, holder = self.thread_facts.head_and_gil(interp)
-        gil = self.thread_facts.gil_span(interp) if calls else None
-        tstates = walker.thread_states(interp, head)
-        raw_threads = walker.walk_threads(tstates, with_locals)
-        self.thread_facts.fill_native_ids(raw_threads)
-        names = self.thread_facts.names(interp, raw_threads, fresh_names)
+        interps = walker.interpreter_addrs()
         build = self.frame_builder.frame
-        result = []
         is_idle = self.thread_facts.is_idle
-        for raw in raw_threads:
-            frames = tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
-            holds = holder == raw.tstate_addr
-            result.append(ThreadStack(thread_id=raw.thread_id, native_id=raw.native_id,
-                                      name=names.get(raw.thread_id), holds_gil=holds,
-                                      is_idle=is_idle(raw.native_id, states, frames, calls, gil, holds),
-                                      frames=frames, interpreter_id=self._interp_id))
+        result = []
+        walked = []
+        for interp in interps:
+            interp_id = self._interp_id if interp == self._interp else walker.interpreter_id(interp)
+            head, holder = self.thread_facts.head_and_gil(interp)
+            gil = self.thread_facts.gil_span(interp) if calls else None
+            tstates = walker.thread_states(interp, head)
+            raw_threads = walker.walk_threads(tstates, with_locals)
+            self.thread_facts.fill_native_ids(raw_threads)
+            names = self.thread_facts.names(interp, raw_threads, fresh_names)
+            walked.append(((interp, interp_id, tstates), raw_threads))
+            for raw in raw_threads:
+                frames = tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
+                holds = holder == raw.tstate_addr
+                result.append(ThreadStack(thread_id=raw.thread_id, native_id=raw.native_id,
+                                          name=names.get(raw.thread_id), holds_gil=holds,
+                                          is_idle=is_idle(raw.native_id, states, frames, calls, gil, holds),
+                                          frames=frames, interpreter_id=interp_id))
+        if self._want_tasks:
+            self._tasks = self._read_tasks(walked, with_locals, max_repr, max_depth)
         return result
+
+    def _read_tasks(self, walked, with_locals: bool, max_repr: int, max_depth: int) -> tuple:
+        """asyncio tasks of every interpreter (read inside the same pause as the threads)."""
+        if self._task_reader is None:
+            from .tasks.reader import TaskReader
+            self._task_reader = TaskReader(self.process, self.layout, self.walker, self.objects,
+                                           self.frame_builder, self.interpreter)
+        return self._task_reader.read([w[0] for w in walked], [w[1] for w in walked],
+                                      with_locals, max_repr, max_depth)
 
 
 class _nothing_paused:

@@ -39,11 +39,11 @@ class ThreadFacts:
         self._pthreads = (PthreadTidFinder(process, self._target_tids)
                           if walker.ts_native_id is None else None)
         self._names: Dict[int, Tuple[float, Optional[str]]] = {}
-        self._gil_ptr: Optional[int] = None
+        self._gil_ptrs: Dict[int, int] = {}  # interpreter -> its GIL (3.12+: one per interpreter)
 
     def forget(self) -> None:
         """Drop cached addresses (a new interpreter state, or a read failed)."""
-        self._gil_ptr = None
+        self._gil_ptrs = {}
 
     # -- OS thread ids ----------------------------------------------------------------
     def _tid_map(self) -> Dict[int, int]:
@@ -106,12 +106,13 @@ class ThreadFacts:
         """[start, end) of the interpreter's ``_gil_runtime_state`` (its mutex and conditions)."""
         layout = self.layout
         size = layout._gil_runtime_state.size
-        if layout.features.gil == "runtime":
+        if _GIL_IN_RUNTIME[layout.facts.gil]:
             start = self.runtime_addr + layout._PyRuntimeState.ceval_gil
         else:
-            if self._gil_ptr is None:
-                self._gil_ptr = _U64.unpack(self.process.read(interp + layout.PyInterpreterState.ceval_gil, 8))[0]
-            start = self._gil_ptr
+            start = self._gil_ptrs.get(interp)
+            if start is None:
+                start = _U64.unpack(self.process.read(interp + layout.PyInterpreterState.ceval_gil, 8))[0]
+                self._gil_ptrs[interp] = start
         return (start, start + size) if start else None
 
     # -- GIL ---------------------------------------------------------------------------------
@@ -130,10 +131,12 @@ class ThreadFacts:
             requests += [(self.runtime_addr + rt.gilstate_tstate_current, 8),
                          (self.runtime_addr + rt.ceval_gil + gil.locked, 4)]
         else:
-            if self._gil_ptr is None:
-                self._gil_ptr = _U64.unpack(self.process.read(interp + layout.PyInterpreterState.ceval_gil, 8))[0]
-            if self._gil_ptr:
-                requests.append((self._gil_ptr, gil.locked + 4))
+            gil_ptr = self._gil_ptrs.get(interp)
+            if gil_ptr is None:
+                gil_ptr = _U64.unpack(self.process.read(interp + layout.PyInterpreterState.ceval_gil, 8))[0]
+                self._gil_ptrs[interp] = gil_ptr
+            if gil_ptr:
+                requests.append((gil_ptr, gil.locked + 4))
         values = self.process.read_many(requests)
         if values[0] is None:
             raise MemoryReadError(requests[0][0], 8, "thread list head")

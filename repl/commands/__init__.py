@@ -15,7 +15,8 @@ from .base import (CLI_COMMANDS, REPL_COMMANDS, ArgumentParser, Command, Command
 #: CLI subcommand -> module that defines it.
 CLI_MODULES: Dict[str, str] = {"dump": "dump", "record": "record", "top": "top", "watch": "hangwatch"}
 #: Every command module (the REPL's set).
-ALL_MODULES = ("dump", "record", "top", "hangwatch", "navigate", "inspect", "sample", "record_bg", "watch_cmd")
+ALL_MODULES = ("dump", "record", "top", "hangwatch", "navigate", "inspect", "sample", "record_bg", "watch_cmd",
+               "tasks")
 
 
 def load_cli(name: str) -> Optional[Type[Command]]:

@@ -27,6 +27,8 @@ from ..process.base import Process as MemoryReader
 from .codecache import CodeCache, CodeInfo
 
 MAX_THREADS = 4096
+#: Most interpreters (main + subinterpreters) followed along ``PyInterpreterState.next``.
+MAX_INTERPRETERS = 1024
 MAX_DEPTH = 20000
 #: First read of a data-stack chunk; chunks are at least 16 KiB.
 CHUNK_READ = 16 * 1024
@@ -151,7 +153,7 @@ class Walker:
         _SETUP[frames.model](self, layout, frames)
         interp = layout.PyInterpreterState
         self.interp_threads = interp.get("threads_head", interp.get("tstate_head"))
-        self._known_tstates: List[int] = []
+        self._known_tstates: Dict[int, List[int]] = {}  # interpreter -> its thread states last time
         self._frame_chains: Dict[int, List[int]] = {}
 
     def _setup_frame_objects(self, layout: Layout, frames) -> None:
@@ -187,6 +189,25 @@ class Walker:
             raise CorruptDataError("the interpreter is not initialised (no interpreter state yet)")
         return address
 
+    def interpreter_addrs(self) -> List[int]:
+        """Every interpreter state (main and subinterpreters), in id order, bounded.
+
+        ``_PyRuntime.interpreters.head`` is the newest; ``next`` links lead to
+        the main interpreter, which is last.
+        """
+        address = _U64.unpack(self.memory.read(self.runtime_addr + self.layout._PyRuntimeState.interpreters_head, 8))[0]
+        if not address:
+            raise CorruptDataError("the interpreter is not initialised (no interpreter state yet)")
+        next_offset = self.layout.PyInterpreterState.next
+        found: List[int] = []
+        seen = set()
+        while address and address not in seen and len(found) < MAX_INTERPRETERS:
+            seen.add(address)
+            found.append(address)
+            address = _U64.unpack(self.memory.read(address + next_offset, 8))[0]
+        found.reverse()
+        return found
+
     def interpreter_id(self, interp_addr: int) -> int:
         """``PyInterpreterState.id`` (0 for the main interpreter)."""
         return _I64.unpack(self.memory.read(interp_addr + self.layout.PyInterpreterState.id, 8))[0]
@@ -200,13 +221,15 @@ class Walker:
         """
         if head is None:
             head = _U64.unpack(self.memory.read(interp_addr + self.interp_threads, 8))[0]
-        known = self._known_tstates
+        known = self._known_tstates.get(interp_addr)
         if known and known[0] == head:
             raws = self.memory.read_many([(a, self.tstate_size) for a in known])
             if all(raws) and self._is_chain(known, raws, interp_addr):
                 return list(zip(known, raws))
         result = self._thread_states_walk(interp_addr, head)
-        self._known_tstates = [a for a, _ in result]
+        if len(self._known_tstates) > 64:
+            self._known_tstates.clear()
+        self._known_tstates[interp_addr] = [a for a, _ in result]
         return result
 
     def _is_chain(self, addresses: List[int], raws: List[Optional[bytes]], interp_addr: int) -> bool:

@@ -1,0 +1,1 @@
+"""asyncio tasks read from a paused target: where they are (``reader``) and their coroutine chains (``coroutines``)."""

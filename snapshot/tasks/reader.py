@@ -1,0 +1,336 @@
+"""Every asyncio task of a target, read from memory while it is paused.
+
+Where the tasks are (``layout.facts.asyncio``):
+
+* before 3.14, the ``_asyncio`` module's registries in ``sys.modules``:
+  ``_all_tasks`` (a WeakSet, up to 3.11) or ``_scheduled_tasks`` (WeakSet) +
+  ``_eager_tasks`` (set) in 3.12/3.13;
+* from 3.14, the ``_asyncio`` debug table (ELF section ``.AsyncioDebug``) gives
+  the offsets of the per-thread circular task lists (and the interpreter's list
+  of tasks left by finished threads), of each thread's running task, and of
+  ``awaited_by`` inside a task.
+
+Awaited-by edges are read as recorded from 3.14; before, they are inferred:
+a task whose ``_fut_waiter`` is another task awaits it; one waiting on a
+``_GatheringFuture`` awaits its ``_children``; one inside
+``TaskGroup.__aexit__`` awaits the group's ``_tasks``.  Other waits (an inner
+task of 3.8-3.11 ``wait_for``, ``shield``) are not inferred.
+"""
+from __future__ import annotations
+
+import struct
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ..errors import CorruptDataError, MemoryReadError, SnapshotError
+from ..model import AsyncTask
+from .coroutines import CoroutineReader
+
+_U64 = struct.Struct("<Q")
+_I32 = struct.Struct("<i")
+#: Most tasks read (CPython's own reader caps a list walk at 2 << 15 nodes).
+MAX_TASKS = 1 << 17
+#: Longest tp_base chain followed when checking that an object is a Task.
+MAX_BASES = 64
+
+_ERRORS = (SnapshotError, UnicodeDecodeError, struct.error, ValueError)
+
+
+class TaskReader:
+    """Reads tasks for one target; the debug table and type addresses are cached."""
+
+    def __init__(self, process, layout, walker, objects, frame_builder, interpreter):
+        self.process = process
+        self.layout = layout
+        self.walker = walker
+        self.objects = objects
+        self.frame_builder = frame_builder
+        self.interpreter = interpreter
+        self.facts = layout.facts.asyncio
+        self.coroutines = CoroutineReader(process, layout, walker, objects)
+        task = layout.TaskObj
+        self.task_size = task.size
+        self.off = {name: task.get(name) for name in ("task_loop", "task_state", "task_fut_waiter", "task_coro",
+                                                      "task_name", "task_awaited_by", "task_awaited_by_is_set",
+                                                      "task_node")}
+        self._debug: Optional[Dict[str, int]] = None
+        self._debug_missing = False
+        self.modules_field = ("imports_modules" if "imports_modules" in layout.PyInterpreterState
+                              else "modules")
+
+    # -- entry point --------------------------------------------------------------------
+    def read(self, interps: Sequence[Tuple[int, int, List[Tuple[int, bytes]]]], raw_threads_by_interp,
+             with_locals: bool, max_repr: int, max_depth: int) -> Tuple[AsyncTask, ...]:
+        """Tasks of every interpreter: ``interps`` are (address, id, thread states)."""
+        out: List[AsyncTask] = []
+        for (interp, interp_id, tstates), raw_threads in zip(interps, raw_threads_by_interp):
+            try:
+                out.extend(self._interpreter_tasks(interp, interp_id, tstates, raw_threads, with_locals,
+                                                   max_repr, max_depth))
+            except _ERRORS:
+                continue
+        return tuple(out)
+
+    def _interpreter_tasks(self, interp, interp_id, tstates, raw_threads, with_locals, max_repr, max_depth):
+        module = self._asyncio_module(interp)
+        owners: Dict[int, Optional[int]] = {}      # task -> thread id (from the list it is on)
+        running: Dict[int, int] = {}               # task -> thread id (3.14+: tstate's running task)
+        if self.facts.debug_section:
+            table = self._debug_table()
+            if table is None:
+                return []
+            self._apply_table(table)
+            for tstate, raw in tstates:
+                thread_id = _U64.unpack_from(raw, self.walker.ts_thread_id)[0]
+                for task in self._list(tstate + table["tstate_asyncio_tasks_head"]):
+                    owners.setdefault(task, thread_id)
+                current = _U64.unpack(self.process.read(tstate + table["tstate_asyncio_running_task"], 8))[0]
+                if current:
+                    running[current] = thread_id
+            for task in self._list(interp + table["interp_asyncio_tasks_head"]):
+                owners.setdefault(task, None)
+        elif module:
+            task_type = self.objects.getattr(module, "Task")
+            for name in self.facts.task_sets:
+                holder = self.objects.getattr(module, name)
+                for task in self._set_members(holder):
+                    if self._is_task(task, task_type):
+                        owners.setdefault(task, None)
+        else:
+            return []
+        if not owners:
+            return []
+        return self._build(list(owners)[:MAX_TASKS], owners, running, raw_threads, interp_id,
+                           with_locals, max_repr, max_depth)
+
+    # -- where the tasks are ------------------------------------------------------------
+    def _asyncio_module(self, interp: int) -> Optional[int]:
+        offset = self.layout.PyInterpreterState.fields[self.modules_field].offset
+        modules = _U64.unpack(self.process.read(interp + offset, 8))[0]
+        if not modules:
+            return None
+        return self.objects.dict_get(modules, "_asyncio")
+
+    def _set_members(self, holder: Optional[int]) -> List[int]:
+        """Members of a set, or the live referents of a WeakSet (its ``data`` set of weakrefs)."""
+        if not holder:
+            return []
+        kind = self.objects.kind(holder)
+        if kind in ("set", "frozenset"):
+            return self.objects.set_items(holder, MAX_TASKS)
+        data = self.objects.getattr(holder, "data")
+        if not data or self.objects.kind(data) != "set":
+            return []
+        refs = self.objects.set_items(data, MAX_TASKS)
+        off = self.layout.PyWeakReference.wr_object
+        values = self.process.read_many([(r + off, 8) for r in refs])
+        none = self.interpreter.symbol("_Py_NoneStruct")
+        return [_U64.unpack(v)[0] for v in values if v and _U64.unpack(v)[0] not in (0, none)]
+
+    def _is_task(self, addr: int, task_type: Optional[int]) -> bool:
+        """An instance of ``_asyncio.Task`` or a subclass (the C layout applies)."""
+        if not task_type:
+            return False
+        try:
+            type_addr = self.objects.type_addr(addr)
+            base_off = self.layout.PyTypeObject.tp_base
+            for _ in range(MAX_BASES):
+                if type_addr == task_type:
+                    return True
+                if not type_addr:
+                    return False
+                type_addr = _U64.unpack(self.process.read(type_addr + base_off, 8))[0]
+        except _ERRORS:
+            return False
+        return False
+
+    def _debug_table(self) -> Optional[Dict[str, int]]:
+        if self._debug is None and not self._debug_missing:
+            self._debug = _find_debug_table(self.process, self.facts.debug_section)
+            self._debug_missing = self._debug is None
+        return self._debug
+
+    def _apply_table(self, table: Dict[str, int]) -> None:
+        if table["task_size"] != self.task_size:
+            raise CorruptDataError("the target's asyncio debug table has a %d-byte Task, the layout %d"
+                                   % (table["task_size"], self.task_size))
+        for name in ("task_name", "task_awaited_by", "task_awaited_by_is_set", "task_coro", "task_node"):
+            self.off[name] = table[name]
+
+    def _list(self, head: int) -> List[int]:
+        """Tasks on one circular ``llist`` (3.14+), bounded."""
+        node_off = self.off["task_node"]
+        out = []
+        node = _U64.unpack(self.process.read(head, 8))[0]
+        while node and node != head and len(out) < MAX_TASKS:
+            out.append(node - node_off)
+            node = _U64.unpack(self.process.read(node, 8))[0]
+        return out
+
+    # -- building the model ----------------------------------------------------------------
+    def _build(self, tasks, owners, running, raw_threads, interp_id, with_locals, max_repr, max_depth):
+        off = self.off
+        raws = self.process.read_many([(t, self.task_size) for t in tasks])
+        task_set = set(tasks)
+        frames_at: Dict[int, Tuple[object, int]] = {}
+        for thread in raw_threads:
+            for index, frame in enumerate(thread.frames):
+                frames_at.setdefault(frame.frame_addr, (thread, index))
+        loop_threads: Dict[int, Optional[int]] = {}
+        build = self.frame_builder.frame
+        states = self.facts.future_states
+        result = []
+        edges: Dict[int, List[int]] = {}     # awaiter -> tasks it awaits
+        inferred = not self.facts.debug_section
+        for task, raw in zip(tasks, raws):
+            if raw is None:
+                continue
+            state_value = _I32.unpack_from(raw, off["task_state"])[0]
+            state = states[state_value] if 0 <= state_value < len(states) else "pending"
+            state = {"finished": "done"}.get(state, state)
+            coro = _U64.unpack_from(raw, off["task_coro"])[0]
+            chain = self.coroutines.chain(coro, with_locals) if coro else []
+            thread_id = owners.get(task)
+            frames_raw = [c.raw for c in reversed(chain)]
+            if chain and chain[0].raw.frame_addr in frames_at:
+                # Running: the thread's frames from the innermost down to the task's coroutine frame.
+                thread, index = frames_at[chain[0].raw.frame_addr]
+                state, thread_id = "running", thread.thread_id
+                frames_raw = thread.frames[:index + 1]
+            elif task in running:
+                state, thread_id = "running", running[task]
+            if thread_id is None:
+                loop = _U64.unpack_from(raw, off["task_loop"])[0]
+                if loop not in loop_threads:
+                    loop_threads[loop] = self._loop_thread(loop)
+                thread_id = loop_threads[loop]
+            frames = tuple(build(f, with_locals, max_repr, max_depth) for f in frames_raw)
+            awaits, waiting_on = self._awaits(raw, chain, task_set)
+            edges[task] = awaits
+            result.append([task, self._name(_U64.unpack_from(raw, off["task_name"])[0]), state, thread_id,
+                           frames, waiting_on])
+        awaited_by: Dict[int, List[int]] = {t: [] for t in tasks}
+        if inferred:
+            for awaiter, awaited in edges.items():
+                for t in awaited:
+                    awaited_by.setdefault(t, []).append(awaiter)
+        else:
+            for task, raw in zip(tasks, raws):
+                if raw is not None:
+                    awaited_by[task] = [a for a in self._recorded_awaiters(raw) if a in task_set]
+            edges = {t: [] for t in tasks}
+            for task, awaiters in awaited_by.items():
+                for a in awaiters:
+                    edges.setdefault(a, []).append(task)
+        return [AsyncTask(task, name, state, thread_id, frames, tuple(_unique(edges.get(task, ()))),
+                          tuple(_unique(awaited_by.get(task, ()))), inferred, waiting_on, interp_id)
+                for task, name, state, thread_id, frames, waiting_on in result]
+
+    def _name(self, addr: int) -> str:
+        if not addr:
+            return ""
+        try:
+            kind = self.objects.kind(addr)
+            if kind == "str":
+                return self.objects.string(addr, 1024)
+            if kind == "int":
+                return "Task-%d" % self.objects.int_value(addr)
+            return self.objects.repr(addr, 200, 1)
+        except _ERRORS as e:
+            return "<unreadable name: %s>" % e
+
+    def _loop_thread(self, loop: int) -> Optional[int]:
+        """The thread running a loop: ``BaseEventLoop._thread_id`` (None when it is not running)."""
+        if not loop:
+            return None
+        try:
+            value = self.objects.getattr(loop, "_thread_id")
+            if value and self.objects.kind(value) == "int":
+                return self.objects.int_value(value)
+        except _ERRORS:
+            pass
+        return None
+
+    def _awaits(self, raw: bytes, chain, task_set) -> Tuple[List[int], Optional[str]]:
+        """Tasks this task waits on, inferred from what it is suspended on (before 3.14), and a label."""
+        waiter = _U64.unpack_from(raw, self.off["task_fut_waiter"])[0]
+        awaits: List[int] = []
+        label = None
+        try:
+            if waiter:
+                if waiter in task_set:
+                    awaits.append(waiter)
+                else:
+                    type_name = self.coroutines.type_name(self.objects.type_addr(waiter))
+                    label = "%s at 0x%x" % (type_name.rsplit(".", 1)[-1], waiter)
+                    if type_name.endswith("_GatheringFuture"):
+                        awaits.extend(self._gathered(waiter, task_set))
+            for link in chain:
+                code = link.raw.code
+                if code.name == "__aexit__" and code.filename.endswith("taskgroups.py"):
+                    group = self.coroutines.first_slot(link.raw)
+                    members = self.objects.getattr(group, "_tasks") if group else None
+                    if members and self.objects.kind(members) == "set":
+                        awaits.extend(t for t in self.objects.set_items(members) if t in task_set)
+        except _ERRORS:
+            pass
+        return awaits, label
+
+    def _gathered(self, gathering: int, task_set, depth: int = 0) -> List[int]:
+        """Tasks a ``_GatheringFuture`` waits for (its ``_children``; nested gathers followed, bounded)."""
+        children = self.objects.getattr(gathering, "_children")
+        if not children or self.objects.kind(children) not in ("list", "tuple"):
+            return []
+        out = []
+        for child in self.objects.sequence_items(children):
+            if child in task_set:
+                out.append(child)
+            elif depth < 16 and self.coroutines.type_name(self.objects.type_addr(child)).endswith("_GatheringFuture"):
+                out.extend(self._gathered(child, task_set, depth + 1))
+        return out
+
+    def _recorded_awaiters(self, raw: bytes) -> List[int]:
+        """3.14+: ``awaited_by``, one future/task or a set of them."""
+        value = _U64.unpack_from(raw, self.off["task_awaited_by"])[0]
+        if not value:
+            return []
+        if raw[self.off["task_awaited_by_is_set"]]:
+            try:
+                return self.objects.set_items(value, MAX_TASKS)
+            except _ERRORS:
+                return []
+        return [value]
+
+
+def _unique(values) -> List[int]:
+    seen = set()
+    out = []
+    for v in values:
+        if v not in seen:
+            seen.add(v)
+            out.append(v)
+    return out
+
+
+def _find_debug_table(process, section_name: str) -> Optional[Dict[str, int]]:
+    """The ``_asyncio`` debug table: the named section of a mapped ``python`` file, read from memory."""
+    from layouts.asyncio_debug import TABLE_SIZE, parse_asyncio_debug
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    for mapped in process.mapped_files():
+        base = mapped.path.rsplit("/", 1)[-1]
+        if "python" not in mapped.path and "_asyncio" not in base:
+            continue
+        try:
+            with open(mapped.local_path, "rb") as fh:
+                elf = ELFFile(fh)
+                section = elf.get_section_by_name(section_name)
+                if section is None:
+                    continue
+                address = section["sh_addr"] + (0 if elf["e_type"] == "ET_EXEC" else mapped.load_bias)
+        except (OSError, ELFError, ValueError, struct.error):
+            continue
+        try:
+            return parse_asyncio_debug(process.read(address, TABLE_SIZE))
+        except (MemoryReadError, ValueError):
+            continue
+    return None
