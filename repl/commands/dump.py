@@ -43,25 +43,19 @@ class DumpCommand(Command):
                             help="cut each value's repr after N characters (default 1024)")
         parser.add_argument("--full-filenames", action="store_true", help="show full paths of source files")
         parser.add_argument("--fresh", action="store_true", help="take a new snapshot first (REPL)")
-<<<<<<< HEAD
         parser.add_argument("--subprocesses", "-s", action="store_true",
                             help="also dump the Python processes started by the target (its whole tree; "
                                  "the target itself may be a shell or supervisor)")
-=======
         parser.add_argument("--async", dest="async_tasks", action="store_true",
                             help="also every asyncio task: an await tree (JSON: {threads, tasks})")
->>>>>>> main
         add_read_options(parser)
         add_core_options(parser)
 
     def run(self, session, args) -> int:
         open_core_if_asked(session, args)
-<<<<<<< HEAD
         if getattr(args, "subprocesses", False):
             return dump_tree(session, args)
-=======
         kwargs = {"tasks": True} if args.async_tasks else {}
->>>>>>> main
         snapshot = session.take_snapshot(locals=args.locals, blocking=not args.nonblocking,
                                          max_repr=args.max_repr, pid=args.pid, **kwargs)
         if args.json:
