@@ -25,7 +25,7 @@ def test_top_in_a_terminal(interp, tmp_path):
     pexpect = pytest.importorskip("pexpect")
     t = Target(interp.path, target_script("threads_mix.py"), ["60"], str(tmp_path))
     try:
-        time.sleep(0.3)
+        pythons.wait_for_threads(t.pid, 3)
         child = pexpect.spawn(sys.executable, ["-m", "repl.cli", "top", "--pid", str(t.pid)], cwd=REPO,
                               env=tool_env(), dimensions=(30, 140), timeout=20, encoding="utf-8")
         child.expect(r"Total Samples \d+ \| GIL: [\d.]+% \| Active: [\d.]+% \| Threads: 3")
@@ -44,7 +44,7 @@ def test_top_in_a_terminal(interp, tmp_path):
 
 
 def test_top_in_a_pipe_prints_tables(interp):
-    proc = run_tool(["top", "--rows", "5", "--", interp.path, target_script("threads_mix.py"), "2.6"], timeout=60)
+    proc = run_tool(["top", "--rows", "5", "--", interp.path, target_script("threads_mix.py"), "4.6"], timeout=120)
     out = proc.stdout.decode("utf-8", "replace")
     assert proc.returncode == 0, proc.stderr
     assert "\x1b" not in out
