@@ -87,7 +87,7 @@ def test_top_keys_help_line_numbers_and_reset():
     for inner in (a, b, b):
         stats.add(_sample((inner, outer)))
     rows = view.lines(sstats, 200, None)[4:]
-    assert [r.split("  ")[-1] for r in rows] == ["work (app.py:12)", "<module> (app.py:30)", "work (app.py:10)"]
+    assert [r.split("  ")[-1] for r in rows] == ["work (app.py:12)", "work (app.py:10)", "<module> (app.py:30)"]
 
     assert view.handle_key("R", sstats) == "redraw"
     assert view.lines(sstats, 200, None)[4:] == []
