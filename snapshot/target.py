@@ -155,8 +155,13 @@ class Target:
                     if stopped:
                         calls = syscalls_of(process, stopped)
                         states = {tid: "S" if nr >= 0 else "R" for tid, (nr, _) in calls.items()}
-                    threads = self._read_threads(with_locals, max_repr, max_depth, fresh_names, states,
-                                                 calls)
+                    copied = self._copy_stacks(with_locals)
+                    if self._want_tasks:
+                        self._tasks = self._read_tasks(copied, with_locals, max_repr, max_depth)
+                # The target runs again: names, method names and locals' reprs are read now,
+                # so the pause never depends on how many threads have names or how big locals are.
+                threads = self._build_threads(copied, with_locals, max_repr, max_depth,
+                                              fresh_names, states, calls)
                 break
             except (MemoryReadError, CorruptDataError) as e:
                 self._interp = None
@@ -172,27 +177,32 @@ class Target:
         return Snapshot(self.pid, self.python_version, self.executable, taken_at, tuple(threads),
                         self.command_line, tasks=tasks)
 
-    def _read_threads(self, with_locals: bool, max_repr: int, max_depth: int, fresh_names: bool,
-                      states: Dict[int, str], calls=None) -> List[ThreadStack]:
-        """Threads of every interpreter (main first, then subinterpreters by id)."""
+    def _copy_stacks(self, with_locals: bool):
+        """What must be read while paused: per interpreter (main first), the GIL word, thread
+        states, frames and slot words; asyncio tasks too when asked (their coroutine chains
+        must be consistent with the thread stacks)."""
         walker = self.walker
         if self._interp is None:
             self._interp = walker.interpreter_addr()
             self._interp_id = walker.interpreter_id(self._interp)
-        interps = walker.interpreter_addrs()
+        copied = []
+        for interp in walker.interpreter_addrs():
+            interp_id = self._interp_id if interp == self._interp else walker.interpreter_id(interp)
+            head, holder = self.thread_facts.head_and_gil(interp)
+            tstates = walker.thread_states(interp, head)
+            copied.append((interp, interp_id, holder, tstates, walker.walk_threads(tstates, with_locals)))
+        return copied
+
+    def _build_threads(self, copied, with_locals: bool, max_repr: int, max_depth: int,
+                       fresh_names: bool, states: Dict[int, str], calls=None) -> List[ThreadStack]:
+        """Model threads from the copied stacks (after the pause: objects are read as they are now)."""
         build = self.frame_builder.frame
         is_idle = self.thread_facts.is_idle
         result = []
-        walked = []
-        for interp in interps:
-            interp_id = self._interp_id if interp == self._interp else walker.interpreter_id(interp)
-            head, holder = self.thread_facts.head_and_gil(interp)
-            gil = self.thread_facts.gil_span(interp) if calls else None
-            tstates = walker.thread_states(interp, head)
-            raw_threads = walker.walk_threads(tstates, with_locals)
+        for interp, interp_id, holder, _, raw_threads in copied:
             self.thread_facts.fill_native_ids(raw_threads)
             names = self.thread_facts.names(interp, raw_threads, fresh_names)
-            walked.append(((interp, interp_id, tstates), raw_threads))
+            gil = self.thread_facts.gil_span(interp) if calls else None
             for raw in raw_threads:
                 frames = tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
                 holds = holder == raw.tstate_addr
@@ -200,17 +210,15 @@ class Target:
                                           name=names.get(raw.thread_id), holds_gil=holds,
                                           is_idle=is_idle(raw.native_id, states, frames, calls, gil, holds),
                                           frames=frames, interpreter_id=interp_id))
-        if self._want_tasks:
-            self._tasks = self._read_tasks(walked, with_locals, max_repr, max_depth)
         return result
 
-    def _read_tasks(self, walked, with_locals: bool, max_repr: int, max_depth: int) -> tuple:
+    def _read_tasks(self, copied, with_locals: bool, max_repr: int, max_depth: int) -> tuple:
         """asyncio tasks of every interpreter (read inside the same pause as the threads)."""
         if self._task_reader is None:
             from .tasks.reader import TaskReader
             self._task_reader = TaskReader(self.process, self.layout, self.walker, self.objects,
                                            self.frame_builder, self.interpreter)
-        return self._task_reader.read([w[0] for w in walked], [w[1] for w in walked],
+        return self._task_reader.read([(c[0], c[1], c[3]) for c in copied], [c[4] for c in copied],
                                       with_locals, max_repr, max_depth)
 
 
