@@ -77,7 +77,8 @@ def _record_accuracy(interp, workdir):
     out = os.path.join(workdir, "shares-%s.txt" % interp.id)
     started = time.monotonic()
     proc = run_tool(["record", "-f", "raw", "-r", "100", "-o", out, "--", interp.path,
-                     target_script("cpu_shares.py"), str(ACCURACY_SECONDS)], timeout=ACCURACY_SECONDS + 60)
+                     target_script("cpu_shares.py"), str(ACCURACY_SECONDS), "--warmup-until-traced", "60"],
+                   timeout=ACCURACY_SECONDS + 150)
     took = time.monotonic() - started
     if proc.returncode != 0:
         return {"error": "exit %d: %s" % (proc.returncode, proc.stderr.decode("utf-8", "replace")[-2000:])}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -149,12 +150,22 @@ def test_exited_target_keeps_snapshot(python, tmp_path):
                                 stderr=subprocess.PIPE)
         proc.stdin.write(b"thread worker-a\nbt\n")
         proc.stdin.flush()
-        time.sleep(2)
+        # the target may exit only once the REPL has shown its first bt (a condition, not a sleep:
+        # on a loaded machine the REPL's attach can take longer than any fixed wait)
+        seen = []
+        reader = threading.Thread(target=lambda: seen.extend(iter(proc.stdout.readline, b"")), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 120
+        while not any(b"wait_here" in line for line in seen) and time.monotonic() < deadline:
+            time.sleep(0.05)
         open(t.truth_path + ".exit", "w").close()
         t.proc.wait(10)
         proc.stdin.write(b"refresh\nbt\nlocals\np payload\nthreads\n")
-        stdout, stderr = proc.communicate(timeout=60)
-        text, errors = stdout.decode(), stderr.decode()
+        proc.stdin.close()
+        stderr = proc.stderr.read()
+        proc.wait(60)
+        reader.join(30)
+        text, errors = b"".join(seen).decode(), stderr.decode()
         assert proc.returncode != 0
         assert "exited" in errors
         assert text.count("> #0   wait_here") == 2, text      # bt works on the kept snapshot
