@@ -17,7 +17,7 @@ from ..supervise import Child
 from .base import CommandError, finite, remainder_command
 
 #: Seconds a launched command gets to show an initialised interpreter.
-LAUNCH_TIMEOUT = 10.0
+LAUNCH_TIMEOUT = 30.0  # generous: a loaded machine can take this long to start an interpreter
 #: Seconds a launched command may run something else before it is called "not Python"
 #: (a shell or ``env`` that execs the interpreter does so well within this).
 NOT_PYTHON_AFTER = 0.5
