@@ -104,17 +104,30 @@ class Interval:
     samples: int
 
 
+@dataclass(**_FROZEN)
+class ProfileMapping:
+    """A binary mapped into a sampled process: where, which file, which build."""
+
+    pid: int
+    start: int
+    end: int
+    file_offset: int
+    path: str
+    build_id: str = ""
+
+
 class _Track:
     """One thread's timeline as four flat arrays: 24 bytes per run, no objects."""
 
-    __slots__ = ("starts", "lasts", "stacks", "counts", "seen_pass")
+    __slots__ = ("starts", "lasts", "stacks", "counts", "joined", "last_pass")
 
     def __init__(self) -> None:
-        self.seen_pass = -1  # the sampler pass (``Profile.mark_pass``) this thread was last seen in
         self.starts = array("q")
         self.lasts = array("q")
         self.stacks = array("l")
         self.counts = array("l")
+        self.joined = array("b")  # 1: the next run follows without the thread going unseen
+        self.last_pass = 0  # the pass (``Profile.tick``) of the thread's latest sample
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -149,7 +162,6 @@ class Profile:
         self.counts: Dict[Tuple[ThreadKey, int], int] = {}
         self.threads: Dict[ThreadKey, ThreadInfo] = {}
         self._tracks: Dict[ThreadKey, _Track] = {}
-        self._pass = -1  # passes marked by a sampler (mark_pass); -1: none, the gap rule alone
         self._intervals = 0
         self.timeline_truncated = False
         # lowest line seen per (function, filename): the first line for ``function`` mode
@@ -159,14 +171,31 @@ class Profile:
         self.gil_samples = 0
         self.errors = 0
         self.late = 0
+        self.missed = 0           # deadlines the sampler skipped (it fell too far behind)
         self.ticks = 0
         self._per_thread: Dict[ThreadKey, int] = {}
         self._passes = 0  # samples of the most-sampled thread: passes, however stamped
         self.first_ns: Optional[int] = None
         self.last_ns: Optional[int] = None
         self._last_tick_ns: Optional[int] = None
+        self._pass = 0            # passes announced through ``tick`` (0: never told)
+        #: Mapped binaries of the sampled processes, main executable first (pprof's mappings):
+        #: ``ProfileMapping`` s, filled by ``add_mappings``.
+        self.mappings: List["ProfileMapping"] = []
 
     # ----------------------------------------------------------------- input
+    def tick(self, timestamp_ns: int) -> None:
+        """A sampling pass began at ``timestamp_ns`` (the sampler calls this before its samples).
+
+        Knowing the passes lets a timeline tell a thread seen in every pass
+        (one continuous run, however late the passes came) from one that was
+        not seen in some pass (idle, filtered out, or unreadable): only then
+        does a run end early.  Without ticks, the gap between samples decides.
+        """
+        self._pass += 1
+        self.ticks += 1
+        self._last_tick_ns = timestamp_ns
+
     def add(self, sample: Sample) -> None:
         """Fold one sample in: one dict update, one frame lookup per frame."""
         self.add_parts(sample.timestamp_ns, sample.pid, sample.thread_id, sample.native_id, sample.thread_name,
@@ -199,6 +228,19 @@ class Profile:
         counter = (key, stack_id)
         self.counts[counter] = self.counts.get(counter, 0) + 1
         self._extend_timeline(key, ts, stack_id)
+
+    def add_mappings(self, pid: int, executable: str, files) -> None:
+        """Remember a process's mapped ELF files (``Process.mapped_files()``), its executable first,
+        so profile formats that describe binaries (pprof) name the right main binary."""
+        def is_main(f) -> bool:
+            return bool(executable) and f.path == executable
+        ordered = sorted(files, key=lambda f: (not is_main(f), f.start))
+        known = {(m.pid, m.path) for m in self.mappings}
+        for f in ordered:
+            if (pid, f.path) not in known:
+                self.mappings.append(ProfileMapping(pid, f.start, f.end, 0, f.path, f.build_id or ""))
+        if executable and not any(m.pid == pid and m.path == executable for m in self.mappings):
+            self.mappings.insert(0, ProfileMapping(pid, 0, 0, 0, executable))
 
     def add_all(self, samples: Iterable[Sample]) -> None:
         for sample in samples:
@@ -254,17 +296,20 @@ class Profile:
         track = self._tracks.get(key)
         if track is None:
             track = self._tracks[key] = _Track()
-        previous_pass, track.seen_pass = track.seen_pass, self._pass
+        previous_pass, track.last_pass = track.last_pass, self._pass
         if len(track):
-            # Seen in the sampler's pass just before, the thread was not "unseen", however late
-            # that pass came: a sampler running behind must not cut a steady stack into one run
-            # per late pass (the timeline would then grow with recording time).
-            if track.stacks[-1] == stack_id and ts >= track.lasts[-1] and (
-                    (self._pass >= 0 and previous_pass == self._pass - 1)
-                    or self._within_gap(ts - track.lasts[-1])):
+            if self._pass:
+                adjacent = previous_pass == self._pass - 1
+            else:
+                gap = self._gap_limit_ns()
+                adjacent = gap is None or ts - track.lasts[-1] <= gap
+            if track.stacks[-1] == stack_id and ts >= track.lasts[-1] and adjacent:
                 track.lasts[-1] = ts
                 track.counts[-1] += 1
                 return
+            if adjacent and ts >= track.lasts[-1]:
+                # seen in the previous pass, now in another stack: the old run lasted until now
+                track.joined[-1] = 1
         if self._intervals >= self.options.max_intervals:
             self.timeline_truncated = True
             return
@@ -273,15 +318,7 @@ class Profile:
         track.lasts.append(ts)
         track.stacks.append(stack_id)
         track.counts.append(1)
-
-    def _within_gap(self, elapsed_ns: int) -> bool:
-        gap = self._gap_limit_ns()
-        return gap is None or elapsed_ns <= gap
-
-    def mark_pass(self) -> None:
-        """A sampler pass over every thread begins (the Sampler calls it when its sink is this
-        profile): a thread seen in two consecutive passes ran on, however late the second came."""
-        self._pass += 1
+        track.joined.append(0)
 
     def _gap_limit_ns(self) -> Optional[int]:
         """A thread unseen for more than two periods did not run that stack meanwhile."""
@@ -383,8 +420,9 @@ class Profile:
         return merged
 
     def timeline(self, key: ThreadKey) -> Iterator[Interval]:
-        """Runs of one thread in time order; each ends where the next starts, or a period
-        after its last sample when the thread then went unseen."""
+        """Runs of one thread in time order.  A run ends where the next starts when the thread
+        was seen in every pass between them (however late those passes came), else a period
+        after its last sample (the thread then went unseen: idle, filtered out, unreadable)."""
         track = self._tracks.get(key)
         if track is None:
             return
@@ -393,7 +431,8 @@ class Profile:
         for i in range(n):
             end = track.lasts[i] + period
             if i + 1 < n:
-                end = min(end, track.starts[i + 1]) if period else track.starts[i + 1]
+                following = track.starts[i + 1]
+                end = following if (track.joined[i] or not period) else min(end, following)
             yield Interval(track.starts[i], max(end, track.starts[i]), track.stacks[i], track.counts[i])
 
     @property

@@ -24,7 +24,7 @@ from .frames import FrameBuilder
 from .layoutcache import load_layout
 from .model import Snapshot, ThreadStack
 from .objects import ObjectReader
-from .process.base import Process
+from .process.base import Process, syscalls_of
 from .threads import ThreadFacts
 from .walk.walker import Walker
 
@@ -167,11 +167,15 @@ class Target:
             self.check_native(blocking)
         stacks = None
         # Idle threads: without pausing, the run state read just before the
-        # walk; with pausing, whether each thread was stopped inside a system
-        # call (read while paused).
+        # walk and, for threads not running, the system call each sleeps in;
+        # with pausing, the system call each stopped thread was in (read while
+        # paused).  ``ThreadFacts.is_idle`` tells a GIL wait from other waits.
         states = {} if blocking else {t.tid: t.state for t in process.threads()}
         if not blocking and not states and self._gone():
             raise ProcessExitedError("process %d exited" % self.pid)
+        calls = {}
+        if not blocking and hasattr(process, "syscalls"):
+            calls = process.syscalls([tid for tid, st in states.items() if st != "R"])
         # Without pausing, a read can race the target (a frame popped between two
         # reads); one immediate retry turns most such torn reads into a good sample.
         attempts = 1 if blocking else 2
@@ -181,8 +185,8 @@ class Target:
                 with (process.paused() if blocking else _nothing_paused()) as stopped:
                     taken_at = time.time_ns()
                     if stopped:
-                        states = {tid: "S" if waiting else "R"
-                                  for tid, waiting in process.in_syscall(stopped).items()}
+                        calls = syscalls_of(process, stopped)
+                        states = {tid: "S" if nr >= 0 else "R" for tid, (nr, _) in calls.items()}
                     copied = self._copy_stacks(with_locals)
                     if self._want_tasks:
                         self._tasks = self._read_tasks(copied, with_locals, max_repr, max_depth)
@@ -192,7 +196,7 @@ class Target:
                 # The target runs again: names, method names and locals' reprs are read now,
                 # so the pause never depends on how many threads have names or how big locals are.
                 threads = self._build_threads(copied, with_locals, max_repr, max_depth,
-                                              fresh_names, states)
+                                              fresh_names, states, calls)
                 break
             except (MemoryReadError, CorruptDataError) as e:
                 self._interp = None
@@ -227,18 +231,21 @@ class Target:
         return copied
 
     def _build_threads(self, copied, with_locals: bool, max_repr: int, max_depth: int,
-                       fresh_names: bool, states: Dict[int, str]) -> List[ThreadStack]:
+                       fresh_names: bool, states: Dict[int, str], calls=None) -> List[ThreadStack]:
         """Model threads from the copied stacks (after the pause: objects are read as they are now)."""
         build = self.frame_builder.frame
+        is_idle = self.thread_facts.is_idle
         result = []
         for interp, interp_id, holder, _, raw_threads in copied:
             self.thread_facts.fill_native_ids(raw_threads)
             names = self.thread_facts.names(interp, raw_threads, fresh_names)
+            gil = self.thread_facts.gil_span(interp) if calls else None
             for raw in raw_threads:
                 frames = tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
+                holds = holder == raw.tstate_addr
                 result.append(ThreadStack(thread_id=raw.thread_id, native_id=raw.native_id,
-                                          name=names.get(raw.thread_id), holds_gil=holder == raw.tstate_addr,
-                                          is_idle=self.thread_facts.is_idle(raw.native_id, states, frames),
+                                          name=names.get(raw.thread_id), holds_gil=holds,
+                                          is_idle=is_idle(raw.native_id, states, frames, calls, gil, holds),
                                           frames=frames, interpreter_id=interp_id))
         return result
 

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Tuple
 
 from .errors import MemoryReadError, SnapshotError
 from .waits import is_idle_function
+from .process.base import SYSCALL_FUTEX, SYSCALL_RESTART
 from .process.pthread import PthreadTidFinder
 
 #: facts.gil -> where the GIL holder is read: "runtime" (_PyRuntime.gilstate.tstate_current, with
@@ -22,6 +23,8 @@ from .process.pthread import PthreadTidFinder
 #: ``_PyThreadState_Current`` variable, NULL while the GIL is released).
 _GIL_SOURCE = {"runtime": "runtime", "interpreter": "interpreter", "thread_state_current": "variable"}
 _U64 = struct.Struct("<Q")
+#: Calls a thread waiting on a futex word sits in (a timed wait resumed after a stop is a restart).
+_FUTEX_CALLS = (SYSCALL_FUTEX, SYSCALL_RESTART)
 #: Seconds a cached thread name stays valid while sampling.
 NAME_TTL = 1.0
 
@@ -73,13 +76,49 @@ class ThreadFacts:
 
     # -- idleness -------------------------------------------------------------------------
     @staticmethod
-    def is_idle(native_id: Optional[int], states: Dict[int, str], frames) -> bool:
-        """Idle when the OS says it is not running, or its innermost function is a known wait."""
-        state = states.get(native_id) if native_id else None
-        idle = state != "R" if state is not None else False
+    def is_idle(native_id: Optional[int], states: Dict[int, str], frames,
+                calls: Optional[Dict[int, Tuple[int, Tuple[int, ...]]]] = None,
+                gil: Optional[Tuple[int, int]] = None, holds_gil: bool = False) -> bool:
+        """Whether a thread waits for something other than the CPU.
+
+        A thread that wants to run Python is active: the GIL holder, and a
+        thread blocked in ``futex`` on a word inside the GIL (its mutex or
+        condition variable: waiting to take it, or to hand it over; a timed wait
+        that one of our pauses interrupted resumes as ``restart_syscall`` with
+        the same first argument).  A
+        thread blocked in any other system call is idle, as is one the OS
+        reports not running or whose innermost function is a known wait.
+        """
+        if holds_gil:
+            return False
+        call = calls.get(native_id) if calls and native_id else None
+        if call is not None:
+            number, args = call
+            if number < 0:
+                idle = False
+            elif number in _FUTEX_CALLS and gil is not None and args and gil[0] <= args[0] < gil[1]:
+                return False
+            else:
+                return True
+        else:
+            state = states.get(native_id) if native_id else None
+            idle = state != "R" if state is not None else False
         if frames and not idle and is_idle_function(frames[0].function, frames[0].filename):
             idle = True
         return idle
+
+    def gil_span(self, interp: int) -> Optional[Tuple[int, int]]:
+        """[start, end) of the interpreter's ``_gil_runtime_state`` (its mutex and conditions)."""
+        layout = self.layout
+        size = layout._gil_runtime_state.size
+        if _GIL_IN_RUNTIME[layout.facts.gil]:
+            start = self.runtime_addr + layout._PyRuntimeState.ceval_gil
+        else:
+            start = self._gil_ptrs.get(interp)
+            if start is None:
+                start = _U64.unpack(self.process.read(interp + layout.PyInterpreterState.ceval_gil, 8))[0]
+                self._gil_ptrs[interp] = start
+        return (start, start + size) if start else None
 
     # -- GIL ---------------------------------------------------------------------------------
     def head_and_gil(self, interp: int) -> Tuple[int, int]:

@@ -241,6 +241,28 @@ REPO = os.path.dirname(HERE)
 TARGETS = os.path.join(HERE, "targets")
 
 
+def share_tolerance(share_percent: float, samples: int, sigmas: float = 5.0, floor: float = 0.5) -> float:
+    """Points a measured share may differ from the truth by: ``sigmas`` binomial standard deviations
+    of a share estimated from ``samples`` samples, plus ``floor`` points (phase-boundary ticks).
+    Holds with overwhelming probability whatever the load (a loaded machine gives fewer samples,
+    hence a wider band), unlike a fixed +-2 points that is ~1.3 sigma at 1,000 samples."""
+    p = min(max(share_percent / 100.0, 0.0), 1.0)
+    return 100.0 * sigmas * (p * (1 - p) / max(samples, 1)) ** 0.5 + floor
+
+
+def wait_for_threads(pid: int, count: int, timeout: float = 60.0) -> None:
+    """Wait until process ``pid`` runs at least ``count`` threads (a target's set-up is done)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if len(os.listdir("/proc/%d/task" % pid)) >= count:
+                return
+        except OSError:
+            raise AssertionError("process %d is gone" % pid)
+        time.sleep(0.02)
+    raise AssertionError("process %d did not start %d threads within %ss" % (pid, count, timeout))
+
+
 def target_script(name: str, python: Optional["Interpreter"] = None) -> str:
     """tests/targets/NAME, or for a 2.7 interpreter its 2.7-syntax variant tests/targets/py27/NAME
     when there is one."""

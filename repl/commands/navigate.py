@@ -219,10 +219,23 @@ class AttachCommand(Command):
         parser.add_argument("pid", type=int, help="process id")
 
     def run(self, session, args) -> int:
+        # The new process is attached and read before the current one is let go: a pid that
+        # cannot be attached leaves the session (target, snapshot, selection, jobs) as it was.
+        from snapshot import attach
+        from .base import LIVE
+        target = attach(args.pid)  # its error (with its hint) is the command's; nothing changed
+        try:
+            with session.pause_lock:
+                snap = target.snapshot(locals=True)
+        except BaseException:
+            target.close()
+            raise
         session.stop_jobs()
         session.detach()
         session.pid = args.pid
-        snap = session.take_snapshot(locals=True)
+        session.source = LIVE
+        session.target = target
+        session._set_snapshot(snap)
         session.out.write("attached to pid %d: Python %s, %d threads\n" % (
             snap.pid, snap.python_version, len(snap.threads)))
         return 0

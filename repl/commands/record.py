@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from ..progress import Progress, format_seconds
+from ..progress import Progress, behind_warning, format_seconds
 from ..streams import EXIT_OUTPUT
 from .base import Command, CommandError, finite, register
 from .sampling import (StopOnSignal, add_sampling_arguments, add_target_arguments, native_options,
@@ -72,10 +72,12 @@ class RecordCommand(Command):
             check_destination(args.output, stdout_fd)
 
         native = native_options(args)
-        target, launched = open_target(session, args)
-        if native["native"]:
+        target, launched = open_target(session, args, tree=args.subprocesses)
+        if native["native"] and target is not None:
             target.check_native()
-        output = args.output or default_output(fmt, target.pid)
+        # --subprocesses with a root that runs no Python: sample its Python descendants only
+        root_pid = target.pid if target is not None else (launched.pid if launched else args.pid)
+        output = args.output or default_output(fmt, root_pid)
         if not args.output:
             check_destination(output, stdout_fd)
         profile = Profile(ProfileOptions(threads=args.threads, subprocesses=args.subprocesses,
@@ -85,9 +87,12 @@ class RecordCommand(Command):
         # The writer (its module and whatever that imports) is loaded at the first flush or the
         # end, so sampling starts without paying for it.
         writer = None
+        if target is not None:
+            _add_mappings(profile, target)
         progress = Progress(err)
         flush = {"next": time.monotonic() + args.flush_interval if args.flush_interval else None,
                  "count": 0, "error": None}
+        warned = []
 
         failures = {"last": None}
 
@@ -97,12 +102,16 @@ class RecordCommand(Command):
                 writer = writer_for(fmt, profile)
             profile.errors = stats.errors
             profile.late = stats.late
+            profile.missed = stats.missed
             write_output(output, writer, stdout)
 
         def on_error(pid, error) -> None:
             failures["last"] = error
 
         def on_pass(sampler) -> None:
+            if not warned and sampler.stats.passes % 16 == 0 and sampler.stats.behind(args.rate):
+                warned.append(True)
+                progress.note(behind_warning(sampler.stats, args.rate))
             progress.update(sampler.stats)
             if flush["next"] is not None and time.monotonic() >= flush["next"]:
                 try:
@@ -112,14 +121,19 @@ class RecordCommand(Command):
                     flush["error"] = e
                 flush["next"] = time.monotonic() + args.flush_interval
 
-        sampler = Sampler(target, profile.add,
+        sampler = Sampler([target] if target is not None else [], profile.add,
                           SamplerOptions(rate=args.rate, duration=args.duration, blocking=not args.nonblocking,
                                          gil=args.gil, idle=args.idle, subprocesses=args.subprocesses,
                                          **native),
-                          on_pass=on_pass, on_error=on_error, alive=launched.alive if launched else None)
+                          on_pass=on_pass, on_error=on_error, alive=launched.alive if launched else None,
+                          on_tick=profile.tick, root_pid=root_pid)
         if progress.enabled:
-            err.write("Sampling process %d at %g Hz (Python %s); Ctrl-C to stop and write %s\n"
-                      % (target.pid, args.rate, target.python_version, output))
+            if target is not None:
+                err.write("Sampling process %d at %g Hz (Python %s); Ctrl-C to stop and write %s\n"
+                          % (target.pid, args.rate, target.python_version, output))
+            else:
+                err.write("Sampling the Python processes under %d at %g Hz; Ctrl-C to stop and write %s\n"
+                          % (root_pid, args.rate, output))
             err.flush()
         saved = {"where": output, "error": None}
         try:
@@ -128,16 +142,18 @@ class RecordCommand(Command):
         finally:
             sampler.close()
             try:
-                saved["where"], saved["error"] = _save_somewhere(save, sampler.stats, output, writer, target.pid)
+                saved["where"], saved["error"] = _save_somewhere(save, sampler.stats, output, writer, root_pid)
             finally:
                 if launched is not None:
                     _stop_launched(launched, sampler.stats.pids if args.subprocesses else ())
-                    target.close()
+                    if target is not None:
+                        target.close()
         stats = sampler.stats
         why = stop_reason_text(reason)
         shown = "standard output" if saved["where"] == "-" else saved["where"]
-        message = ("Wrote %s profile to %s: %d samples, %d errors, %d late, %s (%s)"
-                   % (fmt, shown, stats.samples, stats.errors, stats.late, format_seconds(stats.elapsed), why))
+        message = ("Wrote %s profile to %s: %d samples, %d errors, %d late, %d missed, %s (%s)"
+                   % (fmt, shown, stats.samples, stats.errors, stats.late, stats.missed,
+                      format_seconds(stats.elapsed), why))
         if len(stats.pids) > 1:
             message += ", %d processes" % len(stats.pids)
         if flush["error"] is not None:
@@ -148,6 +164,10 @@ class RecordCommand(Command):
                             % (session.dispatcher.prog if session.dispatcher else "pyspy-repl", output,
                                saved["error"], fmt, saved["where"], stats.samples))
             return EXIT_OUTPUT
+        if stats.behind(args.rate):
+            if not warned:
+                progress.note(behind_warning(stats, args.rate))
+            message += "; behind: %.0f of %g samples a second" % (stats.achieved_rate(), args.rate)
         progress.finish(message)
         if mostly_failed(stats):
             last = failures["last"]
@@ -162,6 +182,18 @@ class RecordCommand(Command):
 
 #: Exit statuses (README): the output could not be written (a fallback file was); most passes failed.
 EXIT_MOSTLY_FAILED = 7
+
+
+def _add_mappings(profile, target) -> None:
+    """The root process's binaries, for formats that describe them (pprof); best effort."""
+    from snapshot.errors import SnapshotError
+    process = getattr(target, "process", None)
+    if process is None:
+        return
+    try:
+        profile.add_mappings(target.pid, target.executable, process.mapped_files())
+    except (SnapshotError, OSError, ValueError):
+        pass
 
 
 def mostly_failed(stats) -> bool:

@@ -1,6 +1,6 @@
 """A workload with known CPU shares: 60% in ``heavy``, 30% in ``medium``, 10% in ``light``.
 
-    python cpu_shares.py [SECONDS] [--warmup SECONDS] [--ready FILE]
+    python cpu_shares.py [SECONDS] [--warmup SECONDS] [--warmup-until-traced MAX] [--ready FILE]
 
 Time is sliced with ``time.perf_counter`` against absolute deadlines, so the
 shares hold exactly whatever the machine's speed (a slice the process spends
@@ -48,8 +48,24 @@ def light(until):
     return burn(until)
 
 
-def main(seconds, warm, ready):
+def traced():
+    """A profiler pausing us with ptrace shows as our TracerPid while it holds us."""
+    try:
+        with open("/proc/self/status") as fh:
+            return any(line.startswith("TracerPid:") and line.split()[1] != "0" for line in fh)
+    except OSError:
+        return True
+
+
+def main(seconds, warm, ready, until_traced=0.0):
     warmup(_clock() + warm)
+    if until_traced:
+        # a loaded machine may take longer than ``warm`` to attach: warm up until it has
+        # (a condition, not a longer fixed wait), then one more second; at most ``until_traced``
+        give_up = _clock() + until_traced
+        while not traced() and _clock() < give_up:
+            warmup(_clock() + 0.01)
+        warmup(_clock() + 1.0)
     if ready:
         with open(ready + ".tmp", "w") as fh:
             fh.write("ready\n")
@@ -78,4 +94,5 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     ready = option(args, "--ready", None)
     warm = float(option(args, "--warmup", "2.5"))
-    main(float(args[0]) if args else 0.0, warm, ready)
+    until_traced = float(option(args, "--warmup-until-traced", "0"))
+    main(float(args[0]) if args else 0.0, warm, ready, until_traced)
