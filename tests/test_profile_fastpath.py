@@ -41,7 +41,7 @@ def test_late_passes_marked_by_the_sampler_keep_one_run():
     """A sampler running behind (passes far apart) must not cut a steady stack into runs."""
     p = Profile(rate_hz=100)
     for i in range(100):
-        p.mark_pass()
+        p.tick(i * 7 * PERIOD)
         p.add_parts(i * 7 * PERIOD, 1, 5, None, None, True, (RUN, MAIN))
     assert p.interval_count == 1
 
@@ -49,10 +49,10 @@ def test_late_passes_marked_by_the_sampler_keep_one_run():
 def test_thread_missing_from_marked_passes_still_splits():
     p = Profile(rate_hz=100)
     for i in range(3):
-        p.mark_pass()
+        p.tick(i * PERIOD)
         p.add_parts(i * PERIOD, 1, 5, None, None, True, (RUN, MAIN))
     for i in range(3, 20):  # passes in which the thread was filtered out (idle)
-        p.mark_pass()
-    p.mark_pass()
+        p.tick(i * PERIOD)
+    p.tick(20 * PERIOD)
     p.add_parts(20 * PERIOD, 1, 5, None, None, True, (RUN, MAIN))
     assert p.interval_count == 2
