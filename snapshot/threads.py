@@ -110,8 +110,11 @@ class ThreadFacts:
     def gil_span(self, interp: int) -> Optional[Tuple[int, int]]:
         """[start, end) of the interpreter's ``_gil_runtime_state`` (its mutex and conditions)."""
         layout = self.layout
+        source = _GIL_SOURCE[layout.facts.gil]
+        if source == "variable" or "_gil_runtime_state" not in layout.structs:
+            return None  # 2.7/3.6: the GIL is a static of ceval.c; no symbol tells where
         size = layout._gil_runtime_state.size
-        if _GIL_IN_RUNTIME[layout.facts.gil]:
+        if source == "runtime":
             start = self.runtime_addr + layout._PyRuntimeState.ceval_gil
         else:
             start = self._gil_ptrs.get(interp)
