@@ -150,21 +150,22 @@ def syscall_of_registers(regs: "Registers") -> Tuple[int, Tuple[int, ...]]:
 
 
 def syscalls_of(process, tids: Sequence[int]) -> Dict[int, Tuple[int, Tuple[int, ...]]]:
-    """``process.syscalls(tids)`` where the source has it; otherwise from each stopped thread's
-    registers, and failing those from ``in_syscall`` (a blocked call of unknown number)."""
+    """``process.syscalls(tids)`` where the source has it; otherwise ``in_syscall`` decides who is
+    blocked (a debugger may know that without an ``orig_rax``: lldb reads it from the code), and
+    the registers, where they carry ``orig_rax``, tell which call with which arguments."""
     get = getattr(process, "syscalls", None)
     if get is not None:
         return get(tids)
     result: Dict[int, Tuple[int, Tuple[int, ...]]] = {}
-    rest = []
-    for tid in tids:
+    for tid, waiting in process.in_syscall(tids).items():
+        if not waiting:
+            result[tid] = (-1, ())
+            continue
         try:
-            result[tid] = syscall_of_registers(process.registers(tid))
-        except Exception:  # noqa: BLE001 - a source without registers: ask in_syscall below
-            rest.append(tid)
-    if rest:
-        for tid, waiting in process.in_syscall(rest).items():
-            result[tid] = (SYSCALL_UNKNOWN, ()) if waiting else (-1, ())
+            call = syscall_of_registers(process.registers(tid))
+        except Exception:  # noqa: BLE001 - a source without registers: a call of unknown number
+            call = (-1, ())
+        result[tid] = call if call[0] >= 0 else (SYSCALL_UNKNOWN, ())
     return result
 
 
