@@ -11,7 +11,27 @@ def thread_header(thread: ThreadStack) -> str:
     if thread.holds_gil:
         state += "+gil"
     ident = str(thread.native_id) if thread.native_id else "%#X" % thread.thread_id
-    return 'Thread %s (%s): "%s"' % (ident, state, thread.name or "")
+    header = 'Thread %s (%s): "%s"' % (ident, state, thread.name or "")
+    notes = thread_notes(thread)
+    return header + " [%s]" % "; ".join(notes) if notes else header
+
+
+def thread_notes(thread: ThreadStack) -> List[str]:
+    """What py-spy's header does not say: waiting for the GIL, GC running, the exception being handled."""
+    notes = []
+    if getattr(thread, "status", None) == "waiting_for_gil":
+        notes.append("waiting for the GIL")
+    if getattr(thread, "gc_collecting", False):
+        notes.append("gc collecting")
+    exception = getattr(thread, "exception", None)
+    if exception is not None:
+        notes.append("handling %s" % exception_text(exception))
+    return notes
+
+
+def exception_text(exception) -> str:
+    text = exception.message.replace("\n", "\\n")
+    return "%s: %s" % (exception.type, text) if text else exception.type
 
 
 def process_header(snapshot: Snapshot) -> List[str]:

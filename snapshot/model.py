@@ -95,6 +95,30 @@ class Frame:
 
 
 @dataclass(**_FROZEN)
+class HandledException:
+    """The exception a thread is handling (inside ``except``), read from memory, never by calling str().
+
+    ``message`` is ``args[0]`` when it is a str, else the repr of the single
+    argument or of the ``args`` tuple (what ``BaseException.__str__`` prints).
+    """
+
+    type: str
+    message: str
+    addr: int = 0
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"type": self.type, "message": self.message, "addr": self.addr}
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "HandledException":
+        return cls(data.get("type", ""), data.get("message", ""), data.get("addr", 0))
+
+
+#: ``ThreadStack.status`` values.
+THREAD_STATUSES = ("holds_gil", "waiting_for_gil", "running", "idle")
+
+
+@dataclass(**_FROZEN)
 class ThreadStack:
     thread_id: int
     native_id: Optional[int]
@@ -105,6 +129,14 @@ class ThreadStack:
     #: ``PyInterpreterState.id`` of the interpreter the thread runs in (0: the main interpreter).
     #: Last, with a default (not where DESIGN.md lists it), so positional callers keep working.
     interpreter_id: int = 0
+    #: One of THREAD_STATUSES: holds the GIL; waiting for it (where the target records requests,
+    #: 3.15, or native frames show ``take_gil``); running (on CPU without the GIL); idle.
+    #: None in snapshots saved before the field existed.
+    status: Optional[str] = None
+    #: The thread's interpreter is inside a garbage collection (its GC state's ``collecting``).
+    gc_collecting: bool = False
+    #: The exception the thread is handling, if any.
+    exception: Optional[HandledException] = None
 
     def to_dict(self, pid: Optional[int] = None) -> Dict[str, Any]:
         return {
@@ -117,6 +149,9 @@ class ThreadStack:
             "frames": [frame.to_dict() for frame in self.frames],
             "process_info": None,
             "interpreter_id": self.interpreter_id,
+            "status": self.status,
+            "gc_collecting": self.gc_collecting,
+            "exception": self.exception.to_dict() if self.exception is not None else None,
         }
 
     @classmethod
@@ -124,7 +159,8 @@ class ThreadStack:
         return cls(data["thread_id"], data.get("os_thread_id"), data.get("thread_name"),
                    bool(data.get("owns_gil")), not data.get("active", True),
                    tuple(Frame.from_dict(f) for f in data.get("frames", ())),
-                   data.get("interpreter_id", 0))
+                   data.get("interpreter_id", 0), data.get("status"), bool(data.get("gc_collecting", False)),
+                   HandledException.from_dict(data["exception"]) if data.get("exception") else None)
 
 
 @dataclass(**_FROZEN)

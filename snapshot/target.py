@@ -24,6 +24,7 @@ from .model import Snapshot, ThreadStack
 from .objects import ObjectReader
 from .process.base import Process
 from .threads import ThreadFacts
+from .threadstatus import ThreadStatusReader, status_of
 from .walk.walker import Walker
 
 
@@ -68,6 +69,8 @@ class Target:
         self.thread_facts = ThreadFacts(process, self.layout, self.walker, self.interpreter.runtime_addr,
                                    self.objects)
         self.frame_builder = FrameBuilder(process, self.layout, self.objects)
+        self.thread_status = ThreadStatusReader(process, self.layout, self.objects, self.interpreter.runtime_addr,
+                                                self.interpreter.symbol("_Py_NoneStruct"))
         self._interp: Optional[int] = None
         self._interp_id = 0
         self.samples_taken = 0
@@ -186,12 +189,21 @@ class Target:
             self.thread_facts.fill_native_ids(raw_threads)
             names = self.thread_facts.names(interp, raw_threads, fresh_names)
             walked.append(((interp, interp_id, tstates), raw_threads))
+            status = self.thread_status
+            # Snapshots (not samples) also read the GC state and each thread's handled exception.
+            collecting = status.gc_collecting(interp) if fresh_names else False
+            tstate_raws = dict(tstates)
             for raw in raw_threads:
                 frames = tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
+                tstate_raw = tstate_raws.get(raw.tstate_addr, b"")
+                holds_gil = holder == raw.tstate_addr
+                is_idle = self.thread_facts.is_idle(raw.native_id, states, frames)
                 result.append(ThreadStack(thread_id=raw.thread_id, native_id=raw.native_id,
-                                          name=names.get(raw.thread_id), holds_gil=holder == raw.tstate_addr,
-                                          is_idle=self.thread_facts.is_idle(raw.native_id, states, frames),
-                                          frames=frames, interpreter_id=interp_id))
+                                          name=names.get(raw.thread_id), holds_gil=holds_gil,
+                                          is_idle=is_idle, frames=frames, interpreter_id=interp_id,
+                                          status=status_of(holds_gil, status.gil_requested(tstate_raw), is_idle),
+                                          gc_collecting=collecting,
+                                          exception=status.exception(tstate_raw) if fresh_names else None))
         if self._want_tasks:
             self._tasks = self._read_tasks(walked, with_locals, max_repr, max_depth)
         return result
