@@ -20,7 +20,7 @@ from .discovery import Interpreter, locate
 from .errors import CorruptDataError, MemoryReadError, ProcessExitedError, UnsupportedVersionError
 from .frames import FrameBuilder
 from .layoutcache import load_layout
-from .model import Snapshot, ThreadStack
+from .model import Frame, Snapshot, ThreadStack
 from .objects import ObjectReader
 from .process.base import Process
 from .threads import ThreadFacts
@@ -77,6 +77,8 @@ class Target:
         self._want_tasks = False
         self._tasks: tuple = ()
         self._task_reader = None
+        #: Samples mark each running asyncio task with a ``<task NAME>`` frame (``record --async``).
+        self.async_aware = False
 
     @property
     def memory(self) -> Process:
@@ -193,8 +195,12 @@ class Target:
             # Snapshots (not samples) also read the GC state and each thread's handled exception.
             collecting = status.gc_collecting(interp) if fresh_names else False
             tstate_raws = dict(tstates)
+            marks = self._task_reader_for().running_marks(interp, tstates) if self.async_aware else None
             for raw in raw_threads:
-                frames = tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
+                if marks:
+                    frames = _with_task_frames(raw.frames, marks, build, with_locals, max_repr, max_depth)
+                else:
+                    frames = tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
                 tstate_raw = tstate_raws.get(raw.tstate_addr, b"")
                 holds_gil = holder == raw.tstate_addr
                 is_idle = self.thread_facts.is_idle(raw.native_id, states, frames)
@@ -208,14 +214,45 @@ class Target:
             self._tasks = self._read_tasks(walked, with_locals, max_repr, max_depth)
         return result
 
-    def _read_tasks(self, walked, with_locals: bool, max_repr: int, max_depth: int) -> tuple:
-        """asyncio tasks of every interpreter (read inside the same pause as the threads)."""
+    def _task_reader_for(self):
         if self._task_reader is None:
             from .tasks.reader import TaskReader
             self._task_reader = TaskReader(self.process, self.layout, self.walker, self.objects,
                                            self.frame_builder, self.interpreter)
-        return self._task_reader.read([w[0] for w in walked], [w[1] for w in walked],
+        return self._task_reader
+
+    def _read_tasks(self, walked, with_locals: bool, max_repr: int, max_depth: int) -> tuple:
+        """asyncio tasks of every interpreter (read inside the same pause as the threads)."""
+        return self._task_reader_for().read([w[0] for w in walked], [w[1] for w in walked],
                                       with_locals, max_repr, max_depth)
+
+
+def _with_task_frames(raw_frames, marks, build, with_locals: bool, max_repr: int, max_depth: int) -> tuple:
+    """Model frames with ``<task NAME>`` right outside each running task's coroutine frame.
+
+    Innermost first, so the synthetic frame sits between the event loop's
+    frames and the task's coroutines: flame graphs group time by task, as
+    CPython 3.15's ``--async-aware`` sampler does.
+    """
+    out = []
+    for raw in raw_frames:
+        out.append(build(raw, with_locals, max_repr, max_depth))
+        name = marks.get(raw.frame_addr)
+        if name is not None:
+            out.append(_task_frame(name))
+    return tuple(out)
+
+
+_TASK_FRAMES: Dict[str, Frame] = {}
+
+
+def _task_frame(name: str) -> Frame:
+    frame = _TASK_FRAMES.get(name)
+    if frame is None:
+        if len(_TASK_FRAMES) > 65536:
+            _TASK_FRAMES.clear()
+        frame = _TASK_FRAMES[name] = Frame("<task %s>" % name, "", 0)
+    return frame
 
 
 class _nothing_paused:

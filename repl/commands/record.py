@@ -46,6 +46,9 @@ class RecordCommand(Command):
                             help="aggregate by function, showing its first line")
         parser.add_argument("--nolineno", action="store_true", help="no line numbers: aggregate by function")
         parser.add_argument("--full-filenames", action="store_true", help="full paths of source files")
+        parser.add_argument("--async", dest="async_aware", action="store_true",
+                            help="asyncio: a <task NAME> frame between the event loop and the running "
+                                 "task's coroutines, so time is shown by task")
         parser.add_argument("--flush-interval", type=float, metavar="SECONDS",
                             help="rewrite the output file every SECONDS while recording")
 
@@ -65,6 +68,7 @@ class RecordCommand(Command):
 
         target, launched = open_target(session, args)
         output = args.output or default_output(fmt, target.pid)
+        target.async_aware = args.async_aware
         profile = Profile(ProfileOptions(threads=args.threads, subprocesses=args.subprocesses,
                                          nolineno=args.nolineno, function=args.function,
                                          full_filenames=args.full_filenames, gil=args.gil, idle=args.idle,

@@ -55,6 +55,8 @@ class TaskReader:
         self._debug: Optional[Dict[str, int]] = None
         self._debug_missing = False
         self._task_types: Dict[int, bool] = {}   # type address -> is Task or a subclass
+        self._current_dicts: Dict[int, int] = {}  # interpreter -> its _asyncio._current_tasks dict
+        self._name_cache: Dict[Tuple[int, int], str] = {}  # (task, name object) -> name
         self.modules_field = ("imports_modules" if "imports_modules" in layout.PyInterpreterState
                               else "modules")
 
@@ -105,6 +107,68 @@ class TaskReader:
             return []
         return self._build(list(owners)[:MAX_TASKS], owners, running, raw_threads, interp_id,
                            with_locals, max_repr, max_depth, raws)
+
+    # -- running tasks, for async-aware sampling ------------------------------------------
+    def running_marks(self, interp: int, tstates: Sequence[Tuple[int, bytes]]) -> Dict[int, str]:
+        """Each running task's coroutine frame address -> the task's name (cheap enough per sample).
+
+        3.14+: every thread state's running task (the debug table's offset);
+        before, the ``_asyncio._current_tasks`` dict {loop: task}.  The frame
+        address tells which thread runs the task and where its coroutine starts
+        in that thread's stack.
+        """
+        try:
+            tasks = self._running_tasks(interp, tstates)
+            if not tasks:
+                return {}
+            raws = self.process.read_many([(t, self.task_size) for t in tasks])
+            off = self.off
+            found = [(t, _U64.unpack_from(r, off["task_coro"])[0], _U64.unpack_from(r, off["task_name"])[0])
+                     for t, r in zip(tasks, raws) if r is not None]
+            coros = self.coroutines
+            if coros.frame_objects:
+                pointers = self.process.read_many([(c + coros.gi_frame, 8) if c else (0, 0) for _, c, _ in found])
+                frames = [_U64.unpack(p)[0] if p else 0 for p in pointers]
+            else:
+                frames = [c + coros.gi_iframe if c else 0 for _, c, _ in found]
+            marks = {}
+            for (task, _, name_addr), frame in zip(found, frames):
+                if frame:
+                    marks[frame] = self._cached_name(task, name_addr)
+            return marks
+        except _ERRORS:
+            self._current_dicts.pop(interp, None)
+            return {}
+
+    def _running_tasks(self, interp: int, tstates) -> List[int]:
+        if self.facts.debug_section:
+            table = self._debug_table()
+            if table is None:
+                return []
+            self._apply_table(table)
+            off = table["tstate_asyncio_running_task"]
+            values = self.process.read_many([(t + off, 8) for t, _ in tstates])
+            return [v for v in (_U64.unpack(x)[0] if x else 0 for x in values) if v]
+        current = self._current_dicts.get(interp)
+        if current is None:
+            module = self._asyncio_module(interp)
+            current = self.objects.getattr(module, "_current_tasks") if module else 0
+            if not current:
+                return []
+            if len(self._current_dicts) > 64:
+                self._current_dicts.clear()
+            self._current_dicts[interp] = current
+        return [task for _, task in self.objects.dict_items(current, 4096) if task]
+
+    def _cached_name(self, task: int, name_addr: int) -> str:
+        key = (task, name_addr)
+        name = self._name_cache.get(key)
+        if name is None:
+            name = self._name(name_addr)
+            if len(self._name_cache) > 65536:
+                self._name_cache.clear()
+            self._name_cache[key] = name
+        return name
 
     # -- where the tasks are ------------------------------------------------------------
     def _asyncio_module(self, interp: int) -> Optional[int]:
