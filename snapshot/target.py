@@ -69,6 +69,7 @@ class Target:
         self.thread_facts = ThreadFacts(process, self.layout, self.walker, self.interpreter.runtime_addr,
                                    self.objects)
         self.frame_builder = FrameBuilder(process, self.layout, self.objects)
+        self.objects.numpy_version_probe = self._numpy_major
         self.thread_status = ThreadStatusReader(process, self.layout, self.objects, self.interpreter.runtime_addr,
                                                 self.interpreter.symbol("_Py_NoneStruct"))
         self._interp: Optional[int] = None
@@ -213,6 +214,19 @@ class Target:
         if self._want_tasks:
             self._tasks = self._read_tasks(walked, with_locals, max_repr, max_depth)
         return result
+
+    def _numpy_major(self) -> Optional[int]:
+        """The target's numpy major version (``numpy.__version__`` in the main interpreter), or None."""
+        interp = self.walker.interpreter_addrs()[0]
+        struct_ = self.layout.PyInterpreterState
+        field = "imports_modules" if "imports_modules" in struct_ else "modules"
+        modules = int.from_bytes(self.process.read(interp + struct_.fields[field].offset, 8), "little")
+        numpy = self.objects.dict_get(modules, "numpy") if modules else None
+        version = self.objects.getattr(numpy, "__version__") if numpy else None
+        if not version:
+            return None
+        head = self.objects.string(version, 32).split(".", 1)[0]
+        return int(head) if head.isdigit() else None
 
     def _task_reader_for(self):
         if self._task_reader is None:
