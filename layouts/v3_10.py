@@ -126,6 +126,19 @@ PyLongObject = cstruct(
     32,
     (24, 'ob_digit', Int32ul),  # digit [1]
 )
+PyMemberDef = cstruct(
+    40,
+    (0, 'name', Ptr),  # const char *
+    (8, 'type', Int32sl),  # int
+    (16, 'offset', Int64sl),  # Py_ssize_t
+    (24, 'flags', Int32sl),  # int
+)
+PyMemberDescrObject = cstruct(
+    48,
+    (16, 'd_type', Ptr),  # PyTypeObject *
+    (24, 'd_name', Ptr),  # PyObject *
+    (40, 'd_member', Ptr),  # struct PyMemberDef *
+)
 PyModuleObject = cstruct(
     56,
     (16, 'md_dict', Ptr),  # PyObject *

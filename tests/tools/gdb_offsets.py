@@ -67,6 +67,17 @@ WANTED = {
     "PyBaseExceptionObject": ("PyBaseExceptionObject", [
         ("args", "args"),
     ]),
+    "PyMemberDescrObject": ("PyMemberDescrObject", [
+        ("d_type", "d_common.d_type"),
+        ("d_name", "d_common.d_name"),
+        ("d_member", "d_member"),
+    ]),
+    "PyMemberDef": ("PyMemberDef", [
+        ("name", "name"),
+        ("type", "type"),
+        ("offset", "offset"),
+        ("flags", "flags"),
+    ]),
     "_PyCFrame": ("_PyCFrame", [
         ("current_frame", "current_frame"),
     ]),
