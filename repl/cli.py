@@ -7,17 +7,18 @@ them through ``repl.dispatch`` (errors: one line, the error's exit code).
 """
 from __future__ import annotations
 
+import os
 import sys
-from typing import List, Optional
 
-from .commands import CLI_MODULES
-from .dispatch import CLI, Dispatcher
-from .session import Session
+
+# Nothing else is imported at module level: a Ctrl-C during the imports must
+# reach console_main's handler (one line, status 130), not print a traceback.
 
 PROG = "pyspy-repl"
 
 
 def _usage(prog: str) -> str:
+    from .commands import CLI_MODULES
     names = sorted(CLI_MODULES) + ["gdb-path", "lldb-path"]
     return ("usage: %s SUBCOMMAND [options]   (subcommands: %s)\n"
             "       %s --pid PID             (interactive prompt; see --help)\n" % (prog, ", ".join(names), prog))
@@ -25,12 +26,17 @@ def _usage(prog: str) -> str:
 
 def main(argv: Optional[List[str]] = None, prog: str = PROG, interactive: bool = True) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from .dispatch import CLI, Dispatcher
+    from .session import Session
+    from .streams import GuardedStream
+
     if argv and argv[0] in ("gdb-path", "lldb-path"):
         from .debuggers.loaderpath import main as loader_main
         return loader_main(argv[0][:-len("-path")], argv[1:])
     dispatcher = Dispatcher(CLI, prog)
     if argv and dispatcher.command_class(argv[0]) is not None:
-        session = Session()
+        err = sys.stderr if sys.stderr is not None else open(os.devnull, "w")
+        session = Session(out=GuardedStream(sys.stdout), err=err)
         try:
             return dispatcher.run_argv(session, argv[0], argv[1:])
         finally:
@@ -54,20 +60,33 @@ def snapshot_main(argv: Optional[List[str]] = None) -> int:
     return main(argv, prog="pyspy-snapshot", interactive=False)
 
 
-def console_main() -> None:
+def _run_console(entry) -> None:
+    """Run ``entry`` as a console script: a Ctrl-C at any moment (imports, attach, sampling)
+    is one ``interrupted`` line and status 130, and stdout trouble at exit is silent."""
     try:
-        code = main()
+        from . import interrupts
+        interrupts.install()
+        from .streams import prepare_standard_streams, quiet_exit_flush
+        prepare_standard_streams()
+        code = entry()
+        quiet_exit_flush()
     except KeyboardInterrupt:
+        try:
+            if sys.stderr is not None:
+                sys.stderr.write("interrupted\n")
+                sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
         code = 130
     sys.exit(code)
+
+
+def console_main() -> None:
+    _run_console(main)
 
 
 def snapshot_console_main() -> None:
-    try:
-        code = snapshot_main()
-    except KeyboardInterrupt:
-        code = 130
-    sys.exit(code)
+    _run_console(snapshot_main)
 
 
 if __name__ == "__main__":

@@ -44,11 +44,12 @@ becomes one "internal error" line and the session goes on.
 from __future__ import annotations
 
 import os
-import shlex
+import re
 from typing import Dict, List, Optional, TextIO, Type
 
 from snapshot.errors import ProcessExitedError, SnapshotError
 
+from . import interrupts
 from .commands import CLI_MODULES, load_all, load_cli
 from .commands.base import (CORE, DEBUGGER, LIVE, SNAPSHOT_FILE, Command, CommandError,  # noqa: F401
                             HelpShown, QuitRequested)
@@ -144,8 +145,10 @@ class Dispatcher:
             if not cli and cls.needs_target and session.pid is None:
                 raise CommandError("not attached: `attach PID` first")
             args = parser.parse_args(argv)
+            interrupts.check()
             status = command.run(session, args) or 0
             session.out.flush()
+            interrupts.check()    # a Ctrl-C Python dropped meanwhile still counts
             return status
         except QuitRequested:
             raise
@@ -162,6 +165,7 @@ class Dispatcher:
             self.print_error(session, e)
             return getattr(e, "exit_code", 1) or 1
         except KeyboardInterrupt:
+            interrupts.acted()
             _flush(session.out)
             session.err.write("\ninterrupted\n" if not cli else "interrupted\n")
             return 130
@@ -198,19 +202,87 @@ def unavailable(cls: Type[Command], session) -> Optional[str]:
 
 
 def split_line(line: str) -> List[str]:
-    """Words of a command line ('#' starts a comment); CommandError when the quoting is broken."""
+    """Words of a command line ('#' starts a comment); CommandError when the quoting is broken.
+
+    Our own linear scanner (shlex grows each word a character at a time: a
+    400 KB line took seconds).  ``#`` starts a comment at the start of a word,
+    except ``#N`` (a thread or frame number: ``thread #3``).
+    """
     stripped = line.strip()
     if not stripped or stripped.startswith("#"):
         return []
-    try:
-        first = stripped.split()
-        if first[0] in PATH_WORDS or (first[0] == "watch" and any(w in PATH_WORDS for w in first[1:5])):
-            # print paths keep their quotes: p payload['key'] (the path parser reads the literal)
-            words = shlex.split(stripped, comments=True, posix=False)
-            return [_unquote(w) if w.startswith("-") or i == 0 else w for i, w in enumerate(words)]
-        return shlex.split(stripped, comments=True)
-    except ValueError as e:
-        raise CommandError("cannot parse %r: %s" % (stripped, e)) from None
+    first = stripped.split(None, 5)
+    keep = first[0] in PATH_WORDS or (first[0] == "watch" and any(w in PATH_WORDS for w in first[1:5]))
+    # print paths keep their quotes: p payload['key'] (the path parser reads the literal)
+    words = _scan(stripped, keep_quotes=keep)
+    if keep:
+        return [_unquote(w) if w.startswith("-") or i == 0 else w for i, w in enumerate(words)]
+    return words
+
+
+def _scan(text: str, keep_quotes: bool) -> List[str]:
+    words: List[str] = []
+    parts: List[str] = []
+    in_word = False
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c.isspace():
+            if in_word:
+                words.append("".join(parts))
+                parts, in_word = [], False
+            i += 1
+            continue
+        if c == "#" and not in_word and not (i + 1 < n and text[i + 1].isdigit()):
+            break
+        in_word = True
+        if c in "'\"":
+            end = i + 1
+            while True:
+                end = text.find(c, end)
+                if end < 0:
+                    raise CommandError("cannot parse %r: No closing quotation" % _cut(text))
+                if c == '"' and not keep_quotes and _escaped(text, i + 1, end):
+                    end += 1
+                    continue
+                break
+            body = text[i + 1:end]
+            if keep_quotes:
+                parts.append(text[i:end + 1])
+            elif c == '"':
+                parts.append(re.sub(r'\\([\\"$`])', r"\1", body))
+            else:
+                parts.append(body)
+            i = end + 1
+            continue
+        if c == "\\" and not keep_quotes:
+            if i + 1 >= n:
+                raise CommandError("cannot parse %r: No escaped character" % _cut(text))
+            parts.append(text[i + 1])
+            i += 2
+            continue
+        j = i + 1
+        while j < n and not text[j].isspace() and text[j] not in "'\"" and (keep_quotes or text[j] != "\\"):
+            j += 1
+        parts.append(text[i:j])
+        i = j
+    if in_word:
+        words.append("".join(parts))
+    return words
+
+
+def _escaped(text: str, start: int, quote_at: int) -> bool:
+    """Whether the quote at ``quote_at`` is preceded by an odd number of backslashes (after ``start``)."""
+    count = 0
+    k = quote_at - 1
+    while k >= start and text[k] == "\\":
+        count += 1
+        k -= 1
+    return count % 2 == 1
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _unquote(word: str) -> str:

@@ -21,7 +21,7 @@ from typing import List, Optional
 from snapshot.errors import SnapshotError
 
 from .commands import CommandError, QuitRequested
-from .commands.dump import add_core_options, open_core_if_asked
+from .commands.dump import add_core_options, add_load_option, open_core_if_asked
 from .dispatch import REPL, Dispatcher, split_line
 from .session import Session
 
@@ -30,7 +30,7 @@ from .session import Session
 def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Interactive, read-only inspector for a live Python process or a core file.",
-        usage="%(prog)s [--pid PID | --core CORE | -- COMMAND ARGS...] [-c CMD]... [--no-color]",
+        usage="%(prog)s [--pid PID | --core CORE | --load FILE | -- COMMAND ARGS...] [-c CMD]... [--no-color]",
         epilog="Commands at the prompt: `help`.  Subcommands without a prompt: %s SUBCOMMAND --help."
                % prog)
     parser.add_argument("--pid", "-p", type=int, help="process to inspect")
@@ -38,6 +38,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         help="run CMD and exit (repeatable; the exit status is non-zero if any failed)")
     parser.add_argument("--no-color", action="store_true", help="no colours (also: NO_COLOR=1, non-terminals)")
     add_core_options(parser)
+    add_load_option(parser)
     return parser
 
 
@@ -100,6 +101,12 @@ def banner(session: Session) -> str:
     if snap is None:
         return "pyspy-repl: not attached (attach PID); `help` lists the commands"
     command = " ".join(snap.command_line) or snap.executable
+    saved = getattr(session, "saved", None)
+    if saved is not None:
+        from snapshot.savefile import describe
+        return ("%s: %s\n%s\nPython %s, %d threads; read-only: `help` lists what works on a file"
+                % (getattr(session, "snapshot_path", "?"), describe(saved), command[:100], snap.python_version,
+                   len(snap.threads)))
     return ("attached to pid %d: %s\nPython %s, %d threads; `help` lists the commands, `threads` and `bt` start here"
             % (snap.pid, command[:100], snap.python_version, len(snap.threads)))
 
@@ -116,9 +123,9 @@ def main(argv: Optional[List[str]] = None, prog: str = "pyspy-repl") -> int:
         options = parser.parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
-    if sum([options.pid is not None, bool(child_command), bool(options.core)]) > 1:
+    if sum([options.pid is not None, bool(child_command), bool(options.core), bool(options.load)]) > 1:
         parser.print_usage(sys.stderr)
-        sys.stderr.write("%s: error: give one of --pid, --core or -- COMMAND\n" % prog)
+        sys.stderr.write("%s: error: give one of --pid, --core, --load or -- COMMAND\n" % prog)
         return 2
     scripted = bool(options.commands) or not sys.stdin.isatty()
     session = Session(options.pid)
@@ -133,7 +140,7 @@ def main(argv: Optional[List[str]] = None, prog: str = "pyspy-repl") -> int:
         if child_command:
             if start_child(child_command, session, dispatcher) is None:
                 return 1
-        elif options.core:
+        elif options.core or options.load:
             try:
                 open_core_if_asked(session, options)
                 session.take_snapshot(locals=True)

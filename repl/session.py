@@ -29,7 +29,7 @@ from snapshot import SnapshotError, attach
 from snapshot.errors import ProcessExitedError
 from snapshot.model import Frame, Snapshot, ThreadStack
 
-from .commands.base import CORE, LIVE, CommandError
+from .commands.base import CORE, LIVE, SNAPSHOT_FILE, CommandError
 
 _U64 = struct.Struct("<Q")
 
@@ -55,6 +55,7 @@ class Session:
         self.child = None                        # supervise.Child when we started the target
         self.source = LIVE                       # where the data comes from (commands.base sources)
         self.dispatcher = None                   # set by repl.dispatch while a command runs
+        self.saved = None                        # snapshot.savefile.SavedSnapshot (source SNAPSHOT_FILE)
         self._globals_cache: Dict[Tuple[int, str], int] = {}
         self.with_tasks = False                  # snapshots include asyncio tasks (after `tasks`)
         self.task_id: Optional[int] = None       # selected asyncio task (`task ID`): bt/locals/print use it
@@ -72,6 +73,8 @@ class Session:
 
     # -- target ----------------------------------------------------------------
     def get_target(self, pid: Optional[int] = None):
+        if self.source == SNAPSHOT_FILE and (pid is None or pid == self.pid):
+            return self._file_target()
         if pid is not None and pid != self.pid:
             self.detach()
             self.pid = pid
@@ -82,6 +85,14 @@ class Session:
             if self.exited:
                 raise ProcessExitedError("process %d exited (the last snapshot is still available)" % self.pid)
             self.target = attach(self.pid)
+            from snapshot.binary import cache_warnings
+            for text in cache_warnings():
+                self.note("warning: " + text)
+            if self.target.pid != self.pid:
+                # the pid was a thread id: say so once, and label everything with the process
+                self.note("pid %d is a thread of process %d: showing process %d" % (self.pid, self.target.pid,
+                                                                                  self.target.pid))
+                self.pid = self.target.pid
         return self.target
 
     def open_core(self, path: str, search_path=(), executable: Optional[str] = None) -> None:
@@ -101,6 +112,27 @@ class Session:
         for warning in process.warnings():
             self.note("warning: " + warning)
 
+    def open_snapshot_file(self, path: str) -> None:
+        """Read a saved snapshot file (``pyspy-snapshot save``): its stacks as saved, and
+        values (``print``) from the memory it holds; nothing runs, pauses or exits."""
+        from snapshot import savefile
+        saved = savefile.load(path)
+        self.detach()
+        self.saved = saved
+        self.snapshot_path = path
+        self.pid = saved.snapshot.pid
+        self.source = SNAPSHOT_FILE
+        self._set_snapshot(saved.snapshot)
+
+    def _file_target(self):
+        """The engine over the file's memory (made on first use: `print`)."""
+        if self.saved is None:
+            raise CommandError("no snapshot file is open (pyspy-repl --load FILE)")
+        if self.target is None:
+            from snapshot.target import Target
+            self.target = Target(self.saved.process())
+        return self.target
+
     def detach(self) -> None:
         if self.target is not None:
             self.target.close()
@@ -111,10 +143,24 @@ class Session:
         self.frame_index = 0
         self.exited = False
         self._globals_cache.clear()
+        if self.source in (CORE, SNAPSHOT_FILE):
+            self.source = LIVE      # `attach PID` after a core or a file reads a live process
+            self.saved = None
 
     def take_snapshot(self, locals: bool = True, blocking: bool = True, max_repr: int = 1024,
                       pid: Optional[int] = None, tasks: Optional[bool] = None) -> Snapshot:
         """A new snapshot; ``tasks`` adds asyncio tasks (default: if an earlier command asked for them)."""
+        if self.source == SNAPSHOT_FILE and (pid is None or pid == self.pid):
+            if self.saved is None:
+                raise CommandError("no snapshot file is open (pyspy-repl --load FILE)")
+            if locals and not self.saved.has_locals and not getattr(self, "_told_no_locals", False):
+                self._told_no_locals = True
+                self.note("note: this snapshot file was saved without locals (save --no-locals)")
+            if tasks:
+                self.with_tasks = True
+            snapshot = self.saved.snapshot_for(locals, max_repr, tasks if tasks is not None else self.with_tasks)
+            self._set_snapshot(snapshot)
+            return snapshot
         target = self.get_target(pid)
         if tasks:
             self.with_tasks = True
@@ -135,7 +181,7 @@ class Session:
     def target_alive(self) -> bool:
         if self.pid is None:
             return False
-        if self.source == CORE:
+        if self.source in (CORE, SNAPSHOT_FILE):
             return True   # a core never exits (its pid may be anyone's now)
         if self.child is not None and self.child.pid == self.pid:
             return self.child.alive()
@@ -265,7 +311,7 @@ class Session:
     def prompt_text(self) -> str:
         if self.pid is None:
             return "(pyspy) "
-        parts = ["pid %d" % self.pid]
+        parts = ["pid %d" % self.pid if self.source != SNAPSHOT_FILE else "saved pid %d" % self.pid]
         if self.exited:
             parts[0] += " exited"
         thread = self.current_thread(required=False)

@@ -8,11 +8,12 @@ second attach reads only that.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from .errors import BinaryReadError
 
@@ -166,23 +167,76 @@ def _quick_build_id(path: str) -> str:
     return build_id(path)
 
 
+#: Cache trouble not yet told to the user (the engine never prints; front ends call ``cache_warnings``).
+_WARNINGS: List[str] = []
+_WARNED = set()
+
+
+def _warn_once(kind: str, text: str) -> None:
+    if kind not in _WARNED:
+        _WARNED.add(kind)
+        _WARNINGS.append(text)
+
+
+def cache_warnings() -> List[str]:
+    """Cache problems met since the last call (each kind once per run): an unwritable cache
+    folder makes every attach parse the binaries again, which the user should know."""
+    out = list(_WARNINGS)
+    del _WARNINGS[:]
+    return out
+
+
+def _checksum(data: dict) -> str:
+    body = json.dumps({k: v for k, v in data.items() if k != "checksum"}, sort_keys=True)
+    return hashlib.sha1(body.encode()).hexdigest()
+
+
 def _read_cache(key: str) -> Optional[BinaryInfo]:
+    path = os.path.join(cache_dir(), key + ".json")
     try:
-        with open(os.path.join(cache_dir(), key + ".json")) as f:
+        with open(path) as f:
             data = json.load(f)
-        if data.get("format") != CACHE_FORMAT:
+        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
             return None
+        if "checksum" not in data:
+            return None     # written before entries carried one: rewritten, nothing to warn about
+        if data.pop("checksum") != _checksum(data):
+            raise ValueError("checksum mismatch")
         return BinaryInfo(**data)
-    except (OSError, ValueError, TypeError):
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return None     # the folder is not one: the write that follows says so
+    except OSError as e:
+        _warn_once("read", "cannot read the binary cache %s: %s" % (path, e.strerror or e))
+        return None
+    except (ValueError, TypeError, AttributeError):
+        # a damaged entry: discard it, so the next attach does not meet it again
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        _warn_once("corrupt", "discarded a damaged entry of the binary cache (%s)" % path)
         return None
 
 
 def _write_cache(key: str, info: BinaryInfo) -> None:
+    tmp = None
     try:
         os.makedirs(cache_dir(), exist_ok=True)
         tmp = os.path.join(cache_dir(), ".%s.%d.tmp" % (key, os.getpid()))
+        data = asdict(info)
+        data["checksum"] = _checksum(data)
         with open(tmp, "w") as f:
-            json.dump(asdict(info), f)
+            json.dump(data, f)
         os.replace(tmp, os.path.join(cache_dir(), key + ".json"))
-    except OSError:
-        pass  # a cache we cannot write only costs time
+    except OSError as e:
+        # a cache we cannot write only costs time, but every attach pays it: say so once
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        _warn_once("write", "cannot write the binary cache in %s (%s): every attach parses the "
+                            "interpreter's binary again; set XDG_CACHE_HOME to a writable folder"
+                            % (cache_dir(), e.strerror or e))

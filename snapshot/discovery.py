@@ -53,6 +53,17 @@ def _candidates(files: List[MappedFile], exe: str) -> List[MappedFile]:
     return libs + exes
 
 
+def _binary_info(process: Process, mapped: MappedFile) -> binary.BinaryInfo:
+    """The file's facts: from the source when it carries them (a snapshot file opened
+    without the binaries, ``binary_info``), else read from the file itself."""
+    known = getattr(process, "binary_info", None)
+    if known is not None:
+        info = known(mapped)
+        if info is not None:
+            return info
+    return binary.load(mapped.local_path)
+
+
 def _version_from_name(path: str) -> Optional[Tuple[int, int]]:
     name = os.path.basename(path)
     match = _LIBPYTHON.search(name) or _PYTHON_NAME.search(name)
@@ -83,7 +94,7 @@ def locate(process: Process, method: Optional[str] = None) -> Interpreter:
                 # The source knows why it has no file here (a core's binary missing or rebuilt): say so.
                 process.open_file(mapped.path).close()
             try:
-                info = binary.load(mapped.local_path)
+                info = _binary_info(process, mapped)
             except ValueError:
                 continue
             base = 0 if info.elf_type == "ET_EXEC" else mapped.load_bias

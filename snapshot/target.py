@@ -157,7 +157,13 @@ class Target:
                     if stopped:
                         states = {tid: "S" if waiting else "R"
                                   for tid, waiting in process.in_syscall(stopped).items()}
-                    threads = self._read_threads(with_locals, max_repr, max_depth, fresh_names, states)
+                    copied = self._copy_stacks(with_locals, fresh_names)
+                    if self._want_tasks:
+                        self._tasks = self._read_tasks(copied, with_locals, max_repr, max_depth)
+                # The target runs again: names, method names and locals' reprs are read now,
+                # so the pause never depends on how many threads have names or how big locals are.
+                threads = self._build_threads(copied, with_locals, max_repr, max_depth,
+                                              fresh_names, states)
                 break
             except (MemoryReadError, CorruptDataError) as e:
                 self._interp = None
@@ -173,30 +179,36 @@ class Target:
         return Snapshot(self.pid, self.python_version, self.executable, taken_at, tuple(threads),
                         self.command_line, tasks=tasks)
 
-    def _read_threads(self, with_locals: bool, max_repr: int, max_depth: int, fresh_names: bool,
-                      states: Dict[int, str]) -> List[ThreadStack]:
-        """Threads of every interpreter (main first, then subinterpreters by id)."""
+    def _copy_stacks(self, with_locals: bool, fresh_names: bool = True):
+        """What must be read while paused: per interpreter (main first), the GIL word, thread
+        states, frames and slot words; asyncio tasks too when asked (their coroutine chains
+        must be consistent with the thread stacks)."""
         walker = self.walker
         if self._interp is None:
             self._interp = walker.interpreter_addr()
             self._interp_id = walker.interpreter_id(self._interp)
-        interps = walker.interpreter_addrs()
-        build = self.frame_builder.frame
-        result = []
-        walked = []
-        for interp in interps:
+        copied = []
+        for interp in walker.interpreter_addrs():
             interp_id = self._interp_id if interp == self._interp else walker.interpreter_id(interp)
             head, holder = self.thread_facts.head_and_gil(interp)
             tstates = walker.thread_states(interp, head)
             raw_threads = walker.walk_threads(tstates, with_locals)
+            # Snapshots (not samples) also read the GC state; samples with --async the running tasks.
+            collecting = self.thread_status.gc_collecting(interp) if fresh_names else False
+            marks = self._task_reader_for().running_marks(interp, tstates) if self.async_aware else None
+            copied.append((interp, interp_id, holder, tstates, raw_threads, collecting, marks))
+        return copied
+
+    def _build_threads(self, copied, with_locals: bool, max_repr: int, max_depth: int,
+                       fresh_names: bool, states: Dict[int, str]) -> List[ThreadStack]:
+        """Model threads from the copied stacks (after the pause: objects are read as they are now)."""
+        build = self.frame_builder.frame
+        result = []
+        status = self.thread_status
+        for interp, interp_id, holder, tstates, raw_threads, collecting, marks in copied:
             self.thread_facts.fill_native_ids(raw_threads)
             names = self.thread_facts.names(interp, raw_threads, fresh_names)
-            walked.append(((interp, interp_id, tstates), raw_threads))
-            status = self.thread_status
-            # Snapshots (not samples) also read the GC state and each thread's handled exception.
-            collecting = status.gc_collecting(interp) if fresh_names else False
             tstate_raws = dict(tstates)
-            marks = self._task_reader_for().running_marks(interp, tstates) if self.async_aware else None
             for raw in raw_threads:
                 if marks:
                     frames = _with_task_frames(raw.frames, marks, build, with_locals, max_repr, max_depth)
@@ -211,8 +223,6 @@ class Target:
                                           status=status_of(holds_gil, status.gil_requested(tstate_raw), is_idle),
                                           gc_collecting=collecting,
                                           exception=status.exception(tstate_raw) if fresh_names else None))
-        if self._want_tasks:
-            self._tasks = self._read_tasks(walked, with_locals, max_repr, max_depth)
         return result
 
     def _numpy_major(self) -> Optional[int]:
@@ -235,9 +245,9 @@ class Target:
                                            self.frame_builder, self.interpreter)
         return self._task_reader
 
-    def _read_tasks(self, walked, with_locals: bool, max_repr: int, max_depth: int) -> tuple:
+    def _read_tasks(self, copied, with_locals: bool, max_repr: int, max_depth: int) -> tuple:
         """asyncio tasks of every interpreter (read inside the same pause as the threads)."""
-        return self._task_reader_for().read([w[0] for w in walked], [w[1] for w in walked],
+        return self._task_reader_for().read([(c[0], c[1], c[3]) for c in copied], [c[4] for c in copied],
                                       with_locals, max_repr, max_depth)
 
 

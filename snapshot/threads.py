@@ -143,9 +143,19 @@ class ThreadFacts:
         active = self.objects.getattr(threading, "_active")
         if not active:
             return {}
+        # One pass over the dict (a lookup per thread would scan it once per thread: quadratic).
+        wanted = set(thread_ids)
+        by_ident: Dict[int, int] = {}
+        for key_addr, value_addr in self.objects.dict_items(active):
+            try:
+                ident = self.objects.int_value(key_addr)
+            except (SnapshotError, ValueError, struct.error):
+                continue
+            if ident in wanted:
+                by_ident[ident] = value_addr
         names: Dict[int, Optional[str]] = {}
         for thread_id in thread_ids:
-            thread = self.objects.dict_get(active, thread_id)
+            thread = by_ident.get(thread_id)
             if not thread:
                 continue
             name_addr = self.objects.getattr(thread, "_name")

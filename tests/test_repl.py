@@ -190,7 +190,7 @@ def test_dispatch_tables_per_front_end():
     for name in ("threads", "thread", "bt", "where", "frame", "up", "down", "locals", "print", "p",
                  "sample", "dump", "refresh", "attach", "detach", "help", "quit", "exit", "top"):
         assert repl.command_class(name) is not None, name
-    assert set(cli.names()) == {"dump", "record", "top", "watch"}
+    assert set(cli.names()) == {"dump", "record", "top", "watch", "save"}
 
 
 def _offline_session(source):
@@ -213,8 +213,10 @@ def test_capability_flags_say_why_in_one_line():
     assert core.err.getvalue() == ("error: `record` samples a running process over time; "
                                    "this session reads a core file\n")
     saved = _offline_session(dispatch.SNAPSHOT_FILE)
-    assert d.run_line(saved, "p alpha") == 2
-    assert "`print` does not work on a saved snapshot file (it needs the process's memory)" in saved.err.getvalue()
+    assert d.run_line(saved, "save -o /tmp/x.pyspy") == 2
+    assert "`save` does not work on a saved snapshot file (it needs a process or a core to read)" \
+        in saved.err.getvalue()
+    assert d.run_line(saved, "p alpha") == 0 and saved.out.getvalue() == "1\n"   # files carry memory
     # what works offline runs on the kept snapshot, without a process
     assert d.run_line(saved, "bt") == 0 and "#0   f (x.py:3)" in saved.out.getvalue()
     names = d.names(_offline_session(dispatch.DEBUGGER))

@@ -13,10 +13,11 @@ from .base import (CLI_COMMANDS, REPL_COMMANDS, ArgumentParser, Command, Command
                    QuitRequested, register)
 
 #: CLI subcommand -> module that defines it.
-CLI_MODULES: Dict[str, str] = {"dump": "dump", "record": "record", "top": "top", "watch": "hangwatch"}
+CLI_MODULES: Dict[str, str] = {"dump": "dump", "record": "record", "top": "top", "watch": "hangwatch",
+                               "save": "save"}
 #: Every command module (the REPL's set).
 ALL_MODULES = ("dump", "record", "top", "hangwatch", "navigate", "inspect", "sample", "record_bg", "watch_cmd",
-               "tasks")
+               "tasks", "save")
 
 
 def load_cli(name: str) -> Optional[Type[Command]]:

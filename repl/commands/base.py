@@ -130,6 +130,26 @@ def register(cls: Type[Command]) -> Type[Command]:
     return cls
 
 
+def finite(text: str) -> float:
+    """An argparse type: a finite number (``nan`` and ``inf`` would make a loop that never ends)."""
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number: %r" % text) from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError("not a finite number: %r" % text)
+    return value
+
+
+def positive(text: str) -> float:
+    """An argparse type: a finite number above zero (rates, durations, intervals)."""
+    value = finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive: %r" % text)
+    return value
+
+
 def remainder_command(words: Optional[Sequence[str]]) -> list:
     """An argparse REMAINDER (``-- COMMAND ARGS...``) without its leading ``--``."""
     command = list(words or [])

@@ -22,7 +22,18 @@ def add_core_options(parser) -> None:
                         help="directories (%s-separated, repeatable) holding the core's binaries" % os.pathsep)
 
 
+def add_load_option(parser) -> None:
+    """The flag that opens a saved snapshot file (``pyspy-snapshot save``)."""
+    parser.add_argument("--load", metavar="FILE", help="read a snapshot file written by `pyspy-snapshot save`")
+
+
 def open_core_if_asked(session, args) -> None:
+    if getattr(args, "load", None):
+        if getattr(args, "core", None) or getattr(args, "pid", None) is not None:
+            from .base import CommandError
+            raise CommandError("give one of --pid, --core or --load")
+        session.open_snapshot_file(args.load)
+        return
     if getattr(args, "core", None):
         dirs = [d for value in args.lib_search_path for d in value.split(os.pathsep) if d]
         session.open_core(args.core, dirs, args.executable)
@@ -47,6 +58,7 @@ class DumpCommand(Command):
                             help="also every asyncio task: an await tree (JSON: {threads, tasks})")
         add_read_options(parser)
         add_core_options(parser)
+        add_load_option(parser)
 
     def run(self, session, args) -> int:
         open_core_if_asked(session, args)
@@ -54,10 +66,12 @@ class DumpCommand(Command):
         snapshot = session.take_snapshot(locals=args.locals, blocking=not args.nonblocking,
                                          max_repr=args.max_repr, pid=args.pid, **kwargs)
         if args.json:
+            from ..streams import encodes_unicode
             data = snapshot.threads_json()
             if args.async_tasks:
                 data = {"threads": data, "tasks": [task.to_dict() for task in snapshot.tasks]}
-            session.out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            text = json.dumps(data, indent=2, ensure_ascii=not encodes_unicode(session.out))
+            session.out.write(text + "\n")
         else:
             render_snapshot(snapshot, session.out, show_locals=args.locals, full_filenames=args.full_filenames)
             if args.async_tasks:

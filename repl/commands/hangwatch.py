@@ -28,7 +28,7 @@ import subprocess
 import time
 
 from ..supervise import Child, exit_status, forward_signals, terminate_tree
-from .base import Command, CommandError, register, remainder_command
+from .base import Command, CommandError, finite, register, remainder_command
 
 EXIT_TIMEOUT = 124
 EXIT_WATCH_FAILED = 125
@@ -39,17 +39,14 @@ STALL_INTERVAL = 0.5
 
 
 def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not a number: %r" % text) from None
+    value = finite(text)
     if value <= 0:
         raise argparse.ArgumentTypeError("must be positive: %r" % text)
     return value
 
 
 def _not_negative(text: str) -> float:
-    value = float(text)
+    value = finite(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must not be negative: %r" % text)
     return value

@@ -112,6 +112,8 @@ class Value:
     addr: int
     text: Optional[str] = None
     origin: str = ""
+    #: an instance's ``__dict__`` that has no dict object (3.11+ inline values): its (name, addr) pairs
+    pairs: Optional[List[Tuple[str, int]]] = None
 
 
 def resolve_root(session, name: str) -> Value:
@@ -149,12 +151,23 @@ def resolve_root(session, name: str) -> Value:
 
 def step(session, value: Value, item: Step, shown: str) -> Value:
     objects = session.objects()
+    if value.pairs is not None:
+        if isinstance(item, Index):
+            for name, addr in value.pairs:
+                if name == item.key:
+                    return Value(addr)
+            raise PathError("%s has no key %r" % (shown, item.key))
+        raise PathError("%s is a dict: use [key] (its attributes are not read)" % shown)
     if not value.addr:
         raise PathError("%s is %s (a small int without an object): it has no %s" % (shown, value.text, item))
     kind = objects.kind(value.addr)
     if isinstance(item, Attr):
         if item.name == "__class__":
             return Value(objects.type_addr(value.addr))
+        if item.name == "__dict__" and kind in ("instance", "other"):
+            # the instance's own namespace, not the class's `__dict__` descriptor
+            pairs = objects.instance_dict_items(value.addr)
+            return Value(0, _dict_text(objects, pairs), pairs=pairs)
         addr = None
         if kind in ("instance", "other", "module", "type"):
             addr = objects.getattr(value.addr, item.name)
@@ -170,11 +183,11 @@ def step(session, value: Value, item: Step, shown: str) -> Value:
     if kind in ("list", "tuple"):
         if not isinstance(key, int):
             raise PathError("%s is a %s: indices must be integers, not %r" % (shown, kind, key))
-        items = objects.sequence_items(value.addr)
-        index = key + len(items) if key < 0 else key
-        if not 0 <= index < len(items):
-            raise PathError("%s[%d]: index out of range (length %d)" % (shown, key, len(items)))
-        return Value(items[index])
+        # by the true length, not the display-capped item list
+        length, addr = objects.sequence_item(value.addr, key)
+        if addr is None:
+            raise PathError("%s[%d]: index out of range (length %d)" % (shown, key, length))
+        return Value(addr)
     if kind == "dict":
         addr = objects.dict_get(value.addr, key)
         if not addr:
@@ -182,6 +195,16 @@ def step(session, value: Value, item: Step, shown: str) -> Value:
         return Value(addr)
     tname = objects.type_name(objects.type_addr(value.addr))
     raise PathError("%s is a %r: only lists, tuples and dicts can be indexed" % (shown, tname))
+
+
+def _dict_text(objects, pairs, max_repr: int = 8192, depth: int = 6) -> str:
+    parts = []
+    for name, addr in pairs:
+        try:
+            parts.append("%r: %s" % (name, objects.repr(addr, max_repr, depth)))
+        except SnapshotError as e:
+            parts.append("%r: <unreadable: %s>" % (name, e))
+    return "{" + ", ".join(parts) + "}"
 
 
 def evaluate(session, text: str) -> Tuple[Value, str]:
@@ -198,7 +221,7 @@ def evaluate(session, text: str) -> Tuple[Value, str]:
 class PrintCommand(Command):
     name = "print"
     aliases = ("p",)
-    on_core = in_debugger = True
+    on_core = in_debugger = on_snapshot_file = True   # a snapshot file carries the memory read
     needs = "the process's memory"
     help = ("Print a value reachable from the selected frame: a local, a global of the frame's module\n"
             "or a builtin, then .attr and [int] / ['key'] steps, e.g.  p self.items[0]['name']\n"

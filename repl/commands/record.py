@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 
 from ..progress import Progress, format_seconds
-from .base import Command, CommandError, register
+from ..streams import EXIT_OUTPUT
+from .base import Command, CommandError, finite, register
 from .sampling import StopOnSignal, add_sampling_arguments, add_target_arguments, open_target, stop_reason_text
 
 def default_output(fmt: str, pid: int) -> str:
@@ -38,7 +39,7 @@ class RecordCommand(Command):
         parser.add_argument("--format", "-f", choices=formats(), metavar="FORMAT",
                             help="output format: %s (default: from the file name, else flamegraph)"
                                  % ", ".join(formats()))
-        parser.add_argument("--duration", "-d", type=float, metavar="SECONDS",
+        parser.add_argument("--duration", "-d", type=finite, metavar="SECONDS",
                             help="stop after SECONDS (default: until Ctrl-C or the program exits)")
         add_sampling_arguments(parser)
         parser.add_argument("--threads", "-t", action="store_true", help="a root frame per thread")
@@ -49,13 +50,14 @@ class RecordCommand(Command):
         parser.add_argument("--async", dest="async_aware", action="store_true",
                             help="asyncio: a <task NAME> frame between the event loop and the running "
                                  "task's coroutines, so time is shown by task")
-        parser.add_argument("--flush-interval", type=float, metavar="SECONDS",
+        parser.add_argument("--flush-interval", type=finite, metavar="SECONDS",
                             help="rewrite the output file every SECONDS while recording")
 
     def run(self, session, args) -> int:
         from snapshot.profile import Profile, ProfileOptions
         from snapshot.sampler import Sampler, SamplerOptions
-        from snapshot.writers import format_for_path, write_atomic, writer_for
+        from snapshot.writers import format_for_path, writer_for
+        from snapshot.writers.destination import check_destination, write_output
 
         if args.rate <= 0:
             raise CommandError("--rate must be positive")
@@ -65,10 +67,17 @@ class RecordCommand(Command):
             raise CommandError("--flush-interval must be positive")
         fmt = args.format or (format_for_path(args.output, "flamegraph") if args.output else "flamegraph")
         err = session.err
+        stdout = _binary_stdout(session.out)
+        stdout_fd = _fileno(stdout)
+        if args.output:
+            # before attaching or launching anything: a bad path must not cost the recording
+            check_destination(args.output, stdout_fd)
 
         target, launched = open_target(session, args)
         output = args.output or default_output(fmt, target.pid)
         target.async_aware = args.async_aware
+        if not args.output:
+            check_destination(output, stdout_fd)
         profile = Profile(ProfileOptions(threads=args.threads, subprocesses=args.subprocesses,
                                          nolineno=args.nolineno, function=args.function,
                                          full_filenames=args.full_filenames, gil=args.gil, idle=args.idle,
@@ -78,10 +87,15 @@ class RecordCommand(Command):
         flush = {"next": time.monotonic() + args.flush_interval if args.flush_interval else None,
                  "count": 0, "error": None}
 
+        failures = {"last": None}
+
         def save(stats) -> None:
             profile.errors = stats.errors
             profile.late = stats.late
-            write_atomic(output, writer)
+            write_output(output, writer, stdout)
+
+        def on_error(pid, error) -> None:
+            failures["last"] = error
 
         def on_pass(sampler) -> None:
             progress.update(sampler.stats)
@@ -96,32 +110,121 @@ class RecordCommand(Command):
         sampler = Sampler(target, profile.add,
                           SamplerOptions(rate=args.rate, duration=args.duration, blocking=not args.nonblocking,
                                          gil=args.gil, idle=args.idle, subprocesses=args.subprocesses),
-                          on_pass=on_pass, alive=launched.alive if launched else None)
+                          on_pass=on_pass, on_error=on_error, alive=launched.alive if launched else None)
         if progress.enabled:
             err.write("Sampling process %d at %g Hz (Python %s); Ctrl-C to stop and write %s\n"
                       % (target.pid, args.rate, target.python_version, output))
             err.flush()
+        saved = {"where": output, "error": None}
         try:
             with StopOnSignal(sampler):
                 reason = sampler.run()
         finally:
             sampler.close()
             try:
-                save(sampler.stats)
+                saved["where"], saved["error"] = _save_somewhere(save, sampler.stats, output, writer, target.pid)
             finally:
                 if launched is not None:
-                    launched.stop()
+                    _stop_launched(launched, sampler.stats.pids if args.subprocesses else ())
                     target.close()
         stats = sampler.stats
         why = stop_reason_text(reason)
+        shown = "standard output" if saved["where"] == "-" else saved["where"]
         message = ("Wrote %s profile to %s: %d samples, %d errors, %d late, %s (%s)"
-                   % (fmt, output, stats.samples, stats.errors, stats.late, format_seconds(stats.elapsed), why))
+                   % (fmt, shown, stats.samples, stats.errors, stats.late, format_seconds(stats.elapsed), why))
         if len(stats.pids) > 1:
             message += ", %d processes" % len(stats.pids)
         if flush["error"] is not None:
             message += "; a periodic flush failed: %s" % flush["error"]
+        if saved["error"] is not None:
+            # one line: what failed and where the recording is instead
+            progress.finish("%s: error: could not write %s (%s); saved the %s profile to %s instead (%d samples)"
+                            % (session.dispatcher.prog if session.dispatcher else "pyspy-repl", output,
+                               saved["error"], fmt, saved["where"], stats.samples))
+            return EXIT_OUTPUT
         progress.finish(message)
+        if mostly_failed(stats):
+            last = failures["last"]
+            session.err.write("%s: error: %d of %d sampling passes failed%s\n"
+                              % (session.dispatcher.prog if session.dispatcher else "pyspy-repl",
+                                 stats.errors, stats.passes, ": %s" % last if last is not None else ""))
+            session.err.write("  hint: the profile holds only the passes that worked; "
+                              "check that the target is a healthy CPython process and record again\n")
+            return EXIT_MOSTLY_FAILED
         return 0
+
+
+#: Exit statuses (README): the output could not be written (a fallback file was); most passes failed.
+EXIT_MOSTLY_FAILED = 7
+
+
+def mostly_failed(stats) -> bool:
+    """More failed passes than good ones (and enough passes to tell)."""
+    return stats.errors >= 3 and stats.errors * 2 > stats.passes
+
+
+def _binary_stdout(out):
+    """The byte stream behind the session's stdout (None if there is none)."""
+    stream = getattr(out, "buffer", None)
+    return stream if stream is not None and hasattr(stream, "write") else None
+
+
+def _fileno(stream):
+    try:
+        return stream.fileno() if stream is not None else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _save_somewhere(save, stats, output, writer, pid):
+    """(where the profile went, None) or, when ``output`` refused it, (fallback path, the reason)."""
+    from snapshot.writers.destination import OutputPathError, fallback_path, write_output
+    try:
+        save(stats)
+        return output, None
+    except OSError as e:
+        reason = e.strerror or str(e)
+    except OutputPathError as e:
+        reason = str(e)
+    path = fallback_path(output, writer.extension, pid, time.strftime("%Y%m%d-%H%M%S"))
+    try:
+        write_output(path, writer)
+    except OSError as e:
+        raise CommandError("could not write %s (%s) nor the fallback %s (%s): the recording is lost"
+                           % (output, reason, path, e.strerror or e)) from None
+    return path, reason
+
+
+def _stop_launched(launched, pids) -> None:
+    """Stop the command we started, and with ``--subprocesses`` every process of its tree."""
+    import psutil
+    tree = {}
+    try:
+        for child in psutil.Process(launched.pid).children(recursive=True):
+            tree[child.pid] = child
+    except psutil.Error:
+        pass
+    for pid in pids:
+        if pid != launched.pid and pid not in tree:
+            try:
+                tree[pid] = psutil.Process(pid)
+            except psutil.Error:
+                pass
+    launched.stop()
+    if not pids:
+        return
+    for proc in tree.values():
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    gone, alive = psutil.wait_procs(list(tree.values()), timeout=2.0)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=2.0)
 
 
 __all__ = ["RecordCommand"]

@@ -19,7 +19,7 @@ from snapshot.errors import SnapshotError
 from snapshot.profile import Profile, ProfileOptions
 from snapshot.writers import format_for_path, formats, write_atomic, writer_class
 
-from .base import Command, CommandError, register
+from .base import Command, CommandError, finite, register
 
 JOB = "record"
 
@@ -105,11 +105,20 @@ class Recorder:
         with self.lock:
             self.profile.errors = errors
             writer = writer_class(self.format)(self.profile)
-            write_atomic(self.path, writer)
+            try:
+                write_atomic(self.path, writer)
+                failed = None
+            except OSError as e:
+                # the path went bad while recording: keep the recording anyway
+                from snapshot.writers.destination import fallback_path
+                failed, self.path = e.strerror or str(e), fallback_path(
+                    self.path, writer.extension, self.pid, time.strftime("%Y%m%d-%H%M%S"))
+                write_atomic(self.path, writer)
         self.written = True
-        return "wrote %s (%s): %d samples in %d passes over %.1fs" % (
+        done = "wrote %s (%s): %d samples in %d passes over %.1fs" % (
             self.path, self.format, self.profile.samples, passes,
             (self.stopped_at or time.monotonic()) - self.started)
+        return done if failed is None else "could not write the output (%s); %s instead" % (failed, done)
 
 
 @register
@@ -129,9 +138,9 @@ class RecordReplCommand(Command):
         parser.add_argument("--format", "-f", metavar="FORMAT",
                             help="output format: %s (default: from FILE's extension, else flamegraph)"
                             % ", ".join(formats()))
-        parser.add_argument("--rate", "-r", type=float, default=100.0, metavar="HZ",
+        parser.add_argument("--rate", "-r", type=finite, default=100.0, metavar="HZ",
                             help="samples per second (default 100)")
-        parser.add_argument("--duration", "-d", type=float, default=None, metavar="S",
+        parser.add_argument("--duration", "-d", type=finite, default=None, metavar="S",
                             help="stop sampling after S seconds (the file is still written by `record stop`)")
         parser.add_argument("--idle", action="store_true", help="include idle threads")
         parser.add_argument("--threads", action="store_true", help="a root frame per thread")
@@ -169,8 +178,8 @@ class RecordReplCommand(Command):
         except ValueError as e:
             raise CommandError(str(e)) from None
         path = os.path.abspath(os.path.expanduser(args.output))
-        if not os.path.isdir(os.path.dirname(path)):
-            raise CommandError("directory %s does not exist" % os.path.dirname(path))
+        from snapshot.writers.destination import check_destination
+        check_destination(path)   # a bad path is known before sampling, not at `record stop`
         session.get_target()   # fail now (not in the thread) if the target is unusable
         recorder = Recorder(session, session.pid, path, fmt, args.rate, args.idle, args.threads, args.duration)
         recorder.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Dict, List, Tuple
 
-from .base import Command, CommandError, register
+from .base import Command, CommandError, finite, register
 from .sampling import StopOnSignal
 
 
@@ -64,9 +64,9 @@ class SampleCommand(Command):
     REDRAW = 0.5
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--duration", "-d", type=float, default=None, metavar="S",
+        parser.add_argument("--duration", "-d", type=finite, default=None, metavar="S",
                             help="seconds to sample (default: until Ctrl-C; 5 when not at a terminal)")
-        parser.add_argument("--rate", "-r", type=float, default=100.0, metavar="HZ",
+        parser.add_argument("--rate", "-r", type=finite, default=100.0, metavar="HZ",
                             help="samples per second (default 100)")
         parser.add_argument("--threads", action="store_true", help="one row per (thread, function)")
         parser.add_argument("--idle", action="store_true", help="count idle threads too")

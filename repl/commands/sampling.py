@@ -14,7 +14,7 @@ from typing import List
 from snapshot.errors import ProcessExitedError
 
 from ..supervise import Child
-from .base import CommandError, remainder_command
+from .base import CommandError, finite, remainder_command
 
 #: Seconds a launched command gets to show an initialised interpreter.
 LAUNCH_TIMEOUT = 10.0
@@ -27,7 +27,7 @@ def add_target_arguments(parser) -> None:
 
 
 def add_sampling_arguments(parser) -> None:
-    parser.add_argument("--rate", "-r", type=float, default=100, metavar="RATE",
+    parser.add_argument("--rate", "-r", type=finite, default=100, metavar="RATE",
                         help="samples per second (default 100)")
     parser.add_argument("--nonblocking", action="store_true",
                         help="don't pause the target while reading it (less overhead, may be inconsistent)")
@@ -81,6 +81,8 @@ class StopOnSignal:
         self.old = {}
 
     def __enter__(self):
+        from .. import interrupts
+        interrupts.check()     # a Ctrl-C Python dropped during attach still stops us here
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self.old[sig] = signal.signal(sig, self._handle)

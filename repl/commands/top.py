@@ -22,7 +22,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 from ..progress import format_seconds, is_terminal
-from .base import Command, CommandError, register
+from .base import Command, CommandError, finite, register
 from .sampling import StopOnSignal, add_sampling_arguments, add_target_arguments, open_target, stop_reason_text
 
 COLUMNS = ("%Own", "%Total", "OwnTime", "TotalTime")
@@ -197,11 +197,11 @@ class TopCommand(Command):
         add_target_arguments(parser)
         add_sampling_arguments(parser)
         parser.add_argument("--full-filenames", action="store_true", help="full paths of source files")
-        parser.add_argument("--delay", type=float, default=1.0, metavar="SECONDS",
+        parser.add_argument("--delay", type=finite, default=1.0, metavar="SECONDS",
                             help="seconds between refreshes (default 1)")
         parser.add_argument("--rows", type=int, default=25, metavar="N",
                             help="rows per table when not on a terminal (default 25)")
-        parser.add_argument("--duration", "-d", type=float, metavar="SECONDS", help="stop after SECONDS")
+        parser.add_argument("--duration", "-d", type=finite, metavar="SECONDS", help="stop after SECONDS")
 
     def run(self, session, args) -> int:
         from snapshot.sampler import Sampler, SamplerOptions

@@ -14,7 +14,7 @@ import time
 
 from snapshot.errors import ProcessExitedError
 
-from .base import Command, CommandError, register, remainder_command
+from .base import Command, CommandError, finite, register, remainder_command
 from .sampling import StopOnSignal
 
 #: Commands that make no sense repeated (they end, change or already repeat the session).
@@ -30,7 +30,7 @@ class WatchReplCommand(Command):
     samples = True
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--interval", "-n", type=float, default=1.0, metavar="S",
+        parser.add_argument("--interval", "-n", type=finite, default=1.0, metavar="S",
                             help="seconds between runs (default 1)")
         parser.add_argument("--count", "-c", type=int, default=None, metavar="N",
                             help="stop after N runs (default: until Ctrl-C; 3 when not at a terminal)")

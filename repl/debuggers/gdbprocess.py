@@ -135,7 +135,9 @@ class GdbProcess(DebuggerProcess):
     def command_line(self) -> List[str]:
         if self.is_core:
             match = re.search(r"core dump file:\s*`(.*)', file type", _execute("info files"), re.I)
-            return core_psargs(match.group(1)) if match else []
+            if not match:
+                return []
+            return core_argv(match.group(1)) or core_psargs(match.group(1))
         text = _execute("info proc cmdline")
         match = re.search(r"cmdline = '(.*)'\s*$", text, re.S)
         return [match.group(1)] if match else []
@@ -182,3 +184,18 @@ class GdbProcess(DebuggerProcess):
                 if frame is not None and frame.is_valid():
                     frame.select()
         return values
+
+
+def core_argv(path: str) -> List[str]:
+    """argv as the core's initial stack holds it (what ``dump --core`` shows), [] if unreadable."""
+    try:
+        from snapshot.process.core import CoreProcess
+        process = CoreProcess(path)
+    except Exception:  # noqa: BLE001 - the psargs fallback is enough for a first line
+        return []
+    try:
+        return process.command_line()
+    except Exception:  # noqa: BLE001
+        return []
+    finally:
+        process.close()

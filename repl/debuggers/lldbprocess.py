@@ -115,6 +115,13 @@ class LldbProcess(DebuggerProcess):
     def command_line(self) -> List[str]:
         if self.is_core:
             return []
+        try:   # lldb -p on this machine: argv as the kernel has it (lldb shows argv[0] resolved)
+            from snapshot.process import procfs
+            argv = procfs.cmdline(self.pid)
+        except Exception:  # noqa: BLE001 - fall back to lldb's own view
+            argv = []
+        if argv:
+            return argv
         result = lldb.SBCommandReturnObject()
         self.target.GetDebugger().GetCommandInterpreter().HandleCommand(
             "platform process info %d" % self.pid, result)

@@ -176,6 +176,22 @@ class ValueReader(TypeReader):
         """Element addresses of a tuple or list (or subclass), at most ``limit`` (capped at MAX_ITEMS)."""
         return self._sequence(addr, self._info_of(addr), limit)[1]
 
+    @entry
+    def sequence_item(self, addr: int, index: int) -> Tuple[int, Optional[int]]:
+        """(true length, address of element ``index`` or None when out of range); negative
+        indices count from the end.  Not capped: ``lst[-1]`` of a 100,000-item list is its last item."""
+        size, _ = self._sequence(addr, self._info_of(addr), 0)
+        position = index + size if index < 0 else index
+        if not 0 <= position < size:
+            return size, None
+        info = self._info_of(addr)
+        if info.kind == "tuple":
+            items = addr + self.layout.PyTupleObject.ob_item
+        else:
+            items = _U64.unpack_from(self._read(addr, self.layout.PyListObject.size),
+                                     self.layout.PyListObject.ob_item)[0]
+        return size, _U64.unpack(self._read(items + 8 * position, 8))[0]
+
     def _sequence(self, addr: int, info: TypeInfo, limit: int) -> Tuple[int, List[int]]:
         """(true length, first ``limit`` element addresses)."""
         head = self._read(addr, self.layout.PyListObject.size)

@@ -48,6 +48,13 @@ class LiveProcess:
 
     def __init__(self, pid: int):
         check_process(pid)
+        # A thread id (/proc/TID exists, hidden from listings) names its whole process.
+        group = procfs.thread_group(pid)
+        #: the thread id asked for, when it was a thread of process ``pid`` rather than a process
+        self.requested_thread: Optional[int] = pid if group and group != pid else None
+        if self.requested_thread is not None:
+            pid = group
+            check_process(pid)
         self.pid = pid
         self.memory = ProcessMemory(pid)
         # The hot path calls these per read: bind them straight to the reader.
@@ -145,7 +152,20 @@ class LiveProcess:
         return get_registers(tid)
 
     def in_syscall(self, tids: Sequence[int]) -> Dict[int, bool]:
-        return self.tasks.in_syscall(tids)
+        """Whether each paused thread was inside a system call: asked of ptrace for the threads
+        we hold (one word each), of ``/proc/TID/syscall`` for the rest."""
+        from .ptrace import syscall_number
+        result: Dict[int, bool] = {}
+        rest = []
+        for tid in tids:
+            number = syscall_number(tid) if tid in self._stopped else None
+            if number is None:
+                rest.append(tid)
+            else:
+                result[tid] = number >= 0
+        if rest:
+            result.update(self.tasks.in_syscall(rest))
+        return result
 
     @contextmanager
     def paused(self) -> Iterator[List[int]]:

@@ -87,15 +87,26 @@ class Pause:
                 time.sleep((2 + time.perf_counter_ns() % 18) / 1000)  # 2-20 ms, differing per tool
 
     def _rounds(self) -> None:
+        attached = set(self.attached)
         for _ in range(MAX_ROUNDS):
-            new = [t for t in self.list_tasks(self.pid) if t not in self.attached]
+            new = [t for t in self.list_tasks(self.pid) if t not in attached]
             if not new:
                 return
-            for tid in new:
-                self._attach(tid)
+            # Seize and interrupt the whole round first, then wait for each stop: the
+            # threads stop in parallel instead of one context switch after another.
+            interrupted = []
+            try:
+                for tid in new:
+                    if self._attach(tid, wait=False):
+                        interrupted.append(tid)
+            finally:
+                for tid in interrupted:
+                    self._wait_stopped(tid)
+            attached.update(new)
         # Threads keep appearing faster than we stop them: read what we have.
 
-    def _attach(self, tid: int) -> None:
+    def _attach(self, tid: int, wait: bool = True) -> bool:
+        """Seize and interrupt ``tid``; True when it was interrupted and its stop not yet waited for."""
         err = call(PTRACE_SEIZE, tid)
         if err == -errno.EPERM:
             tracer = procfs.tracer_pid(self.pid, tid)
@@ -105,18 +116,21 @@ class Pause:
             if tracer:
                 raise _Busy(tracer)  # another tool, or another thread of this one: wait for it
         if err == -errno.ESRCH:
-            return  # the thread exited in between
+            return False  # the thread exited in between
         if err == -errno.EPERM:
             if tid == self.pid or not self.attached:
                 raise PermissionDeniedError("not allowed to ptrace process %d" % self.pid)
-            return
+            return False
         if err < 0:
             raise SnapshotError("could not pause thread %d of process %d: %s" % (tid, self.pid, os.strerror(-err)),
                                 hint="try again, or read without pausing: --nonblocking")
         self.attached.append(tid)
         if call(PTRACE_INTERRUPT, tid) < 0:
-            return
-        self._wait_stopped(tid)
+            return False
+        if wait:
+            self._wait_stopped(tid)
+            return False
+        return True
 
     def _wait_stopped(self, tid: int) -> None:
         while True:

@@ -102,6 +102,15 @@ def status(pid: int, tid: Optional[int] = None) -> Dict[str, str]:
     return result
 
 
+def thread_group(pid: int) -> Optional[int]:
+    """The process (``Tgid``) a task id belongs to: itself for a process, another pid for a thread."""
+    value = status(pid).get("Tgid")
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
 def tracer_pid(pid: int, tid: Optional[int] = None) -> int:
     """The pid tracing ``pid`` (0 when none or unknown)."""
     try:

@@ -184,7 +184,14 @@ class Walker:
 
     # -- interpreter and thread states --------------------------------------
     def interpreter_addr(self) -> int:
-        address = _U64.unpack(self.memory.read(self.runtime_addr + self.layout._PyRuntimeState.interpreters_head, 8))[0]
+        """The main interpreter (``_PyRuntime.interpreters.main``), not the newest one (``head``):
+        a subinterpreter created and destroyed while sampling must not become our interpreter."""
+        rt = self.layout._PyRuntimeState
+        address = 0
+        if "interpreters_main" in rt:
+            address = _U64.unpack(self.memory.read(self.runtime_addr + rt.interpreters_main, 8))[0]
+        if not address:
+            address = _U64.unpack(self.memory.read(self.runtime_addr + rt.interpreters_head, 8))[0]
         if not address:
             raise CorruptDataError("the interpreter is not initialised (no interpreter state yet)")
         return address

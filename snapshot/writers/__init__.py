@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import tempfile
 from typing import Dict, List, Optional, Tuple, Type
 
 from .base import Writer
@@ -69,41 +68,9 @@ def format_for_path(path: "os.PathLike[str] | str", default: Optional[str] = Non
     return default
 
 
-def _umask() -> int:
-    """The process umask without the set-and-restore race of ``os.umask``."""
-    from ..process.procfs import own_umask
-    mask = own_umask()
-    return 0o022 if mask is None else mask
-
-
 def write_atomic(path: "os.PathLike[str] | str", writer: Writer) -> None:
-    """Render ``writer`` into a temp file beside ``path``, then rename over it.
-
-    Same directory, so the rename is atomic on one file system; on any error
-    the temp file is removed and the exception propagates, leaving any
-    previous ``path`` untouched.
-    """
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=directory)
-    try:
-        if writer.binary:
-            stream = os.fdopen(fd, "wb")
-        else:
-            stream = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
-        with stream:
-            writer.finish(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        try:
-            mode = os.stat(target).st_mode & 0o7777
-        except FileNotFoundError:
-            mode = 0o666 & ~_umask()
-        os.chmod(temp, mode)
-        os.replace(temp, target)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Render ``writer`` to ``path``: renamed atomically over a regular file or a missing
+    path, written in place into a device or FIFO, symlinks followed
+    (``destination.write_output``, which also knows ``-`` for standard output)."""
+    from .destination import write_output
+    write_output(os.fspath(path), writer)

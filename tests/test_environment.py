@@ -1,0 +1,133 @@
+"""Hostile environments and odd targets: cache folders, thread ids, launched process trees.
+
+* a damaged binary-cache entry is discarded (the dump is right, the next run quiet);
+  an unwritable cache folder: attach works, one warning line;
+* ``dump --pid TID`` of a thread id: labelled as its process, and says so;
+* ``record -s -- CMD`` leaves none of CMD's descendants running.
+
+Run:  python -m pytest tests/test_environment.py
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+import pythons
+from pythons import run_tool, tool_env
+
+SLEEPER = ("import threading, time\n"
+           "def napping():\n    time.sleep(3600)\n"
+           "threading.Thread(target=napping, name='napper', daemon=True).start()\n"
+           "time.sleep(3600)\n")
+
+
+@pytest.fixture(scope="module")
+def sleeper(once_python):
+    proc = subprocess.Popen([once_python.path, "-c", SLEEPER], start_new_session=True)
+    deadline = time.monotonic() + 30
+    while len(os.listdir("/proc/%d/task" % proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def _env(cache):
+    env = tool_env()
+    env["XDG_CACHE_HOME"] = str(cache)
+    return env
+
+
+def test_damaged_cache_entry_is_discarded(sleeper, tmp_path):
+    env = _env(tmp_path)
+    good = run_tool(["dump", "--pid", sleeper.pid], env=env)
+    assert good.returncode == 0 and "napping" in good.stdout.decode()
+    entries = glob.glob(str(tmp_path / "pyspy-repl" / "binaries" / "*.json"))
+    assert entries
+    for path in entries:          # a plausible but wrong entry: the runtime moved by a page
+        with open(path) as fh:
+            data = json.load(fh)
+        if data.get("symbols", {}).get("_PyRuntime"):
+            data["symbols"]["_PyRuntime"] += 0x1000
+        with open(path, "w") as fh:
+            json.dump(data, fh)
+    r = run_tool(["dump", "--pid", sleeper.pid], env=env)
+    err = r.stderr.decode()
+    assert r.returncode == 0 and "napping" in r.stdout.decode(), (r.stdout.decode(), err)
+    assert err.count("discarded a damaged entry") == 1 and "Traceback" not in err, err
+    r = run_tool(["dump", "--pid", sleeper.pid], env=env)
+    assert r.returncode == 0 and r.stderr.decode().strip() == "", r.stderr.decode()
+    for path in entries:
+        with open(path, "w") as fh:
+            fh.write("{not json")
+    r = run_tool(["dump", "--pid", sleeper.pid], env=env)
+    assert r.returncode == 0 and "napping" in r.stdout.decode(), r.stderr.decode()
+
+
+def test_unwritable_cache_folder(sleeper, tmp_path):
+    (tmp_path / "pyspy-repl").write_text("a file where the cache folder should be")
+    r = run_tool(["dump", "--pid", sleeper.pid], env=_env(tmp_path))
+    err = [l for l in r.stderr.decode().splitlines() if l.strip()]
+    assert r.returncode == 0 and "napping" in r.stdout.decode(), err
+    assert len(err) == 1 and "cannot write the binary cache" in err[0] and "XDG_CACHE_HOME" in err[0], err
+
+
+def test_thread_id_is_labelled_as_its_process(sleeper):
+    tids = sorted(int(t) for t in os.listdir("/proc/%d/task" % sleeper.pid))
+    tid = [t for t in tids if t != sleeper.pid][0]
+    r = run_tool(["dump", "--pid", tid])
+    out, err = r.stdout.decode(), r.stderr.decode()
+    assert r.returncode == 0, err
+    assert out.startswith("Process %d:" % sleeper.pid), out[:200]
+    assert "pid %d is a thread of process %d" % (tid, sleeper.pid) in err
+    r = run_tool(["dump", "--pid", tid, "--json"])
+    assert all(t["pid"] == sleeper.pid for t in json.loads(r.stdout.decode()) if "pid" in t)
+
+
+TREE = r"""
+import subprocess, sys, time
+# a child that starts a grandchild which would outlive it
+child = subprocess.Popen([sys.executable, "-c",
+    "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(3600)']); time.sleep(3600)"])
+open(sys.argv[1], "w").write(str(child.pid))
+time.sleep(3600)
+"""
+
+
+def test_record_subprocesses_leaves_no_descendants(once_python, tmp_path):
+    marker = tmp_path / "child.pid"
+    out = tmp_path / "p.txt"
+    proc = subprocess.Popen([sys.executable, "-m", "repl.cli", "record", "-s", "-d", "3", "-f", "raw", "-o", str(out),
+                             "--", once_python.path, "-c", TREE, str(marker)], cwd=pythons.REPO, env=tool_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = set()
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            for p in psutil.Process(proc.pid).children(recursive=True):
+                seen.add((p.pid, p.create_time()))
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert len(seen) >= 3, "the tree never grew: %s" % seen
+    time.sleep(0.5)
+    left = []
+    for pid, created in seen:
+        try:
+            p = psutil.Process(pid)
+            if abs(p.create_time() - created) < 0.01 and p.status() != psutil.STATUS_ZOMBIE:
+                left.append(pid)
+                p.kill()
+        except psutil.Error:
+            pass
+    assert not left, "still running after record ended: %s" % left
