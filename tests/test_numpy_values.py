@@ -26,9 +26,11 @@ def numpy_dir(python) -> str:
     if os.path.isdir(os.path.join(path, "numpy")):
         return path
     tmp = path + ".tmp"
+    # --python-version picks wheels tagged for the target; pip would still check Requires-Python
+    # against the interpreter running pip, hence --ignore-requires-python (the tags decide).
     result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
                              "--target", tmp, "--python-version", python.minor, "--only-binary=:all:",
-                             "--no-deps", "numpy"], capture_output=True, text=True, timeout=600)
+                             "--no-deps", "--ignore-requires-python", "numpy"], capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         subprocess.run(["rm", "-rf", tmp])
         reason = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
