@@ -70,8 +70,8 @@ class Target:
                                    self.objects)
         self.frame_builder = FrameBuilder(process, self.layout, self.objects)
         self.objects.numpy_version_probe = self._numpy_major
-        self.thread_status = ThreadStatusReader(process, self.layout, self.objects, self.interpreter.runtime_addr,
-                                                self.interpreter.symbol("_Py_NoneStruct"))
+        # No symbol lookups here: they would parse the ELF symbol table on every attach.
+        self.thread_status = ThreadStatusReader(process, self.layout, self.objects, self.interpreter.runtime_addr)
         self._interp: Optional[int] = None
         self._interp_id = 0
         self.samples_taken = 0
