@@ -16,7 +16,7 @@ from .debug_offsets import COOKIE, apply_debug_offsets, parse_debug_offsets, tab
 from .facts import Facts
 
 SUPPORTED_VERSIONS: Tuple[Tuple[int, int], ...] = (
-    (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13), (3, 14), (3, 15))
+    (2, 7), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13), (3, 14), (3, 15))
 
 
 class UnknownLayoutError(LookupError):

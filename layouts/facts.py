@@ -35,6 +35,8 @@ class TypeFlags:
     managed_dict: int = 0
     #: Py_TPFLAGS_INLINE_VALUES (3.13+; 0 where the version lacks it).
     inline_values: int = 0
+    #: Py_TPFLAGS_INT_SUBCLASS (2.7's PyIntObject, beside long; 0 where the version lacks it).
+    int_subclass: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,9 @@ class IntFacts:
 class DictFacts:
     """Dict key tables, split-values arrays and instance attribute storage."""
 
-    #: "dk_size" (3.8-3.10: dk_size, 24-byte entries) or "log2" (3.11+: dk_log2_index_bytes,
-    #: dk_kind 0 -> 24-byte general entries, else 16-byte unicode entries).
+    #: "dk_size" (3.6-3.10: dk_size, 24-byte entries) or "log2" (3.11+: dk_log2_index_bytes,
+    #: dk_kind 0 -> 24-byte general entries, else 16-byte unicode entries), or "open_table"
+    #: (2.7: ma_table of ma_mask + 1 PyDictEntry slots, iterated in slot order).
     keys: str = "dk_size"
     #: Values array of a split table: "by_entry" (<= 3.10: values[i] belongs to entry i),
     #: "prefix_order" (3.11/3.12: insertion order bytes before values[], then used, prefix size),
@@ -65,6 +68,20 @@ class DictFacts:
     #: obj-32, dict at obj-24), "pre_header_312" (one word at obj-24: odd = values+1, else dict),
     #: "inline_values" (3.13+: values after tp_basicsize while valid, else dict at obj-24).
     instance: str = "dictoffset"
+
+
+@dataclass(frozen=True)
+class StringFacts:
+    """How text is stored: PEP 393 compact strings (3.3+) or 2.7's str/unicode pair."""
+
+    #: "pep393" (PyASCIIObject state bits) or "py2" (PyUnicodeObject: length + Py_UNICODE *str).
+    model: str = "pep393"
+    #: Kind of the interpreter's own ``str`` (names, file names, dict keys of namespaces):
+    #: "str" (text) or "bytes" (2.7's PyStringObject).
+    native_str: str = "str"
+    #: Bytes per Py_UNICODE of a "py2" build: 4 (UCS4, "wide") or 2 (UCS2, "narrow"; the
+    #: build exports PyUnicodeUCS2_* instead of PyUnicodeUCS4_*, see ``narrow_unicode``).
+    unicode_char_size: int = 4
 
 
 @dataclass(frozen=True)
@@ -149,15 +166,30 @@ class Facts:
     """Everything about one version that is not an offset."""
 
     frames: FrameFacts
-    #: Line table format: "lnotab" (3.8-3.9), "linetable" (3.10) or "locations" (3.11+).
+    #: Line table format: "lnotab" (3.6-3.9), "lnotab_unsigned" (2.7), "linetable" (3.10) or
+    #: "locations" (3.11+).
     line_table: str
     type_flags: TypeFlags = field(default_factory=TypeFlags)
     ints: IntFacts = field(default_factory=IntFacts)
     dicts: DictFacts = field(default_factory=DictFacts)
     stackrefs: StackRefFacts = field(default_factory=StackRefFacts)
     chunks: ChunkFacts = field(default_factory=ChunkFacts)
-    #: Where the GIL is: "runtime" (3.8-3.11: _PyRuntime.ceval.gil) or "interpreter" (3.12+).
+    #: Where the GIL is: "runtime" (3.7-3.11: _PyRuntime.ceval.gil), "interpreter" (3.12+), or
+    #: "thread_state_current" (2.7/3.6: the ``_PyThreadState_Current`` variable, NULL when released).
     gil: str = "runtime"
+    #: Where the interpreter list starts: "runtime" (3.7+: ``_PyRuntime.interpreters.head``) or
+    #: "interp_head" (2.7/3.6: the static ``interp_head`` of pystate.c, the root address itself).
+    interpreter_list: str = "runtime"
+    strings: StringFacts = field(default_factory=StringFacts)
+    #: repr() rules: "py3", or "py2" (u'' unicode, L-suffixed longs, str without b, <type 'x'>,
+    #: set([...]), functions by __name__, old-style instances).
+    reprs: str = "py3"
+    #: Name of the builtins module in sys.modules ("__builtin__" in 2.7).
+    builtins_module: str = "builtins"
+    #: Attribute of threading.Thread holding its name ("_name"; 2.7 mangles ``self.__name``).
+    thread_name_attr: str = "_name"
+    #: 2.7's classic classes and instances (types "classobj" and "instance").
+    old_style_classes: bool = False
     #: The interpreter names OS threads after threading.Thread names (3.14+).
     os_thread_names: bool = False
     #: co_localspluskinds bits: local, cell, free, hidden (0 where the version lacks it).
@@ -174,6 +206,11 @@ class Facts:
     free_threaded: bool = False
     asyncio: AsyncioFacts = field(default_factory=AsyncioFacts)
 
+    def narrow_unicode(self) -> "Facts":
+        """The same facts for a UCS2 ("narrow") 2.7 build."""
+        from dataclasses import replace
+        return replace(self, strings=replace(self.strings, unicode_char_size=2))
+
     def to_data(self) -> Dict[str, Any]:
         return _to_data(self)
 
@@ -183,7 +220,7 @@ class Facts:
 
 
 _NESTED = {"frames": FrameFacts, "type_flags": TypeFlags, "ints": IntFacts, "dicts": DictFacts,
-           "stackrefs": StackRefFacts, "chunks": ChunkFacts,
+           "stackrefs": StackRefFacts, "chunks": ChunkFacts, "strings": StringFacts,
            "asyncio": AsyncioFacts}
 
 

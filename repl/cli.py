@@ -17,15 +17,28 @@ import sys
 PROG = "pyspy-repl"
 
 
-def _usage(prog: str) -> str:
-    from .commands import CLI_MODULES
-    names = sorted(CLI_MODULES) + ["gdb-path", "lldb-path"]
-    return ("usage: %s SUBCOMMAND [options]   (subcommands: %s)\n"
-            "       %s --pid PID             (interactive prompt; see --help)\n" % (prog, ", ".join(names), prog))
+def _usage(prog: str, prompt: bool = True) -> str:
+    """Usage and every subcommand with its line; the prompt's form only where there is one."""
+    from .helptext import subcommand_lines
+    text = "usage: %s SUBCOMMAND [options]\n" % prog
+    if prompt:
+        text += "       %s [--pid PID | --core CORE | -- COMMAND ...]   (interactive prompt)\n" % prog
+    return text + "\n" + subcommand_lines(prog)
 
 
 def main(argv: Optional[List[str]] = None, prog: str = PROG, interactive: bool = True) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("--version", "-V"):
+        from .helptext import version
+        sys.stdout.write("%s %s\n" % (prog, version()))
+        return 0
+    if argv and argv[0] == "completions":
+        from .helptext import SHELLS, completion_script
+        if len(argv) != 2 or argv[1] not in SHELLS:
+            sys.stderr.write("usage: %s completions {%s}\n" % (prog, ",".join(SHELLS)))
+            return 2
+        sys.stdout.write(completion_script(argv[1], prog))
+        return 0
     from .dispatch import CLI, Dispatcher
     from .session import Session
     from .streams import GuardedStream
@@ -49,9 +62,9 @@ def main(argv: Optional[List[str]] = None, prog: str = PROG, interactive: bool =
         if repl_main is not None:
             return repl_main(argv, prog)
     if argv in ([], ["-h"], ["--help"]):
-        sys.stdout.write(_usage(prog))
+        sys.stdout.write(_usage(prog, interactive))
         return 0 if argv else 2
-    sys.stderr.write("%s: error: unknown subcommand %r\n%s" % (prog, argv[0], _usage(prog)))
+    sys.stderr.write("%s: error: unknown subcommand %r\n%s" % (prog, argv[0], _usage(prog, interactive)))
     return 2
 
 

@@ -106,7 +106,7 @@ def _path_candidates(session, current: str) -> List[str]:
             if kind == "dict":
                 keys = []
                 for key_addr, _ in objects.dict_items(value.addr, 200):
-                    if objects.kind(key_addr) == "str":
+                    if objects.is_text(key_addr):
                         keys.append("%s[%r]" % (base, objects.string(key_addr, 200)))
                     elif objects.kind(key_addr) == "int":
                         keys.append("%s[%d]" % (base, objects.int_value(key_addr)))

@@ -28,11 +28,14 @@ from .session import Session
 
 # --------------------------------------------------------------------------- options
 def build_parser(prog: str) -> argparse.ArgumentParser:
+    from .helptext import subcommand_lines
     parser = argparse.ArgumentParser(
         prog=prog, description="Interactive, read-only inspector for a live Python process or a core file.",
-        usage="%(prog)s [--pid PID | --core CORE | --load FILE | -- COMMAND ARGS...] [-c CMD]... [--no-color]",
-        epilog="Commands at the prompt: `help`.  Subcommands without a prompt: %s SUBCOMMAND --help."
-               % prog)
+        usage="%(prog)s [--pid PID | --core CORE | --load FILE | -- COMMAND ARGS...] [-c CMD]... [--no-color]\n"
+              "       %(prog)s SUBCOMMAND [options]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=subcommand_lines(prog) + "\nCommands at the prompt: `help`.")
+    parser.add_argument("--version", "-V", action="version", version="%s %s" % (prog, _version()))
     parser.add_argument("--pid", "-p", type=int, help="process to inspect")
     parser.add_argument("-c", dest="commands", action="append", default=[], metavar="CMD",
                         help="run CMD and exit (repeatable; the exit status is non-zero if any failed)")
@@ -40,6 +43,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     add_core_options(parser)
     add_load_option(parser)
     return parser
+
+
+def _version() -> str:
+    from .helptext import version
+    return version()
 
 
 def _history_path() -> str:

@@ -27,10 +27,17 @@ def format_seconds(seconds: float) -> str:
     return "%d:%02d:%02d" % (hours, minutes, secs) if hours else "%d:%02d" % (minutes, secs)
 
 
+def behind_warning(stats, rate: float) -> str:
+    """What to say when the sampler cannot keep ``rate`` (py-spy says "behind in sampling")."""
+    return ("warning: behind in sampling: %.0f of %g samples a second achieved (%d late, %d missed); "
+            "results may be inaccurate: try a lower --rate" % (stats.achieved_rate(), rate, stats.late,
+                                                               stats.missed))
+
+
 def stats_text(stats) -> str:
-    """``1234 samples, 0 errors, 3 late, 12.3s`` (+ processes when following several)."""
-    text = "%d samples, %d errors, %d late, %s" % (stats.samples, stats.errors, stats.late,
-                                                   format_seconds(stats.elapsed))
+    """``1234 samples, 0 errors, 3 late, 0 missed, 12.3s`` (+ processes when following several)."""
+    text = "%d samples, %d errors, %d late, %d missed, %s" % (
+        stats.samples, stats.errors, stats.late, getattr(stats, "missed", 0), format_seconds(stats.elapsed))
     if len(stats.pids) > 1:
         text += ", %d processes" % stats.processes
     return text
@@ -68,6 +75,16 @@ class Progress:
             except (OSError, ValueError):
                 pass
             self._drawn = False
+
+    def note(self, message: str) -> None:
+        """A line of its own (a warning) above the progress line, which is redrawn next update."""
+        self.clear()
+        try:
+            self.stream.write(message.rstrip("\n") + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+        self._next = 0.0
 
     def finish(self, message: str) -> None:
         """Erase the progress line and print the summary (always, terminal or not)."""

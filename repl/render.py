@@ -1,6 +1,7 @@
 """Text rendering of snapshots, in py-spy's dump shape."""
 from __future__ import annotations
 
+import os
 from typing import List, Optional, TextIO
 
 from snapshot.model import Snapshot, ThreadStack
@@ -16,11 +17,18 @@ def thread_header(thread: ThreadStack) -> str:
     return header + " [%s]" % "; ".join(notes) if notes else header
 
 
+#: Status words the (idle|active)(+gil) header already says.
+_PLAIN_STATUSES = ("holds_gil", "running", "idle", None)
+
+
 def thread_notes(thread: ThreadStack) -> List[str]:
-    """What py-spy's header does not say: waiting for the GIL, GC running, the exception being handled."""
+    """What py-spy's header does not say: the status (native frames, GIL wait), GC running, the exception."""
     notes = []
-    if getattr(thread, "status", None) == "waiting_for_gil":
+    status = getattr(thread, "status", None)
+    if status == "waiting_for_gil":
         notes.append("waiting for the GIL")
+    elif status not in _PLAIN_STATUSES:
+        notes.append(status)
     if getattr(thread, "gc_collecting", False):
         notes.append("gc collecting")
     exception = getattr(thread, "exception", None)
@@ -34,6 +42,12 @@ def exception_text(exception) -> str:
     return "%s: %s" % (exception.type, text) if text else exception.type
 
 
+def native_note(thread: ThreadStack) -> Optional[str]:
+    """The line saying why a native-mode thread shows its Python frames only, if it does."""
+    error = getattr(thread, "native_error", None)
+    return "    (native frames not shown: %s)" % error if error else None
+
+
 def process_header(snapshot: Snapshot) -> List[str]:
     command = " ".join(snapshot.command_line) or snapshot.executable
     return ["Process %d: %s" % (snapshot.pid, command),
@@ -41,6 +55,10 @@ def process_header(snapshot: Snapshot) -> List[str]:
 
 
 def frame_line(frame, full_filenames: bool = False) -> str:
+    if frame.is_native:
+        # py-spy's --native shape: the symbol and the library it is in
+        library = frame.module if full_filenames else os.path.basename(frame.module or "")
+        return "%s (%s)" % (frame.function, library or "[anonymous]")
     filename = frame.filename if full_filenames else frame.short_filename
     return "%s (%s:%d)" % (frame.function, filename, frame.line)
 
@@ -48,6 +66,9 @@ def frame_line(frame, full_filenames: bool = False) -> str:
 def render_thread(thread: ThreadStack, out: TextIO, show_locals: bool, full_filenames: bool = False,
                   marker: Optional[int] = None) -> None:
     out.write(thread_header(thread) + "\n")
+    note = native_note(thread)
+    if note:
+        out.write(note + "\n")
     for index, frame in enumerate(thread.frames):
         prefix = "  > " if marker == index else "    "
         out.write(prefix + frame_line(frame, full_filenames) + "\n")

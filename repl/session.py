@@ -13,6 +13,7 @@ REPL state kept here:
   background recording and a foreground command never ptrace at the same time;
 * background jobs (``record start``) by name;
 * output styling (``color``) decided once by the front end;
+* ``native`` / ``native_all``: whether snapshots merge C frames (``native on|all|off``);
 * ``source``: where the data comes from (``LIVE`` here; a core, debugger or
   snapshot-file session sets its own), checked by ``repl.dispatch`` against
   each command's capability flags;
@@ -54,6 +55,8 @@ class Session:
         self.jobs: Dict[str, object] = {}        # background jobs (record)
         self.child = None                        # supervise.Child when we started the target
         self.source = LIVE                       # where the data comes from (commands.base sources)
+        self.native = False                      # snapshots merge native frames (`native on`)
+        self.native_all = False                  # ... with the interpreter's plumbing (`native all`)
         self.dispatcher = None                   # set by repl.dispatch while a command runs
         self.saved = None                        # snapshot.savefile.SavedSnapshot (source SNAPSHOT_FILE)
         self._globals_cache: Dict[Tuple[int, str], int] = {}
@@ -148,8 +151,10 @@ class Session:
             self.saved = None
 
     def take_snapshot(self, locals: bool = True, blocking: bool = True, max_repr: int = 1024,
-                      pid: Optional[int] = None, tasks: Optional[bool] = None) -> Snapshot:
-        """A new snapshot; ``tasks`` adds asyncio tasks (default: if an earlier command asked for them)."""
+                      pid: Optional[int] = None, tasks: Optional[bool] = None,
+                      native: Optional[bool] = None, native_all: Optional[bool] = None) -> Snapshot:
+        """A new snapshot; ``tasks`` adds asyncio tasks (default: if an earlier command asked for them);
+        ``native``/``native_all`` None: the session's setting (``native on``)."""
         if self.source == SNAPSHOT_FILE and (pid is None or pid == self.pid):
             if self.saved is None:
                 raise CommandError("no snapshot file is open (pyspy-repl --load FILE)")
@@ -159,12 +164,17 @@ class Session:
             if tasks:
                 self.with_tasks = True
             snapshot = self.saved.snapshot_for(locals, max_repr, tasks if tasks is not None else self.with_tasks)
+            if (native or native_all) and not any(f.is_native for t in snapshot.threads for f in t.frames):
+                self.note("note: this snapshot file has no native frames (it was saved without native mode)")
             self._set_snapshot(snapshot)
             return snapshot
         target = self.get_target(pid)
         if tasks:
             self.with_tasks = True
         kwargs = {"tasks": True} if (tasks if tasks is not None else self.with_tasks) else {}
+        native_all = self.native_all if native_all is None else native_all
+        if (self.native if native is None else native) or native_all:
+            kwargs.update(native=True, native_all=native_all)
         try:
             with self.pause_lock:
                 snapshot = target.snapshot(locals=locals, blocking=blocking, max_repr=max_repr, **kwargs)
@@ -357,7 +367,7 @@ class Session:
         if cached is not None:
             try:
                 file_addr = objects.getattr(cached, "__file__")
-                if file_addr and objects.kind(file_addr) == "str" and objects.string(file_addr) == frame.filename:
+                if file_addr and objects.is_text(file_addr) and objects.string(file_addr) == frame.filename:
                     return cached, self._module_name(cached)
             except SnapshotError:
                 pass
@@ -369,10 +379,10 @@ class Session:
                 if objects.kind(mod_addr) != "module":
                     continue
                 file_addr = objects.getattr(mod_addr, "__file__")
-                if file_addr and objects.kind(file_addr) == "str" and objects.string(file_addr) == frame.filename:
+                if file_addr and objects.is_text(file_addr) and objects.string(file_addr) == frame.filename:
                     self._globals_cache[key] = mod_addr
                     return mod_addr, self._module_name(mod_addr)
-                if objects.kind(key_addr) == "str" and objects.string(key_addr) == "__main__":
+                if objects.is_text(key_addr) and objects.string(key_addr) == "__main__":
                     main = mod_addr
             except SnapshotError:
                 continue
@@ -381,7 +391,7 @@ class Session:
     def _module_name(self, mod_addr: int) -> str:
         objects = self.objects()
         name = objects.getattr(mod_addr, "__name__")
-        if name and objects.kind(name) == "str":
+        if name and objects.is_text(name):
             return objects.string(name, 1024)
         return "?"
 

@@ -17,8 +17,11 @@ from typing import Dict, List, Optional
 
 from .errors import BinaryReadError
 
-SYMBOLS = ("_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NoneStruct", "interp_head")
-CACHE_FORMAT = 2
+SYMBOLS = ("_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NoneStruct", "interp_head",
+           # 2.7/3.6: the GIL holder, the accessor that gives interp_head on stripped builds,
+           # and a narrow (UCS2) unicode build's exported names.
+           "_PyThreadState_Current", "PyInterpreterState_Head", "PyUnicodeUCS2_FromString")
+CACHE_FORMAT = 3
 # PY_VERSION may be tail-merged into a longer string (".../versions/3.8.18"), so
 # only require that no digit or dot precedes it.
 _VERSION_TEXT = re.compile(rb"(?<![\d.])([23]\.\d{1,2}\.\d{1,2})((?:a|b|rc)\d{1,2})?\+?\x00")
@@ -86,6 +89,13 @@ def _file_value(elf, vaddr: int, size: int) -> Optional[bytes]:
     return None
 
 
+def _interp_head_from_accessor(elf, function_vaddr: int) -> Optional[int]:
+    """A stripped 2.7/3.6: ``interp_head`` is what ``PyInterpreterState_Head`` loads."""
+    from .accessor import rip_load_target
+    code = _file_value(elf, function_vaddr, 32)
+    return rip_load_target(code, function_vaddr) if code else None
+
+
 def analyse(path: str) -> BinaryInfo:
     """Read what we need from an ELF file (slow path; see ``load``)."""
     # pyelftools is imported only here: a cached binary never needs it.
@@ -120,6 +130,11 @@ def _analyse(path: str) -> BinaryInfo:
             s = elf.get_section_by_name(name)
             if s is not None:
                 info.sections[name] = [s["sh_addr"], s["sh_size"]]
+        if "interp_head" not in info.symbols and "PyInterpreterState_Head" in info.symbols \
+                and "_PyRuntime" not in info.symbols:
+            recovered = _interp_head_from_accessor(elf, info.symbols["PyInterpreterState_Head"])
+            if recovered:
+                info.symbols["interp_head"] = recovered
         if "Py_Version" in info.symbols:
             raw = _file_value(elf, info.symbols["Py_Version"], 8)
             if raw:

@@ -2,7 +2,10 @@
 
 Order of evidence: the ``_PyRuntime`` symbol (exported even by stripped
 builds), else the ``.PyRuntime`` section (3.10+), else for 3.13+ a scan of
-writable mappings for the ``xdebugpy`` cookie.  Version: the debug-offsets
+writable mappings for the ``xdebugpy`` cookie.  2.7 and 3.6 have no
+``_PyRuntime``: their root is the static ``interp_head`` (from ``.symtab``, or
+recovered from the exported ``PyInterpreterState_Head`` on stripped builds,
+see ``binary``), and ``Interpreter.runtime_addr`` is then its address.  Version: the debug-offsets
 word (3.13+), ``Py_Version`` (3.11+), ``PY_VERSION`` text in ``.rodata``,
 and last the file name.  Everything comes from a ``Process``: its mapped files
 (opened as the target sees them, e.g. a container's own root) and its memory.
@@ -36,6 +39,8 @@ class Interpreter:
     executable: str
     binary_path: str
     load_base: int
+    #: ``_PyRuntime``; before 3.7 the address of the ``interp_head`` static (the layout's
+    #: ``facts.interpreter_list`` says which).
     runtime_addr: int
     version: Tuple[int, int, int]
     version_text: str
@@ -77,6 +82,20 @@ def _decode_hex(value: int) -> Tuple[Tuple[int, int, int], str]:
     return (major, minor, micro), "%d.%d.%d%s" % (major, minor, micro, suffix)
 
 
+def root_offset(info: binary.BinaryInfo, method: Optional[str] = None) -> Optional[int]:
+    """The file offset of the interpreter's root in ``info``: ``_PyRuntime`` by ``method``
+    (symbol, section or either), else (2.7/3.6) the ``interp_head`` static."""
+    if method is None:
+        runtime = info.symbols.get("_PyRuntime") or info.pyruntime_section
+    elif method == "symbol":
+        runtime = info.symbols.get("_PyRuntime")
+    else:
+        runtime = info.pyruntime_section
+    if not runtime and method in (None, "symbol") and "_PyRuntime" not in info.symbols:
+        runtime = info.symbols.get("interp_head")
+    return runtime or None
+
+
 def locate(process: Process, method: Optional[str] = None) -> Interpreter:
     """Find the interpreter of ``process`` or raise a clear error saying why not.
 
@@ -98,12 +117,7 @@ def locate(process: Process, method: Optional[str] = None) -> Interpreter:
             except ValueError:
                 continue
             base = 0 if info.elf_type == "ET_EXEC" else mapped.load_bias
-            if method is None:
-                runtime = info.symbols.get("_PyRuntime") or info.pyruntime_section
-            elif method == "symbol":
-                runtime = info.symbols.get("_PyRuntime")
-            else:
-                runtime = info.pyruntime_section
+            runtime = root_offset(info, method)
             if not runtime:
                 if "interp_head" in info.symbols:
                     seen_old_python = _version_from_name(mapped.path) or (2, 7)

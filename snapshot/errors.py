@@ -113,3 +113,15 @@ class SnapshotFormatError(SnapshotError):
 
     exit_code = 2
     hint = "open it with a newer pyspy-repl"
+
+
+class NativeModeError(SnapshotError):
+    """Native frames were asked for where they cannot be had (``--nonblocking``, a source
+    without registers): a usage error."""
+
+    exit_code = 2
+
+    @classmethod
+    def nonblocking(cls) -> "NativeModeError":
+        return cls("native mode needs the target paused: --native cannot be used with --nonblocking",
+                   "drop --nonblocking (registers are only read while every thread is stopped)")

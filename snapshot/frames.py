@@ -33,9 +33,15 @@ class FrameBuilder:
         self._cache: Dict[Tuple[int, int, str, bool], Frame] = {}
         #: object -> its type, read in one batch by a caller building many frames (asyncio tasks).
         self.known_types: Dict[int, int] = {}
+        self._plain: Dict[tuple, Frame] = {}  # (CodeInfo, line, is_entry) -> frame, no method name needed
 
     def frame(self, raw, with_locals: bool, max_repr: int, max_depth: int) -> Frame:
         code = raw.code
+        if not with_locals and not code.needs_first_local:
+            # The sampler's hot path: one lookup by the code object itself (identity hash).
+            frame = self._plain.get((code, raw.line, raw.is_entry))
+            if frame is not None:
+                return frame
         function = code.function
         if code.needs_first_local and raw.localsplus:
             function = self._method_name(code, raw.localsplus[0]) or function
@@ -50,7 +56,10 @@ class FrameBuilder:
                 frame = Frame(function, code.filename, raw.line, **extra)
                 if len(self._cache) > MAX_INTERNED:
                     self._cache.clear()
+                    self._plain.clear()
                 self._cache[key] = frame
+                if not code.needs_first_local:
+                    self._plain[(code, raw.line, raw.is_entry)] = frame
             return frame
         extra[_GLOBALS_FIELD] = raw.globals_addr or None
         return Frame(function, code.filename, raw.line, self._locals(raw, max_repr, max_depth), **extra)

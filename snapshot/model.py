@@ -17,7 +17,8 @@ _FROZEN = {"frozen": True, "slots": True} if sys.version_info >= (3, 10) else {"
 
 
 #: Version of the ``to_dict`` form. 1: the first versioned form (format_version,
-#: interpreter_id, is_entry, native-frame fields).  ``from_dict`` reads every
+#: interpreter_id, is_entry, native-frame fields; a thread's optional ``status`` and
+#: ``native_error``, absent when unset, need no new version).  ``from_dict`` reads every
 #: version up to this one; a form without ``format_version`` is version 0.
 FORMAT_VERSION = 1
 
@@ -59,6 +60,8 @@ class Frame:
 
     @property
     def short_filename(self) -> str:
+        if self.is_native:
+            return os.path.basename(self.module or self.filename or "")   # the library's name
         return short_filename(self.filename)
 
     def without_locals(self) -> "Frame":
@@ -129,17 +132,21 @@ class ThreadStack:
     #: ``PyInterpreterState.id`` of the interpreter the thread runs in (0: the main interpreter).
     #: Last, with a default (not where DESIGN.md lists it), so positional callers keep working.
     interpreter_id: int = 0
-    #: One of THREAD_STATUSES: holds the GIL; waiting for it (where the target records requests,
-    #: 3.15, or native frames show ``take_gil``); running (on CPU without the GIL); idle.
-    #: None in snapshots saved before the field existed.
+    #: What the thread is doing: one of THREAD_STATUSES from the GIL and run state (holds the GIL,
+    #: waiting for it where the target records requests (3.15), running, idle), or what its native
+    #: frames say ( "waiting for the GIL", "collecting garbage", "unknown" where a stripped interpreter
+    #: cannot name the function), which wins; None in snapshots saved before the field existed.
     status: Optional[str] = None
+    #: Native mode: why the native and Python frames could not be merged (the frames are then
+    #: the Python stack alone), or why the thread has no native frames.
+    native_error: Optional[str] = None
     #: The thread's interpreter is inside a garbage collection (its GC state's ``collecting``).
     gc_collecting: bool = False
     #: The exception the thread is handling, if any.
     exception: Optional[HandledException] = None
 
     def to_dict(self, pid: Optional[int] = None) -> Dict[str, Any]:
-        return {
+        data = {
             "pid": pid,
             "thread_id": self.thread_id,
             "thread_name": self.name,
@@ -149,17 +156,22 @@ class ThreadStack:
             "frames": [frame.to_dict() for frame in self.frames],
             "process_info": None,
             "interpreter_id": self.interpreter_id,
-            "status": self.status,
             "gc_collecting": self.gc_collecting,
             "exception": self.exception.to_dict() if self.exception is not None else None,
         }
+        if self.status is not None:
+            data["status"] = self.status
+        if self.native_error is not None:
+            data["native_error"] = self.native_error
+        return data
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "ThreadStack":
         return cls(data["thread_id"], data.get("os_thread_id"), data.get("thread_name"),
                    bool(data.get("owns_gil")), not data.get("active", True),
                    tuple(Frame.from_dict(f) for f in data.get("frames", ())),
-                   data.get("interpreter_id", 0), data.get("status"), bool(data.get("gc_collecting", False)),
+                   data.get("interpreter_id", 0), data.get("status"), data.get("native_error"),
+                   bool(data.get("gc_collecting", False)),
                    HandledException.from_dict(data["exception"]) if data.get("exception") else None)
 
 

@@ -36,6 +36,9 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 from .model import _FROZEN, Frame, Snapshot
 
 ThreadKey = Tuple[int, int]  # (pid, thread_id)
+#: Stacks remembered by frame identity before that cache is emptied (samples with locals
+#: bring new Frame objects every time; the real tables are not affected).
+MAX_IDENTITY_STACKS = 50_000
 
 
 @dataclass(**_FROZEN)
@@ -101,16 +104,30 @@ class Interval:
     samples: int
 
 
+@dataclass(**_FROZEN)
+class ProfileMapping:
+    """A binary mapped into a sampled process: where, which file, which build."""
+
+    pid: int
+    start: int
+    end: int
+    file_offset: int
+    path: str
+    build_id: str = ""
+
+
 class _Track:
     """One thread's timeline as four flat arrays: 24 bytes per run, no objects."""
 
-    __slots__ = ("starts", "lasts", "stacks", "counts")
+    __slots__ = ("starts", "lasts", "stacks", "counts", "joined", "last_pass")
 
     def __init__(self) -> None:
         self.starts = array("q")
         self.lasts = array("q")
         self.stacks = array("l")
         self.counts = array("l")
+        self.joined = array("b")  # 1: the next run follows without the thread going unseen
+        self.last_pass = 0  # the pass (``Profile.tick``) of the thread's latest sample
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -137,6 +154,11 @@ class Profile:
         self._frame_ids: Dict[Frame, int] = {}
         self.stacks: List[Tuple[int, ...]] = []
         self._stack_ids: Dict[Tuple[int, ...], int] = {}
+        # Fast path: the sampler hands the same (interned) Frame objects sample after sample, so a
+        # stack is found by the identities of its frames -- one tuple of ints and one dict lookup per
+        # sample instead of hashing every frozen Frame. Each entry keeps its frames tuple alive, so
+        # an id cannot be reused while it is a key; bounded, since it is only a cache.
+        self._by_identity: Dict[Tuple[int, ...], Tuple[int, Tuple[Frame, ...]]] = {}
         self.counts: Dict[Tuple[ThreadKey, int], int] = {}
         self.threads: Dict[ThreadKey, ThreadInfo] = {}
         self._tracks: Dict[ThreadKey, _Track] = {}
@@ -149,42 +171,76 @@ class Profile:
         self.gil_samples = 0
         self.errors = 0
         self.late = 0
+        self.missed = 0           # deadlines the sampler skipped (it fell too far behind)
         self.ticks = 0
         self._per_thread: Dict[ThreadKey, int] = {}
         self._passes = 0  # samples of the most-sampled thread: passes, however stamped
         self.first_ns: Optional[int] = None
         self.last_ns: Optional[int] = None
         self._last_tick_ns: Optional[int] = None
+        self._pass = 0            # passes announced through ``tick`` (0: never told)
+        #: Mapped binaries of the sampled processes, main executable first (pprof's mappings):
+        #: ``ProfileMapping`` s, filled by ``add_mappings``.
+        self.mappings: List["ProfileMapping"] = []
 
     # ----------------------------------------------------------------- input
+    def tick(self, timestamp_ns: int) -> None:
+        """A sampling pass began at ``timestamp_ns`` (the sampler calls this before its samples).
+
+        Knowing the passes lets a timeline tell a thread seen in every pass
+        (one continuous run, however late the passes came) from one that was
+        not seen in some pass (idle, filtered out, or unreadable): only then
+        does a run end early.  Without ticks, the gap between samples decides.
+        """
+        self._pass += 1
+        self.ticks += 1
+        self._last_tick_ns = timestamp_ns
+
     def add(self, sample: Sample) -> None:
         """Fold one sample in: one dict update, one frame lookup per frame."""
-        ts = sample.timestamp_ns
+        self.add_parts(sample.timestamp_ns, sample.pid, sample.thread_id, sample.native_id, sample.thread_name,
+                       sample.holds_gil, sample.frames, sample.command_line)
+
+    def add_parts(self, ts: int, pid: int, thread_id: int, native_id: Optional[int], thread_name: Optional[str],
+                  holds_gil: bool, frames: Tuple[Frame, ...], command_line: str = "") -> None:
+        """``add`` without the ``Sample``: the sampler's hot path (no object per thread and sample)."""
         if ts != self._last_tick_ns:
             self.ticks += 1
             self._last_tick_ns = ts
-        if self.first_ns is None or ts < self.first_ns:
-            self.first_ns = ts
-        if self.last_ns is None or ts > self.last_ns:
-            self.last_ns = ts
+            if self.first_ns is None or ts < self.first_ns:
+                self.first_ns = ts
+            if self.last_ns is None or ts > self.last_ns:
+                self.last_ns = ts
         self.samples += 1
-        self.gil_samples += sample.holds_gil
+        self.gil_samples += holds_gil
 
-        key = (sample.pid, sample.thread_id)
+        key = (pid, thread_id)
         seen = self._per_thread[key] = self._per_thread.get(key, 0) + 1
         if seen > self._passes:
             self._passes = seen
         info = self.threads.get(key)
-        if (info is None or info.name != sample.thread_name or info.native_id != sample.native_id
-                or (sample.command_line and info.command_line != sample.command_line)):
-            self.threads[key] = ThreadInfo(sample.pid, sample.thread_id, sample.native_id,
-                                           sample.thread_name,
-                                           sample.command_line or (info.command_line if info else ""))
+        if (info is None or info.name != thread_name or info.native_id != native_id
+                or (command_line and info.command_line != command_line)):
+            self.threads[key] = ThreadInfo(pid, thread_id, native_id, thread_name,
+                                           command_line or (info.command_line if info else ""))
 
-        stack_id = self._intern_stack(sample.frames)
+        stack_id = self._intern_stack(frames)
         counter = (key, stack_id)
         self.counts[counter] = self.counts.get(counter, 0) + 1
         self._extend_timeline(key, ts, stack_id)
+
+    def add_mappings(self, pid: int, executable: str, files) -> None:
+        """Remember a process's mapped ELF files (``Process.mapped_files()``), its executable first,
+        so profile formats that describe binaries (pprof) name the right main binary."""
+        def is_main(f) -> bool:
+            return bool(executable) and f.path == executable
+        ordered = sorted(files, key=lambda f: (not is_main(f), f.start))
+        known = {(m.pid, m.path) for m in self.mappings}
+        for f in ordered:
+            if (pid, f.path) not in known:
+                self.mappings.append(ProfileMapping(pid, f.start, f.end, 0, f.path, f.build_id or ""))
+        if executable and not any(m.pid == pid and m.path == executable for m in self.mappings):
+            self.mappings.insert(0, ProfileMapping(pid, 0, 0, 0, executable))
 
     def add_all(self, samples: Iterable[Sample]) -> None:
         for sample in samples:
@@ -222,24 +278,38 @@ class Profile:
         return fid
 
     def _intern_stack(self, frames: Tuple[Frame, ...]) -> int:
+        identity = tuple(map(id, frames))
+        hit = self._by_identity.get(identity)
+        if hit is not None:
+            return hit[0]
         ids = tuple(self._intern_frame(frame) for frame in reversed(frames))
         sid = self._stack_ids.get(ids)
         if sid is None:
             sid = self._stack_ids[ids] = len(self.stacks)
             self.stacks.append(ids)
+        if len(self._by_identity) >= MAX_IDENTITY_STACKS:
+            self._by_identity.clear()
+        self._by_identity[identity] = (sid, tuple(frames))
         return sid
 
     def _extend_timeline(self, key: ThreadKey, ts: int, stack_id: int) -> None:
         track = self._tracks.get(key)
         if track is None:
             track = self._tracks[key] = _Track()
+        previous_pass, track.last_pass = track.last_pass, self._pass
         if len(track):
-            gap = self._gap_limit_ns()
-            if track.stacks[-1] == stack_id and ts >= track.lasts[-1] and (
-                    gap is None or ts - track.lasts[-1] <= gap):
+            if self._pass:
+                adjacent = previous_pass == self._pass - 1
+            else:
+                gap = self._gap_limit_ns()
+                adjacent = gap is None or ts - track.lasts[-1] <= gap
+            if track.stacks[-1] == stack_id and ts >= track.lasts[-1] and adjacent:
                 track.lasts[-1] = ts
                 track.counts[-1] += 1
                 return
+            if adjacent and ts >= track.lasts[-1]:
+                # seen in the previous pass, now in another stack: the old run lasted until now
+                track.joined[-1] = 1
         if self._intervals >= self.options.max_intervals:
             self.timeline_truncated = True
             return
@@ -248,6 +318,7 @@ class Profile:
         track.lasts.append(ts)
         track.stacks.append(stack_id)
         track.counts.append(1)
+        track.joined.append(0)
 
     def _gap_limit_ns(self) -> Optional[int]:
         """A thread unseen for more than two periods did not run that stack meanwhile."""
@@ -349,8 +420,9 @@ class Profile:
         return merged
 
     def timeline(self, key: ThreadKey) -> Iterator[Interval]:
-        """Runs of one thread in time order; each ends where the next starts, or a period
-        after its last sample when the thread then went unseen."""
+        """Runs of one thread in time order.  A run ends where the next starts when the thread
+        was seen in every pass between them (however late those passes came), else a period
+        after its last sample (the thread then went unseen: idle, filtered out, unreadable)."""
         track = self._tracks.get(key)
         if track is None:
             return
@@ -359,7 +431,8 @@ class Profile:
         for i in range(n):
             end = track.lasts[i] + period
             if i + 1 < n:
-                end = min(end, track.starts[i + 1]) if period else track.starts[i + 1]
+                following = track.starts[i + 1]
+                end = following if (track.joined[i] or not period) else min(end, following)
             yield Interval(track.starts[i], max(end, track.starts[i]), track.stacks[i], track.counts[i])
 
     @property

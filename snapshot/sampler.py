@@ -21,6 +21,8 @@ What a pass gives:
   (like py-spy), and with ``gil`` only the thread holding the GIL is kept;
 * ``on_error(pid, error)``: a read that failed (the process is dropped when
   it exited);
+* ``on_tick(timestamp_ns)``: before every pass (``Profile.tick``: a timeline
+  then knows which threads went unseen in a pass);
 * ``on_pass(sampler)``: after every pass (progress lines, flushing, keys); it
   may call ``stop()``.
 
@@ -51,8 +53,13 @@ from .profile import Sample
 
 #: How often the subprocess watcher lists descendants.
 CHILD_POLL = 1.0
-#: Attach attempts for a child whose interpreter is not ready yet (one per poll).
+#: Attach attempts for a child whose interpreter is not ready yet: for about this many polls.
 CHILD_ATTEMPTS = 5
+#: The poll interval while a new child is still being looked at (forked, not yet exec'd or
+#: not yet initialised): a short-lived Python child is not missed for want of a second poll.
+CHILD_SOON = 0.1
+#: Seconds after it first appears that a not-yet-Python child counts as new.
+CHILD_NEW = 2.0
 #: Missed deadlines are still sampled (late, back to back) while the loop is at most this
 #: many seconds behind, so a starved sampler keeps its rate; further behind, they are skipped.
 CATCH_UP = 0.25
@@ -75,6 +82,8 @@ class SamplerOptions:
     passes: Optional[int] = None      # stop after this many passes (``stop_reason == "count"``)
     locals: bool = False              # read whole snapshots with locals (``watch``), not bare stacks
     max_repr: int = 1024              # with ``locals``: cut each value's repr here
+    native: bool = False              # merge native (C) frames into every sample (needs blocking)
+    native_all: bool = False          # ... with the interpreter's plumbing and C-only threads
 
 
 @dataclass
@@ -101,6 +110,20 @@ class SamplerStats:
             return 0.0
         return (self.ended if self.ended is not None else time.monotonic()) - self.started
 
+    def behind(self, rate: float) -> bool:
+        """The achieved rate fell clearly short of ``rate``: fewer than nine tenths of the passes
+        due so far were taken (after the first second, so start-up does not count).  Late passes
+        that were still taken (the loop caught up) do not make it behind."""
+        elapsed = self.elapsed
+        if elapsed < 1.0 or rate <= 0:
+            return False
+        due = elapsed * rate
+        return self.passes < 0.9 * due - 1 or self.missed > 0.1 * due
+
+    def achieved_rate(self) -> float:
+        elapsed = self.elapsed
+        return self.passes / elapsed if elapsed > 0 else 0.0
+
     def copy(self) -> "SamplerStats":
         other = SamplerStats(**{k: getattr(self, k) for k in self.__dataclass_fields__})
         other.pids = list(self.pids)
@@ -121,12 +144,15 @@ def _gone(pid: int) -> bool:
         return False
 
 
-def attach_when_ready(pid: int, timeout: float = 10.0, attach=None, alive: Optional[Callable[[], bool]] = None):
+def attach_when_ready(pid: int, timeout: float = 10.0, attach=None, alive: Optional[Callable[[], bool]] = None,
+                      not_python_after: Optional[float] = None):
     """Attach to a process that may still be starting its interpreter.
 
     Retries while the interpreter is not found or not initialised yet, until
     ``timeout``; errors that waiting cannot fix (permission, unsupported
     version) are raised at once, the last other error when time runs out.
+    ``not_python_after``: a process that still runs no Python after these
+    seconds (a shell that did not exec one) raises ``NotPythonError`` then.
     """
     if attach is None:
         from .target import attach
@@ -144,12 +170,22 @@ def attach_when_ready(pid: int, timeout: float = 10.0, attach=None, alive: Optio
         except SnapshotError as e:
             if target is not None:
                 target.close()
+            if (isinstance(e, NotPythonError) and not_python_after is not None
+                    and time.monotonic() >= deadline - timeout + not_python_after):
+                raise
             if isinstance(e, ProcessNotFoundError) or _gone(pid) or (alive is not None and not alive()):
                 raise ProcessExitedError("process %d exited before its interpreter could be found" % pid) from None
             if time.monotonic() >= deadline:
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
+
+
+def _exe(psutil, pid: int) -> str:
+    try:
+        return psutil.Process(pid).exe()
+    except psutil.Error:
+        return ""
 
 
 class _ChildWatcher(threading.Thread):
@@ -165,37 +201,52 @@ class _ChildWatcher(threading.Thread):
         self.lock = threading.Lock()
         self.attempts: Dict[int, int] = {}
         self.ignored: Set[int] = set()
+        #: pid -> the executable it ran when it was found not to be Python: a shell's child forked
+        #: but not yet exec'd runs the shell; it is looked at again once its executable changes.
+        self.not_python: Dict[int, str] = {}
 
     def run(self) -> None:
         try:
             import psutil
         except ImportError:  # pragma: no cover - psutil is a dependency
             return
+        first_seen: Dict[int, float] = {}
         while not self.stop_event.is_set():
             try:
                 children = [p.pid for p in psutil.Process(self.root).children(recursive=True)]
             except psutil.Error:
                 return  # the root is gone: no new children
+            now = time.monotonic()
+            soon = False
             for pid in children:
                 if pid in self.known or pid in self.ignored or self.stop_event.is_set():
+                    continue
+                first_seen.setdefault(pid, now)
+                if pid in self.not_python and self.not_python[pid] == _exe(psutil, pid):
+                    soon = soon or now - first_seen[pid] < CHILD_NEW
                     continue
                 try:
                     target = self.attach(pid)
                     target.walker.interpreter_addr()
-                except (NotPythonError, UnsupportedVersionError, PermissionDeniedError, ProcessExitedError,
+                except NotPythonError:
+                    self.not_python[pid] = _exe(psutil, pid)
+                    soon = soon or now - first_seen[pid] < CHILD_NEW
+                    continue
+                except (UnsupportedVersionError, PermissionDeniedError, ProcessExitedError,
                         ProcessNotFoundError):
                     self.ignored.add(pid)
                     continue
                 except (SnapshotError, OSError, ValueError):
-                    # not initialised yet (InterpreterNotFoundError, CorruptDataError...): retry next poll
+                    # not initialised yet (InterpreterNotFoundError, CorruptDataError...): retry soon
                     self.attempts[pid] = self.attempts.get(pid, 0) + 1
-                    if self.attempts[pid] >= CHILD_ATTEMPTS:
+                    if now - first_seen[pid] >= CHILD_ATTEMPTS * CHILD_POLL:
                         self.ignored.add(pid)
+                    soon = True
                     continue
                 self.known.add(pid)
                 with self.lock:
                     self.ready.append(target)
-            self.stop_event.wait(CHILD_POLL)
+            self.stop_event.wait(CHILD_SOON if soon else CHILD_POLL)
 
     def take(self) -> List:
         if not self.ready:
@@ -219,20 +270,32 @@ class Sampler:
                  on_pass: Optional[Callable[["Sampler"], None]] = None,
                  alive: Optional[Callable[[], bool]] = None, attach=None,
                  on_snapshot: Optional[SnapshotSink] = None, on_error: Optional[ErrorSink] = None,
-                 lock: Optional[ContextManager] = None):
+                 lock: Optional[ContextManager] = None, on_tick: Optional[Callable[[int], None]] = None,
+                 root_pid: Optional[int] = None):
         given = list(target) if isinstance(target, (list, tuple)) else [target]
-        if not given:
+        if not given and root_pid is None:
             raise ValueError("nothing to sample")
-        self.root = given[0]
+        self.root = given[0] if given else None
+        #: The process whose tree is followed: the first target's, or ``root_pid`` when the root
+        #: runs no Python (``bash -c 'python app.py'``): then only its descendants are sampled, and
+        #: sampling goes on while the root lives even when no Python process has appeared yet.
+        self.root_pid = root_pid if root_pid is not None else self.root.pid
         self.options = options or SamplerOptions()
         if self.options.rate <= 0:
             raise ValueError("the sampling rate must be positive")
         self.sink = sink
+        # A sink that is the bound ``add`` of an object offering ``add_parts`` (a Profile) is fed the
+        # fields directly: no Sample object per thread per pass on the hot path.
+        owner = getattr(sink, "__self__", None)
+        self._add_parts = (getattr(owner, "add_parts", None)
+                           if getattr(sink, "__name__", None) == "add" else None)
         self.on_pass = on_pass
         self.on_snapshot = on_snapshot
         self.on_error = on_error
         self.alive = alive
         self.lock = lock
+        # A Profile sink is told of every pass (its timelines tell "seen in every pass" apart).
+        self.on_tick = on_tick if on_tick is not None or self._add_parts is None else getattr(owner, "tick", None)
         self.stats = SamplerStats()
         self.targets: Dict[int, object] = {}
         for each in given:
@@ -283,7 +346,7 @@ class Sampler:
             attach = self._attach
             if attach is None:
                 from .target import attach
-            self._watcher = _ChildWatcher(self.root.pid, set(self.targets), attach)
+            self._watcher = _ChildWatcher(self.root_pid, set(self.targets), attach)
             self._watcher.start()
         deadline = start
         tick = 0
@@ -320,7 +383,7 @@ class Sampler:
                 deadline = start + tick * period
                 if self.on_pass is not None:
                     self.on_pass(self)
-                if not self.targets:
+                if not self.targets and not self._root_waits():
                     self.stop("exited")
                 elif opts.passes is not None and stats.passes >= opts.passes:
                     self.stop("count")
@@ -329,6 +392,14 @@ class Sampler:
             if self._watcher is not None:
                 self._watcher.stop_event.set()
         return self.stop_reason or "stopped"
+
+    def _root_waits(self) -> bool:
+        """A root without Python of its own that still runs (its Python children may come)."""
+        if self.root is not None or self._watcher is None:
+            return False
+        if self.alive is not None:
+            return self.alive()
+        return not _gone(self.root_pid)
 
     def _sleep(self, seconds: float) -> None:
         sleep = time.sleep
@@ -342,7 +413,10 @@ class Sampler:
     def _read(self, target) -> Snapshot:
         opts = self.options
         if opts.locals:
-            return target.snapshot(locals=True, blocking=opts.blocking, max_repr=opts.max_repr)
+            return target.snapshot(locals=True, blocking=opts.blocking, max_repr=opts.max_repr,
+                                   native=opts.native, native_all=opts.native_all)
+        if opts.native or opts.native_all:
+            return target.sample(opts.blocking, native=True, native_all=opts.native_all)
         return target.sample(opts.blocking)
 
     def sample_once(self) -> None:
@@ -355,11 +429,13 @@ class Sampler:
         stats = self.stats
         stats.passes += 1
         timestamp = time.time_ns()
+        if self.on_tick is not None:
+            self.on_tick(timestamp)
         lock = self.lock
         threads = 0
         gil_held = False
         for pid, target in list(self.targets.items()):
-            if pid == self.root.pid and self.alive is not None and not self.alive():
+            if pid == self.root_pid and self.alive is not None and not self.alive():
                 self._drop(pid)
                 continue
             try:
@@ -397,6 +473,7 @@ class Sampler:
         stats = self.stats
         opts = self.options
         sink = self.sink
+        add_parts = self._add_parts
         command = None
         gil_held = False
         for t in snapshot.threads:
@@ -416,8 +493,12 @@ class Sampler:
             if sink is not None:
                 if command is None:
                     command = " ".join(snapshot.command_line)
-                sink(Sample(timestamp, snapshot.pid, t.thread_id, t.native_id, t.name, t.holds_gil,
-                            t.is_idle, t.frames, command))
+                if add_parts is not None:
+                    add_parts(timestamp, snapshot.pid, t.thread_id, t.native_id, t.name, t.holds_gil, t.frames,
+                              command)
+                else:
+                    sink(Sample(timestamp, snapshot.pid, t.thread_id, t.native_id, t.name, t.holds_gil,
+                                t.is_idle, t.frames, command))
         return gil_held
 
     def _drop(self, pid: int) -> None:

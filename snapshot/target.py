@@ -10,6 +10,7 @@ cheaper than the first.  Thread facts (GIL, names, OS ids) live in
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Dict, List, Optional
 
 from layouts import UnknownLayoutError, table_size, with_debug_offsets
@@ -17,12 +18,13 @@ from layouts import UnknownLayoutError, table_size, with_debug_offsets
 from .budget import WorkBudget
 from .walk.codecache import CodeCache
 from .discovery import Interpreter, locate
-from .errors import CorruptDataError, MemoryReadError, ProcessExitedError, UnsupportedVersionError
+from .errors import (CorruptDataError, MemoryReadError, NativeModeError, ProcessExitedError,
+                     UnsupportedVersionError)
 from .frames import FrameBuilder
 from .layoutcache import load_layout
 from .model import Frame, Snapshot, ThreadStack
 from .objects import ObjectReader
-from .process.base import Process
+from .process.base import Process, syscalls_of
 from .threads import ThreadFacts
 from .threadstatus import ThreadStatusReader, status_of
 from .walk.walker import Walker
@@ -67,13 +69,14 @@ class Target:
         self.walker = Walker(process, self.layout, self.interpreter.runtime_addr, self.codes, self.budget)
         self.command_line = tuple(process.command_line())
         self.thread_facts = ThreadFacts(process, self.layout, self.walker, self.interpreter.runtime_addr,
-                                   self.objects)
+                                        self.objects, self.interpreter.symbol("_PyThreadState_Current"))
         self.frame_builder = FrameBuilder(process, self.layout, self.objects)
         self.objects.numpy_version_probe = self._numpy_major
         # No symbol lookups here: they would parse the ELF symbol table on every attach.
         self.thread_status = ThreadStatusReader(process, self.layout, self.objects, self.interpreter.runtime_addr)
         self._interp: Optional[int] = None
         self._interp_id = 0
+        self._native_threads = None
         self.samples_taken = 0
         self._want_tasks = False
         self._tasks: tuple = ()
@@ -93,6 +96,8 @@ class Target:
             layout = load_layout(version)
         except UnknownLayoutError:
             raise UnsupportedVersionError("Python %s is not supported" % self.interpreter.version_text) from None
+        if layout.facts.strings.model == "py2" and self.interpreter.symbol("PyUnicodeUCS2_FromString"):
+            layout = replace(layout, facts=layout.facts.narrow_unicode())
         if layout.facts.debug_offsets:
             name = layout.facts.debug_offsets
             raw = self.process.read(self.interpreter.runtime_addr, table_size(name))
@@ -121,31 +126,62 @@ class Target:
 
     # -- snapshots -------------------------------------------------------------
     def snapshot(self, locals: bool = False, blocking: bool = True, max_repr: int = 1024,
-                 max_depth: int = 6, tasks: bool = False) -> Snapshot:
-        """Every thread's stack, optionally with locals and asyncio tasks, in one consistent read."""
+                 max_depth: int = 6, tasks: bool = False, native: bool = False,
+                 native_all: bool = False) -> Snapshot:
+        """Every thread's stack, optionally with locals and asyncio tasks, in one consistent read.
+
+        ``native``: C frames merged in (needs ``blocking`` and a source with
+        registers); ``native_all``: also the interpreter's plumbing between
+        Python frames, and threads Python never saw.
+        """
         self._want_tasks = tasks
         try:
-            return self._take(locals, blocking, max_repr, max_depth, fresh_names=True)
+            return self._take(locals, blocking, max_repr, max_depth, fresh_names=True,
+                              native=native or native_all, native_all=native_all)
         finally:
             self._want_tasks = False
 
-    def sample(self, blocking: bool = True) -> Snapshot:
+    def sample(self, blocking: bool = True, native: bool = False, native_all: bool = False) -> Snapshot:
         """The hot path: stacks only, with cached code objects and thread names."""
-        return self._take(False, blocking, 0, 0, fresh_names=False)
+        return self._take(False, blocking, 0, 0, fresh_names=False, native=native or native_all,
+                          native_all=native_all)
+
+    def check_native(self, blocking: bool = True) -> None:
+        """Raise ``NativeModeError`` when native frames cannot be had from this target."""
+        from .process.base import PAUSABLE, REGISTERS
+        capabilities = getattr(self.process, "capabilities", frozenset())
+        if REGISTERS not in capabilities:
+            raise NativeModeError("native frames need the threads' registers, which this source has not",
+                                  "open the process live, a core with its NT_PRSTATUS notes, or a debugger")
+        if not blocking and PAUSABLE in capabilities:
+            raise NativeModeError.nonblocking()
+
+    def _native(self):
+        if self._native_threads is None:
+            from .native.threads import NativeThreads
+            self._native_threads = NativeThreads(self.process)
+        return self._native_threads
 
     def _gone(self) -> bool:
         exists = getattr(self.process, "exists", None)
         return exists is not None and not exists()
 
     def _take(self, with_locals: bool, blocking: bool, max_repr: int, max_depth: int,
-              fresh_names: bool) -> Snapshot:
+              fresh_names: bool, native: bool = False, native_all: bool = False) -> Snapshot:
         process = self.process
+        if native:
+            self.check_native(blocking)
+        stacks = None
         # Idle threads: without pausing, the run state read just before the
-        # walk; with pausing, whether each thread was stopped inside a system
-        # call (read while paused).
+        # walk and, for threads not running, the system call each sleeps in;
+        # with pausing, the system call each stopped thread was in (read while
+        # paused).  ``ThreadFacts.is_idle`` tells a GIL wait from other waits.
         states = {} if blocking else {t.tid: t.state for t in process.threads()}
         if not blocking and not states and self._gone():
             raise ProcessExitedError("process %d exited" % self.pid)
+        calls = {}
+        if not blocking and hasattr(process, "syscalls"):
+            calls = process.syscalls([tid for tid, st in states.items() if st != "R"])
         # Without pausing, a read can race the target (a frame popped between two
         # reads); one immediate retry turns most such torn reads into a good sample.
         attempts = 1 if blocking else 2
@@ -155,15 +191,18 @@ class Target:
                 with (process.paused() if blocking else _nothing_paused()) as stopped:
                     taken_at = time.time_ns()
                     if stopped:
-                        states = {tid: "S" if waiting else "R"
-                                  for tid, waiting in process.in_syscall(stopped).items()}
+                        calls = syscalls_of(process, stopped)
+                        states = {tid: "S" if nr >= 0 else "R" for tid, (nr, _) in calls.items()}
                     copied = self._copy_stacks(with_locals, fresh_names)
                     if self._want_tasks:
                         self._tasks = self._read_tasks(copied, with_locals, max_repr, max_depth)
+                    if native:
+                        # registers exist only while paused, and must match the Python frames just read
+                        stacks = self._native().unwind(stopped or [t.tid for t in process.threads()])
                 # The target runs again: names, method names and locals' reprs are read now,
                 # so the pause never depends on how many threads have names or how big locals are.
                 threads = self._build_threads(copied, with_locals, max_repr, max_depth,
-                                              fresh_names, states)
+                                              fresh_names, states, calls)
                 break
             except (MemoryReadError, CorruptDataError) as e:
                 self._interp = None
@@ -172,6 +211,8 @@ class Target:
                     raise ProcessExitedError("process %d exited while being read" % self.pid) from None
                 if attempt + 1 == attempts:
                     raise e
+        if stacks is not None:
+            threads = self._native().apply(threads, stacks, native_all, states)
         self.samples_taken += 1
         if self.samples_taken % 256 == 0:
             self.codes.revalidate()
@@ -200,14 +241,16 @@ class Target:
         return copied
 
     def _build_threads(self, copied, with_locals: bool, max_repr: int, max_depth: int,
-                       fresh_names: bool, states: Dict[int, str]) -> List[ThreadStack]:
+                       fresh_names: bool, states: Dict[int, str], calls=None) -> List[ThreadStack]:
         """Model threads from the copied stacks (after the pause: objects are read as they are now)."""
         build = self.frame_builder.frame
+        is_idle = self.thread_facts.is_idle
         result = []
         status = self.thread_status
         for interp, interp_id, holder, tstates, raw_threads, collecting, marks in copied:
             self.thread_facts.fill_native_ids(raw_threads)
             names = self.thread_facts.names(interp, raw_threads, fresh_names)
+            gil = self.thread_facts.gil_span(interp) if calls else None
             tstate_raws = dict(tstates)
             for raw in raw_threads:
                 if marks:
@@ -215,12 +258,12 @@ class Target:
                 else:
                     frames = tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
                 tstate_raw = tstate_raws.get(raw.tstate_addr, b"")
-                holds_gil = holder == raw.tstate_addr
-                is_idle = self.thread_facts.is_idle(raw.native_id, states, frames)
+                holds = holder == raw.tstate_addr
+                idle = is_idle(raw.native_id, states, frames, calls, gil, holds)
                 result.append(ThreadStack(thread_id=raw.thread_id, native_id=raw.native_id,
-                                          name=names.get(raw.thread_id), holds_gil=holds_gil,
-                                          is_idle=is_idle, frames=frames, interpreter_id=interp_id,
-                                          status=status_of(holds_gil, status.gil_requested(tstate_raw), is_idle),
+                                          name=names.get(raw.thread_id), holds_gil=holds,
+                                          is_idle=idle, frames=frames, interpreter_id=interp_id,
+                                          status=status_of(holds, status.gil_requested(tstate_raw), idle),
                                           gc_collecting=collecting,
                                           exception=status.exception(tstate_raw) if fresh_names else None))
         return result

@@ -15,11 +15,16 @@ from typing import Dict, List, Optional, Tuple
 
 from .errors import MemoryReadError, SnapshotError
 from .waits import is_idle_function
+from .process.base import SYSCALL_FUTEX, SYSCALL_RESTART
 from .process.pthread import PthreadTidFinder
 
-#: facts.gil -> whether the GIL (and its holder) is in _PyRuntime (else in the interpreter state).
-_GIL_IN_RUNTIME = {"runtime": True, "interpreter": False}
+#: facts.gil -> where the GIL holder is read: "runtime" (_PyRuntime.gilstate.tstate_current, with
+#: the GIL's ``locked``), "interpreter" (the interpreter's GIL struct), "variable" (2.7/3.6: the
+#: ``_PyThreadState_Current`` variable, NULL while the GIL is released).
+_GIL_SOURCE = {"runtime": "runtime", "interpreter": "interpreter", "thread_state_current": "variable"}
 _U64 = struct.Struct("<Q")
+#: Calls a thread waiting on a futex word sits in (a timed wait resumed after a stop is a restart).
+_FUTEX_CALLS = (SYSCALL_FUTEX, SYSCALL_RESTART)
 #: Seconds a cached thread name stays valid while sampling.
 NAME_TTL = 1.0
 
@@ -27,8 +32,11 @@ NAME_TTL = 1.0
 class ThreadFacts:
     """GIL holder, names and OS ids of one process's threads (cached across samples)."""
 
-    def __init__(self, process, layout, walker, runtime_addr: int, objects):
+    def __init__(self, process, layout, walker, runtime_addr: int, objects,
+                 current_tstate_addr: Optional[int] = None):
         self.process = process
+        #: Address of ``_PyThreadState_Current`` (2.7/3.6 only).
+        self.current_tstate_addr = current_tstate_addr
         self.layout = layout
         self.walker = walker
         self.runtime_addr = runtime_addr
@@ -68,13 +76,49 @@ class ThreadFacts:
 
     # -- idleness -------------------------------------------------------------------------
     @staticmethod
-    def is_idle(native_id: Optional[int], states: Dict[int, str], frames) -> bool:
-        """Idle when the OS says it is not running, or its innermost function is a known wait."""
-        state = states.get(native_id) if native_id else None
-        idle = state != "R" if state is not None else False
+    def is_idle(native_id: Optional[int], states: Dict[int, str], frames,
+                calls: Optional[Dict[int, Tuple[int, Tuple[int, ...]]]] = None,
+                gil: Optional[Tuple[int, int]] = None, holds_gil: bool = False) -> bool:
+        """Whether a thread waits for something other than the CPU.
+
+        A thread that wants to run Python is active: the GIL holder, and a
+        thread blocked in ``futex`` on a word inside the GIL (its mutex or
+        condition variable: waiting to take it, or to hand it over; a timed wait
+        that one of our pauses interrupted resumes as ``restart_syscall`` with
+        the same first argument).  A
+        thread blocked in any other system call is idle, as is one the OS
+        reports not running or whose innermost function is a known wait.
+        """
+        if holds_gil:
+            return False
+        call = calls.get(native_id) if calls and native_id else None
+        if call is not None:
+            number, args = call
+            if number < 0:
+                idle = False
+            elif number in _FUTEX_CALLS and gil is not None and args and gil[0] <= args[0] < gil[1]:
+                return False
+            else:
+                return True
+        else:
+            state = states.get(native_id) if native_id else None
+            idle = state != "R" if state is not None else False
         if frames and not idle and is_idle_function(frames[0].function, frames[0].filename):
             idle = True
         return idle
+
+    def gil_span(self, interp: int) -> Optional[Tuple[int, int]]:
+        """[start, end) of the interpreter's ``_gil_runtime_state`` (its mutex and conditions)."""
+        layout = self.layout
+        size = layout._gil_runtime_state.size
+        if _GIL_IN_RUNTIME[layout.facts.gil]:
+            start = self.runtime_addr + layout._PyRuntimeState.ceval_gil
+        else:
+            start = self._gil_ptrs.get(interp)
+            if start is None:
+                start = _U64.unpack(self.process.read(interp + layout.PyInterpreterState.ceval_gil, 8))[0]
+                self._gil_ptrs[interp] = start
+        return (start, start + size) if start else None
 
     # -- GIL ---------------------------------------------------------------------------------
     def head_and_gil(self, interp: int) -> Tuple[int, int]:
@@ -85,9 +129,18 @@ class ThreadFacts:
         meaningful while ``locked`` is set.
         """
         layout = self.layout
-        gil = layout._gil_runtime_state
+        source = _GIL_SOURCE[layout.facts.gil]
         requests = [(interp + self.walker.interp_threads, 8)]
-        if _GIL_IN_RUNTIME[layout.facts.gil]:
+        if source == "variable":
+            if self.current_tstate_addr:
+                requests.append((self.current_tstate_addr, 8))
+            values = self.process.read_many(requests)
+            if values[0] is None:
+                raise MemoryReadError(requests[0][0], 8, "thread list head")
+            holder = _U64.unpack(values[1])[0] if len(values) > 1 and values[1] else 0
+            return _U64.unpack(values[0])[0], holder
+        gil = layout._gil_runtime_state
+        if source == "runtime":
             rt = layout._PyRuntimeState
             requests += [(self.runtime_addr + rt.gilstate_tstate_current, 8),
                          (self.runtime_addr + rt.ceval_gil + gil.locked, 4)]
@@ -103,7 +156,7 @@ class ThreadFacts:
             raise MemoryReadError(requests[0][0], 8, "thread list head")
         head = _U64.unpack(values[0])[0]
         holder = 0
-        if _GIL_IN_RUNTIME[layout.facts.gil]:
+        if source == "runtime":
             if values[1] and values[2] and struct.unpack("<i", values[2])[0]:
                 holder = _U64.unpack(values[1])[0]
         elif len(values) > 1 and values[1]:
@@ -158,7 +211,7 @@ class ThreadFacts:
             thread = by_ident.get(thread_id)
             if not thread:
                 continue
-            name_addr = self.objects.getattr(thread, "_name")
+            name_addr = self.objects.getattr(thread, self.layout.facts.thread_name_attr)
             if name_addr:
                 names[thread_id] = self.objects.string(name_addr, 1024)
         return names

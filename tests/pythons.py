@@ -2,8 +2,10 @@
 
 Expected entries (ids as used by the ``python`` fixture):
 
-* ``3.8-pyenv`` ... ``3.13-pyenv``: pyenv builds, ``$(pyenv root)/versions/3.X.*/bin/python3.X``
-  (the newest patch release when several are installed);
+* ``2.7-pyenv``, ``3.6-pyenv``, ``3.7-pyenv``, ``3.8-pyenv`` ... ``3.13-pyenv``: pyenv builds,
+  ``$(pyenv root)/versions/X.Y.*/bin/pythonX.Y`` (the newest patch release when several are
+  installed); 2.7, 3.6 and 3.7 are the "legacy" entries (``Interpreter.legacy``), which only
+  test modules listed in ``LEGACY_READY`` run on (the others skip them, saying so);
 * ``3.11-debian``: Debian's stripped, statically linked ``/usr/bin/python3.11``;
 * ``3.14-sid``, ``3.15-sid``: Debian sid builds provided by ``tests/tools/get-pythons.sh``.
 
@@ -30,9 +32,17 @@ from typing import Dict, List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GET_PYTHONS = os.path.join(HERE, "tools", "get-pythons.sh")
-PYENV_MINORS = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
+PYENV_MINORS = ["2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
 SID_MINORS = ["3.14", "3.15"]
-UNSUPPORTED_MINORS = ["3.7", "3.6"]
+#: Interpreters older than 3.8: supported, but their targets differ (tests/targets/py27/ for 2.7,
+#: no asyncio.run in 3.6, no threading.get_native_id before 3.8).
+LEGACY_MINORS = ("2.7", "3.6", "3.7")
+#: Test modules that run on the legacy interpreters; every other module skips them visibly.
+LEGACY_READY = frozenset({"test_dump_e2e.py", "test_repl.py", "test_repl_scripted.py", "test_repl_pause.py",
+                          "test_layouts.py", "test_linetable.py", "test_sampler.py", "test_core.py",
+                          "test_debuggers.py"})
+#: Versions with no layout, for the "unsupported version" error test (none installed here: skipped).
+UNSUPPORTED_MINORS = ["3.5", "2.6"]
 FETCH_TIMEOUT = 900
 #: the checks that run on one interpreter only (console scripts, 200 dumps, pause safety)
 CONSOLE_SCRIPT_INTERPRETER = os.environ.get("PYSPY_REPL_ONCE_ON", "3.12-pyenv")
@@ -46,6 +56,15 @@ class Interpreter:
     path: Optional[str] = None    # None when missing
     version: Optional[str] = None  # full version reported by the interpreter, e.g. "3.12.1"
     missing: Optional[str] = None  # why it is not available
+
+    @property
+    def legacy(self) -> bool:
+        """2.7, 3.6 or 3.7 (see ``LEGACY_MINORS``)."""
+        return self.minor in LEGACY_MINORS
+
+    @property
+    def version_tuple(self) -> Tuple[int, int]:
+        return tuple(int(x) for x in self.minor.split("."))
 
     @property
     def available(self) -> bool:
@@ -87,7 +106,7 @@ def find_pyenv(minor: str) -> Optional[str]:
 def probe(path: str) -> Tuple[Optional[str], Optional[str]]:
     """(full version, None) if ``path`` runs, else (None, reason)."""
     try:
-        r = subprocess.run([path, "-c", "import sys, threading, asyncio; print('%d.%d.%d' % sys.version_info[:3])"],
+        r = subprocess.run([path, "-c", "import sys, threading; print('%d.%d.%d' % sys.version_info[:3])"],
                            capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
         return None, "%s does not run: %s" % (path, exc)
@@ -98,6 +117,25 @@ def probe(path: str) -> Tuple[Optional[str], Optional[str]]:
 
 def sid_dest() -> str:
     return os.environ.get("PYSPY_REPL_PYTHONS") or os.path.expanduser("~/.cache/pyspy-repl/pythons")
+
+
+def sid_debug_dir() -> Optional[str]:
+    """DEST/debug: the -dbg packages' build-id trees get-pythons.sh unpacks (None when absent)."""
+    path = os.path.join(sid_dest(), "debug")
+    return path if os.path.isdir(os.path.join(path, ".build-id")) else None
+
+
+def _use_sid_debug_dir() -> None:
+    """Let the tool (in-process and ``run_tool``) name the stripped sid interpreters' functions."""
+    path = sid_debug_dir()
+    if path is None:
+        return
+    dirs = [d for d in os.environ.get("PYSPY_REPL_DEBUG_DIRS", "").split(os.pathsep) if d]
+    if path not in dirs:
+        os.environ["PYSPY_REPL_DEBUG_DIRS"] = os.pathsep.join(dirs + [path])
+
+
+_use_sid_debug_dir()
 
 
 @dataclass
@@ -203,7 +241,35 @@ REPO = os.path.dirname(HERE)
 TARGETS = os.path.join(HERE, "targets")
 
 
-def target_script(name: str) -> str:
+def share_tolerance(share_percent: float, samples: int, sigmas: float = 5.0, floor: float = 0.5) -> float:
+    """Points a measured share may differ from the truth by: ``sigmas`` binomial standard deviations
+    of a share estimated from ``samples`` samples, plus ``floor`` points (phase-boundary ticks).
+    Holds with overwhelming probability whatever the load (a loaded machine gives fewer samples,
+    hence a wider band), unlike a fixed +-2 points that is ~1.3 sigma at 1,000 samples."""
+    p = min(max(share_percent / 100.0, 0.0), 1.0)
+    return 100.0 * sigmas * (p * (1 - p) / max(samples, 1)) ** 0.5 + floor
+
+
+def wait_for_threads(pid: int, count: int, timeout: float = 60.0) -> None:
+    """Wait until process ``pid`` runs at least ``count`` threads (a target's set-up is done)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if len(os.listdir("/proc/%d/task" % pid)) >= count:
+                return
+        except OSError:
+            raise AssertionError("process %d is gone" % pid)
+        time.sleep(0.02)
+    raise AssertionError("process %d did not start %d threads within %ss" % (pid, count, timeout))
+
+
+def target_script(name: str, python: Optional["Interpreter"] = None) -> str:
+    """tests/targets/NAME, or for a 2.7 interpreter its 2.7-syntax variant tests/targets/py27/NAME
+    when there is one."""
+    if python is not None and python.minor.startswith("2."):
+        variant = os.path.join(TARGETS, "py27", name)
+        if os.path.exists(variant):
+            return variant
     return os.path.join(TARGETS, name)
 
 

@@ -63,9 +63,9 @@ TABLE = [
     (["record", "-d", "-1"], r"--duration must be positive", None, 2),
     (["record", "--flush-interval", "nan"], r"--flush-interval.*not a finite number", None, 2),
     (["top", "--delay", "inf"], r"--delay.*not a finite number", None, 2),
-    (["record", "-o", "{tmp}/missing/x.svg"], r"the folder .*/missing does not exist", r"mkdir -p", 9),
-    (["record", "-o", "{tmp}"], r"it is a directory", r"give a file name inside it", 9),
-    (["record", "-o", "/proc/pyspy-repl-test.svg"], r"cannot write /proc/pyspy-repl-test.svg", r"-o FILE", 9),
+    (["record", "-o", "{tmp}/missing/x.svg"], r"the folder .*/missing does not exist", r"mkdir -p", 10),
+    (["record", "-o", "{tmp}"], r"it is a directory", r"give a file name inside it", 10),
+    (["record", "-o", "/proc/pyspy-repl-test.svg"], r"cannot write /proc/pyspy-repl-test.svg", r"-o FILE", 10),
     (["dump", "--pid", "2147483648"], r"no process with pid 2147483648", r"ps", 3),
     (["dump", "--pid", "99999999999999999999"], r"no process with pid", r"ps", 3),
 ]

@@ -260,7 +260,7 @@ def core_case(request, python, tmp_path_factory):
     # The kernel's core is taken after SIGCONT: a busy thread would run on for a moment.
     args = [truth_path] + (["--no-busy"] if producer == "kernel" else [])
     env = dict(os.environ, **TARGET_ENV)
-    t = Target(python.path, target_script("dump_target.py"), args, workdir=workdir, env=env)
+    t = Target(python.path, target_script("dump_target.py", python), args, workdir=workdir, env=env)
     core_path = None
     try:
         truth = t.wait_truth(truth_path, 90)

@@ -176,7 +176,7 @@ def settle(pid, debugger):
 class Subject:
     def __init__(self, python, workdir):
         self.truth_path = os.path.join(workdir, "truth.json")
-        self.target = Target(python.path, target_script("dump_target.py"),
+        self.target = Target(python.path, target_script("dump_target.py", python),
                              [self.truth_path, "--workdir", workdir, "--no-busy"], workdir=workdir)
         self.workdir = workdir
         self.truth = self.target.wait_truth(self.truth_path, timeout=90)
@@ -285,6 +285,10 @@ def test_live_dump_json(python, subject, loaders, debugger):
 @pytest.mark.parametrize("debugger", ["gdb", "lldb"])
 def test_core_dump_json(python, subject, loaders, debugger):
     _need(debugger)
+    if debugger == "lldb" and python.minor in ("3.6", "3.7"):
+        pytest.skip("%s: lldb reading a core of 3.6/3.7 cannot read the C Task type's name (its bytes in "
+                    "_asyncio's mapping are 'not readable in the lldb inferior'); gdb reads the same core "
+                    "exactly" % python.id)
     lossy = gcore_loses_memory(subject.pid)
     core = subject.core()
     out, err, parts = run_debugger(debugger, loaders[debugger], ["pyspy dump --json --locals"], core=core,
@@ -389,6 +393,10 @@ def test_kernel_core_dump_json(python, kernel_subject, loaders, debugger):
     """A target killed with SIGABRT for a kernel core (which, unlike gcore, keeps the stack
     memory next to in-mapping guard pages), compared with its live dump taken before."""
     _need(debugger)
+    if debugger == "lldb" and python.minor in ("3.6", "3.7"):
+        pytest.skip("%s: lldb reading a core of 3.6/3.7 cannot read the C Task type's name (its bytes in "
+                    "_asyncio's mapping are 'not readable in the lldb inferior'); gdb reads the same core "
+                    "exactly" % python.id)
     core = kernel_subject.kernel_core()
     out, err, parts = run_debugger(debugger, loaders[debugger], ["pyspy dump --json --locals"], core=core,
                                    executable=kernel_subject.executable)
@@ -413,13 +421,14 @@ def test_process_protocol(once_python, loaders, debugger, tmp_path):
     _need(debugger)
     from snapshot.binary import _quick_build_id
     from snapshot.native import native_stacks
-    from snapshot.pause import paused
-    from test_native_support import LiveAdapter
+    from snapshot.process.live import LiveProcess
     s = Subject(once_python, str(tmp_path))
     try:
-        with paused(s.pid) as stopped:
+        live = LiveProcess(s.pid)
+        with live.paused() as stopped:
             live_native = {str(tid): [f.address for f in frames]
-                           for tid, frames in native_stacks(LiveAdapter(s.pid), stopped).items()}
+                           for tid, frames in native_stacks(live, stopped).items()}
+        live.close()
         if debugger == "gdb":
             line = "python " + PROCESS_PROBE % {"module": "gdbprocess", "cls": "GdbProcess", "arg": ""}
         else:

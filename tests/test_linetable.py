@@ -10,7 +10,7 @@ from snapshot.walk.linetable import DECODERS
 # Runs inside the target interpreter: for a few code objects, the raw table and
 # the line of every instruction offset as the interpreter itself computes it.
 PROBE = r'''
-import dis, json, sys
+import binascii, dis, json, sys
 def sample(a, b):
     x = [i * 2
          for i in range(a)
@@ -34,7 +34,10 @@ def walk(co):
         if hasattr(c, "co_code"):
             walk(c)
 walk(sample.__code__)
-walk(compile(open(dis.__file__).read(), dis.__file__, "exec"))
+import threading
+for module in (dis, threading):   # 2.7's dis alone has too few code objects
+    source_path = module.__file__[:-1] if module.__file__.endswith(".pyc") else module.__file__   # 2.7: .pyc
+    walk(compile(open(source_path).read(), source_path, "exec"))
 out = []
 for co in codes[:400]:
     if sys.version_info >= (3, 10):
@@ -53,7 +56,7 @@ for co in codes[:400]:
                 if s <= off:
                     line = l
             lines.append((off, line))
-    out.append({"table": table.hex(), "first": co.co_firstlineno, "lines": lines})
+    out.append({"table": binascii.hexlify(table).decode("ascii"), "first": co.co_firstlineno, "lines": lines})
 print(json.dumps(out))
 '''
 

@@ -15,8 +15,10 @@ def _snapshot() -> Snapshot:
     native = Frame("PyObject_Vectorcall", "", 0, is_native=True, module="/usr/lib/libpython3.12.so.1.0",
                    address=0x7f12345678)
     plain = Frame("<module>", "/srv/app.py", 40, None, is_entry=True)
-    threads = (ThreadStack(0x7f01, 4242, "MainThread", True, False, (python, native, plain), interpreter_id=0),
-               ThreadStack(0x7f02, None, None, False, True, (), interpreter_id=3))
+    threads = (ThreadStack(0x7f01, 4242, "MainThread", True, False, (python, native, plain), interpreter_id=0,
+                           status="waiting for the GIL"),
+               ThreadStack(0x7f02, None, None, False, True, (), interpreter_id=3,
+                           native_error="cannot merge: 2 eval-loop native frames for 1 Python entry frames"))
     return Snapshot(4242, "3.12.1", "/usr/bin/python3.12", 1_700_000_000_000_000_000, threads, ("python", "app.py"))
 
 
@@ -29,6 +31,8 @@ def test_round_trip_is_lossless():
     assert back.threads[0].frames[1].address == 0x7f12345678
     assert back.threads[0].frames[1].module.endswith(".so.1.0")
     assert back.threads[1].interpreter_id == 3
+    assert back.threads[0].status == "waiting for the GIL" and back.threads[1].status is None
+    assert back.threads[1].native_error.startswith("cannot merge")
     assert back.to_dict() == snap.to_dict()
 
 

@@ -12,11 +12,10 @@ import pytest
 
 import pythons
 from test_native_gdb import wait_blocked
-from test_native_support import LiveAdapter
+from snapshot.process.live import LiveProcess
 
 import snapshot.native as native
 from snapshot.native import cache, cfi, modules, symbols
-from snapshot.pause import paused
 
 
 def forget():
@@ -47,8 +46,8 @@ def sleeping(python, tmp_path_factory):
 
 
 def unwind(pid):
-    process = LiveAdapter(pid)
-    with paused(pid) as tids:
+    process = LiveProcess(pid)
+    with process.paused() as tids:
         start = time.perf_counter()
         stacks = native.native_stacks(process, tids)
         elapsed = time.perf_counter() - start

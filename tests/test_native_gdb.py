@@ -21,11 +21,11 @@ import time
 import pytest
 
 import pythons
-from test_native_support import LiveAdapter, gdb_stacks
+from test_native_support import gdb_stacks
 
 from snapshot.native import native_stacks_with_reasons
 from snapshot.native.merge import is_interpreter_module
-from snapshot.pause import paused
+from snapshot.process.live import LiveProcess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 C_SOURCE = os.path.join(HERE, "targets", "native_ext", "native_blocker.c")
@@ -126,8 +126,8 @@ def compare(ours, theirs, modules):
 
 def test_native_frames_equal_gdb(python, native_target):
     pid = native_target.pid
-    process = LiveAdapter(pid)
-    with paused(pid) as tids:
+    process = LiveProcess(pid)
+    with process.paused() as tids:
         result = native_stacks_with_reasons(process, tids)
     from snapshot.native import unwinder_for
     modules = unwinder_for(process).modules
@@ -152,8 +152,8 @@ def test_busy_thread_loosely(python, native_target):
     (where it was started and its Python loop) must still agree."""
     pid = native_target.pid
     busy = int(native_target.truth["threads"]["zlib"])
-    process = LiveAdapter(pid)
-    with paused(pid):
+    process = LiveProcess(pid)
+    with process.paused():
         frames, why = native_stacks_with_reasons(process, [busy])[busy]
     gdb = physical(gdb_stacks(pid, native_target.workdir)[busy])
     assert "outermost" in why, why
@@ -178,8 +178,8 @@ def test_anonymous_perf_trampolines(python, native_lib, tmp_path):
         with open(truth_path) as f:
             truth = json.load(f)
         wait_blocked(target.pid, [int(t) for t in truth["threads"].values()])
-        process = LiveAdapter(target.pid)
-        with paused(target.pid) as tids:
+        process = LiveProcess(target.pid)
+        with process.paused() as tids:
             result = native_stacks_with_reasons(process, tids)
         executable = [(m.start, m.end, m.path.startswith("/")) for m in process.maps() if "x" in m.perms]
         gdb = gdb_stacks(target.pid, str(tmp_path))
@@ -223,8 +223,8 @@ def test_disassembly_equals_gdb(python, native_target):
     from snapshot.native import disassemble, resolve_function
     pid = native_target.pid
     mutex = int(native_target.truth["threads"]["mutex"])
-    process = LiveAdapter(pid)
-    with paused(pid):
+    process = LiveProcess(pid)
+    with process.paused():
         frames = native_stacks_with_reasons(process, [mutex])[mutex][0]
         ours_function = resolve_function(process, "nb_block_on_mutex")
         listing_at_frame = disassemble(process, frames[1].address, 8)

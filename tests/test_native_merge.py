@@ -154,3 +154,40 @@ def test_perf_trampolines_are_plumbing():
               nf("PyEval_EvalCode")]
     assert names(merge(native, [Py("main", True)])) == ["time_sleep", "main"]
     assert None in names(merge(native, [Py("main", True)], native_all=True))
+
+
+def test_native_threads_apply_matches_by_os_id_and_sets_status():
+    """``NativeThreads.apply`` (what ``Target.snapshot(native=True)`` runs): threads matched by
+    OS id, eval frames replaced by Python frames, a GIL waiter active, C-only threads with
+    ``native_all`` only, and a thread whose stacks do not merge keeps its Python frames."""
+    from snapshot.model import Frame, ThreadStack
+    from snapshot.native.threads import NativeThreads
+
+    class Source:
+        def thread_name(self, tid):
+            return "c-%d" % tid
+
+    work = Frame("work", "/srv/app.py", 3, is_entry=True)
+    waiter = ThreadStack(1, 11, "MainThread", False, True, (work,))
+    unmatched = ThreadStack(2, 12, "t2", False, True, (Frame("a", "/srv/app.py", 1, is_entry=True),
+                                                       Frame("b", "/srv/app.py", 2, is_entry=True)))
+    stacks = {
+        11: ([nf("__futex_abstimed_wait_common", LIBC), nf("take_gil"), nf("PyEval_RestoreThread"),
+              nf("_PyEval_EvalFrameDefault"), nf("PyEval_EvalCode")] + START, "outermost"),
+        12: ([nf("clock_nanosleep", LIBC), nf("_PyEval_EvalFrameDefault")], "outermost"),
+        13: ([nf("clock_nanosleep", LIBC), nf("c_thread_main", EXT), nf("start_thread", LIBC)], "outermost"),
+    }
+    merger = NativeThreads(Source())
+    out = merger.apply([waiter, unmatched], stacks, native_all=False, states={13: "S"})
+    assert [t.native_id for t in out] == [11, 12]
+    first = out[0]
+    assert [f.function for f in first.frames] == ["__futex_abstimed_wait_common", "take_gil",
+                                                   "PyEval_RestoreThread", "work"]
+    assert first.frames[0].is_native and first.frames[0].module == LIBC and first.frames[-1] is work
+    assert first.status == WAITING_FOR_GIL and not first.is_idle and first.native_error is None
+    assert out[1].frames == unmatched.frames and out[1].native_error.startswith("cannot merge")
+    every = merger.apply([waiter], stacks, native_all=True, states={13: "S"})
+    c_thread = [t for t in every if t.native_id == 13]
+    assert len(c_thread) == 1 and c_thread[0].name == "c-13" and c_thread[0].is_idle
+    assert [f.function for f in c_thread[0].frames] == ["clock_nanosleep", "c_thread_main", "start_thread"]
+    assert [t.native_id for t in every] == [11, 12, 13]

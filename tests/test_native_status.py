@@ -4,11 +4,10 @@ from __future__ import annotations
 import json
 
 import pythons
-from test_native_support import LiveAdapter
 
 from snapshot.native import native_stacks
 from snapshot.native.status import COLLECTING_GARBAGE, UNKNOWN, WAITING_FOR_GIL, native_status
-from snapshot.pause import paused
+from snapshot.process.live import LiveProcess
 
 
 def test_gil_contention(python, tmp_path):
@@ -19,10 +18,10 @@ def test_gil_contention(python, tmp_path):
         target.wait_for_file(truth_path, 60)
         with open(truth_path) as f:
             tids = [int(t) for t in json.load(f)["threads"].values()]
-        process = LiveAdapter(target.pid)
+        process = LiveProcess(target.pid)
         seen = []
         for _ in range(40):      # the spinning threads swap the GIL every 5 ms: a few pauses suffice
-            with paused(target.pid):
+            with process.paused():
                 stacks = native_stacks(process, tids)
             statuses = sorted(str(native_status(stacks[t])) for t in tids)
             seen.append(statuses)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -92,7 +93,9 @@ def test_threads_bt_frames(target):
         assert "%#x" % info["ident"] in text and name in text
     assert re.search(r"> #0 +idle_loop \(repl_target\.py:\d+\)", text)
     assert "#1 Handler.handle" in text and "#0 wait_here" in text
-    assert "#3 Thread._bootstrap_inner" in text
+    # 2.7's threading mangles its private names (``self.__bootstrap_inner``)
+    inner = "__bootstrap_inner" if target.truth["version"].startswith("2.") else "_bootstrap_inner"
+    assert "#3 Thread.%s" % inner in text
     assert "marker = ['idle', 3600]" in text and "seconds = 3600" in text
 
 
@@ -149,12 +152,22 @@ def test_exited_target_keeps_snapshot(python, tmp_path):
                                 stderr=subprocess.PIPE)
         proc.stdin.write(b"thread worker-a\nbt\n")
         proc.stdin.flush()
-        time.sleep(2)
+        # the target may exit only once the REPL has shown its first bt (a condition, not a sleep:
+        # on a loaded machine the REPL's attach can take longer than any fixed wait)
+        seen = []
+        reader = threading.Thread(target=lambda: seen.extend(iter(proc.stdout.readline, b"")), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 120
+        while not any(b"wait_here" in line for line in seen) and time.monotonic() < deadline:
+            time.sleep(0.05)
         open(t.truth_path + ".exit", "w").close()
         t.proc.wait(10)
         proc.stdin.write(b"refresh\nbt\nlocals\np payload\nthreads\n")
-        stdout, stderr = proc.communicate(timeout=60)
-        text, errors = stdout.decode(), stderr.decode()
+        proc.stdin.close()
+        stderr = proc.stderr.read()
+        proc.wait(60)
+        reader.join(30)
+        text, errors = b"".join(seen).decode(), stderr.decode()
         assert proc.returncode != 0
         assert "exited" in errors
         assert text.count("> #0   wait_here") == 2, text      # bt works on the kept snapshot
@@ -170,3 +183,15 @@ def test_start_command_and_inspect(python, tmp_path):
     assert r.returncode == 0, err(r)
     assert "idle_loop" in out(r) and out(r).rstrip().endswith("3600")
     assert "stopped" in err(r)        # the session ends the process it started
+
+
+def test_failed_attach_leaves_the_session_as_it_was(target):
+    """`attach BAD_PID` fails with the reason; the prompt's target, thread and commands still work."""
+    bad = 0x3FFFFFF0
+    r = repl(target, "thread worker-a", "attach %d" % bad, "bt", "attach 1", "print request.path")
+    text = out(r)
+    assert r.returncode != 0  # the failed attaches are reported as failures
+    assert "no process with pid %d" % bad in err(r), err(r)
+    assert "request.path" not in err(r) and "not attached" not in err(r), err(r)
+    assert target.truth["values"]["request.path"] in text, text
+    assert "worker" in text, text  # bt still shows the selected thread

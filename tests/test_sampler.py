@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+import pythons
 from pythons import Target, target_script
 from snapshot import attach
 from snapshot.errors import MemoryReadError, ProcessExitedError
@@ -55,9 +56,10 @@ def test_rate_and_duration_do_not_drift():
     sampler = Sampler(target, None, SamplerOptions(rate=100, duration=1.0))
     assert sampler.run() == "duration"
     s = sampler.stats
-    # 100 deadlines in one second; a pass costing 2 ms must not stretch the period to 12 ms
-    assert 90 <= s.passes <= 101, s
-    assert 0.95 <= s.elapsed <= 1.2
+    # 100 deadlines in one second; a pass costing 2 ms must not stretch the period to 12 ms (83
+    # passes).  Counted, not timed: every deadline is either taken (late or not) or counted missed.
+    assert 99 <= s.passes + s.missed <= 101, s
+    assert s.elapsed >= 0.95
 
 
 def test_late_passes_are_counted_and_caught_up():
@@ -65,17 +67,17 @@ def test_late_passes_are_counted_and_caught_up():
     sampler = Sampler(target, None, SamplerOptions(rate=100, duration=1.0))
     sampler.run()
     s = sampler.stats
-    assert s.late >= s.passes - 2 > 40, s
+    assert s.late >= s.passes - 2 > 5, s
     assert s.missed > 0  # more than CATCH_UP behind: skipped, not burst
 
 
 def test_errors_are_counted_and_sampling_goes_on():
     target = FakeTarget(fail={2, 3, 5})
     profile = Profile()
-    sampler = Sampler(target, profile.add, SamplerOptions(rate=200, duration=0.2))
+    sampler = Sampler(target, profile.add, SamplerOptions(rate=200, passes=40))
     sampler.run()
     assert sampler.stats.errors == 3
-    assert sampler.stats.passes > 10
+    assert sampler.stats.passes == 40
     assert profile.ticks == sampler.stats.passes - 3
 
 
@@ -83,7 +85,7 @@ def test_filters_idle_and_gil():
     seen = {}
     for opts in ({}, {"idle": True}, {"gil": True}, {"gil": True, "idle": True}):
         names = set()
-        sampler = Sampler(FakeTarget(), lambda s: names.add(s.thread_name), SamplerOptions(rate=200, duration=0.05, **opts))
+        sampler = Sampler(FakeTarget(), lambda s: names.add(s.thread_name), SamplerOptions(rate=200, passes=10, **opts))
         sampler.run()
         seen[tuple(sorted(opts))] = names
         assert sampler.stats.threads_seen == 3 * sampler.stats.passes
@@ -158,7 +160,7 @@ def test_locals_reads_and_stop_from_another_thread():
 @pytest.fixture(scope="module")
 def mixed(python, tmp_path_factory):
     t = Target(python.path, target_script("threads_mix.py"), ["60"], str(tmp_path_factory.mktemp("mix")))
-    time.sleep(0.5)
+    pythons.wait_for_threads(t.pid, 3)
     yield t
     t.stop()
 
@@ -168,10 +170,10 @@ def test_real_target(mixed, blocking):
     target = attach(mixed.pid)
     try:
         profile = Profile(rate_hz=100)
-        sampler = Sampler(target, profile.add, SamplerOptions(rate=100, duration=1.0, blocking=blocking, idle=True))
+        sampler = Sampler(target, profile.add, SamplerOptions(rate=100, passes=100, blocking=blocking, idle=True))
         sampler.run()
         s = sampler.stats
-        assert s.passes >= 50 and s.errors <= s.passes // 20, s
+        assert s.passes == 100 and s.errors <= s.passes // 20, s
         assert s.threads == 3
         functions = {f.function for stack in profile.stacks for f in (profile.frames[i] for i in stack)}
         assert {"busy_loop", "idle_wait"} <= functions, functions
@@ -183,16 +185,50 @@ def test_real_target(mixed, blocking):
 
 
 def test_real_target_exit(python, tmp_path):
-    t = Target(python.path, target_script("threads_mix.py"), ["1.5"], str(tmp_path))
+    t = Target(python.path, target_script("threads_mix.py"), ["3"], str(tmp_path))
     try:
-        time.sleep(0.3)
+        pythons.wait_for_threads(t.pid, 3)
         target = attach(t.pid)
         profile = Profile()
-        sampler = Sampler(target, profile.add, SamplerOptions(rate=100, duration=30))
-        started = time.monotonic()
+        sampler = Sampler(target, profile.add, SamplerOptions(rate=100, duration=120))
         assert sampler.run() == "exited"
-        assert time.monotonic() - started < 10
-        assert profile.samples > 10
+        assert profile.samples > 0
         target.close()
     finally:
         t.stop()
+
+
+def test_behind_when_passes_cost_more_than_the_period():
+    """A pass costing 4 ms cannot keep 1000 Hz: the stats say so (and count late/missed passes)."""
+    target = FakeTarget(cost=0.004)
+    sampler = Sampler(target, None, SamplerOptions(rate=1000, duration=1.5))
+    sampler.run()
+    s = sampler.stats
+    assert s.behind(1000), s
+    assert s.late + s.missed > 0 and s.achieved_rate() < 500, s
+
+
+def test_behind_rule_on_counts():
+    from snapshot.sampler import SamplerStats
+    on_time = SamplerStats(passes=200, started=1.0, ended=3.0)
+    assert not on_time.behind(100)
+    starved = SamplerStats(passes=263, started=1.0, ended=3.0)  # the issue's 263 of 2000 at -r 1000
+    assert starved.behind(1000)
+    caught_up = SamplerStats(passes=200, late=40, started=1.0, ended=3.0)
+    assert not caught_up.behind(100)  # late but taken: the rate was kept
+    skipping = SamplerStats(passes=170, missed=30, started=1.0, ended=3.0)
+    assert skipping.behind(100)
+    assert not SamplerStats(passes=1, started=1.0, ended=1.5).behind(1000)  # too early to tell
+
+
+def test_on_tick_announces_every_pass_before_its_samples():
+    events = []
+    target = FakeTarget()
+    sampler = Sampler(target, lambda s: events.append(("sample", s.timestamp_ns)),
+                      SamplerOptions(rate=1000, passes=5), on_tick=lambda ts: events.append(("tick", ts)))
+    sampler.run()
+    ticks = [ts for kind, ts in events if kind == "tick"]
+    assert len(ticks) == 5
+    for i, (kind, ts) in enumerate(events):
+        if kind == "sample":
+            assert ts in ticks and events.index(("tick", ts)) < i

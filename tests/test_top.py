@@ -25,7 +25,7 @@ def test_top_in_a_terminal(interp, tmp_path):
     pexpect = pytest.importorskip("pexpect")
     t = Target(interp.path, target_script("threads_mix.py"), ["60"], str(tmp_path))
     try:
-        time.sleep(0.3)
+        pythons.wait_for_threads(t.pid, 3)
         child = pexpect.spawn(sys.executable, ["-m", "repl.cli", "top", "--pid", str(t.pid)], cwd=REPO,
                               env=tool_env(), dimensions=(30, 140), timeout=20, encoding="utf-8")
         child.expect(r"Total Samples \d+ \| GIL: [\d.]+% \| Active: [\d.]+% \| Threads: 3")
@@ -44,7 +44,7 @@ def test_top_in_a_terminal(interp, tmp_path):
 
 
 def test_top_in_a_pipe_prints_tables(interp):
-    proc = run_tool(["top", "--rows", "5", "--", interp.path, target_script("threads_mix.py"), "2.6"], timeout=60)
+    proc = run_tool(["top", "--rows", "5", "--", interp.path, target_script("threads_mix.py"), "4.6"], timeout=120)
     out = proc.stdout.decode("utf-8", "replace")
     assert proc.returncode == 0, proc.stderr
     assert "\x1b" not in out
@@ -57,3 +57,38 @@ def test_top_in_a_pipe_prints_tables(interp):
         assert 1 <= len(rows) <= 5
     assert "busy_loop (threads_mix.py:" in tables[0]
     assert "target exited" in proc.stderr.decode()
+
+
+def _sample(frames):
+    from snapshot.profile import Sample
+    return Sample(0, 1, 1, 1, "main", True, False, frames)
+
+
+def test_top_keys_help_line_numbers_and_reset():
+    from snapshot.model import Frame
+    from snapshot.sampler import SamplerStats
+    from repl.commands.top import TopStats, TopView
+    a, b = Frame("work", "/x/app.py", 10), Frame("work", "/x/app.py", 12)
+    outer = Frame("<module>", "/x/app.py", 30)
+    stats = TopStats()
+    view = TopView(None, stats, 100.0, "title")
+    sstats = SamplerStats(passes=3, started=1.0, ended=2.0)
+    for inner in (a, b, b):
+        stats.add(_sample((inner, outer)))
+    labels = [line.split("  ")[-1] for line in view.lines(sstats, 200, None)[4:]]
+    assert labels == ["work (app.py:10)", "<module> (app.py:30)"]  # by function: one row for both lines
+
+    assert view.handle_key("?") == "redraw"
+    text = "\n".join(view.lines(sstats, 200, None))
+    assert "toggle line numbers" in text and "reset" in text and "TotalTime  Function" not in text
+    assert view.handle_key("x") == "redraw" and not view.show_help  # any key closes the help
+
+    assert view.handle_key("L") == "redraw" and stats.line_numbers
+    for inner in (a, b, b):
+        stats.add(_sample((inner, outer)))
+    rows = view.lines(sstats, 200, None)[4:]
+    assert [r.split("  ")[-1] for r in rows] == ["work (app.py:12)", "work (app.py:10)", "<module> (app.py:30)"]
+
+    assert view.handle_key("R", sstats) == "redraw"
+    assert view.lines(sstats, 200, None)[4:] == []
+    assert view.handle_key("q") == "quit" and view.handle_key("z") is None

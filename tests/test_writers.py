@@ -450,8 +450,8 @@ def test_speedscope_schema_and_counts(samples, profile):
     assert doc["exporter"].startswith("pyspy-repl")
     assert len(doc["profiles"]) == 3
     names = [prof["name"] for prof in doc["profiles"]]
-    assert names == ['Process 100 Thread 0x7F10AA00 "MainThread"', 'Process 100 Thread 0x7F10BB00 "worker-1"',
-                     "Process 200 Thread 0x7F20CC00"]
+    assert names == ['Process 100 Thread 1001 "MainThread"', 'Process 100 Thread 1002 "worker-1"',
+                     "Process 200 Thread 2001"]
     for (pid, tid, *_), prof in zip(THREADS, doc["profiles"]):
         assert prof["type"] == "sampled" and prof["unit"] == "seconds"
         assert len(prof["samples"]) == len(prof["weights"])
@@ -556,7 +556,7 @@ def test_chrometrace_events(samples, profile):
 def test_chrometrace_stream_matches_document():
     p = Profile(rate_hz=1000)
     rng = random.Random(3)
-    for i in range(6000):  # thousands of stack changes: several streamed batches
+    for i in range(15000):  # thousands of stack changes: several streamed batches
         p.add(Sample(i * 1_000_000, 1, 1 + i % 2, None, None, True, False, rng.choice(STACKS)))
     text = render("chrometrace", p)
     doc = writer_class("chrometrace")().document(p)
@@ -723,3 +723,92 @@ def test_write_atomic_failure_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         write_atomic(target, _Exploding())
     assert os.listdir(tmp_path) == ["out.boom"] and target.read_text() == "previous"
+
+
+# --------------------------------------------------------------------------- real pass times
+
+def _late_passes(profile, stacks_by_pass, jitter_ns):
+    """Passes at 100 Hz, each late by its jitter; ``None`` in stacks_by_pass: the thread unseen."""
+    ts = 0
+    for i, stack in enumerate(stacks_by_pass):
+        ts = i * PERIOD + jitter_ns[i]
+        profile.tick(ts)
+        if stack is not None:
+            profile.add(Sample(ts, 1, 7, 70, "busy", True, False, stack))
+    return ts
+
+
+def test_chrometrace_late_passes_give_one_continuous_slice():
+    """A thread seen in every pass with one stack is one slice, however late the passes came."""
+    p = Profile(rate_hz=100)
+    rng = random.Random(5)
+    jitter = [0] + [rng.choice((0, 0, 3, 25, 31)) * PERIOD for _ in range(99)]
+    jitter = [sum(jitter[:i + 1]) for i in range(100)]  # lateness accumulates: the grid is behind
+    last = _late_passes(p, [STACKS[1]] * 100, jitter)
+    evs = [e for e in json.loads(render("chrometrace", p))["traceEvents"] if e["ph"] == "X"]
+    assert [(e["name"], e["ts"], e["dur"]) for e in evs] == [
+        (name, 0, (last + PERIOD) // 1000) for name in ("<module>", "run", "serve")]
+    doc = json.loads(render("chrometrace", p))
+    assert doc["otherData"]["passes"] == 100 and doc["otherData"]["rate_hz"] == 100
+
+
+def test_chrometrace_stack_change_after_late_pass_leaves_no_gap():
+    p = Profile(rate_hz=100)
+    _late_passes(p, [STACKS[1], STACKS[2], STACKS[1]], [0, 40 * PERIOD, 41 * PERIOD])
+    evs = [e for e in json.loads(render("chrometrace", p))["traceEvents"] if e["ph"] == "X"]
+    serve = [(e["ts"], e["dur"]) for e in evs if e["name"] == "serve"]
+    assert serve == [(0, (43 * PERIOD + PERIOD) // 1000)]  # one activation across all three passes
+    parse = [(e["ts"], e["dur"]) for e in evs if e["name"] == "parse"]
+    assert parse == [(41 * PERIOD // 1000, 2 * PERIOD // 1000)]  # from its pass to the next one
+
+
+def test_chrometrace_thread_unseen_in_a_pass_ends_its_slice():
+    """Seen idle (dropped by the sampler) in one pass: the slice ends a period after its last sample."""
+    p = Profile(rate_hz=100)
+    _late_passes(p, [STACKS[1], None, STACKS[1]], [0, 0, 0])
+    evs = [e for e in json.loads(render("chrometrace", p))["traceEvents"] if e["ph"] == "X"]
+    assert [(e["ts"], e["dur"]) for e in evs if e["name"] == "<module>"] == [
+        (0, PERIOD // 1000), (2 * PERIOD // 1000, PERIOD // 1000)]
+
+
+def test_speedscope_names_os_thread_ids_and_weights_in_unit():
+    p = Profile(rate_hz=250)
+    for i in range(10):
+        p.add(Sample(i * 4_000_000, 1, 0x7F00AB, 4242, "worker", True, False, STACKS[1]))
+    doc = json.loads(render("speedscope", p))
+    check_speedscope(doc)
+    prof, = doc["profiles"]
+    assert prof["name"] == 'Thread 4242 "worker"'
+    assert prof["unit"] == "seconds" and sum(prof["weights"]) == pytest.approx(10 / 250)
+    assert prof["endValue"] == pytest.approx(10 / 250)
+
+
+def test_pprof_mappings_main_binary_first():
+    from snapshot.process.base import MappedFile
+    p = Profile(rate_hz=100)
+    files = [MappedFile("/usr/lib/libc.so.6", 0x7F000000, 0x7F090000, 0x7F000000, "aa11", "/usr/lib/libc.so.6"),
+             MappedFile("/usr/bin/python3.12", 0x400000, 0x800000, 0, "bb22", "/usr/bin/python3.12")]
+    p.add_mappings(7, "/usr/bin/python3.12", files)
+    native = Frame("PyEval_EvalFrameDefault", "", 0, None, is_native=True, module="libc.so.6", address=0x7F001234)
+    p.add(Sample(0, 7, 3, 9, "main", True, False, (native,) + STACKS[1]))
+    prof = decode_pprof(render("pprof", p))
+    st = list(prof.string_table)
+    assert [(m.id, st[m.filename], st[m.build_id]) for m in prof.mapping] == [
+        (1, "/usr/bin/python3.12", "bb22"), (2, "/usr/lib/libc.so.6", "aa11")]
+    main = prof.mapping[0]
+    assert (main.memory_start, main.memory_limit) == (0x400000, 0x800000) and main.has_functions
+    by_id = {loc.id: loc for loc in prof.location}
+    s, = prof.sample
+    leaf = by_id[s.location_id[0]]
+    assert (leaf.mapping_id, leaf.address) == (2, 0x7F001234)
+    assert all(by_id[i].mapping_id == 1 for i in s.location_id[1:])
+    assert [(st[v.type], st[v.unit]) for v in prof.sample_type] == [("samples", "count"), ("cpu", "nanoseconds")]
+
+
+def test_pprof_without_known_binaries_names_the_command():
+    p = Profile()
+    p.add(Sample(0, 7, 3, 9, "main", True, False, STACKS[1], "/opt/py/bin/python3 app.py"))
+    prof = decode_pprof(render("pprof", p))
+    st = list(prof.string_table)
+    assert [st[m.filename] for m in prof.mapping] == ["/opt/py/bin/python3"]
+    assert all(loc.mapping_id == 1 for loc in prof.location)

@@ -17,7 +17,7 @@ CLI_MODULES: Dict[str, str] = {"dump": "dump", "record": "record", "top": "top",
                                "save": "save"}
 #: Every command module (the REPL's set).
 ALL_MODULES = ("dump", "record", "top", "hangwatch", "navigate", "inspect", "sample", "record_bg", "watch_cmd",
-               "tasks", "save")
+               "native_cmd", "tasks", "save")
 
 
 def load_cli(name: str) -> Optional[Type[Command]]:

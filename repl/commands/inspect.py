@@ -132,7 +132,7 @@ def resolve_root(session, name: str) -> Value:
             return Value(addr, None, "global")
         module_addr, module_name = None, "?"
         name_addr = objects.dict_get(frame.globals_addr, "__name__")
-        if name_addr and objects.kind(name_addr) == "str":
+        if name_addr and objects.is_text(name_addr):
             module_name = objects.string(name_addr, 200)
     else:
         module_addr, module_name = session.frame_module(frame)
@@ -140,7 +140,7 @@ def resolve_root(session, name: str) -> Value:
         addr = objects.getattr(module_addr, name)
         if addr:
             return Value(addr, None, "global of %s" % module_name)
-    builtins = session.module_addr("builtins")
+    builtins = session.module_addr(session.objects().facts.builtins_module)
     if builtins:
         addr = objects.getattr(builtins, name)
         if addr:

@@ -74,14 +74,26 @@ class BacktraceCommand(Command):
         parser.add_argument("--fresh", action="store_true", help="take a new snapshot first")
         parser.add_argument("--full-filenames", action="store_true", help="show full paths of source files")
         parser.add_argument("--all", "-a", action="store_true", help="every thread, not only the selected one")
+        from .dump import add_native_options
+        add_native_options(parser)
 
     def run(self, session, args) -> int:
-        from ..render import thread_header
-        session.ensure_snapshot(locals=False, fresh=args.fresh)
+        from ..render import native_note, thread_header
+        from .base import SNAPSHOT_FILE
+        from .dump import use_debug_dirs
+        use_debug_dirs(args)
+        if (args.native or args.native_all) and session.source != SNAPSHOT_FILE:
+            # a new snapshot with C frames (and locals, so frame/locals keep working on it)
+            session.take_snapshot(locals=True, native=True, native_all=args.native_all)
+        else:
+            session.ensure_snapshot(locals=False, fresh=args.fresh)
         selected = session.current_thread()
         threads = session.snapshot.threads if args.all else (selected,)
         for thread in threads:
             session.out.write(thread_header(thread) + "\n")
+            note = native_note(thread)
+            if note:
+                session.out.write(note + "\n")
             if not thread.frames:
                 session.out.write("    (no Python frames)\n")
             for index, frame in enumerate(thread.frames):
@@ -215,10 +227,23 @@ class AttachCommand(Command):
         parser.add_argument("pid", type=int, help="process id")
 
     def run(self, session, args) -> int:
+        # The new process is attached and read before the current one is let go: a pid that
+        # cannot be attached leaves the session (target, snapshot, selection, jobs) as it was.
+        from snapshot import attach
+        from .base import LIVE
+        target = attach(args.pid)  # its error (with its hint) is the command's; nothing changed
+        try:
+            with session.pause_lock:
+                snap = target.snapshot(locals=True)
+        except BaseException:
+            target.close()
+            raise
         session.stop_jobs()
         session.detach()
         session.pid = args.pid
-        snap = session.take_snapshot(locals=True)
+        session.source = LIVE
+        session.target = target
+        session._set_snapshot(snap)
         session.out.write("attached to pid %d: Python %s, %d threads\n" % (
             snap.pid, snap.python_version, len(snap.threads)))
         return 0

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import time
 
-from ..progress import Progress, format_seconds
+from ..progress import Progress, behind_warning, format_seconds
 from ..streams import EXIT_OUTPUT
 from .base import Command, CommandError, finite, register
-from .sampling import StopOnSignal, add_sampling_arguments, add_target_arguments, open_target, stop_reason_text
+from .sampling import (StopOnSignal, add_sampling_arguments, add_target_arguments, native_options,
+                       open_target, stop_reason_text)
 
 def default_output(fmt: str, pid: int) -> str:
     from snapshot.writers import writer_class
@@ -73,31 +74,49 @@ class RecordCommand(Command):
             # before attaching or launching anything: a bad path must not cost the recording
             check_destination(args.output, stdout_fd)
 
-        target, launched = open_target(session, args)
-        output = args.output or default_output(fmt, target.pid)
-        target.async_aware = args.async_aware
+        native = native_options(args)
+        target, launched = open_target(session, args, tree=args.subprocesses)
+        if native["native"] and target is not None:
+            target.check_native()
+        # --subprocesses with a root that runs no Python: sample its Python descendants only
+        root_pid = target.pid if target is not None else (launched.pid if launched else args.pid)
+        output = args.output or default_output(fmt, root_pid)
+        if target is not None:
+            target.async_aware = args.async_aware
         if not args.output:
             check_destination(output, stdout_fd)
         profile = Profile(ProfileOptions(threads=args.threads, subprocesses=args.subprocesses,
                                          nolineno=args.nolineno, function=args.function,
                                          full_filenames=args.full_filenames, gil=args.gil, idle=args.idle,
                                          rate_hz=args.rate))
-        writer = writer_for(fmt, profile)
+        # The writer (its module and whatever that imports) is loaded at the first flush or the
+        # end, so sampling starts without paying for it.
+        writer = None
+        if target is not None:
+            _add_mappings(profile, target)
         progress = Progress(err)
         flush = {"next": time.monotonic() + args.flush_interval if args.flush_interval else None,
                  "count": 0, "error": None}
+        warned = []
 
         failures = {"last": None}
 
         def save(stats) -> None:
+            nonlocal writer
+            if writer is None:
+                writer = writer_for(fmt, profile)
             profile.errors = stats.errors
             profile.late = stats.late
+            profile.missed = stats.missed
             write_output(output, writer, stdout)
 
         def on_error(pid, error) -> None:
             failures["last"] = error
 
         def on_pass(sampler) -> None:
+            if not warned and sampler.stats.passes % 16 == 0 and sampler.stats.behind(args.rate):
+                warned.append(True)
+                progress.note(behind_warning(sampler.stats, args.rate))
             progress.update(sampler.stats)
             if flush["next"] is not None and time.monotonic() >= flush["next"]:
                 try:
@@ -107,13 +126,19 @@ class RecordCommand(Command):
                     flush["error"] = e
                 flush["next"] = time.monotonic() + args.flush_interval
 
-        sampler = Sampler(target, profile.add,
+        sampler = Sampler([target] if target is not None else [], profile.add,
                           SamplerOptions(rate=args.rate, duration=args.duration, blocking=not args.nonblocking,
-                                         gil=args.gil, idle=args.idle, subprocesses=args.subprocesses),
-                          on_pass=on_pass, on_error=on_error, alive=launched.alive if launched else None)
+                                         gil=args.gil, idle=args.idle, subprocesses=args.subprocesses,
+                                         **native),
+                          on_pass=on_pass, on_error=on_error, alive=launched.alive if launched else None,
+                          on_tick=profile.tick, root_pid=root_pid)
         if progress.enabled:
-            err.write("Sampling process %d at %g Hz (Python %s); Ctrl-C to stop and write %s\n"
-                      % (target.pid, args.rate, target.python_version, output))
+            if target is not None:
+                err.write("Sampling process %d at %g Hz (Python %s); Ctrl-C to stop and write %s\n"
+                          % (target.pid, args.rate, target.python_version, output))
+            else:
+                err.write("Sampling the Python processes under %d at %g Hz; Ctrl-C to stop and write %s\n"
+                          % (root_pid, args.rate, output))
             err.flush()
         saved = {"where": output, "error": None}
         try:
@@ -122,16 +147,18 @@ class RecordCommand(Command):
         finally:
             sampler.close()
             try:
-                saved["where"], saved["error"] = _save_somewhere(save, sampler.stats, output, writer, target.pid)
+                saved["where"], saved["error"] = _save_somewhere(save, sampler.stats, output, writer, root_pid)
             finally:
                 if launched is not None:
                     _stop_launched(launched, sampler.stats.pids if args.subprocesses else ())
-                    target.close()
+                    if target is not None:
+                        target.close()
         stats = sampler.stats
         why = stop_reason_text(reason)
         shown = "standard output" if saved["where"] == "-" else saved["where"]
-        message = ("Wrote %s profile to %s: %d samples, %d errors, %d late, %s (%s)"
-                   % (fmt, shown, stats.samples, stats.errors, stats.late, format_seconds(stats.elapsed), why))
+        message = ("Wrote %s profile to %s: %d samples, %d errors, %d late, %d missed, %s (%s)"
+                   % (fmt, shown, stats.samples, stats.errors, stats.late, stats.missed,
+                      format_seconds(stats.elapsed), why))
         if len(stats.pids) > 1:
             message += ", %d processes" % len(stats.pids)
         if flush["error"] is not None:
@@ -142,6 +169,10 @@ class RecordCommand(Command):
                             % (session.dispatcher.prog if session.dispatcher else "pyspy-repl", output,
                                saved["error"], fmt, saved["where"], stats.samples))
             return EXIT_OUTPUT
+        if stats.behind(args.rate):
+            if not warned:
+                progress.note(behind_warning(stats, args.rate))
+            message += "; behind: %.0f of %g samples a second" % (stats.achieved_rate(), args.rate)
         progress.finish(message)
         if mostly_failed(stats):
             last = failures["last"]
@@ -156,6 +187,18 @@ class RecordCommand(Command):
 
 #: Exit statuses (README): the output could not be written (a fallback file was); most passes failed.
 EXIT_MOSTLY_FAILED = 7
+
+
+def _add_mappings(profile, target) -> None:
+    """The root process's binaries, for formats that describe them (pprof); best effort."""
+    from snapshot.errors import SnapshotError
+    process = getattr(target, "process", None)
+    if process is None:
+        return
+    try:
+        profile.add_mappings(target.pid, target.executable, process.mapped_files())
+    except (SnapshotError, OSError, ValueError):
+        pass
 
 
 def mostly_failed(stats) -> bool:

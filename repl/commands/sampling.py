@@ -11,13 +11,18 @@ import signal
 import threading
 from typing import List
 
-from snapshot.errors import ProcessExitedError
+from snapshot.errors import NotPythonError, ProcessExitedError
 
 from ..supervise import Child
 from .base import CommandError, finite, remainder_command
 
 #: Seconds a launched command gets to show an initialised interpreter.
-LAUNCH_TIMEOUT = 10.0
+LAUNCH_TIMEOUT = 30.0  # generous: a loaded machine can take this long to start an interpreter
+#: Seconds a launched command may run something else before it is called "not Python"
+#: (a shell or ``env`` that execs the interpreter does so well within this).
+NOT_PYTHON_AFTER = 0.5
+#: The hint for a root that runs no Python of its own.
+SUBPROCESSES_HINT = "add --subprocesses to sample the Python processes it starts"
 
 
 def add_target_arguments(parser) -> None:
@@ -36,6 +41,21 @@ def add_sampling_arguments(parser) -> None:
     parser.add_argument("--idle", "-i", action="store_true", help="include idle threads")
     parser.add_argument("--subprocesses", "-s", action="store_true",
                         help="also sample child processes (multiprocessing, gunicorn workers...)")
+    from .dump import add_native_options
+    add_native_options(parser)
+
+
+def native_options(args) -> dict:
+    """``SamplerOptions`` keywords for ``--native``/``--native-all``; with ``--nonblocking`` a
+    usage error before anything starts."""
+    from .dump import use_debug_dirs
+    use_debug_dirs(args)
+    native_all = bool(getattr(args, "native_all", False))
+    native = bool(getattr(args, "native", False)) or native_all
+    if native and getattr(args, "nonblocking", False):
+        from snapshot.errors import NativeModeError
+        raise NativeModeError.nonblocking()
+    return {"native": native, "native_all": native_all}
 
 
 def command_of(args) -> List[str]:
@@ -50,8 +70,14 @@ def launch(command: List[str]) -> Child:
         raise CommandError("cannot run %s: %s" % (command[0], e.strerror or e)) from None
 
 
-def open_target(session, args):
-    """(target, launched-or-None) for ``--pid N`` or ``-- COMMAND ...``."""
+def open_target(session, args, tree: bool = False):
+    """(target, launched-or-None) for ``--pid N`` or ``-- COMMAND ...``.
+
+    ``tree`` (``--subprocesses`` where the command supports a root without
+    Python): a root that runs no Python (a shell, a supervisor) gives target
+    None, and the caller samples its Python descendants.  Otherwise such a
+    launched command is refused at once, with the hint to add ``--subprocesses``.
+    """
     from snapshot.sampler import attach_when_ready
 
     command = command_of(args)
@@ -60,10 +86,21 @@ def open_target(session, args):
     if not command:
         if args.pid is None and getattr(session, "pid", None) is None:
             raise CommandError("no target: give --pid PID or -- COMMAND ARGS...")
-        return session.get_target(args.pid), None
+        try:
+            return session.get_target(args.pid), None
+        except NotPythonError:
+            if tree and args.pid is not None:
+                return None, None
+            raise
     launched = launch(command)
     try:
-        target = attach_when_ready(launched.pid, LAUNCH_TIMEOUT, alive=launched.alive)
+        target = attach_when_ready(launched.pid, LAUNCH_TIMEOUT, alive=launched.alive,
+                                   not_python_after=NOT_PYTHON_AFTER)
+    except NotPythonError as e:
+        if tree:
+            return None, launched
+        _stop_tree(launched)  # never sampled: no need to let it (or what it started) finish
+        raise NotPythonError(e.message, SUBPROCESSES_HINT) from None
     except ProcessExitedError:
         code = launched.wait()
         raise CommandError("%s exited (status %s) before it could be sampled" % (command[0], code)) from None
@@ -71,6 +108,21 @@ def open_target(session, args):
         launched.stop()
         raise
     return target, launched
+
+
+def _stop_tree(launched: Child) -> None:
+    """Stop a launched command that will not be sampled, and the processes it started."""
+    import psutil
+    try:
+        children = psutil.Process(launched.pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    launched.stop(timeout=0.2)
+    for child in children:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
 
 
 class StopOnSignal:

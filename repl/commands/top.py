@@ -8,7 +8,8 @@ some thread held the GIL), %Active (active thread samples per pass, so two
 busy threads read 200%) and the thread count; then one row per function,
 ``%Own %Total OwnTime TotalTime Function (file:line)``.  The percentages
 cover the last refresh interval, the times the whole run.  Keys: 1-4 sort
-by that column, q (or Ctrl-C) quits.  Plain ANSI escapes and termios only,
+by that column, L toggles line numbers, R resets the counts, ? shows the
+keys, q (or Ctrl-C) quits.  Plain ANSI escapes and termios only,
 so it works over ssh and inside tmux.  When stdout is not a terminal, a
 plain table is printed every interval instead.
 """
@@ -23,17 +24,24 @@ from typing import Dict, List, Optional, Tuple
 
 from ..progress import format_seconds, is_terminal
 from .base import Command, CommandError, finite, register
-from .sampling import StopOnSignal, add_sampling_arguments, add_target_arguments, open_target, stop_reason_text
+from .sampling import (StopOnSignal, add_sampling_arguments, add_target_arguments, native_options,
+                       open_target, stop_reason_text)
 
 COLUMNS = ("%Own", "%Total", "OwnTime", "TotalTime")
-Key = Tuple[str, str]  # (function, filename)
+Key = tuple  # (function, filename), or (function, filename, line) with line numbers on
 
 
 class TopStats:
     """Own and total counts per function: cumulative and for the current interval."""
 
-    def __init__(self, full_filenames: bool = False):
+    def __init__(self, full_filenames: bool = False, line_numbers: bool = False):
         self.full_filenames = full_filenames
+        #: Aggregate by (function, file, line) instead of by function (key ``L``).
+        self.line_numbers = line_numbers
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every count (key ``R``)."""
         self.own: Dict[Key, int] = {}
         self.total: Dict[Key, int] = {}
         self.own_now: Dict[Key, int] = {}
@@ -48,8 +56,9 @@ class TopStats:
         lines = self.lines
         seen = set()
         own = True
+        by_line = self.line_numbers
         for frame in frames:
-            key = (frame.function, frame.filename)
+            key = (frame.function, frame.filename, frame.line) if by_line else (frame.function, frame.filename)
             if key not in lines:
                 lines[key] = frame.line
             if own:
@@ -70,9 +79,9 @@ class TopStats:
         text = self.labels.get(key)
         if text is None:
             from snapshot.model import short_filename
-            function, filename = key
+            function, filename = key[0], key[1]
             name = filename if self.full_filenames else short_filename(filename)
-            line = self.lines.get(key) or 0
+            line = key[2] if len(key) > 2 else self.lines.get(key) or 0
             text = "%s (%s:%d)" % (function, name, line) if line else "%s (%s)" % (function, name)
             self.labels[key] = text
         return text
@@ -94,6 +103,16 @@ def fmt_time(seconds: float) -> str:
     return format_seconds(seconds)
 
 
+HELP = (
+    "Keys:",
+    "  1 2 3 4   sort by %Own, %Total, OwnTime, TotalTime",
+    "  L         toggle line numbers (aggregate by line instead of by function)",
+    "  R         reset the counts",
+    "  ?         show or hide this help",
+    "  q Ctrl-C  quit",
+)
+
+
 class TopView:
     """Renders header and rows; the same text for the terminal and the pipe."""
 
@@ -103,7 +122,29 @@ class TopView:
         self.rate = rate
         self.title = title
         self.sort = 0
+        self.show_help = False
         self._last = None  # SamplerStats copy at the previous refresh
+
+    def handle_key(self, key: str, sampler_stats=None) -> Optional[str]:
+        """React to one key: "quit", "redraw", or None (not ours)."""
+        if key in "qQ\x03":
+            return "quit"
+        if key in "1234":
+            self.sort = int(key) - 1
+        elif key == "?":
+            self.show_help = not self.show_help
+        elif key in "lL":
+            self.stats.line_numbers = not self.stats.line_numbers
+            self.stats.reset()  # counts by function and by line do not mix
+        elif key in "rR":
+            self.stats.reset()
+            if sampler_stats is not None:
+                self._last = sampler_stats.copy()
+        elif self.show_help:
+            self.show_help = False  # any other key closes the help
+        else:
+            return None
+        return "redraw"
 
     def interval(self, sampler_stats):
         last = self._last
@@ -113,6 +154,8 @@ class TopView:
         return passes, gil, active
 
     def lines(self, sampler_stats, width: int, height: Optional[int]) -> List[str]:
+        if self.show_help:
+            return [self.title[:width], ""] + [line[:width] for line in HELP]
         passes, gil, active = self.interval(sampler_stats)
         denominator = max(1, passes)
         header = [
@@ -211,7 +254,10 @@ class TopCommand(Command):
         if args.delay <= 0:
             raise CommandError("--delay must be positive")
         out = session.out
+        native = native_options(args)
         target, launched = open_target(session, args)
+        if native["native"]:
+            target.check_native()
         stats = TopStats(args.full_filenames)
         command = " ".join(target.command_line) or target.executable
         title = "pyspy-repl top: process %d (%s), Python %s" % (target.pid, command, target.python_version)
@@ -243,12 +289,11 @@ class TopCommand(Command):
                 pressed = screen.keys()
                 changed = False
                 for key in pressed:
-                    if key in "qQ\x03":
+                    action = view.handle_key(key, sampler.stats)
+                    if action == "quit":
                         sampler.stop("quit")
                         return
-                    if key in "1234":
-                        view.sort = int(key) - 1
-                        changed = True
+                    changed = changed or action == "redraw"
                 if changed:
                     size = shutil.get_terminal_size((100, 30))
                     screen.draw(view.lines(sampler.stats, size.columns, size.lines))
@@ -258,7 +303,8 @@ class TopCommand(Command):
 
         sampler = Sampler(target, stats.add,
                           SamplerOptions(rate=args.rate, duration=args.duration, blocking=not args.nonblocking,
-                                         gil=args.gil, idle=args.idle, subprocesses=args.subprocesses),
+                                         gil=args.gil, idle=args.idle, subprocesses=args.subprocesses,
+                                         **native),
                           on_pass=on_pass, alive=launched.alive if launched else None)
         try:
             with StopOnSignal(sampler):

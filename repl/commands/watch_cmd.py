@@ -25,7 +25,7 @@ NOT_REPEATABLE = ("watch", "quit", "exit", "q", "attach", "detach", "record")
 class WatchReplCommand(Command):
     name = "watch"
     help = ("Repeat a command on a fresh snapshot every S seconds until Ctrl-C,\n"
-            "e.g.  watch bt    watch --interval 0.5 p self.queue")
+            "e.g.  watch bt    watch --interval 0.5 p self.queue    watch --native bt")
     cli = False
     samples = True
 
@@ -34,6 +34,8 @@ class WatchReplCommand(Command):
                             help="seconds between runs (default 1)")
         parser.add_argument("--count", "-c", type=int, default=None, metavar="N",
                             help="stop after N runs (default: until Ctrl-C; 3 when not at a terminal)")
+        from .dump import add_native_options
+        add_native_options(parser, short=False)
         parser.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND ...",
                             help="the command to repeat (with its arguments)")
 
@@ -57,6 +59,12 @@ class WatchReplCommand(Command):
             raise CommandError("--count must be positive")
         live = getattr(session, "live", False)
         target = session.get_target()
+        from .dump import use_debug_dirs
+        use_debug_dirs(args)
+        native_all = args.native_all or session.native_all
+        native = args.native or session.native or native_all
+        if native:
+            target.check_native()
         results = []
 
         def header() -> None:
@@ -78,7 +86,7 @@ class WatchReplCommand(Command):
                 results.append(1)
 
         sampler = Sampler(target, None, SamplerOptions(rate=1.0 / args.interval, passes=count, locals=True,
-                                                       idle=True),
+                                                       idle=True, native=native, native_all=native_all),
                           on_snapshot=run_once, on_error=failed, lock=session.pause_lock)
         with StopOnSignal(sampler):
             why = sampler.run()

@@ -50,21 +50,37 @@ def is_interpreter_module(path: str) -> bool:
     return bool(path) and bool(_INTERPRETER.match(os.path.basename(path)))
 
 
+#: (symbol, module) -> (is an eval frame, is plumbing): a sampler classifies the same few
+#: hundred functions again and again (bounded: emptied when it grows past ``_KINDS_MAX``).
+_KINDS: dict = {}
+_KINDS_MAX = 100_000
+
+
+def _kind(frame) -> tuple:
+    key = (frame.symbol, frame.module)
+    found = _KINDS.get(key)
+    if found is None:
+        name = base_name(frame.symbol)
+        evals = bool(name) and ("_PyEval_EvalFrameDefault" in name or "PyEval_EvalFrameEx" in name
+                                or name.startswith("_TAIL_CALL_"))
+        if is_interpreter_module(frame.module):
+            plumbing = not (name and name.startswith(KEEP_PREFIXES))
+        else:
+            plumbing = name in START_FUNCTIONS
+        if len(_KINDS) > _KINDS_MAX:
+            _KINDS.clear()
+        found = _KINDS[key] = (evals, plumbing)
+    return found
+
+
 def is_eval_frame(frame) -> bool:
     """Does this native frame run Python frames (an eval-loop call)?"""
-    name = base_name(frame.symbol)
-    if not name:
-        return False
-    return ("_PyEval_EvalFrameDefault" in name or "PyEval_EvalFrameEx" in name
-            or name.startswith("_TAIL_CALL_"))
+    return _kind(frame)[0]
 
 
 def is_plumbing(frame) -> bool:
     """Native frames hidden from the merged stack unless ``native_all``."""
-    name = base_name(frame.symbol)
-    if is_interpreter_module(frame.module):
-        return not (name and name.startswith(KEEP_PREFIXES))
-    return name in START_FUNCTIONS
+    return _kind(frame)[1]
 
 
 def merge(native: Sequence[Any], python: Sequence[Any], native_all: bool = False,
@@ -77,7 +93,8 @@ def merge(native: Sequence[Any], python: Sequence[Any], native_all: bool = False
     """
     if is_entry is None:
         is_entry = (lambda f: True) if every_frame_is_entry else (lambda f: bool(getattr(f, "is_entry", False)))
-    evals = sum(1 for f in native if is_eval_frame(f))
+    kinds = [_kind(f) for f in native]
+    evals = sum(1 for k in kinds if k[0])
     entries = sum(1 for f in python if is_entry(f))
     if python and not native:
         return MergeResult(tuple(python), False, "no native frames")
@@ -90,14 +107,14 @@ def merge(native: Sequence[Any], python: Sequence[Any], native_all: bool = False
     out: List[Any] = []
     index = 0
     for position, frame in enumerate(native):
-        if is_eval_frame(frame):
+        if kinds[position][0]:
             while index < len(python):
                 py = python[index]
                 out.append(py)
                 index += 1
                 if is_entry(py):
                     break
-        elif native_all or not (is_plumbing(frame) or _is_trampoline(native, position)):
+        elif native_all or not (kinds[position][1] or _is_trampoline(native, position)):
             out.append(frame)
     return MergeResult(tuple(out), True, None)
 

@@ -21,6 +21,27 @@ from . import cache
 from .elf import ElfFile, ElfFormatError
 
 DEBUG_ROOTS = ("/usr/lib/debug",)
+#: More debug directories (each holding ``.build-id/xx/rest.debug``), ``os.pathsep``-separated,
+#: searched before the default; also ``add_debug_dirs`` (the CLI's ``--debug-dir``).
+DEBUG_DIRS_ENV = "PYSPY_REPL_DEBUG_DIRS"
+_EXTRA_ROOTS: List[str] = []
+
+
+def add_debug_dirs(dirs: Sequence[str]) -> None:
+    """Search these debug directories too (first), for every binary loaded from now on."""
+    for d in dirs:
+        if d and d not in _EXTRA_ROOTS:
+            _EXTRA_ROOTS.append(d)
+
+
+def debug_roots() -> Tuple[str, ...]:
+    """Where separate debug files are looked for: ``add_debug_dirs``, the environment, the default."""
+    env = [d for d in os.environ.get(DEBUG_DIRS_ENV, "").split(os.pathsep) if d]
+    out: List[str] = []
+    for d in _EXTRA_ROOTS + env + list(DEBUG_ROOTS):
+        if d not in out:
+            out.append(d)
+    return tuple(out)
 _SYM = struct.Struct("<IBBHQQ")
 STT_NOTYPE, STT_FUNC, STT_IFUNC = 0, 2, 10
 STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
@@ -105,8 +126,11 @@ def _read_table(elf: ElfFile, name: str, out: dict) -> int:
     return count
 
 
-def debug_file_for(elf: ElfFile, build_id: str, roots: Sequence[str] = DEBUG_ROOTS) -> Optional[str]:
-    """A separate debug file with the same build-id, by build-id path or ``.gnu_debuglink``."""
+def debug_file_for(elf: ElfFile, build_id: str, roots: Optional[Sequence[str]] = None) -> Optional[str]:
+    """A separate debug file with the same build-id, by build-id path or ``.gnu_debuglink``
+    (``roots``: the debug directories, default ``debug_roots()``)."""
+    if roots is None:
+        roots = debug_roots()
     candidates = []
     if len(build_id) > 2:
         for root in roots:
@@ -152,9 +176,14 @@ def demangle(names: List[str]) -> List[str]:
 
 
 def load_symbols(elf: ElfFile, build_id: str, use_cache: bool = True) -> SymbolTable:
-    """The function symbols of ``elf`` (and of its debug file), from the cache when possible."""
+    """The function symbols of ``elf`` (and of its debug file), from the cache when possible.
+
+    The cache key says whether a debug file was used, so a debug file
+    installed after a first attach is read on the next one."""
+    debug_path = debug_file_for(elf, build_id) if build_id else None
+    key = build_id + ("-debug" if debug_path else "")
     if use_cache and build_id:
-        cached = cache.load("symbols", build_id)
+        cached = cache.load("symbols", key)
         if cached is not None:
             try:
                 starts, sizes, names, sources, aliases = cached
@@ -165,7 +194,6 @@ def load_symbols(elf: ElfFile, build_id: str, use_cache: bool = True) -> SymbolT
                 pass
     found: dict = {}
     sources = []
-    debug_path = debug_file_for(elf, build_id) if build_id else None
     if debug_path:
         try:
             debug = ElfFile(debug_path)
@@ -187,5 +215,5 @@ def load_symbols(elf: ElfFile, build_id: str, use_cache: bool = True) -> SymbolT
     table = SymbolTable(starts, sizes, names, sources)
     table._aliases = aliases
     if use_cache and build_id:
-        cache.store("symbols", build_id, (starts, sizes, names, tuple(sources), aliases))
+        cache.store("symbols", key, (starts, sizes, names, tuple(sources), aliases))
     return table

@@ -57,7 +57,8 @@ def entry(method: Callable[..., _T]) -> Callable[..., _T]:
     def wrapper(self: "RemoteReader", *args, **kwargs):
         outermost = self._calls == 0
         if outermost:
-            self._heads = {}
+            if not self._held:
+                self._heads = {}
             self._bytes_read = 0
             self._visits = 0
         self._calls += 1
@@ -67,7 +68,7 @@ def entry(method: Callable[..., _T]) -> Callable[..., _T]:
             raise CorruptDataError("object memory unreadable: %s" % e) from e
         finally:
             self._calls -= 1
-            if outermost:
+            if outermost and not self._held:
                 self._heads = {}
 
     return wrapper
@@ -90,6 +91,7 @@ class RemoteReader:
         self._bytes_read = 0
         self._visits = 0
         self._calls = 0
+        self._held = 0
 
     def _read(self, addr: int, size: int) -> bytes:
         """One bounded read, served from the prefetched object heads when they cover it."""
@@ -117,18 +119,30 @@ class RemoteReader:
     def _ptr(self, addr: int) -> int:
         return _U64.unpack(self._read(addr, 8))[0]
 
-    def _prefetch(self, addrs: Iterable[int]) -> None:
+    def _prefetch(self, addrs: Iterable[int], size: int = HEAD_PREFETCH) -> None:
         """Read the head of many objects in one batched call (missing ones are read later, singly)."""
         wanted = sorted({a for a in addrs if a not in self._heads and 0 < a < MAX_ADDRESS and not a & 7})
         if len(wanted) < 2:
             return
-        self._bytes_read += HEAD_PREFETCH * len(wanted)
+        self._bytes_read += size * len(wanted)
         if self._bytes_read > MAX_TOTAL_READ:
             return
-        self.budget.charge(HEAD_PREFETCH * len(wanted))
-        for addr, data in zip(wanted, self.memory.read_many([(a, HEAD_PREFETCH) for a in wanted])):
+        self.budget.charge(size * len(wanted))
+        for addr, data in zip(wanted, self.memory.read_many([(a, size) for a in wanted])):
             if data is not None:
                 self._heads[addr] = data
+
+    def hold_heads(self, addrs: Iterable[int], size: int = HEAD_PREFETCH) -> None:
+        """Prefetch the heads of many objects in one read and keep them across public calls
+        until ``release_heads()``: a caller about to decode several small objects it points
+        at (a code object's names, file name and tables) pays one system call, not ~30."""
+        self._held += 1
+        self._prefetch(addrs, size)
+
+    def release_heads(self) -> None:
+        self._held = max(0, self._held - 1)
+        if not self._held and not self._calls:
+            self._heads = {}
 
     def _cstring(self, addr: int, cap: int = MAX_CSTRING) -> str:
         """A NUL-terminated C string, read page by page so we never run off a mapping."""

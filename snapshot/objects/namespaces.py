@@ -46,7 +46,7 @@ class NamespaceReader(ValueReader):
             qualname = self._string(info.qualname_addr, MAX_CSTRING) if info.qualname_addr else info.name
             module_addr = self._dict_get(info.tp_dict, "__module__") if info.tp_dict else None
             module = None
-            if module_addr and self._info_of(module_addr).kind == "str":
+            if module_addr and self._info_of(module_addr).kind in self._text_kinds:
                 module = self._string(module_addr, MAX_CSTRING)
         else:
             module, dot, qualname = info.name.rpartition(".")
@@ -81,10 +81,14 @@ class NamespaceReader(ValueReader):
     def _key_equals(self, key_addr: int, key: Key) -> bool:
         kind = self._info_of(key_addr).kind
         if isinstance(key, str):
-            if kind != "str":
+            if kind not in self._text_kinds:
                 return False
+            if kind == "bytes":
+                return self._string(key_addr, len(key) + 1) == key
             length, _, _ = self._str_layout(key_addr)
             return length == len(key) and self._string(key_addr, length) == key
+        if kind == "small_int":
+            return self._small_int(key_addr) == key
         if kind not in ("int", "bool"):
             return False
         sign, ndigits = self._int_header(key_addr)
@@ -102,12 +106,16 @@ class NamespaceReader(ValueReader):
         """
         out = []
         for key_addr, value_addr in self._instance_pairs(addr):
-            if self._info_of(key_addr).kind == "str":
+            if self._info_of(key_addr).kind in self._text_kinds:
                 out.append((self._string(key_addr, MAX_CSTRING), value_addr))
         return out
 
     def _instance_pairs(self, addr: int) -> List[Tuple[int, int]]:
         info = self._info_of(addr)
+        if info.kind == "classic_instance":
+            return self._dict_or_nothing(self._ptr(addr + self.layout.PyInstanceObject.in_dict))
+        if info.kind == "classic_class":
+            return self._dict_or_nothing(self._ptr(addr + self.layout.PyClassObject.cl_dict))
         return self._instance_pairs_of(addr, info)
 
     def _instance_inline_values(self, addr: int, info: TypeInfo) -> List[Tuple[int, int]]:

@@ -72,6 +72,11 @@ def _int_text(value: int, room: int) -> str:
 class ObjectReader(NamespaceReader):
     """Reads and renders remote Python objects through a ``MemoryReader`` and a ``Layout``."""
 
+    def __init__(self, memory, layout, budget=None):
+        super().__init__(memory, layout, budget)
+        # The version's repr rules (facts.reprs): 2.7 renders several kinds its own way.
+        self._renderers = dict(_RENDERERS, **_STYLE_RENDERERS[self.facts.reprs])
+
     @entry
     def repr(self, addr: int, max_len: int = 1024, depth: int = 6) -> str:
         """CPython's ``repr()`` of the object, cut to ``max_len`` characters.
@@ -111,7 +116,7 @@ class ObjectReader(NamespaceReader):
                 return text
         if not info.builtin_repr:
             return self._default_repr(addr, info)
-        render = _RENDERERS.get(info.kind)
+        render = self._renderers.get(info.kind)
         if render is None:
             return self._default_repr(addr, info)
         if info.kind in _CONTAINERS:
@@ -150,13 +155,6 @@ class ObjectReader(NamespaceReader):
             raise
         except (CorruptDataError, MemoryReadError):
             return "<invalid object at 0x%x>" % addr
-
-    def _default_repr(self, addr: int, info: TypeInfo) -> str:
-        """``object.__repr__``: ``<module.Qualname object at 0x...>``, module left out for builtins."""
-        qualname, module = self._qualname_module(info)
-        if module is not None and module != "builtins":
-            return "<%s.%s object at 0x%x>" % (module, qualname, addr)
-        return "<%s object at 0x%x>" % (info.name, addr)
 
     def _render_bool(self, addr, info, depth, room, active) -> str:
         sign, _ = self._int_header(addr)
@@ -203,7 +201,8 @@ class ObjectReader(NamespaceReader):
         pairs = self._dict_pairs(addr, _items_for(room))
         if not pairs:
             return "{}"
-        used = _I64.unpack_from(self._read(addr, 24), self.layout.PyDictObject.ma_used)[0]
+        used_at = self.layout.PyDictObject.ma_used
+        used = _I64.unpack_from(self._read(addr, used_at + 8), used_at)[0]
         self._prefetch(a for pair in pairs for a in pair)
         parts: List[str] = []
         length = 1
@@ -279,7 +278,7 @@ class ObjectReader(NamespaceReader):
         if spec and self._info_of(spec).kind != "none":
             return self._module_repr_from_spec(spec, depth, room)
         filename = found.get("__file__")
-        if filename and self._info_of(filename).kind == "str":
+        if filename and self._info_of(filename).kind in self._text_kinds:
             return "<module %r from %r>" % (name, self._string(filename, MAX_STR_CHARS))
         if not loader or self._info_of(loader).kind == "none":
             return "<module %r>" % name
@@ -315,10 +314,98 @@ class ObjectReader(NamespaceReader):
             return "<module %r from %r>" % (name, origin_text)
         return "<module %r (%r)>" % (name, origin_text)
 
+    def _default_repr(self, addr: int, info: TypeInfo) -> str:
+        """``object.__repr__``: ``<module.Qualname object at 0x...>``, module left out for builtins."""
+        qualname, module = self._qualname_module(info)
+        if module is not None and module not in ("builtins", "__builtin__"):
+            return "<%s.%s object at 0x%x>" % (module, qualname, addr)
+        return "<%s object at 0x%x>" % (info.name, addr)
+
     def _str_attr(self, addr: Optional[int], default: str) -> str:
-        if addr and self._info_of(addr).kind == "str":
+        if addr and self._info_of(addr).kind in self._text_kinds:
             return self._string(addr, MAX_STR_CHARS)
         return default
+
+
+class _Py2Renderers:
+    """2.7's own repr() rules (``facts.reprs == "py2"``), as functions taking the reader."""
+
+    @staticmethod
+    def unicode(self, addr, info, depth, room, active) -> str:
+        """u'...': every non-ASCII character escaped (\\xNN, \\uNNNN, \\UNNNNNNNN), like ascii()."""
+        length, kind, data = self._str_layout(addr)
+        count = min(length, max(room, QUOTE_SCAN))
+        text = "u" + ascii(decode_chars(self._read_in(addr, data, count * kind), kind, addr))
+        return text if count == length else text[:-1]
+
+    @staticmethod
+    def string(self, addr, info, depth, room, active) -> str:
+        """2.7 str: a bytes repr without the b prefix."""
+        return ObjectReader._render_bytes(self, addr, info, depth, room, active)[1:]
+
+    @staticmethod
+    def long(self, addr, info, depth, room, active) -> str:
+        return ObjectReader._render_int(self, addr, info, depth, room, active) + "L"
+
+    @staticmethod
+    def small_int(self, addr, info, depth, room, active) -> str:
+        return str(self._small_int(addr))
+
+    @staticmethod
+    def set(self, addr, info, depth, room, active) -> str:
+        """``set([1, 2])``, ``frozenset([1])``, ``set([])``."""
+        size, items = self._set_keys(addr, _items_for(room))
+        if size == 0:
+            return "%s([])" % info.name
+        return "%s([%s])" % (info.name, self._join(items, size, depth, room - len(info.name) - 4, active))
+
+    @staticmethod
+    def type(self, addr, info, depth, room, active) -> str:
+        """``<type 'int'>`` for static types, ``<class 'mod.Name'>`` for heap types."""
+        target = self._type_info(addr)
+        if not target.name:
+            return "<type at 0x%x>" % addr
+        name, module = self._qualname_module(target)
+        label = "class" if target.is_heap else "type"
+        if module is not None and module not in ("builtins", "__builtin__"):
+            return "<%s '%s.%s'>" % (label, module, name)
+        return "<%s '%s'>" % (label, target.name)
+
+    @staticmethod
+    def function(self, addr, info, depth, room, active) -> str:
+        name = self._ptr(addr + self.layout.PyFunctionObject.func_name)
+        return "<function %s at 0x%x>" % (self._string(name, MAX_CSTRING), addr)
+
+    @staticmethod
+    def module(self, addr, info, depth, room, active) -> str:
+        """``<module 'name' from 'file'>``, or ``(built-in)`` without ``__file__``."""
+        md_dict = self._ptr(addr + self.layout.PyModuleObject.md_dict)
+        found = self._dict_find(md_dict, ("__name__", "__file__")) if md_dict else {}
+        name = self._str_attr(found.get("__name__"), "?")
+        filename = found.get("__file__")
+        if filename and self._info_of(filename).kind in self._text_kinds:
+            return "<module '%s' from '%s'>" % (name, self._string(filename, MAX_STR_CHARS))
+        return "<module '%s' (built-in)>" % name
+
+    @staticmethod
+    def classic_class(self, addr, info, depth, room, active) -> str:
+        name, module = _Py2Renderers._classic_names(self, addr)
+        return "<class %s.%s at 0x%x>" % (module or "?", name, addr)
+
+    @staticmethod
+    def classic_instance(self, addr, info, depth, room, active) -> str:
+        name, module = _Py2Renderers._classic_names(self, self._ptr(addr + self.layout.PyInstanceObject.in_class))
+        return "<%s.%s instance at 0x%x>" % (module or "?", name, addr)
+
+    @staticmethod
+    def _classic_names(self, class_addr: int):
+        C = self.layout.PyClassObject
+        head = self._read(class_addr, C.size)
+        name = self._str_attr(_I64.unpack_from(head, C.cl_name)[0], "?")
+        cl_dict = _I64.unpack_from(head, C.cl_dict)[0]
+        module = self._dict_get(cl_dict, "__module__") if cl_dict else None
+        return name, (self._string(module, MAX_CSTRING) if module and self._info_of(module).kind
+                      in self._text_kinds else None)
 
 
 def _items_for(room: int) -> int:
@@ -355,4 +442,21 @@ _RENDERERS: Dict[str, Callable[..., str]] = {
     "function": ObjectReader._render_function,
     "cell": ObjectReader._render_cell,
     "module": ObjectReader._render_module,
+}
+#: facts.reprs -> renderers that differ from CPython 3's, by kind.
+_STYLE_RENDERERS: Dict[str, Dict[str, Callable[..., str]]] = {
+    "py3": {},
+    "py2": {
+        "str": _Py2Renderers.unicode,
+        "bytes": _Py2Renderers.string,
+        "int": _Py2Renderers.long,
+        "small_int": _Py2Renderers.small_int,
+        "set": _Py2Renderers.set,
+        "frozenset": _Py2Renderers.set,
+        "type": _Py2Renderers.type,
+        "function": _Py2Renderers.function,
+        "module": _Py2Renderers.module,
+        "classic_class": _Py2Renderers.classic_class,
+        "classic_instance": _Py2Renderers.classic_instance,
+    },
 }

@@ -31,9 +31,16 @@ _FLAG_KINDS = (
     ("unicode_subclass", "str", "str"),
     ("dict_subclass", "dict", "dict"),
 )
+# 2.7: PyIntObject (beside long, which is kind "int"), owned by the static type "int".
+_SMALL_INT_KIND = ("int_subclass", "small_int", "int")
+# 2.7's classic classes and instances (static types named "classobj" and "instance").
+_CLASSIC_KINDS = {"classobj": "classic_class", "instance": "classic_instance"}
+#: facts.reprs -> tp_name of the builtin type owning each flag kind, where it is not the kind's name
+#: (2.7: long is kind "int", str is kind "bytes", unicode is kind "str").
+_OWNER_NAMES = {"py3": {}, "py2": {"int": "long", "bytes": "str", "str": "unicode"}}
 # Kinds a subclass shares with its builtin base (same memory layout).
 _INHERITED_KINDS = frozenset({"int", "str", "bytes", "tuple", "list", "dict", "float", "complex",
-                              "set", "frozenset", "module", "type"})
+                              "set", "frozenset", "module", "type", "small_int"})
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,11 @@ class TypeReader(RemoteReader):
         flags = self.facts.type_flags
         self._heaptype = flags.heaptype
         self._type_subclass = flags.type_subclass
-        self._flag_kinds = tuple((getattr(flags, name), kind, owner) for name, kind, owner in _FLAG_KINDS)
+        owners = _OWNER_NAMES[self.facts.reprs]
+        flag_kinds = _FLAG_KINDS + ((_SMALL_INT_KIND,) if flags.int_subclass else ())
+        self._flag_kinds = tuple((getattr(flags, name), kind, owners.get(kind, owner))
+                                 for name, kind, owner in flag_kinds)
+        self._named_kinds = dict(_NAMED_KINDS, **(_CLASSIC_KINDS if self.facts.old_style_classes else {}))
         self._types: Dict[int, TypeInfo] = {}
         self._metatypes: set = set()
 
@@ -107,9 +118,12 @@ class TypeReader(RemoteReader):
         qualname_addr = cached_keys = 0
         if heap:
             H = self.layout.PyHeapTypeObject
-            head = self._read(type_addr + H.ht_qualname, H.ht_cached_keys + 8 - H.ht_qualname)
+            # 2.7 has neither ht_qualname nor ht_cached_keys: its __name__ (ht_name) stands in.
+            first = H.get("ht_qualname", H.ht_name)
+            last = H.get("ht_cached_keys", first)
+            head = self._read(type_addr + first, last + 8 - first)
             qualname_addr = _U64.unpack_from(head, 0)[0]
-            cached_keys = _U64.unpack_from(head, H.ht_cached_keys - H.ht_qualname)[0]
+            cached_keys = _U64.unpack_from(head, last - first)[0] if "ht_cached_keys" in H else 0
         info = TypeInfo(
             addr=type_addr, name=name, flags=flags, kind=kind,
             basicsize=_I64.unpack_from(raw, T.tp_basicsize)[0],
@@ -123,8 +137,8 @@ class TypeReader(RemoteReader):
 
     def _classify(self, name: str, flags: int, heap: bool, base: Optional[TypeInfo]) -> Tuple[str, bool]:
         """(kind, whether this type is the builtin that owns the kind) for a type being cached."""
-        if not heap and name in _NAMED_KINDS:
-            return _NAMED_KINDS[name], True
+        if not heap and name in self._named_kinds:
+            return self._named_kinds[name], True
         for flag, kind, owner in self._flag_kinds:
             if flags & flag:
                 return kind, not heap and name == owner

@@ -50,18 +50,33 @@ class ValueReader(TypeReader):
         self._int_header_of = _INT_HEADERS[facts.ints.header].__get__(self)
         self._keys_of = _KEY_TABLES[facts.dicts.keys].__get__(self)
         self._values_of = _VALUES_ARRAYS[facts.dicts.values].__get__(self)
+        self._dict_pairs_of = _DICT_TABLES[facts.dicts.keys].__get__(self)
+        strings = facts.strings
+        self._str_layout_of = _STRING_MODELS[strings.model].__get__(self)
+        #: Kinds read as text: the interpreter's ``str`` (2.7: bytes) and unicode.
+        self._text_kinds = frozenset(("str", strings.native_str))
+        self._native_bytes = strings.native_str == "bytes"
+        self._unicode_char_size = strings.unicode_char_size
+        bytes_struct = layout.structs.get("PyBytesObject") or layout.PyStringObject
+        self._bytes_data = bytes_struct.ob_sval
 
     # ------------------------------------------------------------------ scalars
     @entry
     def int_value(self, addr: int) -> int:
         """The value of a remote int (or bool, or int subclass)."""
         info = self._info_of(addr)
+        if info.kind == "small_int":
+            return self._small_int(addr)
         if info.kind not in ("int", "bool"):
             raise CorruptDataError("0x%x is a %s, not an int" % (addr, info.name))
         sign, ndigits = self._int_header(addr)
         if ndigits > MAX_INT_DIGITS:
             raise CorruptDataError("int at 0x%x has %d digits (cap %d)" % (addr, ndigits, MAX_INT_DIGITS))
         return self._int_from(addr, sign, ndigits)
+
+    def _small_int(self, addr: int) -> int:
+        """2.7's PyIntObject: a C long."""
+        return _I64.unpack_from(self._read(addr, 24), self.layout.PyIntObject.ob_ival)[0]
 
     def _int_header(self, addr: int) -> Tuple[int, int]:
         """(sign, number of digits), per the version's int header (``facts.ints.header``)."""
@@ -108,6 +123,11 @@ class ValueReader(TypeReader):
         return complex(real, imag)
 
     @entry
+    def is_text(self, addr: int) -> bool:
+        """Is the object text ``string`` can decode: a str (or 2.7's str and unicode)?"""
+        return self._info_of(addr).kind in self._text_kinds
+
+    @entry
     def string(self, addr: int, max_len: int = MAX_STR_CHARS) -> str:
         """Decode a remote str (at most ``max_len`` characters; longer ones are returned cut, unmarked)."""
         return self._string(addr, max_len)
@@ -125,13 +145,32 @@ class ValueReader(TypeReader):
         return out
 
     def _string(self, addr: int, max_chars: int) -> str:
-        if self._info_of(addr).kind != "str":
+        kind_name = self._info_of(addr).kind
+        if kind_name not in self._text_kinds:
             raise CorruptDataError("0x%x is a %s, not a str" % (addr, self._info_of(addr).name))
+        if kind_name == "bytes":
+            # 2.7: names, file names and namespace keys are byte strings (UTF-8 by convention).
+            size, data = self._bytes_layout(addr)
+            return self._read_in(addr, data, max(0, min(size, max_chars))).decode("utf-8", "replace")
         length, kind, data = self._str_layout(addr)
         count = max(0, min(length, max_chars))
         return decode_chars(self._read_in(addr, data, count * kind), kind, addr)
 
     def _str_layout(self, addr: int) -> Tuple[int, int, int]:
+        """(length, bytes per char, address of the characters) of a str (2.7: a unicode)."""
+        return self._str_layout_of(addr)
+
+    def _str_layout_py2(self, addr: int) -> Tuple[int, int, int]:
+        """2.7 unicode: ``length`` and a ``Py_UNICODE *str`` buffer (UCS4 or UCS2 by build)."""
+        U = self.layout.PyUnicodeObject
+        head = self._read(addr, U.size)
+        length = _I64.unpack_from(head, U.length)[0]
+        data = _U64.unpack_from(head, U.str)[0]
+        if not 0 <= length < (1 << 40) or (length and not data):
+            raise CorruptDataError("unicode at 0x%x has length %d, buffer 0x%x" % (addr, length, data))
+        return length, self._unicode_char_size, data
+
+    def _str_layout_pep393(self, addr: int) -> Tuple[int, int, int]:
         """(length, bytes per char, address of the characters) of a compact or legacy str."""
         A = self.layout.PyASCIIObject
         head = self._read(addr, A.size)
@@ -168,7 +207,7 @@ class ValueReader(TypeReader):
         size = _I64.unpack_from(self._read(addr, 24), self.layout.PyVarObject.ob_size)[0]
         if not 0 <= size < (1 << 40):
             raise CorruptDataError("bytes at 0x%x has size %d" % (addr, size))
-        return size, addr + self.layout.PyBytesObject.ob_sval
+        return size, addr + self._bytes_data
 
     # ------------------------------------------------------------------ containers
     @entry
@@ -221,6 +260,37 @@ class ValueReader(TypeReader):
         return self._dict_pairs(addr, limit)
 
     def _dict_pairs(self, addr: int, limit: int) -> List[Tuple[int, int]]:
+        return self._dict_pairs_of(addr, limit)
+
+    def _dict_pairs_open_table(self, addr: int, limit: int) -> List[Tuple[int, int]]:
+        """2.7: ``ma_mask + 1`` PyDictEntry slots in ``ma_table``; live ones (key and value set)
+        in slot order, which is the target's own iteration order."""
+        D = self.layout.PyDictObject
+        head = self._read(addr, D.ma_table + 8)
+        used = _I64.unpack_from(head, D.ma_used)[0]
+        mask = _I64.unpack_from(head, D.ma_mask)[0]
+        table = _U64.unpack_from(head, D.ma_table)[0]
+        slots = mask + 1
+        if slots <= 0 or slots & mask or slots > MAX_TABLE or not 0 <= used <= slots or not table:
+            raise CorruptDataError("dict at 0x%x: ma_used %d, ma_mask %d" % (addr, used, mask))
+        want = min(used, limit, MAX_ITEMS)
+        entry = self.layout.PyDictEntry
+        out: List[Tuple[int, int]] = []
+        start = 0
+        while start < slots and len(out) < want:
+            count = min(slots - start, TABLE_CHUNK)
+            raw = self._read(table + start * entry.size, count * entry.size)
+            for base in range(0, count * entry.size, entry.size):
+                key = _U64.unpack_from(raw, base + entry.me_key)[0]
+                value = _U64.unpack_from(raw, base + entry.me_value)[0]
+                if key and value:   # a deleted slot keeps the dummy key with a NULL value
+                    out.append((key, value))
+                    if len(out) >= want:
+                        break
+            start += count
+        return out
+
+    def _dict_pairs_compact(self, addr: int, limit: int) -> List[Tuple[int, int]]:
         D = self.layout.PyDictObject
         head = self._read(addr, D.size)
         used = _I64.unpack_from(head, D.ma_used)[0]
@@ -375,6 +445,12 @@ def decode_chars(raw: bytes, kind: int, addr: int) -> str:
 
 
 _INT_HEADERS = {"ob_size": ValueReader._int_header_ob_size, "lv_tag": ValueReader._int_header_lv_tag}
-_KEY_TABLES = {"dk_size": ValueReader._keys_dk_size, "log2": ValueReader._keys_log2}
+_KEY_TABLES = {"dk_size": ValueReader._keys_dk_size, "log2": ValueReader._keys_log2,
+               "open_table": ValueReader._keys_dk_size}  # 2.7 has no keys object (see _DICT_TABLES)
+#: facts.dicts.keys -> how a dict's (key, value) pairs are found.
+_DICT_TABLES = {"dk_size": ValueReader._dict_pairs_compact, "log2": ValueReader._dict_pairs_compact,
+                "open_table": ValueReader._dict_pairs_open_table}
+#: facts.strings.model -> where a str's characters are.
+_STRING_MODELS = {"pep393": ValueReader._str_layout_pep393, "py2": ValueReader._str_layout_py2}
 _VALUES_ARRAYS = {"by_entry": ValueReader._values_by_entry, "prefix_order": ValueReader._values_prefix_order,
                   "inline_header": ValueReader._values_inline_header}

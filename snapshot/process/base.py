@@ -131,6 +131,43 @@ class Registers:
                    values.get("fs_base") or 0, -1 if orig is None else orig)
 
 
+#: x86-64 number of ``futex``: its first argument (rdi) is the address of the word waited on.
+SYSCALL_FUTEX = 202
+#: x86-64 ``restart_syscall``: a timed wait (futex, nanosleep, poll) interrupted by a stop (our
+#: previous pause) continues as this call, its registers still holding the first call's arguments.
+SYSCALL_RESTART = 219
+#: The number given for a thread known to be blocked in some system call that the source cannot name.
+SYSCALL_UNKNOWN = 1 << 20
+#: DWARF numbers of the System V system call argument registers: rdi, rsi, rdx, r10, r8, r9.
+_SYSCALL_ARGS = (5, 4, 1, 10, 8, 9)
+
+
+def syscall_of_registers(regs: "Registers") -> Tuple[int, Tuple[int, ...]]:
+    """(number, arguments) of the system call a stopped thread sits in; (-1, ()) when running."""
+    if regs.orig_rax < 0:
+        return -1, ()
+    return regs.orig_rax, tuple(regs.dwarf[n] or 0 for n in _SYSCALL_ARGS)
+
+
+def syscalls_of(process, tids: Sequence[int]) -> Dict[int, Tuple[int, Tuple[int, ...]]]:
+    """``process.syscalls(tids)`` where the source has it; otherwise from each stopped thread's
+    registers, and failing those from ``in_syscall`` (a blocked call of unknown number)."""
+    get = getattr(process, "syscalls", None)
+    if get is not None:
+        return get(tids)
+    result: Dict[int, Tuple[int, Tuple[int, ...]]] = {}
+    rest = []
+    for tid in tids:
+        try:
+            result[tid] = syscall_of_registers(process.registers(tid))
+        except Exception:  # noqa: BLE001 - a source without registers: ask in_syscall below
+            rest.append(tid)
+    if rest:
+        for tid, waiting in process.in_syscall(rest).items():
+            result[tid] = (SYSCALL_UNKNOWN, ()) if waiting else (-1, ())
+    return result
+
+
 class Process(Protocol):
     """What the engine needs from a source of bytes, threads and registers."""
 
@@ -181,6 +218,10 @@ class Process(Protocol):
 
     def in_syscall(self, tids: Sequence[int]) -> Dict[int, bool]:
         """For stopped threads: was each inside a system call?  (Unknown tids are left out.)"""
+
+    def syscalls(self, tids: Sequence[int]) -> Dict[int, Tuple[int, Tuple[int, ...]]]:
+        """tid -> (system call number, its six arguments) of each thread blocked in one; -1 and ()
+        for a thread that is running.  Optional: ``syscalls_of`` derives it from registers."""
 
     def tid_map(self) -> Dict[int, int]:
         """Thread ids as the target knows them (its pid namespace) -> the ids ``threads()`` uses;

@@ -17,7 +17,7 @@ from typing import (BinaryIO, Dict, FrozenSet, Iterable, Iterator, List, Optiona
                     Tuple)
 
 from ..errors import BinaryReadError, MemoryReadError
-from .base import FILES, REGISTERS, MappedFile, MemoryMap, OSThread, Registers
+from .base import FILES, REGISTERS, MappedFile, MemoryMap, OSThread, Registers, syscalls_of
 from .ptrace import RegistersUnavailableError
 
 FORMAT = 1
@@ -257,6 +257,12 @@ class RecordingProcess:
     def in_syscall(self, tids: Sequence[int]) -> Dict[int, bool]:
         result = self.inner.in_syscall(tids)
         self._in_syscall.update(result)
+        return result
+
+    def syscalls(self, tids: Sequence[int]) -> Dict[int, Tuple[int, Tuple[int, ...]]]:
+        """The inner source's answer; the image keeps whether each was in a call (and registers)."""
+        result = syscalls_of(self.inner, tids)
+        self._in_syscall.update((tid, nr >= 0) for tid, (nr, _) in result.items())
         return result
 
     @contextmanager

@@ -167,6 +167,9 @@ class LiveProcess:
             result.update(self.tasks.in_syscall(rest))
         return result
 
+    def syscalls(self, tids: Sequence[int]) -> Dict[int, Tuple[int, Tuple[int, ...]]]:
+        return self.tasks.syscalls(tids)
+
     @contextmanager
     def paused(self) -> Iterator[List[int]]:
         def remember(tids: List[int]) -> None:

@@ -10,7 +10,7 @@ return None (or an empty value) for a process or thread that is gone; only
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ..errors import PermissionDeniedError, ProcessExitedError
 from .base import MemoryMap
@@ -207,6 +207,25 @@ def own_umask() -> Optional[int]:
         return int(status(os.getpid()).get("Umask", ""), 8)
     except ValueError:
         return None
+
+
+def parse_syscall(data: bytes) -> Optional[Tuple[int, Tuple[int, ...]]]:
+    """``syscall``'s text -> (number, arguments); (-1, ()) for "running"; None when unreadable.
+
+    The kernel writes ``NR ARG1 .. ARG6 SP PC`` for a blocked thread, ``-1 SP PC``
+    for one stopped outside a call and ``running`` for one on a CPU.
+    """
+    fields = data.split()
+    if not fields:
+        return None
+    if fields[0] == b"running":
+        return -1, ()
+    try:
+        number = int(fields[0])
+        args = tuple(int(x, 16) for x in fields[1:7]) if number >= 0 else ()
+    except ValueError:
+        return None
+    return (number, args) if number >= 0 else (-1, ())
 
 
 def kernel_task(pid: int, tid: int) -> Optional[tuple]:

@@ -89,6 +89,16 @@ class TaskStates:
                     pass
         return result
 
+    def syscalls(self, tids: Iterable[int]) -> Dict[int, Tuple[int, Tuple[int, ...]]]:
+        """tid -> (number, six arguments) of the system call each thread is blocked in; (-1, ())
+        for one that runs.  Works paused or not: a sleeping thread reports its call either way."""
+        result = {}
+        for tid, data in self._read_all(tids, "syscall", 256).items():
+            parsed = procfs.parse_syscall(data)
+            if parsed is not None:
+                result[tid] = parsed
+        return result
+
     def tid_map(self) -> Dict[int, int]:
         """The target's own thread ids -> ours; {} when it shares our pid namespace."""
         if self._same_ns is None:

@@ -87,6 +87,10 @@ class CodeInfo:
         return line
 
 
+#: Bytes prefetched per object a code object points at: most file names and line tables fit.
+CODE_HEAD_PREFETCH = 256
+
+
 class CodeCache:
     """Reads code objects through an ObjectReader and keeps them by address."""
 
@@ -104,6 +108,9 @@ class CodeCache:
         self.size = co.size
         self.ob_type = layout.PyObject.ob_type
         self.decoder = DECODERS[layout.facts.line_table]
+        self.pointer_fields = tuple(name for name in (
+            "co_name", "co_filename", "co_qualname", "co_linetable", "co_lnotab", "co_localsplusnames",
+            "co_localspluskinds", "co_varnames", "co_cellvars", "co_freevars", "co_code") if name in co)
         fields = [co.co_filename, co.co_name, co.co_firstlineno]
         self.header_span = max(fields) + 8
         self.header_start = co.co_firstlineno if co.co_firstlineno < co.co_filename else co.co_filename
@@ -191,12 +198,23 @@ class CodeCache:
         objects = self.objects
         get = lambda name: _U64.unpack_from(raw, co.fields[name].offset)[0]  # noqa: E731
         geti = lambda name: _I32.unpack_from(raw, co.fields[name].offset)[0]  # noqa: E731
+        # One batched read of the heads of every object this code object points at (names,
+        # file name, line table, name tuples, kinds), kept while it is decoded.
+        objects.hold_heads((get(f) for f in self.pointer_fields), CODE_HEAD_PREFETCH)
+        try:
+            return self._decode(address, raw, get, geti)
+        finally:
+            objects.release_heads()
+
+    def _decode(self, address: int, raw: bytes, get, geti) -> CodeInfo:
+        co = self.co
+        objects = self.objects
         name = objects.string(get("co_name"), 1024)
         filename = objects.string(get("co_filename"), 4096)
         qualname = objects.string(get("co_qualname"), 1024) if "co_qualname" in co else None
         first_line = geti("co_firstlineno")
         flags = geti("co_flags")
-        nargs = geti("co_argcount") + geti("co_kwonlyargcount")
+        nargs = geti("co_argcount") + (geti("co_kwonlyargcount") if "co_kwonlyargcount" in co else 0)
         nargs += bool(flags & CO_VARARGS) + bool(flags & CO_VARKEYWORDS)
         table_field = "co_linetable" if "co_linetable" in co else "co_lnotab"
         table_addr = get(table_field)
@@ -251,7 +269,13 @@ class CodeCache:
         if expected is not None and len(items) != expected:
             raise CorruptDataError("code object 0x%x declares %d locals but names %d"
                                    % (code_addr, expected, len(items)))
-        return tuple(self.objects.string(a, 1024) for a in items)
+        if len(items) < 2:
+            return tuple(self.objects.string(a, 1024) for a in items)
+        self.objects.hold_heads(items)
+        try:
+            return tuple(self.objects.string(a, 1024) for a in items)
+        finally:
+            self.objects.release_heads()
 
     def _kind(self, bits: int) -> str:
         for mask, label in self.kind_bits:

@@ -1,7 +1,8 @@
 """Bytecode offset -> source line, for each line-table format CPython has used.
 
 Formats (the layout says which one a version uses):
-  * "lnotab" (3.8-3.9): pairs of (byte offset delta, signed line delta);
+  * "lnotab" (3.6-3.9): pairs of (byte offset delta, signed line delta);
+  * "lnotab_unsigned" (2.7): the same pairs with unsigned line deltas;
   * "linetable" (3.10): pairs of (byte length, signed line delta, -128 = no line);
   * "locations" (3.11+): the PEP 626/657 location table of Objects/locations.md.
 Each table is decoded once into sorted ranges and then looked up with bisect,
@@ -59,8 +60,13 @@ def _signed_byte(b: int) -> int:
     return b - 256 if b >= 128 else b
 
 
-def decode_lnotab(table: bytes, first_line: int, code_size: int = UNBOUNDED) -> LineTable:
-    """3.8-3.9 ``co_lnotab``: the line of address A is the line after all pairs whose address is <= A."""
+def decode_lnotab(table: bytes, first_line: int, code_size: int = UNBOUNDED,
+                  signed: bool = True) -> LineTable:
+    """3.6-3.9 ``co_lnotab``: the line of address A is the line after all pairs whose address is <= A.
+
+    Line increments are signed bytes from 3.6 (bpo-26107), unsigned before (2.7).
+    """
+    line_delta_of = _signed_byte if signed else int
     ranges = []
     line = first_line
     address = 0
@@ -68,7 +74,7 @@ def decode_lnotab(table: bytes, first_line: int, code_size: int = UNBOUNDED) -> 
     for i in range(0, min(len(table), 2 * MAX_ENTRIES) - 1, 2):
         if address >= code_size:
             break
-        address_delta, line_delta = table[i], _signed_byte(table[i + 1])
+        address_delta, line_delta = table[i], line_delta_of(table[i + 1])
         if address_delta:
             ranges.append((start, address + address_delta, line))
             start = address + address_delta
@@ -76,6 +82,11 @@ def decode_lnotab(table: bytes, first_line: int, code_size: int = UNBOUNDED) -> 
         line += line_delta
     ranges.append((start, 1 << 62, line))
     return LineTable(ranges, first_line)
+
+
+def decode_lnotab_unsigned(table: bytes, first_line: int, code_size: int = UNBOUNDED) -> LineTable:
+    """2.7 ``co_lnotab``: as 3.6+, but line increments are unsigned bytes."""
+    return decode_lnotab(table, first_line, code_size, signed=False)
 
 
 def decode_linetable_310(table: bytes, first_line: int, code_size: int = UNBOUNDED) -> LineTable:
@@ -157,6 +168,7 @@ def decode_locations(table: bytes, first_line: int, code_size: int = UNBOUNDED) 
 
 DECODERS = {
     "lnotab": decode_lnotab,
+    "lnotab_unsigned": decode_lnotab_unsigned,
     "linetable": decode_linetable_310,
     "locations": decode_locations,
 }

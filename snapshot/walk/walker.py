@@ -32,6 +32,9 @@ MAX_INTERPRETERS = 1024
 MAX_DEPTH = 20000
 #: First read of a data-stack chunk; chunks are at least 16 KiB.
 CHUNK_READ = 16 * 1024
+#: Bytes copied past the current frame's start: its header and the slots of most code objects
+#: (a frame needing more completes the copy with one more read).
+FRAME_ROOM = 2048
 MAX_CHUNK = 64 << 20
 MAX_CHUNKS = 256
 
@@ -69,7 +72,7 @@ class RawThread:
 class _Chunks:
     """Copies of a thread's data-stack chunks, loaded newest first on demand."""
 
-    __slots__ = ("memory", "next_addr", "loaded", "count", "budget", "first_read", "header")
+    __slots__ = ("memory", "next_addr", "loaded", "count", "budget", "first_read", "header", "partial")
 
     def __init__(self, memory: MemoryReader, newest: int, preloaded: Optional[bytes] = None,
                  budget: Optional[WorkBudget] = None, first_read: int = CHUNK_READ, header: int = 24):
@@ -80,8 +83,9 @@ class _Chunks:
         self.next_addr = newest
         self.loaded: List[Tuple[int, int, bytes]] = []  # (start, end, data)
         self.count = 0
+        self.partial: Optional[Tuple[int, int, int]] = None  # (start, chunk size, index in loaded)
         if preloaded is not None and newest:
-            self._add(newest, preloaded)
+            self._add(newest, preloaded, partial=True)
 
     def find(self, address: int, size: int) -> Optional[Tuple[bytes, int, int]]:
         """(chunk copy, offset of ``address`` in it, chunk start), loading older chunks as needed."""
@@ -89,6 +93,8 @@ class _Chunks:
             for start, end, data in self.loaded:
                 if start <= address and address + size <= end:
                     return data, address - start, start
+            if self.partial is not None and self._complete_partial(address, size):
+                continue
             if not self._load_next():
                 return None
 
@@ -104,7 +110,10 @@ class _Chunks:
             return False
         return self._add(address, data)
 
-    def _add(self, address: int, data: bytes) -> bool:
+    def _add(self, address: int, data: bytes, partial: bool = False) -> bool:
+        """Keep a copy of the chunk at ``address``.  ``partial``: ``data`` is only the used
+        prefix up to the current frame (what a pause must copy); the rest of the chunk is
+        read only if a frame is ever looked up beyond it."""
         self.count += 1
         self.next_addr = 0
         if len(data) < self.header:
@@ -112,7 +121,7 @@ class _Chunks:
         previous, size = struct.unpack_from("<QQ", data, 0)
         if size > MAX_CHUNK or size < self.header:
             return False
-        if size > len(data):
+        if size > len(data) and not partial:
             self.budget.charge(size)
             try:
                 data = self.memory.read(address, size)
@@ -121,7 +130,23 @@ class _Chunks:
         elif size < len(data):
             data = data[:size]
         self.loaded.append((address, address + len(data), data))
+        if partial and size > len(data):
+            self.partial = (address, size, len(self.loaded) - 1)
         self.next_addr = previous
+        return True
+
+    def _complete_partial(self, address: int, size: int) -> bool:
+        """A look-up beyond the copied prefix of the newest chunk: read the whole chunk."""
+        start, chunk_size, index = self.partial
+        self.partial = None
+        if not (start <= address and address + size <= start + chunk_size):
+            return False
+        self.budget.charge(chunk_size)
+        try:
+            data = self.memory.read(start, chunk_size)
+        except MemoryReadError:
+            return False
+        self.loaded[index] = (start, start + chunk_size, data)
         return True
 
 
@@ -153,6 +178,9 @@ class Walker:
         _SETUP[frames.model](self, layout, frames)
         interp = layout.PyInterpreterState
         self.interp_threads = interp.get("threads_head", interp.get("tstate_head"))
+        self.interp_id_offset = interp.get("id")
+        self.head_offset = _HEAD_OFFSET[facts.interpreter_list](layout)
+        self.main_offset = _MAIN_OFFSET[facts.interpreter_list](layout)
         self._known_tstates: Dict[int, List[int]] = {}  # interpreter -> its thread states last time
         self._frame_chains: Dict[int, List[int]] = {}
 
@@ -185,13 +213,13 @@ class Walker:
     # -- interpreter and thread states --------------------------------------
     def interpreter_addr(self) -> int:
         """The main interpreter (``_PyRuntime.interpreters.main``), not the newest one (``head``):
-        a subinterpreter created and destroyed while sampling must not become our interpreter."""
-        rt = self.layout._PyRuntimeState
+        a subinterpreter created and destroyed while sampling must not become our interpreter.
+        (2.7/3.6 keep no ``main``: the list head, ``interp_head``, is used.)"""
         address = 0
-        if "interpreters_main" in rt:
-            address = _U64.unpack(self.memory.read(self.runtime_addr + rt.interpreters_main, 8))[0]
+        if self.main_offset is not None:
+            address = _U64.unpack(self.memory.read(self.runtime_addr + self.main_offset, 8))[0]
         if not address:
-            address = _U64.unpack(self.memory.read(self.runtime_addr + rt.interpreters_head, 8))[0]
+            address = _U64.unpack(self.memory.read(self.runtime_addr + self.head_offset, 8))[0]
         if not address:
             raise CorruptDataError("the interpreter is not initialised (no interpreter state yet)")
         return address
@@ -202,7 +230,7 @@ class Walker:
         ``_PyRuntime.interpreters.head`` is the newest; ``next`` links lead to
         the main interpreter, which is last.
         """
-        address = _U64.unpack(self.memory.read(self.runtime_addr + self.layout._PyRuntimeState.interpreters_head, 8))[0]
+        address = _U64.unpack(self.memory.read(self.runtime_addr + self.head_offset, 8))[0]
         if not address:
             raise CorruptDataError("the interpreter is not initialised (no interpreter state yet)")
         next_offset = self.layout.PyInterpreterState.next
@@ -216,8 +244,10 @@ class Walker:
         return found
 
     def interpreter_id(self, interp_addr: int) -> int:
-        """``PyInterpreterState.id`` (0 for the main interpreter)."""
-        return _I64.unpack(self.memory.read(interp_addr + self.layout.PyInterpreterState.id, 8))[0]
+        """``PyInterpreterState.id`` (0 for the main interpreter; 2.7/3.6 have no ids: 0)."""
+        if self.interp_id_offset is None:
+            return 0
+        return _I64.unpack(self.memory.read(interp_addr + self.interp_id_offset, 8))[0]
 
     def thread_states(self, interp_addr: int, head: Optional[int] = None) -> List[Tuple[int, bytes]]:
         """Every thread state of the interpreter as (address, raw struct).
@@ -291,6 +321,13 @@ class Walker:
     def _walk_threads_frame_objects(self, tstates: List[Tuple[int, bytes]], with_locals: bool) -> List[RawThread]:
         return [self.walk_thread(addr, raw, with_locals) for addr, raw in tstates]
 
+    def _used_prefix(self, chunk: int, frame: int) -> int:
+        """How much of the newest chunk to copy: up to the current frame plus room for its
+        header and slots (a pause copies what the stack uses, not the whole 16 KiB chunk)."""
+        if chunk < frame < chunk + self.chunk_read:
+            return min(self.chunk_read, frame - chunk + FRAME_ROOM)
+        return self.chunk_read
+
     def _walk_threads_interpreter_frames(self, tstates: List[Tuple[int, bytes]],
                                          with_locals: bool) -> List[RawThread]:
         frames = [_U64.unpack_from(raw, self.ts_frame)[0] for _, raw in tstates]
@@ -298,7 +335,7 @@ class Walker:
             pointers = self.memory.read_many([(p + self.cframe_current, 8) if p else (0, 0) for p in frames])
             frames = [_U64.unpack(v)[0] if v else 0 for v in pointers]
         chunk_addrs = [_U64.unpack_from(raw, self.ts_chunk)[0] for _, raw in tstates]
-        requests = [(c, self.chunk_read) if c and f else (0, 0) for c, f in zip(chunk_addrs, frames)]
+        requests = [(c, self._used_prefix(c, f)) if c and f else (0, 0) for c, f in zip(chunk_addrs, frames)]
         self.budget.charge(sum(size for _, size in requests))
         chunks = self.memory.read_many(requests)
         return [self.walk_thread(addr, raw, with_locals, frame,
@@ -362,7 +399,9 @@ class Walker:
                 return frames, True
             lasti = _I32.unpack_from(data, self.fo_lasti)[0]
             offset = lasti * self.lasti_unit if lasti >= 0 else 0
-            line = code.line_for(offset)
+            line = code._lines.get(offset)  # line_for's memo, inlined: this runs for every frame
+            if line is None:
+                line = code.line_for(offset)
             slots = None
             if with_locals or code.needs_first_local:
                 count = code.nslots if with_locals else 1
@@ -447,7 +486,9 @@ class Walker:
             offset = unpack(data, base + off_instr)[0] - code_addr - code.code_offset
             if not 0 <= offset < (1 << 30):
                 offset = 0
-            line = code.line_for(offset)
+            line = code._lines.get(offset)  # line_for's memo, inlined: this runs for every frame
+            if line is None:
+                line = code.line_for(offset)
             slots = None
             count = code.nslots if with_locals else (1 if code.needs_first_local else 0)
             if count and count <= 100000:
@@ -468,6 +509,13 @@ _THROUGH_CFRAME = {"frame": False, "cframe": True, "current_frame": False}
 #: facts.frames.entry_marker -> (marked by the shim below the frame, marked by the frame's is_entry byte);
 #: "every_frame" is the frame-object walk, which marks every frame itself.
 _ENTRY_MARKERS = {"every_frame": (False, False), "is_entry_field": (False, True), "above_shim": (True, False)}
+#: facts.interpreter_list -> offset of the interpreter list head from the root address
+#: (``_PyRuntime.interpreters.head``, or 0: before 3.7 the root is ``interp_head`` itself).
+_HEAD_OFFSET = {"runtime": lambda layout: layout._PyRuntimeState.interpreters_head,
+                "interp_head": lambda layout: 0}
+#: facts.interpreter_list -> offset of the main interpreter from the root, None where not kept.
+_MAIN_OFFSET = {"runtime": lambda layout: layout._PyRuntimeState.get("interpreters_main"),
+                "interp_head": lambda layout: None}
 #: facts.frames.model -> how the walker reads frames.
 _SETUP = {"frame_object": Walker._setup_frame_objects, "interpreter_frame": Walker._setup_interpreter_frames}
 

@@ -60,7 +60,11 @@ class ChrometraceWriter(Writer):
 
     @staticmethod
     def other_data(profile: Profile) -> Dict[str, Any]:
-        other: Dict[str, Any] = {"exporter": exporter(), "samples": profile.samples}
+        other: Dict[str, Any] = {"exporter": exporter(), "samples": profile.samples,
+                                 "passes": profile.ticks, "late": profile.late,
+                                 "missed": getattr(profile, "missed", 0)}
+        if profile.options.rate_hz:
+            other["rate_hz"] = profile.options.rate_hz
         if profile.timeline_truncated:
             other["truncated"] = "timeline capped at %d runs" % profile.options.max_intervals
         return other

@@ -2,7 +2,8 @@
 
 One pprof sample per (thread, stack) with values ``[samples, samples x
 period]`` and thread labels; one location per distinct frame (function +
-line), one function per (name, file).  Locations are listed leaf first, as
+line), one function per (name, file), one mapping per binary of the
+sampled processes (the main executable first: pprof's headline names it).  Locations are listed leaf first, as
 pprof requires.  Thread and process roots are labels here, not frames:
 pprof tools group by label (``-tagroot``/``-tagfocus``) natively.
 
@@ -68,6 +69,15 @@ def encode_profile(profile: Profile) -> bytes:
                 + b"".join(message_field(3, label) for label in labels))
         out.append(message_field(2, body))
 
+    mappings = _mappings(profile)
+    for index, m in enumerate(mappings, 1):
+        symbolized = index == 1  # Python code runs in the interpreter: its frames come named
+        out.append(message_field(3, int_field(1, index) + int_field(2, m.start) + int_field(3, m.end)
+                                 + int_field(4, m.file_offset) + int_field(5, strings(m.path))
+                                 + int_field(6, strings(m.build_id) if m.build_id else 0)
+                                 + int_field(7, symbolized) + int_field(8, symbolized)
+                                 + int_field(9, symbolized)))
+
     functions: Dict[Tuple[str, str], int] = {}
     function_lines: Dict[Tuple[str, str], int] = {}
     for frame_id, frame in enumerate(profile.frames):
@@ -77,7 +87,9 @@ def encode_profile(profile: Profile) -> bytes:
         if profile.options.function:
             function_lines[place] = line
         line_msg = int_field(1, function_id) + int_field(2, line)
-        out.append(message_field(4, int_field(1, frame_id + 1) + message_field(4, line_msg)))
+        mapping_id, address = _place(mappings, frame)
+        out.append(message_field(4, int_field(1, frame_id + 1) + int_field(2, mapping_id)
+                                 + int_field(3, address) + message_field(4, line_msg)))
     for (function, filename), function_id in functions.items():
         name = strings(function)
         out.append(message_field(5, int_field(1, function_id) + int_field(2, name) + int_field(3, name)
@@ -89,6 +101,26 @@ def encode_profile(profile: Profile) -> bytes:
     # the string table goes last: every index above has been handed out by now
     table = b"".join(bytes_field(6, text.encode("utf-8")) for text in strings.table)
     return b"".join(out) + table + tail
+
+
+def _mappings(profile: Profile) -> list:
+    """The profile's binaries, main executable first; without any, one named after the command
+    (pprof names the profile by its first mapping and warns when it has none)."""
+    if profile.mappings:
+        return list(profile.mappings)
+    from ..profile import ProfileMapping
+    command = next((info.command_line for info in profile.threads.values() if info.command_line), "")
+    return [ProfileMapping(0, 0, 0, 0, command.split()[0] if command else "python")]
+
+
+def _place(mappings: list, frame) -> Tuple[int, int]:
+    """(mapping id, address) of a frame: a native frame's own binary, else the interpreter's."""
+    address = getattr(frame, "address", None) or 0
+    if address:
+        for index, m in enumerate(mappings, 1):
+            if m.start <= address < m.end:
+                return index, address
+    return 1, address
 
 
 class PprofWriter(Writer):

@@ -82,9 +82,10 @@ class SpeedscopeWriter(Writer):
 
     @staticmethod
     def profile_name(key: ThreadKey, profile: Profile, several_processes: bool) -> str:
-        """py-spy's ``Thread 0x7F.. "name"``, prefixed by the process when there are several."""
+        """py-spy's ``Thread TID "name"`` with the OS thread id (what ``dump`` prints; the
+        Python id in hex where the OS id is unknown), prefixed by the process when there are several."""
         info = profile.threads[key]
-        name = "Thread 0x%X" % info.thread_id
+        name = "Thread %d" % info.native_id if info.native_id else "Thread 0x%X" % info.thread_id
         if info.name:
             name += ' "%s"' % info.name
         if several_processes:

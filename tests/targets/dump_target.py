@@ -2,7 +2,7 @@
 
     python dump_target.py TRUTH.json [--workdir DIR] [--no-busy]
 
-Runs on CPython 3.8 to 3.15 with the stdlib only.  Starts the worker threads
+Runs on CPython 3.6 to 3.15 with the stdlib only (2.7: tests/targets/py27/dump_target.py).  Starts the worker threads
 below, waits until each is blocked on its reporting line, writes TRUTH (see
 truthlib.py) to TRUTH.json and then blocks forever (the main thread at module
 level) until killed.  DIR (default: a new temporary directory) receives the
@@ -113,7 +113,10 @@ async def coroutine_root():
 
 
 def run_event_loop():
-    asyncio.run(coroutine_root())
+    if hasattr(asyncio, "run"):
+        asyncio.run(coroutine_root())
+    else:  # 3.6
+        asyncio.new_event_loop().run_until_complete(coroutine_root())
 
 
 PSEUDO_SOURCE = '''

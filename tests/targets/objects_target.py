@@ -1,6 +1,6 @@
 """A target process for tests/test_objects.py: builds values, prints their ids and reprs, sleeps.
 
-Runs unchanged under CPython 3.8 to 3.15.  The JSON line on stdout maps a
+Runs unchanged under CPython 3.6 to 3.15.  The JSON line on stdout maps a
 value's name to ``[id(value), repr(value)]``; ``"_extra"`` holds ids the
 tests need for attribute checks, and ``"_version"`` the interpreter version.
 Every value stays referenced from ``VALUES`` so its address stays valid.
@@ -9,6 +9,15 @@ import json
 import sys
 import time
 import types
+
+
+def empty_cell():
+    """An empty cell (``types.CellType()`` from 3.8; a never-assigned closure variable before)."""
+    if hasattr(types, "CellType"):
+        return types.CellType()
+    if False:
+        value = None
+    return (lambda: value).__closure__[0]
 
 
 class Plain:
@@ -146,7 +155,7 @@ VALUES = {
     "type_int": int, "type_plain": Plain, "type_inner": Outer.Inner, "type_ordered": __import__("collections").OrderedDict,
     "type_withmeta": WithMeta, "type_type": type, "type_object": object,
     "module_sys": sys, "module_json": __import__("json"), "module_main": sys.modules[__name__],
-    "cell_full": closure.__closure__[0], "cell_empty": types.CellType(),
+    "cell_full": closure.__closure__[0], "cell_empty": empty_cell(),
 }
 
 # Values whose repr we do not reproduce exactly (custom __repr__ / static types): kind checks only.

@@ -1,3 +1,4 @@
+# -*- coding: utf-8 -*-
 """Target for the REPL tests: named threads holding nested values, a busy thread, then TRUTH.
 
     python repl_target.py TRUTH.json [--no-busy]
@@ -7,8 +8,10 @@ locals), "worker-b" (in ``idle_loop``), "busy" (spinning in ``spin`` ->
 ``hot_function``) and the main thread.  TRUTH.json holds the pid, every
 thread's ids and the target's own ``repr()`` of the values the tests print.
 Creating TRUTH.json + ".exit" makes the target exit (status 0) at once.
-Runs on CPython 3.8-3.15, stdlib only.
+Runs on CPython 2.7 and 3.6-3.15, stdlib only.
 """
+import functools
+import io
 import json
 import os
 import sys
@@ -19,13 +22,48 @@ TRUTH_PATH = os.path.abspath(sys.argv[1])
 WITH_BUSY = "--no-busy" not in sys.argv
 LOCK = threading.Lock()
 LOCK.acquire()
-READY = threading.Barrier(3 + WITH_BUSY)
+
+
+class Arrivals(object):
+    """Workers ``arrive()`` and go straight on to where they block; the main thread
+    ``wait()``s for all of them (threading.Barrier is 3.2+, and would keep every worker
+    in Python code until the last one arrives)."""
+
+    def __init__(self, parties):
+        self.parties = parties
+        self.arrived = 0
+        self.condition = threading.Condition()
+
+    def arrive(self):
+        with self.condition:
+            self.arrived += 1
+            self.condition.notify_all()
+
+    def wait(self):
+        with self.condition:
+            while self.arrived < self.parties:
+                self.condition.wait(1.0)
+
+
+READY = Arrivals(2 + WITH_BUSY)
+NATIVE_IDS = {}
+
+
+_get_native_id = getattr(threading, "get_native_id", None)
+if _get_native_id is None:  # before 3.8: the gettid system call (resolved once, before any thread)
+    import ctypes
+    _get_native_id = functools.partial(ctypes.CDLL(None).syscall, 186)  # SYS_gettid on x86-64
+
+
+def record_native_id():
+    """The calling thread's OS id under its name (``Thread.native_id`` exists from 3.8 only)."""
+    NATIVE_IDS[threading.current_thread().name] = _get_native_id()
 
 GLOBAL_CONFIG = {"mode": "test", "limits": [10, 20, 30], "ratio": 0.25}
 GLOBAL_NAME = "repl-target ☃"
 
 
-class Request:
+class Request(object):
     kind = "GET"
 
     def __init__(self, path):
@@ -35,7 +73,7 @@ class Request:
         self.parent = None
 
 
-class Handler:
+class Handler(object):
     def __init__(self):
         self.requests = [Request("/a"), Request("/b")]
         self.requests[1].parent = self.requests[0]
@@ -49,14 +87,16 @@ class Handler:
 
 def wait_here(payload, request, count):
     local_tuple = (payload["nested"], count)
-    READY.wait()
+    record_native_id()
+    READY.arrive()
     LOCK.acquire()
     return local_tuple
 
 
 def idle_loop(seconds):
     marker = ["idle", seconds]
-    READY.wait()
+    record_native_id()
+    READY.arrive()
     while True:
         time.sleep(seconds)
 
@@ -69,12 +109,14 @@ def hot_function(n):
 
 
 def spin():
-    READY.wait()
+    record_native_id()
+    READY.arrive()
     while True:
         hot_function(2000)
 
 
 def exit_watch():
+    record_native_id()
     flag = TRUTH_PATH + ".exit"
     while not os.path.exists(flag):
         time.sleep(0.05)
@@ -82,13 +124,15 @@ def exit_watch():
 
 
 handler = Handler()
-threads = [threading.Thread(target=handler.handle, args=(5,), name="worker-a", daemon=True),
-           threading.Thread(target=idle_loop, args=(3600,), name="worker-b", daemon=True)]
+threads = [threading.Thread(target=handler.handle, args=(5,), name="worker-a"),
+           threading.Thread(target=idle_loop, args=(3600,), name="worker-b")]
 if WITH_BUSY:
-    threads.append(threading.Thread(target=spin, name="busy", daemon=True))
+    threads.append(threading.Thread(target=spin, name="busy"))
+threads.append(threading.Thread(target=exit_watch, name="exit-watch"))
 for t in threads:
+    t.daemon = True
     t.start()
-threading.Thread(target=exit_watch, name="exit-watch", daemon=True).start()
+record_native_id()
 READY.wait()
 time.sleep(0.2)
 
@@ -97,7 +141,7 @@ req = handler.requests[1]
 truth = {
     "pid": os.getpid(),
     "version": "%d.%d.%d" % sys.version_info[:3],
-    "threads": {t.name: {"ident": t.ident, "native_id": getattr(t, "native_id", None)}
+    "threads": {t.name: {"ident": t.ident, "native_id": NATIVE_IDS.get(t.name)}
                 for t in threading.enumerate()},
     "values": {
         "payload": repr(payload_truth),
@@ -121,8 +165,9 @@ truth = {
     },
 }
 tmp = TRUTH_PATH + ".tmp"
-with open(tmp, "w", encoding="utf-8") as fh:
-    json.dump(truth, fh, ensure_ascii=True, indent=1)
-os.replace(tmp, TRUTH_PATH)
+text = json.dumps(truth, ensure_ascii=True, indent=1)
+with io.open(tmp, "w", encoding="utf-8") as fh:
+    fh.write(text if isinstance(text, type(u"")) else text.decode("ascii"))
+os.rename(tmp, TRUTH_PATH)
 while True:
     time.sleep(3600)

@@ -9,6 +9,8 @@ import sys
 import threading
 import time
 
+_clock = getattr(time, "perf_counter", time.time)  # 2.7 has no perf_counter
+
 
 def idle_wait():
     while True:
@@ -16,13 +18,15 @@ def idle_wait():
 
 
 def busy_loop(seconds):
-    end = time.perf_counter() + seconds
+    end = _clock() + seconds
     x = 0
-    while time.perf_counter() < end:
+    while _clock() < end:
         x = (x * 31 + 7) & 0xFFFF
 
 
 if __name__ == "__main__":
     for i in range(2):
-        threading.Thread(target=idle_wait, name="sleeper-%d" % i, daemon=True).start()
+        t = threading.Thread(target=idle_wait, name="sleeper-%d" % i)
+        t.daemon = True
+        t.start()
     busy_loop(float(sys.argv[1]) if len(sys.argv) > 1 else 30.0)

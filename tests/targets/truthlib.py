@@ -8,7 +8,8 @@ followed on the same line by a blocking call): it waits until every worker has
 left ``ready()`` and sits on its reporting line, reads ``sys._current_frames()``
 and writes TRUTH, a JSON document, atomically to ``path``.
 
-Runs unchanged on CPython 3.8 to 3.15 and imports nothing outside the stdlib.
+Runs unchanged on CPython 2.7 and 3.6 to 3.15 and imports nothing outside the stdlib
+(before 3.8 the OS thread id comes from the gettid system call through ctypes).
 
 TRUTH format::
 
@@ -35,18 +36,45 @@ Each local's ``check`` tells the test how exactly it can be compared:
   ``object.__repr__`` form, ``type`` the type's ``__name__``;
 * ``long``: the repr is longer than 1024 characters (or cannot be built).
 """
+import io
 import json
 import os
 import sys
 import threading
 import time
 
+_monotonic = getattr(time, "monotonic", time.time)
+try:
+    _get_ident = threading.get_ident
+except AttributeError:  # 2.7
+    import thread as _thread_module
+    _get_ident = _thread_module.get_ident
+
+
+def native_id():
+    """The calling thread's OS id (``threading.get_native_id`` from 3.8, gettid before)."""
+    get = getattr(threading, "get_native_id", None)
+    if get is not None:
+        return get()
+    import ctypes
+    return ctypes.CDLL(None, use_errno=True).syscall(186)  # SYS_gettid on x86-64
+
+
+def _main_thread_ident():
+    main = getattr(threading, "main_thread", None)
+    if main is not None:
+        return main().ident
+    return [t for t in threading.enumerate() if isinstance(t, threading._MainThread)][0].ident
+
+CO_OPTIMIZED = 0x1
 CO_NEWLOCALS = 0x2
 CO_VARARGS = 0x4
 CO_VARKEYWORDS = 0x8
 MAX_EXACT_REPR = 1024
 
 EXACT_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+if sys.version_info[0] == 2:
+    EXACT_SCALARS += (long, unicode)  # noqa: F821 - 2.7 names
 CONTAINERS = (tuple, list, set, frozenset)
 
 
@@ -72,7 +100,7 @@ def function_name(frame):
 
 
 def argument_names(code):
-    n = code.co_argcount + code.co_kwonlyargcount
+    n = code.co_argcount + getattr(code, "co_kwonlyargcount", 0)
     if code.co_flags & CO_VARARGS:
         n += 1
     if code.co_flags & CO_VARKEYWORDS:
@@ -93,6 +121,12 @@ def _exact(value, seen):
             if not _exact(k, seen) or (v is not None and not _exact(v, seen)):
                 return False
         return True
+    if sys.version_info[0] == 2:
+        import types
+        if t is types.ClassType:
+            return True     # <class mod.C at 0x...>
+        if t is types.InstanceType and not hasattr(value.__class__, "__repr__"):
+            return True     # <mod.C instance at 0x...>
     return t.__repr__ is object.__repr__
 
 
@@ -117,7 +151,9 @@ def describe_frame(frame):
     code = frame.f_code
     entry = {"function": function_name(frame), "filename": code.co_filename,
              "line": frame.f_lineno, "code_name": code.co_name}
-    if not code.co_flags & CO_NEWLOCALS:
+    # 2.7 class bodies have CO_NEWLOCALS but not CO_OPTIMIZED: a namespace dict, no fast locals
+    namespace = sys.version_info[0] == 2 and not code.co_flags & CO_OPTIMIZED
+    if not code.co_flags & CO_NEWLOCALS or namespace:
         entry["kind"] = "module-level"      # module, class body or exec'd code: no fast locals
         entry["locals"] = None
         return entry
@@ -158,11 +194,11 @@ class Harness:
     def ready(self, role, busy_codes=()):
         """Called by a worker right before it blocks, on the same source line."""
         caller = sys._getframe(1)
-        report = {"role": role, "native_id": threading.get_native_id(),
+        report = {"role": role, "native_id": native_id(),
                   "code": caller.f_code, "line": caller.f_lineno,
                   "busy": bool(busy_codes), "busy_codes": list(busy_codes)}
         with self._lock:
-            self._reports[threading.get_ident()] = report
+            self._reports[_get_ident()] = report
             if len(self._reports) >= self.expected:
                 self._all_in.set()
 
@@ -191,13 +227,13 @@ class Harness:
             raise RuntimeError("only %d of %d workers became ready: %s" % (
                 len(self._reports), self.expected,
                 sorted(r["role"] for r in self._reports.values())))
-        me = threading.get_ident()
-        deadline = time.monotonic() + timeout
+        me = _get_ident()
+        deadline = _monotonic() + timeout
         while True:
             frames = sys._current_frames()
             if self._settled(frames):
                 break
-            if time.monotonic() > deadline:
+            if _monotonic() > deadline:
                 raise RuntimeError("workers did not settle on their reporting lines")
             del frames
             time.sleep(0.005)
@@ -206,8 +242,8 @@ class Harness:
         for ident, frame in frames.items():
             if ident == me:
                 frame = reporter_frame
-                report = {"role": "main" if me == threading.main_thread().ident else "reporter",
-                          "native_id": threading.get_native_id(), "busy": False, "busy_codes": []}
+                report = {"role": "main" if me == _main_thread_ident() else "reporter",
+                          "native_id": native_id(), "busy": False, "busy_codes": []}
             else:
                 report = self._reports.get(ident)
                 if report is None:
@@ -243,9 +279,10 @@ class Harness:
         if extra:
             doc.update(extra)
         tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=1, ensure_ascii=True)
-        os.replace(tmp, path)
+        text = json.dumps(doc, indent=1, ensure_ascii=True)
+        with io.open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text if isinstance(text, type(u"")) else text.decode("ascii"))
+        os.rename(tmp, path)
 
 
 def blocked_lock():

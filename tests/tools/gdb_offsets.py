@@ -172,6 +172,27 @@ WANTED = {
     ]),
     "PyUnicodeObject": ("PyUnicodeObject", [
         ("data", "data"),
+        # 2.7: a separate Py_UNICODE buffer (UCS2 or UCS4 by build)
+        ("length", "length"),
+        ("str", "str"),
+    ]),
+    # 2.7 only: str, int and old-style classes and instances
+    "PyStringObject": ("PyStringObject", [
+        ("ob_shash", "ob_shash"),
+        ("ob_sstate", "ob_sstate"),
+        ("ob_sval", "ob_sval"),
+    ]),
+    "PyIntObject": ("PyIntObject", [
+        ("ob_ival", "ob_ival"),
+    ]),
+    "PyClassObject": ("PyClassObject", [
+        ("cl_bases", "cl_bases"),
+        ("cl_dict", "cl_dict"),
+        ("cl_name", "cl_name"),
+    ]),
+    "PyInstanceObject": ("PyInstanceObject", [
+        ("in_class", "in_class"),
+        ("in_dict", "in_dict"),
     ]),
     "PyBytesObject": ("PyBytesObject", [
         ("ob_sval", "ob_sval"),
@@ -195,6 +216,9 @@ WANTED = {
         ("allocated", "allocated"),
     ]),
     "PyDictObject": ("PyDictObject", [
+        ("ma_fill", "ma_fill"),
+        ("ma_mask", "ma_mask"),
+        ("ma_table", "ma_table"),
         ("ma_used", "ma_used"),
         ("ma_keys", "ma_keys"),
         ("ma_values", "ma_values"),
@@ -208,6 +232,11 @@ WANTED = {
         ("dk_indices", "dk_indices"),
     ]),
     "PyDictKeyEntry": ("PyDictKeyEntry", [
+        ("me_hash", "me_hash"),
+        ("me_key", "me_key"),
+        ("me_value", "me_value"),
+    ]),
+    "PyDictEntry": ("PyDictEntry", [   # 2.7: the open-addressing table's entries
         ("me_hash", "me_hash"),
         ("me_key", "me_key"),
         ("me_value", "me_value"),

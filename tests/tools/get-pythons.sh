@@ -19,6 +19,14 @@
 #     directly, so /proc/PID/exe is the interpreter itself, which is what an
 #     out-of-process inspector needs.
 #
+# Debug symbols: the interpreters are stripped, so their static functions (the
+# eval loop among them) have no names.  sid's python3.X-dbg packages (main
+# archive, same version as the interpreter) hold separate debug files by
+# build-id; only their usr/lib/debug/.build-id trees are unpacked, into
+# DEST/debug/.build-id (a debug directory as gdb and pyspy-repl's
+# PYSPY_REPL_DEBUG_DIRS take it).  Set GET_PYTHONS_DBG=0 to skip them; a
+# version whose -dbg package is missing is reported on stderr and left out.
+#
 # DEST defaults to ${PYSPY_REPL_PYTHONS:-$HOME/.cache/pyspy-repl/pythons}.
 # stdout: one interpreter path per line (DEST/bin/python3.X); logs: stderr.
 # A version missing from sid is reported on stderr and left out.
@@ -39,7 +47,7 @@ REFRESH=0
 for arg in "$@"; do
   case $arg in
     --refresh) REFRESH=1 ;;
-    -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "get-pythons: unknown option $arg" >&2; exit 2 ;;
     *) if [ -n "$DEST" ]; then echo "get-pythons: more than one DEST given" >&2; exit 2; fi
        DEST=$arg ;;
@@ -99,6 +107,17 @@ smoke() {  # smoke PATH...: every interpreter must pass
 }
 
 settings="format=$FORMAT dest=$DEST suite=$SUITE versions=$WANT_VERSIONS"
+DEBUG=$DEST/debug
+DBG=${GET_PYTHONS_DBG:-1}
+FAST=()
+# the debug trees are complete when their stamp names every wanted version (or they are not wanted)
+debug_ready() {
+  [ "$DBG" = 0 ] && return 0
+  local v
+  for v in $WANT_VERSIONS; do
+    grep -qx "python$v-dbg.*" "$DEBUG/.stamp" 2>/dev/null || return 1
+  done
+}
 
 # ---------------------------------------------------------------- fast path
 # Nothing to do when our stamp says this DEST is complete, or when every wanted
@@ -116,11 +135,16 @@ if [ $REFRESH = 0 ]; then
   if [ ${#have[@]} -gt 0 ]; then
     if smoke "${have[@]}"; then
       say "already installed in $DEST"
-      printf '%s\n' "${have[@]}"
-      exit 0
+      if debug_ready; then
+        printf '%s\n' "${have[@]}"
+        exit 0
+      fi
+      FAST=("${have[@]}")   # only the debug symbols are missing: fetched below
     fi
-    say "installed interpreters do not work (any more); rebuilding"
-    rm -f "$STAMP"
+    if [ ${#FAST[@]} -eq 0 ]; then
+      say "installed interpreters do not work (any more); rebuilding"
+      rm -f "$STAMP"
+    fi
   fi
 fi
 
@@ -168,6 +192,44 @@ if [ $REFRESH = 1 ] || [ -z "$(echo "$APTDIR"/lists/*_dists_"$SUITE"_*Packages*)
 fi
 
 in_index() { apt-cache "${APTOPTS[@]}" show --no-all-versions "$1" >/dev/null 2>&1; }
+
+# ---------------------------------------------------------------- debug symbols
+# fetch_debug V...: python3.V-dbg of the same version as the unpacked interpreter, its
+# usr/lib/debug/.build-id tree only, into DEST/debug/.build-id (never fatal).
+fetch_debug() {
+  [ "$DBG" = 0 ] && return 0
+  local v pkg version deb have=() new=$DEST/.debug.new
+  rm -rf "$new" && mkdir -p "$new"
+  for v in "$@"; do
+    pkg=python$v-dbg
+    version=$(dpkg-deb -f "$(echo "$DEBS"/python"$v"-minimal_*.deb | cut -d' ' -f1)" Version 2>/dev/null || true)
+    if [ -z "$version" ] || ! apt-cache "${APTOPTS[@]}" show "$pkg=$version" >/dev/null 2>&1; then
+      say "WARNING: $pkg${version:+ $version} is not in $SUITE; python$v keeps its stripped symbols"
+      continue
+    fi
+    deb=$(echo "$DEBS"/"$pkg"_*.deb | cut -d' ' -f1)
+    if [ ! -s "$deb" ] || [ "$(dpkg-deb -f "$deb" Version 2>/dev/null)" != "$version" ]; then
+      rm -f "$DEBS"/"$pkg"_*.deb
+      say "downloading $pkg $version (debug symbols)"
+      (cd "$DEBS" && apt-get "${APTOPTS[@]}" download "$pkg=$version" >&2) || {
+        say "WARNING: $pkg download failed; python$v keeps its stripped symbols"; continue; }
+      deb=$(echo "$DEBS"/"$pkg"_*.deb | cut -d' ' -f1)
+    fi
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$new" --strip-components=4 --wildcards './usr/lib/debug/.build-id/*' \
+      || { say "WARNING: $deb has no usr/lib/debug/.build-id"; continue; }
+    have+=("$pkg $version")
+  done
+  [ ${#have[@]} -gt 0 ] || { rm -rf "$new"; return 0; }
+  printf '%s\n' "${have[@]}" > "$new/.stamp"
+  rm -rf "$DEBUG" && mv "$new" "$DEBUG"
+  say "debug symbols of ${have[*]} in $DEBUG/.build-id"
+}
+
+if [ ${#FAST[@]} -gt 0 ]; then
+  fetch_debug $WANT_VERSIONS
+  printf '%s\n' "${FAST[@]}"
+  exit 0
+fi
 
 # ---------------------------------------------------------------- what to fetch
 versions=()
@@ -241,7 +303,9 @@ mapfile -t files < <(awk 'NF >= 2 {print $2}' <<< "$uris" | sort)
 # keep the cache to what is wanted now
 declare -A wanted=()
 for f in "${files[@]}"; do wanted[$f]=1; done
-for f in "$DEBS"/*.deb; do [ -n "${wanted[${f##*/}]:-}" ] || rm -f "$f"; done
+for f in "$DEBS"/*.deb; do
+  [[ ${f##*/} == python3.*-dbg_* ]] || [ -n "${wanted[${f##*/}]:-}" ] || rm -f "$f"   # -dbg: fetch_debug's
+done
 
 # ---------------------------------------------------------------- patchelf (bookworm's)
 patchelf_deb=$(printf '%s\n' "${files[@]}" | grep '^patchelf_' | head -n 1) || true
@@ -300,6 +364,7 @@ unresolved=$(for f in "${pythons[@]}" "$TREE"/usr/lib/python3.*/lib-dynload/*.so
 [ -z "$unresolved" ] || say "note: not provided by the sid tree (falls back to the host's): $unresolved"
 
 smoke "${pythons[@]}" || fail "smoke test failed"
+debug_ready || fetch_debug "${versions[@]}"
 {
   echo "$settings"
   printf 'python=%s\n' "${pythons[@]}"

@@ -1,0 +1,53 @@
+"""Target: two pure-Python spinners contending for the GIL beside threads blocked in other calls.
+
+argv: TRUTH_PATH.  Writes {"pid", "threads": {role: native id}} once every thread is in place:
+``spin1``/``spin2`` spin (at any moment one holds the GIL, the other waits for it), ``sleeper``
+sleeps in ``time.sleep``, ``reader`` blocks in ``os.read`` on a pipe nobody writes, and the
+main thread waits in ``Event.wait``.  Stdlib only.
+"""
+import json
+import os
+import sys
+import threading
+import time
+
+truth_path = sys.argv[1]
+roles = {}
+started = threading.Semaphore(0)
+
+
+def spin(name):
+    roles[name] = threading.get_native_id()
+    started.release()
+    x = 0
+    while True:
+        x = (x * 31 + 7) % 1000003
+
+
+def sleeper():
+    roles["sleeper"] = threading.get_native_id()
+    started.release()
+    while True:
+        time.sleep(3600)
+
+
+def reader(fd):
+    roles["reader"] = threading.get_native_id()
+    started.release()
+    os.read(fd, 1)
+
+
+read_end, write_end = os.pipe()
+workers = [threading.Thread(target=spin, args=("spin1",), daemon=True),
+           threading.Thread(target=spin, args=("spin2",), daemon=True),
+           threading.Thread(target=sleeper, daemon=True),
+           threading.Thread(target=reader, args=(read_end,), daemon=True)]
+for w in workers:
+    w.start()
+for _ in workers:
+    started.acquire()
+roles["main"] = threading.get_native_id()
+with open(truth_path + ".tmp", "w") as f:
+    json.dump({"threads": roles, "pid": os.getpid()}, f)
+os.rename(truth_path + ".tmp", truth_path)
+threading.Event().wait()

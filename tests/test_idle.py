@@ -1,0 +1,103 @@
+"""Idleness (snapshot/threads.py): a thread waiting for the GIL is active, one blocked elsewhere idle.
+
+Real targets on every interpreter: two spinners contend for the GIL (one holds it, the
+other sleeps in ``futex`` on a word inside ``_gil_runtime_state``) beside threads
+blocked in ``time.sleep``, ``os.read`` and ``Event.wait``.  Every snapshot, paused or
+not, must show both spinners active and the three others idle.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from pythons import Target, target_script
+from snapshot import attach
+from snapshot.process.base import Registers, syscall_of_registers, syscalls_of
+from snapshot.process.procfs import parse_syscall
+
+SNAPSHOTS = 40
+
+
+@pytest.fixture(scope="module")
+def gil_target(python, tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("gil-waits"))
+    truth = os.path.join(workdir, "truth.json")
+    t = Target(python.path, target_script("gil_waits.py"), [truth], workdir=workdir)
+    try:
+        t.wait_for_file(truth, 60)
+        with open(truth, encoding="utf-8") as fh:
+            t.roles = json.load(fh)["threads"]
+        yield t
+    finally:
+        t.stop()
+
+
+def _wait_until_blocked(target, roles, timeout=10.0):
+    """The sleeper, reader and main thread have reached their blocking calls (not just reported)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = [_state(target.pid, roles[r]) for r in ("sleeper", "reader", "main")]
+        if all(s == "S" for s in states):
+            return
+        time.sleep(0.02)
+    raise AssertionError("threads did not block: %s" % states)
+
+
+def _state(pid, tid):
+    try:
+        with open("/proc/%d/task/%d/stat" % (pid, tid), "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    return chr(data[data.rfind(b")") + 2])
+
+
+@pytest.mark.parametrize("blocking", [True, False], ids=["paused", "nonblocking"])
+def test_gil_waiters_are_active_other_waits_idle(python, gil_target, blocking):
+    roles = gil_target.roles
+    _wait_until_blocked(gil_target, roles)
+    wrong = []
+    target = attach(gil_target.pid)
+    try:
+        for _ in range(SNAPSHOTS):
+            snap = target.snapshot(blocking=blocking)
+            by_tid = {t.native_id: t for t in snap.threads}
+            for role, tid in roles.items():
+                thread = by_tid.get(tid)
+                assert thread is not None, "thread %s (%d) missing from %s" % (role, tid, sorted(by_tid))
+                want_idle = not role.startswith("spin")
+                if thread.is_idle != want_idle:
+                    wrong.append((role, "idle" if thread.is_idle else "active", thread.holds_gil))
+    finally:
+        target.close()
+    assert not wrong, "%d of %d thread readings wrong, e.g. %s" % (len(wrong), SNAPSHOTS * len(roles),
+                                                                   wrong[:6])
+
+
+def test_syscall_text_parsed():
+    assert parse_syscall(b"running\n") == (-1, ())
+    assert parse_syscall(b"-1 0x7ffd3a0 0x7f00123\n") == (-1, ())
+    nr, args = parse_syscall(b"202 0x55d0c0de 0x80 0x0 0x0 0x0 0xffffffff 0x7ffc 0x7f12\n")
+    assert nr == 202 and args == (0x55d0c0de, 0x80, 0, 0, 0, 0xffffffff)
+    assert parse_syscall(b"") is None and parse_syscall(b"garbage") is None
+
+
+def test_syscalls_derived_from_registers():
+    values = {"rdi": 0x1000, "rsi": 0x80, "rdx": 2, "r10": 0, "r8": 0, "r9": 0, "rip": 1, "rsp": 2}
+    assert syscall_of_registers(Registers.from_names(dict(values, orig_rax=202))) == (202, (0x1000, 0x80, 2, 0, 0, 0))
+    assert syscall_of_registers(Registers.from_names(dict(values, orig_rax=(1 << 64) - 1))) == (-1, ())
+
+    class Source:
+        def registers(self, tid):
+            if tid == 1:
+                return Registers.from_names(dict(values, orig_rax=7))
+            raise LookupError(tid)
+
+        def in_syscall(self, tids):
+            return {2: True, 3: False}
+
+    calls = syscalls_of(Source(), [1, 2, 3])
+    assert calls[1] == (7, (0x1000, 0x80, 2, 0, 0, 0)) and calls[2][0] > 0 and calls[3] == (-1, ())

@@ -1,0 +1,58 @@
+"""The Profile's hot-path shortcuts give the same tables as the plain path (synthetic samples)."""
+from __future__ import annotations
+
+from snapshot.model import Frame
+from snapshot.profile import Profile, Sample
+
+PERIOD = 10_000_000  # 100 Hz
+MAIN = Frame("<module>", "/app/main.py", 3)
+RUN = Frame("run", "/app/main.py", 10)
+SERVE = Frame("serve", "/app/server.py", 42)
+
+
+def _copy(frame: Frame) -> Frame:
+    """An equal Frame that is a different object (what a fresh snapshot would hand over)."""
+    return Frame(frame.function, frame.filename, frame.line)
+
+
+def test_equal_frames_of_different_identity_share_a_stack():
+    p = Profile()
+    p.add(Sample(0, 1, 5, None, None, True, False, (RUN, MAIN)))
+    p.add(Sample(PERIOD, 1, 5, None, None, True, False, (_copy(RUN), _copy(MAIN))))
+    p.add(Sample(2 * PERIOD, 1, 5, None, None, True, False, (RUN, MAIN)))       # identity path
+    p.add(Sample(3 * PERIOD, 1, 5, None, None, True, False, (SERVE, RUN, MAIN)))
+    assert len(p.stacks) == 2 and len(p.frames) == 3
+    assert p.counts == {((1, 5), 0): 3, ((1, 5), 1): 1}
+
+
+def test_add_parts_matches_add():
+    a, b = Profile(rate_hz=100), Profile(rate_hz=100)
+    for i in range(50):
+        stack = (SERVE, RUN, MAIN) if i % 3 else (RUN, MAIN)
+        a.add(Sample(i * PERIOD, 1, 7, 70, "w", i % 2 == 0, False, stack, "app"))
+        b.add_parts(i * PERIOD, 1, 7, 70, "w", i % 2 == 0, stack, "app")
+    assert (a.counts, a.stacks, a.frames, a.samples, a.gil_samples, a.ticks) == \
+        (b.counts, b.stacks, b.frames, b.samples, b.gil_samples, b.ticks)
+    assert list(a.timeline((1, 7))) == list(b.timeline((1, 7)))
+    assert a.threads == b.threads
+
+
+def test_late_passes_marked_by_the_sampler_keep_one_run():
+    """A sampler running behind (passes far apart) must not cut a steady stack into runs."""
+    p = Profile(rate_hz=100)
+    for i in range(100):
+        p.tick(i * 7 * PERIOD)
+        p.add_parts(i * 7 * PERIOD, 1, 5, None, None, True, (RUN, MAIN))
+    assert p.interval_count == 1
+
+
+def test_thread_missing_from_marked_passes_still_splits():
+    p = Profile(rate_hz=100)
+    for i in range(3):
+        p.tick(i * PERIOD)
+        p.add_parts(i * PERIOD, 1, 5, None, None, True, (RUN, MAIN))
+    for i in range(3, 20):  # passes in which the thread was filtered out (idle)
+        p.tick(i * PERIOD)
+    p.tick(20 * PERIOD)
+    p.add_parts(20 * PERIOD, 1, 5, None, None, True, (RUN, MAIN))
+    assert p.interval_count == 2
