@@ -111,7 +111,7 @@ class ThreadFacts:
         """[start, end) of the interpreter's ``_gil_runtime_state`` (its mutex and conditions)."""
         layout = self.layout
         size = layout._gil_runtime_state.size
-        if _GIL_IN_RUNTIME[layout.facts.gil]:
+        if _GIL_SOURCE[layout.facts.gil] == "runtime":
             start = self.runtime_addr + layout._PyRuntimeState.ceval_gil
         else:
             start = self._gil_ptrs.get(interp)

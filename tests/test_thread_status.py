@@ -49,8 +49,8 @@ def test_gc_and_exception_in_json_and_text(python, tmp_path):
 
 def test_status_round_trip():
     from snapshot.model import HandledException, Snapshot, ThreadStack
-    thread = ThreadStack(1, 2, "t", False, True, (), 0, "waiting_for_gil", True,
-                         HandledException("KeyError", "k", 0x10))
+    thread = ThreadStack(1, 2, "t", False, True, (), 0, status="waiting_for_gil", gc_collecting=True,
+                         exception=HandledException("KeyError", "k", 0x10))
     snap = Snapshot(1, "3.12.1", "/x", 0, (thread,))
     back = Snapshot.from_dict(json.loads(json.dumps(snap.to_dict())))
     assert back == snap
