@@ -110,6 +110,8 @@ class ThreadFacts:
     def gil_span(self, interp: int) -> Optional[Tuple[int, int]]:
         """[start, end) of the interpreter's ``_gil_runtime_state`` (its mutex and conditions)."""
         layout = self.layout
+        if _GIL_SOURCE[layout.facts.gil] == "variable" or "_gil_runtime_state" not in layout.structs:
+            return None   # 2.7/3.6: no GIL struct declared
         size = layout._gil_runtime_state.size
         if _GIL_SOURCE[layout.facts.gil] == "runtime":
             start = self.runtime_addr + layout._PyRuntimeState.ceval_gil
