@@ -124,6 +124,10 @@ _MAP: Mapping[Tuple[str, str], Tuple[str, str]] = {
     ("thread_state", "datastack_chunk"): ("PyThreadState", "datastack_chunk"),
     ("thread_state", "status"): ("PyThreadState", "_status"),
     ("thread_state", "holds_gil"): ("PyThreadState", "holds_gil"),
+    ("thread_state", "gil_requested"): ("PyThreadState", "gil_requested"),
+    ("thread_state", "current_exception"): ("PyThreadState", "current_exception"),
+    ("thread_state", "exc_state"): ("PyThreadState", "exc_state"),
+    ("err_stackitem", "exc_value"): ("_PyErr_StackItem", "exc_value"),
     ("interpreter_frame", "previous"): ("_PyInterpreterFrame", "previous"),
     ("interpreter_frame", "executable"): ("_PyInterpreterFrame", "f_executable"),
     ("interpreter_frame", "instr_ptr"): ("_PyInterpreterFrame", "instr_ptr"),
@@ -259,6 +263,9 @@ def apply_debug_offsets(structs: Mapping[str, StructOffsets], table) -> Tuple[Di
     if interp is not None and interp.gil_runtime_state:
         note("_gil_runtime_state", "locked", interp.gil_runtime_state_locked - interp.gil_runtime_state)
         note("_gil_runtime_state", "last_holder", interp.gil_runtime_state_holder - interp.gil_runtime_state)
+    gc = table.get("gc")
+    if interp is not None and gc is not None and "collecting" in gc:
+        note("PyInterpreterState", "gc_collecting", interp.gc + gc.collecting)
     unicode = table.get("unicode_object")
     if unicode is not None:
         sizes["PyASCIIObject"] = unicode.asciiobject_size

@@ -14,6 +14,10 @@ PyASCIIObject = cstruct(
     (24, 'hash', Int64sl),  # Py_hash_t
     (32, 'state', Int32ul),  # struct {...}
 )
+PyBaseExceptionObject = cstruct(
+    64,
+    (24, 'args', Ptr),  # PyObject *
+)
 PyBytesObject = cstruct(
     40,
     (32, 'ob_sval', Int8ul),  # char [1]
@@ -108,6 +112,7 @@ PyInterpreterState = cstruct(
     (0, 'next', Ptr),  # struct _is *
     (8, 'tstate_head', Ptr),  # struct _ts *
     (24, 'id', Int64sl),  # int64_t
+    (816, 'gc_collecting', Int32sl),  # int
     (856, 'modules', Ptr),  # PyObject *
     (872, 'sysdict', Ptr),  # PyObject *
     (880, 'builtins', Ptr),  # PyObject *
@@ -120,6 +125,19 @@ PyListObject = cstruct(
 PyLongObject = cstruct(
     32,
     (24, 'ob_digit', Int32ul),  # digit [1]
+)
+PyMemberDef = cstruct(
+    40,
+    (0, 'name', Ptr),  # const char *
+    (8, 'type', Int32sl),  # int
+    (16, 'offset', Int64sl),  # Py_ssize_t
+    (24, 'flags', Int32sl),  # int
+)
+PyMemberDescrObject = cstruct(
+    48,
+    (16, 'd_type', Ptr),  # PyTypeObject *
+    (24, 'd_name', Ptr),  # PyObject *
+    (40, 'd_member', Ptr),  # struct PyMemberDef *
 )
 PyModuleObject = cstruct(
     56,
@@ -145,6 +163,8 @@ PyThreadState = cstruct(
     (16, 'interp', Ptr),  # PyInterpreterState *
     (24, 'frame', Ptr),  # PyFrameObject *
     (48, 'cframe', Ptr),  # CFrame *
+    (112, 'exc_state', blob(32)),  # _PyErr_StackItem
+    (144, 'exc_info', Ptr),  # _PyErr_StackItem *
     (176, 'thread_id', Int64ul),  # unsigned long
 )
 PyTupleObject = cstruct(
@@ -170,6 +190,12 @@ PyUnicodeObject = cstruct(
 PyVarObject = cstruct(
     24,
     (16, 'ob_size', Int64sl),  # Py_ssize_t
+)
+_PyErr_StackItem = cstruct(
+    32,
+    (0, 'exc_type', Ptr),  # PyObject *
+    (8, 'exc_value', Ptr),  # PyObject *
+    (24, 'previous_item', Ptr),  # struct _err_stackitem *
 )
 _PyRuntimeState = cstruct(
     672,

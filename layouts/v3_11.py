@@ -14,6 +14,10 @@ PyASCIIObject = cstruct(
     (24, 'hash', Int64sl),  # Py_hash_t
     (32, 'state', Int32ul),  # struct {...}
 )
+PyBaseExceptionObject = cstruct(
+    72,
+    (24, 'args', Ptr),  # PyObject *
+)
 PyBytesObject = cstruct(
     40,
     (32, 'ob_sval', Int8ul),  # char [1]
@@ -114,6 +118,7 @@ PyInterpreterState = cstruct(
     (0, 'next', Ptr),  # PyInterpreterState *
     (16, 'threads_head', Ptr),  # PyThreadState *
     (48, 'id', Int64sl),  # int64_t
+    (848, 'gc_collecting', Int32sl),  # int
     (888, 'modules', Ptr),  # PyObject *
     (904, 'sysdict', Ptr),  # PyObject *
     (912, 'builtins', Ptr),  # PyObject *
@@ -126,6 +131,19 @@ PyListObject = cstruct(
 PyLongObject = cstruct(
     32,
     (24, 'ob_digit', Int32ul),  # digit [1]
+)
+PyMemberDef = cstruct(
+    40,
+    (0, 'name', Ptr),  # const char *
+    (8, 'type', Int32sl),  # int
+    (16, 'offset', Int64sl),  # Py_ssize_t
+    (24, 'flags', Int32sl),  # int
+)
+PyMemberDescrObject = cstruct(
+    48,
+    (16, 'd_type', Ptr),  # PyTypeObject *
+    (24, 'd_name', Ptr),  # PyObject *
+    (40, 'd_member', Ptr),  # PyMemberDef *
 )
 PyModuleObject = cstruct(
     56,
@@ -150,9 +168,11 @@ PyThreadState = cstruct(
     (8, 'next', Ptr),  # PyThreadState *
     (16, 'interp', Ptr),  # PyInterpreterState *
     (56, 'cframe', Ptr),  # _PyCFrame *
+    (120, 'exc_info', Ptr),  # _PyErr_StackItem *
     (152, 'thread_id', Int64ul),  # unsigned long
     (160, 'native_thread_id', Int64ul),  # unsigned long
     (296, 'datastack_chunk', Ptr),  # _PyStackChunk *
+    (320, 'exc_state', blob(16)),  # _PyErr_StackItem
 )
 PyTupleObject = cstruct(
     32,
@@ -181,6 +201,11 @@ PyVarObject = cstruct(
 _PyCFrame = cstruct(
     24,
     (8, 'current_frame', Ptr),  # struct _PyInterpreterFrame *
+)
+_PyErr_StackItem = cstruct(
+    16,
+    (0, 'exc_value', Ptr),  # PyObject *
+    (8, 'previous_item', Ptr),  # struct _err_stackitem *
 )
 _PyInterpreterFrame = cstruct(
     80,

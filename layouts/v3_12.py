@@ -14,6 +14,10 @@ PyASCIIObject = cstruct(
     (24, 'hash', Int64sl),  # Py_hash_t
     (32, 'state', Int32ul),  # struct {...}
 )
+PyBaseExceptionObject = cstruct(
+    72,
+    (24, 'args', Ptr),  # PyObject *
+)
 PyBytesObject = cstruct(
     40,
     (32, 'ob_sval', Int8ul),  # char [1]
@@ -114,6 +118,7 @@ PyInterpreterState = cstruct(
     (0, 'next', Ptr),  # PyInterpreterState *
     (8, 'id', Int64sl),  # int64_t
     (72, 'threads_head', Ptr),  # PyThreadState *
+    (312, 'gc_collecting', Int32sl),  # int
     (352, 'sysdict', Ptr),  # PyObject *
     (360, 'builtins', Ptr),  # PyObject *
     (384, 'ceval_gil', Ptr),  # struct _gil_runtime_state *
@@ -129,6 +134,19 @@ PyLongObject = cstruct(
     32,
     (16, 'lv_tag', Ptr),  # uintptr_t
     (24, 'long_value_ob_digit', Int32ul),  # digit [1]
+)
+PyMemberDef = cstruct(
+    40,
+    (0, 'name', Ptr),  # const char *
+    (8, 'type', Int32sl),  # int
+    (16, 'offset', Int64sl),  # Py_ssize_t
+    (24, 'flags', Int32sl),  # int
+)
+PyMemberDescrObject = cstruct(
+    48,
+    (16, 'd_type', Ptr),  # PyTypeObject *
+    (24, 'd_name', Ptr),  # PyObject *
+    (40, 'd_member', Ptr),  # PyMemberDef *
 )
 PyModuleObject = cstruct(
     56,
@@ -154,9 +172,12 @@ PyThreadState = cstruct(
     (16, 'interp', Ptr),  # PyInterpreterState *
     (24, '_status', Int32ul),  # struct {...}
     (56, 'cframe', Ptr),  # _PyCFrame *
+    (96, 'current_exception', Ptr),  # PyObject *
+    (104, 'exc_info', Ptr),  # _PyErr_StackItem *
     (136, 'thread_id', Int64ul),  # unsigned long
     (144, 'native_thread_id', Int64ul),  # unsigned long
     (232, 'datastack_chunk', Ptr),  # _PyStackChunk *
+    (256, 'exc_state', blob(16)),  # _PyErr_StackItem
 )
 PyTupleObject = cstruct(
     32,
@@ -185,6 +206,11 @@ PyVarObject = cstruct(
 _PyCFrame = cstruct(
     16,
     (0, 'current_frame', Ptr),  # struct _PyInterpreterFrame *
+)
+_PyErr_StackItem = cstruct(
+    16,
+    (0, 'exc_value', Ptr),  # PyObject *
+    (8, 'previous_item', Ptr),  # struct _err_stackitem *
 )
 _PyInterpreterFrame = cstruct(
     80,

@@ -14,6 +14,10 @@ PyASCIIObject = cstruct(
     (24, 'hash', Int64sl),  # Py_hash_t
     (32, 'state', Int32ul),  # struct {...}
 )
+PyBaseExceptionObject = cstruct(
+    72,
+    (24, 'args', Ptr),  # PyObject *
+)
 PyBytesObject = cstruct(
     40,
     (32, 'ob_sval', Int8ul),  # char [1]
@@ -116,6 +120,7 @@ PyInterpreterState = cstruct(
     (7272, 'id', Int64sl),  # int64_t
     (7344, 'threads_head', Ptr),  # PyThreadState *
     (7352, 'threads_main', Ptr),  # PyThreadState *
+    (7600, 'gc_collecting', Int32sl),  # int
     (7640, 'sysdict', Ptr),  # PyObject *
     (7648, 'builtins', Ptr),  # PyObject *
     (7656, 'imports_modules', Ptr),  # PyObject *
@@ -130,6 +135,19 @@ PyLongObject = cstruct(
     32,
     (16, 'lv_tag', Ptr),  # uintptr_t
     (24, 'long_value_ob_digit', Int32ul),  # digit [1]
+)
+PyMemberDef = cstruct(
+    40,
+    (0, 'name', Ptr),  # const char *
+    (8, 'type', Int32sl),  # int
+    (16, 'offset', Int64sl),  # Py_ssize_t
+    (24, 'flags', Int32sl),  # int
+)
+PyMemberDescrObject = cstruct(
+    48,
+    (16, 'd_type', Ptr),  # PyTypeObject *
+    (24, 'd_name', Ptr),  # PyObject *
+    (40, 'd_member', Ptr),  # PyMemberDef *
 )
 PyModuleObject = cstruct(
     56,
@@ -156,9 +174,12 @@ PyThreadState = cstruct(
     (32, '_status', Int32ul),  # struct {...}
     (40, 'state', Int32sl),  # int
     (72, 'current_frame', Ptr),  # struct _PyInterpreterFrame *
+    (112, 'current_exception', Ptr),  # PyObject *
+    (120, 'exc_info', Ptr),  # _PyErr_StackItem *
     (152, 'thread_id', Int64ul),  # unsigned long
     (160, 'native_thread_id', Int64ul),  # unsigned long
     (232, 'datastack_chunk', Ptr),  # _PyStackChunk *
+    (256, 'exc_state', blob(16)),  # _PyErr_StackItem
 )
 PyTupleObject = cstruct(
     32,
@@ -183,6 +204,11 @@ PyUnicodeObject = cstruct(
 PyVarObject = cstruct(
     24,
     (16, 'ob_size', Int64sl),  # Py_ssize_t
+)
+_PyErr_StackItem = cstruct(
+    16,
+    (0, 'exc_value', Ptr),  # PyObject *
+    (8, 'previous_item', Ptr),  # struct _err_stackitem *
 )
 _PyInterpreterFrame = cstruct(
     80,

@@ -14,6 +14,10 @@ PyASCIIObject = cstruct(
     (24, 'hash', Int64sl),  # Py_hash_t
     (32, 'state', Int32ul),  # struct _PyUnicodeObject_state
 )
+PyBaseExceptionObject = cstruct(
+    72,
+    (24, 'args', Ptr),  # PyObject *
+)
 PyBytesObject = cstruct(
     40,
     (32, 'ob_sval', Int8ul),  # char [1]
@@ -116,6 +120,7 @@ PyInterpreterState = cstruct(
     (7272, 'id', Int64sl),  # int64_t
     (7336, 'threads_head', Ptr),  # PyThreadState *
     (7352, 'threads_main', Ptr),  # PyThreadState *
+    (7512, 'gc_collecting', Int32sl),  # int
     (7576, 'sysdict', Ptr),  # PyObject *
     (7584, 'builtins', Ptr),  # PyObject *
     (7592, 'imports_modules', Ptr),  # PyObject *
@@ -130,6 +135,19 @@ PyLongObject = cstruct(
     32,
     (16, 'lv_tag', Ptr),  # uintptr_t
     (24, 'long_value_ob_digit', Int32ul),  # digit [1]
+)
+PyMemberDef = cstruct(
+    40,
+    (0, 'name', Ptr),  # const char *
+    (8, 'type', Int32sl),  # int
+    (16, 'offset', Int64sl),  # Py_ssize_t
+    (24, 'flags', Int32sl),  # int
+)
+PyMemberDescrObject = cstruct(
+    48,
+    (16, 'd_type', Ptr),  # PyTypeObject *
+    (24, 'd_name', Ptr),  # PyObject *
+    (40, 'd_member', Ptr),  # PyMemberDef *
 )
 PyModuleObject = cstruct(
     104,
@@ -155,12 +173,16 @@ PyThreadState = cstruct(
     (16, 'interp', Ptr),  # PyInterpreterState *
     (32, '_status', Int32ul),  # struct {...}
     (36, 'holds_gil', Int32sl),  # int
+    (40, 'gil_requested', Int32sl),  # int
     (48, 'state', Int32sl),  # int
     (72, 'current_frame', Ptr),  # struct _PyInterpreterFrame *
     (80, 'base_frame', Ptr),  # struct _PyInterpreterFrame *
+    (136, 'current_exception', Ptr),  # PyObject *
+    (144, 'exc_info', Ptr),  # _PyErr_StackItem *
     (176, 'thread_id', Int64ul),  # unsigned long
     (184, 'native_thread_id', Int64ul),  # unsigned long
     (256, 'datastack_chunk', Ptr),  # _PyStackChunk *
+    (288, 'exc_state', blob(16)),  # _PyErr_StackItem
 )
 PyTupleObject = cstruct(
     40,
@@ -185,6 +207,11 @@ PyUnicodeObject = cstruct(
 PyVarObject = cstruct(
     24,
     (16, 'ob_size', Int64sl),  # Py_ssize_t
+)
+_PyErr_StackItem = cstruct(
+    16,
+    (0, 'exc_value', Ptr),  # PyObject *
+    (8, 'previous_item', Ptr),  # struct _err_stackitem *
 )
 _PyInterpreterFrame = cstruct(
     88,

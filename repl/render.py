@@ -12,8 +12,34 @@ def thread_header(thread: ThreadStack) -> str:
     if thread.holds_gil:
         state += "+gil"
     ident = str(thread.native_id) if thread.native_id else "%#X" % thread.thread_id
+    header = 'Thread %s (%s): "%s"' % (ident, state, thread.name or "")
+    notes = thread_notes(thread)
+    return header + " [%s]" % "; ".join(notes) if notes else header
+
+
+#: Status words the (idle|active)(+gil) header already says.
+_PLAIN_STATUSES = ("holds_gil", "running", "idle", None)
+
+
+def thread_notes(thread: ThreadStack) -> List[str]:
+    """What py-spy's header does not say: the status (native frames, GIL wait), GC running, the exception."""
+    notes = []
     status = getattr(thread, "status", None)
-    return 'Thread %s (%s): "%s"%s' % (ident, state, thread.name or "", " [%s]" % status if status else "")
+    if status == "waiting_for_gil":
+        notes.append("waiting for the GIL")
+    elif status not in _PLAIN_STATUSES:
+        notes.append(status)
+    if getattr(thread, "gc_collecting", False):
+        notes.append("gc collecting")
+    exception = getattr(thread, "exception", None)
+    if exception is not None:
+        notes.append("handling %s" % exception_text(exception))
+    return notes
+
+
+def exception_text(exception) -> str:
+    text = exception.message.replace("\n", "\\n")
+    return "%s: %s" % (exception.type, text) if text else exception.type
 
 
 def native_note(thread: ThreadStack) -> Optional[str]:

@@ -31,6 +31,8 @@ class FrameBuilder:
         self.layout = layout
         self.objects = objects
         self._cache: Dict[Tuple[int, int, str, bool], Frame] = {}
+        #: object -> its type, read in one batch by a caller building many frames (asyncio tasks).
+        self.known_types: Dict[int, int] = {}
         self._plain: Dict[tuple, Frame] = {}  # (CodeInfo, line, is_entry) -> frame, no method name needed
 
     def frame(self, raw, with_locals: bool, max_repr: int, max_depth: int) -> Frame:
@@ -67,7 +69,7 @@ class FrameBuilder:
             return None
         try:
             if code.slot_names[0] == "self":
-                type_addr = self.objects.type_addr(first)
+                type_addr = self.known_types.get(first) or self.objects.type_addr(first)
             else:
                 type_addr = first
             name = self.objects.type_name(type_addr)

@@ -98,6 +98,30 @@ class Frame:
 
 
 @dataclass(**_FROZEN)
+class HandledException:
+    """The exception a thread is handling (inside ``except``), read from memory, never by calling str().
+
+    ``message`` is ``args[0]`` when it is a str, else the repr of the single
+    argument or of the ``args`` tuple (what ``BaseException.__str__`` prints).
+    """
+
+    type: str
+    message: str
+    addr: int = 0
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"type": self.type, "message": self.message, "addr": self.addr}
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "HandledException":
+        return cls(data.get("type", ""), data.get("message", ""), data.get("addr", 0))
+
+
+#: ``ThreadStack.status`` values.
+THREAD_STATUSES = ("holds_gil", "waiting_for_gil", "running", "idle")
+
+
+@dataclass(**_FROZEN)
 class ThreadStack:
     thread_id: int
     native_id: Optional[int]
@@ -108,12 +132,18 @@ class ThreadStack:
     #: ``PyInterpreterState.id`` of the interpreter the thread runs in (0: the main interpreter).
     #: Last, with a default (not where DESIGN.md lists it), so positional callers keep working.
     interpreter_id: int = 0
-    #: What the thread's native frames say it does ("waiting for the GIL", "collecting garbage",
-    #: "unknown" where a stripped interpreter cannot name the function); None without native frames.
+    #: What the thread is doing: one of THREAD_STATUSES from the GIL and run state (holds the GIL,
+    #: waiting for it where the target records requests (3.15), running, idle), or what its native
+    #: frames say ( "waiting for the GIL", "collecting garbage", "unknown" where a stripped interpreter
+    #: cannot name the function), which wins; None in snapshots saved before the field existed.
     status: Optional[str] = None
     #: Native mode: why the native and Python frames could not be merged (the frames are then
     #: the Python stack alone), or why the thread has no native frames.
     native_error: Optional[str] = None
+    #: The thread's interpreter is inside a garbage collection (its GC state's ``collecting``).
+    gc_collecting: bool = False
+    #: The exception the thread is handling, if any.
+    exception: Optional[HandledException] = None
 
     def to_dict(self, pid: Optional[int] = None) -> Dict[str, Any]:
         data = {
@@ -126,6 +156,8 @@ class ThreadStack:
             "frames": [frame.to_dict() for frame in self.frames],
             "process_info": None,
             "interpreter_id": self.interpreter_id,
+            "gc_collecting": self.gc_collecting,
+            "exception": self.exception.to_dict() if self.exception is not None else None,
         }
         if self.status is not None:
             data["status"] = self.status
@@ -138,7 +170,9 @@ class ThreadStack:
         return cls(data["thread_id"], data.get("os_thread_id"), data.get("thread_name"),
                    bool(data.get("owns_gil")), not data.get("active", True),
                    tuple(Frame.from_dict(f) for f in data.get("frames", ())),
-                   data.get("interpreter_id", 0), data.get("status"), data.get("native_error"))
+                   data.get("interpreter_id", 0), data.get("status"), data.get("native_error"),
+                   bool(data.get("gc_collecting", False)),
+                   HandledException.from_dict(data["exception"]) if data.get("exception") else None)
 
 
 @dataclass(**_FROZEN)

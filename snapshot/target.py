@@ -22,10 +22,11 @@ from .errors import (CorruptDataError, MemoryReadError, NativeModeError, Process
                      UnsupportedVersionError)
 from .frames import FrameBuilder
 from .layoutcache import load_layout
-from .model import Snapshot, ThreadStack
+from .model import Frame, Snapshot, ThreadStack
 from .objects import ObjectReader
 from .process.base import Process, syscalls_of
 from .threads import ThreadFacts
+from .threadstatus import ThreadStatusReader, status_of
 from .walk.walker import Walker
 
 
@@ -70,6 +71,9 @@ class Target:
         self.thread_facts = ThreadFacts(process, self.layout, self.walker, self.interpreter.runtime_addr,
                                         self.objects, self.interpreter.symbol("_PyThreadState_Current"))
         self.frame_builder = FrameBuilder(process, self.layout, self.objects)
+        self.objects.numpy_version_probe = self._numpy_major
+        # No symbol lookups here: they would parse the ELF symbol table on every attach.
+        self.thread_status = ThreadStatusReader(process, self.layout, self.objects, self.interpreter.runtime_addr)
         self._interp: Optional[int] = None
         self._interp_id = 0
         self._native_threads = None
@@ -77,6 +81,8 @@ class Target:
         self._want_tasks = False
         self._tasks: tuple = ()
         self._task_reader = None
+        #: Samples mark each running asyncio task with a ``<task NAME>`` frame (``record --async``).
+        self.async_aware = False
 
     @property
     def memory(self) -> Process:
@@ -187,7 +193,7 @@ class Target:
                     if stopped:
                         calls = syscalls_of(process, stopped)
                         states = {tid: "S" if nr >= 0 else "R" for tid, (nr, _) in calls.items()}
-                    copied = self._copy_stacks(with_locals)
+                    copied = self._copy_stacks(with_locals, fresh_names)
                     if self._want_tasks:
                         self._tasks = self._read_tasks(copied, with_locals, max_repr, max_depth)
                     if native:
@@ -214,7 +220,7 @@ class Target:
         return Snapshot(self.pid, self.python_version, self.executable, taken_at, tuple(threads),
                         self.command_line, tasks=tasks)
 
-    def _copy_stacks(self, with_locals: bool):
+    def _copy_stacks(self, with_locals: bool, fresh_names: bool = True):
         """What must be read while paused: per interpreter (main first), the GIL word, thread
         states, frames and slot words; asyncio tasks too when asked (their coroutine chains
         must be consistent with the thread stacks)."""
@@ -227,7 +233,11 @@ class Target:
             interp_id = self._interp_id if interp == self._interp else walker.interpreter_id(interp)
             head, holder = self.thread_facts.head_and_gil(interp)
             tstates = walker.thread_states(interp, head)
-            copied.append((interp, interp_id, holder, tstates, walker.walk_threads(tstates, with_locals)))
+            raw_threads = walker.walk_threads(tstates, with_locals)
+            # Snapshots (not samples) also read the GC state; samples with --async the running tasks.
+            collecting = self.thread_status.gc_collecting(interp) if fresh_names else False
+            marks = self._task_reader_for().running_marks(interp, tstates) if self.async_aware else None
+            copied.append((interp, interp_id, holder, tstates, raw_threads, collecting, marks))
         return copied
 
     def _build_threads(self, copied, with_locals: bool, max_repr: int, max_depth: int,
@@ -236,27 +246,80 @@ class Target:
         build = self.frame_builder.frame
         is_idle = self.thread_facts.is_idle
         result = []
-        for interp, interp_id, holder, _, raw_threads in copied:
+        status = self.thread_status
+        for interp, interp_id, holder, tstates, raw_threads, collecting, marks in copied:
             self.thread_facts.fill_native_ids(raw_threads)
             names = self.thread_facts.names(interp, raw_threads, fresh_names)
             gil = self.thread_facts.gil_span(interp) if calls else None
+            tstate_raws = dict(tstates)
             for raw in raw_threads:
-                frames = tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
+                if marks:
+                    frames = _with_task_frames(raw.frames, marks, build, with_locals, max_repr, max_depth)
+                else:
+                    frames = tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
+                tstate_raw = tstate_raws.get(raw.tstate_addr, b"")
                 holds = holder == raw.tstate_addr
+                idle = is_idle(raw.native_id, states, frames, calls, gil, holds)
                 result.append(ThreadStack(thread_id=raw.thread_id, native_id=raw.native_id,
                                           name=names.get(raw.thread_id), holds_gil=holds,
-                                          is_idle=is_idle(raw.native_id, states, frames, calls, gil, holds),
-                                          frames=frames, interpreter_id=interp_id))
+                                          is_idle=idle, frames=frames, interpreter_id=interp_id,
+                                          status=status_of(holds, status.gil_requested(tstate_raw), idle),
+                                          gc_collecting=collecting,
+                                          exception=status.exception(tstate_raw) if fresh_names else None))
         return result
 
-    def _read_tasks(self, copied, with_locals: bool, max_repr: int, max_depth: int) -> tuple:
-        """asyncio tasks of every interpreter (read inside the same pause as the threads)."""
+    def _numpy_major(self) -> Optional[int]:
+        """The target's numpy major version (``numpy.__version__`` in the main interpreter), or None."""
+        interp = self.walker.interpreter_addrs()[0]
+        struct_ = self.layout.PyInterpreterState
+        field = "imports_modules" if "imports_modules" in struct_ else "modules"
+        modules = int.from_bytes(self.process.read(interp + struct_.fields[field].offset, 8), "little")
+        numpy = self.objects.dict_get(modules, "numpy") if modules else None
+        version = self.objects.getattr(numpy, "__version__") if numpy else None
+        if not version:
+            return None
+        head = self.objects.string(version, 32).split(".", 1)[0]
+        return int(head) if head.isdigit() else None
+
+    def _task_reader_for(self):
         if self._task_reader is None:
             from .tasks.reader import TaskReader
             self._task_reader = TaskReader(self.process, self.layout, self.walker, self.objects,
                                            self.frame_builder, self.interpreter)
-        return self._task_reader.read([(c[0], c[1], c[3]) for c in copied], [c[4] for c in copied],
+        return self._task_reader
+
+    def _read_tasks(self, copied, with_locals: bool, max_repr: int, max_depth: int) -> tuple:
+        """asyncio tasks of every interpreter (read inside the same pause as the threads)."""
+        return self._task_reader_for().read([(c[0], c[1], c[3]) for c in copied], [c[4] for c in copied],
                                       with_locals, max_repr, max_depth)
+
+
+def _with_task_frames(raw_frames, marks, build, with_locals: bool, max_repr: int, max_depth: int) -> tuple:
+    """Model frames with ``<task NAME>`` right outside each running task's coroutine frame.
+
+    Innermost first, so the synthetic frame sits between the event loop's
+    frames and the task's coroutines: flame graphs group time by task, as
+    CPython 3.15's ``--async-aware`` sampler does.
+    """
+    out = []
+    for raw in raw_frames:
+        out.append(build(raw, with_locals, max_repr, max_depth))
+        name = marks.get(raw.frame_addr)
+        if name is not None:
+            out.append(_task_frame(name))
+    return tuple(out)
+
+
+_TASK_FRAMES: Dict[str, Frame] = {}
+
+
+def _task_frame(name: str) -> Frame:
+    frame = _TASK_FRAMES.get(name)
+    if frame is None:
+        if len(_TASK_FRAMES) > 65536:
+            _TASK_FRAMES.clear()
+        frame = _TASK_FRAMES[name] = Frame("<task %s>" % name, "", 0)
+    return frame
 
 
 class _nothing_paused:

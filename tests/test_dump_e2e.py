@@ -201,7 +201,7 @@ def report(problems, title):
 # --------------------------------------------------------------------------
 # the text form (py-spy 0.4's shape)
 # --------------------------------------------------------------------------
-HEADER_RE = re.compile(r'^Thread (0x[0-9A-F]+|\d+) \((idle|active)(\+gil)?\)(?:: "(.*)")?$')
+HEADER_RE = re.compile(r'^Thread (0x[0-9A-F]+|\d+) \((idle|active)(\+gil)?\)(?:: "(.*?)")?(?: \[(.*)\])?$')
 FRAME_RE = re.compile(r"^    (\S.*) \((.*):(\d+)\)$")
 
 

@@ -17,13 +17,21 @@ class ThreadsCommand(Command):
     def run(self, session, args) -> int:
         snap = session.refresh() if args.fresh else session.ensure_snapshot()
         out = session.out
+        from ..render import thread_notes
         out.write("  %-3s %-16s %-9s %-8s %-4s %-6s %s\n" % ("#", "THREAD ID", "OS ID", "STATE", "GIL", "FRAMES", "NAME"))
         for index, thread in enumerate(snap.threads):
             mark = "*" if thread.thread_id == session.thread_id else " "
             state = "idle" if thread.is_idle else "active"
+            if getattr(thread, "status", None) == "waiting_for_gil":
+                gil = "wait"
+            else:
+                gil = "yes" if thread.holds_gil else ""
             line = "%s %-3d %-16s %-9s %-8s %-4s %-6d %s" % (
                 mark, index, "%#x" % thread.thread_id, thread.native_id or "-", state,
-                "yes" if thread.holds_gil else "", len(thread.frames), thread.name or "")
+                gil, len(thread.frames), thread.name or "")
+            notes = thread_notes(thread)
+            if notes:
+                line += "  [%s]" % "; ".join(notes)
             if mark == "*":
                 line = session.style(line, "bold")
             out.write(line + "\n")

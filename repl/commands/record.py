@@ -48,6 +48,9 @@ class RecordCommand(Command):
                             help="aggregate by function, showing its first line")
         parser.add_argument("--nolineno", action="store_true", help="no line numbers: aggregate by function")
         parser.add_argument("--full-filenames", action="store_true", help="full paths of source files")
+        parser.add_argument("--async", dest="async_aware", action="store_true",
+                            help="asyncio: a <task NAME> frame between the event loop and the running "
+                                 "task's coroutines, so time is shown by task")
         parser.add_argument("--flush-interval", type=finite, metavar="SECONDS",
                             help="rewrite the output file every SECONDS while recording")
 
@@ -78,6 +81,8 @@ class RecordCommand(Command):
         # --subprocesses with a root that runs no Python: sample its Python descendants only
         root_pid = target.pid if target is not None else (launched.pid if launched else args.pid)
         output = args.output or default_output(fmt, root_pid)
+        if target is not None:
+            target.async_aware = args.async_aware
         if not args.output:
             check_destination(output, stdout_fd)
         profile = Profile(ProfileOptions(threads=args.threads, subprocesses=args.subprocesses,

@@ -81,7 +81,7 @@ class NativeThreads:
         else:
             frames, error = thread.frames, result.reason
         idle = thread.is_idle and status != WAITING_FOR_GIL
-        return _replace(thread, frames=frames, status=status, native_error=error, is_idle=idle)
+        return _replace(thread, frames=frames, status=status or thread.status, native_error=error, is_idle=idle)
 
     def _thread_name(self, tid: int) -> Optional[str]:
         get = getattr(self.process, "thread_name", None)

@@ -16,6 +16,10 @@ from .types import TypeInfo
 from .values import ValueReader
 
 Key = Union[str, int]
+#: Classes of an MRO searched (a sane hierarchy is far shorter).
+MAX_MRO = 256
+#: PyMemberDef types holding an object pointer (T_OBJECT, T_OBJECT_EX: what ``__slots__`` creates).
+_OBJECT_MEMBERS = (6, 16)
 _I64 = struct.Struct("<q")
 
 
@@ -170,22 +174,58 @@ class NamespaceReader(ValueReader):
 
     @entry
     def getattr(self, addr: int, name: str) -> Optional[int]:
-        """Attribute value address from a module's ``md_dict``, a class's ``tp_dict`` or an instance dict.
+        """Attribute value address of a module, a class or an instance, without running code; None when absent.
 
-        Only attributes stored in a dict are found (not ``__slots__`` members,
-        properties or class attributes seen through an instance); None when absent.
+        A module: its ``md_dict``.  A class: the ``tp_dict`` of each class
+        along its ``__mro__``.  An instance: its dict, then its class's MRO,
+        where a ``__slots__`` member (a member descriptor) yields the value
+        in the instance's slot (None while unset) and any other class
+        attribute is returned as found (a function, not a bound method; a
+        property object, since its getter cannot be run).
         """
         info = self._info_of(addr)
         if info.kind == "module":
             md_dict = self._ptr(addr + self.layout.PyModuleObject.md_dict)
             return self._dict_get(md_dict, name) if md_dict else None
         if info.kind == "type":
-            tp_dict = self._type_info(addr).tp_dict
-            return self._dict_get(tp_dict, name) if tp_dict else None
+            return self._mro_lookup(self._type_info(addr), name)
         for key_addr, value_addr in self._instance_pairs(addr):
             if self._key_equals(key_addr, name):
                 return value_addr
+        found = self._mro_lookup(info, name)
+        if found is None:
+            return None
+        return self._through_descriptor(addr, found)
+
+    def _mro_lookup(self, info: TypeInfo, name: str) -> Optional[int]:
+        """``name`` in the ``tp_dict`` of each class of ``info``'s MRO (its own dict when it has no MRO)."""
+        classes = [info.addr]
+        mro_offset = self.layout.PyTypeObject.get("tp_mro")
+        if mro_offset is not None:
+            mro = self._ptr(info.addr + mro_offset)
+            if mro and self._info_of(mro).kind == "tuple":
+                classes = self._sequence(mro, self._info_of(mro), MAX_MRO)[1] or classes
+        for class_addr in classes:
+            tp_dict = self._type_info(class_addr).tp_dict
+            if tp_dict:
+                value = self._dict_get(tp_dict, name)
+                if value is not None:
+                    return value
         return None
+
+    def _through_descriptor(self, addr: int, value: int) -> Optional[int]:
+        """A ``__slots__`` member descriptor gives the slot's value (None: unset); anything else is itself."""
+        member = self.layout.structs.get("PyMemberDescrObject")
+        member_def = self.layout.structs.get("PyMemberDef")
+        if member is None or member_def is None or self._info_of(value).name != "member_descriptor":
+            return value
+        definition = self._ptr(value + member.get("d_member"))
+        raw = self._read(definition, member_def.size)
+        kind = struct.unpack_from("<i", raw, member_def.get("type"))[0]
+        offset = _I64.unpack_from(raw, member_def.get("offset"))[0]
+        if kind not in _OBJECT_MEMBERS or not 0 < offset < (1 << 20):
+            return value
+        return self._ptr(addr + offset) or None
 
 
 _INSTANCE_STORAGE = {

@@ -110,6 +110,10 @@ class ObjectReader(NamespaceReader):
         info = self._info_of(addr)
         if not info.is_heap and info.name in _SINGLETON_REPRS:
             return _SINGLETON_REPRS[info.name]
+        if info.name.startswith("numpy.") and not info.is_heap:
+            text = self._numpy_repr(addr, info)
+            if text is not None:
+                return text
         if not info.builtin_repr:
             return self._default_repr(addr, info)
         render = self._renderers.get(info.kind)
@@ -127,6 +131,21 @@ class ObjectReader(NamespaceReader):
             finally:
                 active.discard(addr)
         return render(self, addr, info, depth, room, active)
+
+    #: Asked once for the target's numpy major version (set by the snapshot engine; None: unknown).
+    numpy_version_probe: Optional[Callable[[], Optional[int]]] = None
+
+    def _numpy_repr(self, addr: int, info: TypeInfo) -> Optional[str]:
+        from . import numpyvalues
+        major = getattr(self, "_numpy_major", False)
+        if major is False:
+            probe = self.numpy_version_probe
+            try:
+                major = probe() if probe is not None else None
+            except (CorruptDataError, MemoryReadError, ValueError):
+                major = None
+            self._numpy_major = major
+        return numpyvalues.render(self, addr, info, major)
 
     def _element(self, addr: int, depth: int, room: int, active: set) -> str:
         """One container element; an unreadable one shows as ``<invalid object at 0x...>``."""

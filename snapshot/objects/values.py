@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
-from ..errors import CorruptDataError
+from ..errors import CorruptDataError, MemoryReadError
 from .base import MAX_INT_DIGITS, MAX_ITEMS, MAX_STR_CHARS, MAX_TABLE, TABLE_CHUNK, check_addr, entry
 from .types import TypeInfo, TypeReader
 
@@ -131,6 +131,18 @@ class ValueReader(TypeReader):
     def string(self, addr: int, max_len: int = MAX_STR_CHARS) -> str:
         """Decode a remote str (at most ``max_len`` characters; longer ones are returned cut, unmarked)."""
         return self._string(addr, max_len)
+
+    @entry
+    def strings(self, addrs: Sequence[int], max_len: int = MAX_STR_CHARS) -> List[Optional[str]]:
+        """Many strs at once, their heads read in one batched call (None: not a readable str)."""
+        self._prefetch(addrs)
+        out: List[Optional[str]] = []
+        for addr in addrs:
+            try:
+                out.append(self._string(addr, max_len))
+            except (CorruptDataError, MemoryReadError, UnicodeDecodeError):
+                out.append(None)
+        return out
 
     def _string(self, addr: int, max_chars: int) -> str:
         kind_name = self._info_of(addr).kind

@@ -54,6 +54,9 @@ class TaskReader:
                                                       "task_node")}
         self._debug: Optional[Dict[str, int]] = None
         self._debug_missing = False
+        self._task_types: Dict[int, bool] = {}   # type address -> is Task or a subclass
+        self._current_dicts: Dict[int, int] = {}  # interpreter -> its _asyncio._current_tasks dict
+        self._name_cache: Dict[Tuple[int, int], str] = {}  # (task, name object) -> name
         self.modules_field = ("imports_modules" if "imports_modules" in layout.PyInterpreterState
                               else "modules")
 
@@ -68,12 +71,15 @@ class TaskReader:
                                                    max_repr, max_depth))
             except _ERRORS:
                 continue
+            finally:
+                self.frame_builder.known_types = {}
         return tuple(out)
 
     def _interpreter_tasks(self, interp, interp_id, tstates, raw_threads, with_locals, max_repr, max_depth):
         module = self._asyncio_module(interp)
         owners: Dict[int, Optional[int]] = {}      # task -> thread id (from the list it is on)
         running: Dict[int, int] = {}               # task -> thread id (3.14+: tstate's running task)
+        raws: Dict[int, bytes] = {}                # task -> its struct, when the list walk read it
         if self.facts.debug_section:
             table = self._debug_table()
             if table is None:
@@ -81,26 +87,88 @@ class TaskReader:
             self._apply_table(table)
             for tstate, raw in tstates:
                 thread_id = _U64.unpack_from(raw, self.walker.ts_thread_id)[0]
-                for task in self._list(tstate + table["tstate_asyncio_tasks_head"]):
+                for task in self._list(tstate + table["tstate_asyncio_tasks_head"], raws):
                     owners.setdefault(task, thread_id)
                 current = _U64.unpack(self.process.read(tstate + table["tstate_asyncio_running_task"], 8))[0]
                 if current:
                     running[current] = thread_id
-            for task in self._list(interp + table["interp_asyncio_tasks_head"]):
+            for task in self._list(interp + table["interp_asyncio_tasks_head"], raws):
                 owners.setdefault(task, None)
         elif module:
             task_type = self.objects.getattr(module, "Task")
+            members: List[int] = []
             for name in self.facts.task_sets:
-                holder = self.objects.getattr(module, name)
-                for task in self._set_members(holder):
-                    if self._is_task(task, task_type):
-                        owners.setdefault(task, None)
+                members.extend(self._set_members(self.objects.getattr(module, name)))
+            for task in self._tasks_among(members, task_type):
+                owners.setdefault(task, None)
         else:
             return []
         if not owners:
             return []
         return self._build(list(owners)[:MAX_TASKS], owners, running, raw_threads, interp_id,
-                           with_locals, max_repr, max_depth)
+                           with_locals, max_repr, max_depth, raws)
+
+    # -- running tasks, for async-aware sampling ------------------------------------------
+    def running_marks(self, interp: int, tstates: Sequence[Tuple[int, bytes]]) -> Dict[int, str]:
+        """Each running task's coroutine frame address -> the task's name (cheap enough per sample).
+
+        3.14+: every thread state's running task (the debug table's offset);
+        before, the ``_asyncio._current_tasks`` dict {loop: task}.  The frame
+        address tells which thread runs the task and where its coroutine starts
+        in that thread's stack.
+        """
+        try:
+            tasks = self._running_tasks(interp, tstates)
+            if not tasks:
+                return {}
+            raws = self.process.read_many([(t, self.task_size) for t in tasks])
+            off = self.off
+            found = [(t, _U64.unpack_from(r, off["task_coro"])[0], _U64.unpack_from(r, off["task_name"])[0])
+                     for t, r in zip(tasks, raws) if r is not None]
+            coros = self.coroutines
+            if coros.frame_objects:
+                pointers = self.process.read_many([(c + coros.gi_frame, 8) if c else (0, 0) for _, c, _ in found])
+                frames = [_U64.unpack(p)[0] if p else 0 for p in pointers]
+            else:
+                frames = [c + coros.gi_iframe if c else 0 for _, c, _ in found]
+            marks = {}
+            for (task, _, name_addr), frame in zip(found, frames):
+                if frame:
+                    marks[frame] = self._cached_name(task, name_addr)
+            return marks
+        except _ERRORS:
+            self._current_dicts.pop(interp, None)
+            return {}
+
+    def _running_tasks(self, interp: int, tstates) -> List[int]:
+        if self.facts.debug_section:
+            table = self._debug_table()
+            if table is None:
+                return []
+            self._apply_table(table)
+            off = table["tstate_asyncio_running_task"]
+            values = self.process.read_many([(t + off, 8) for t, _ in tstates])
+            return [v for v in (_U64.unpack(x)[0] if x else 0 for x in values) if v]
+        current = self._current_dicts.get(interp)
+        if current is None:
+            module = self._asyncio_module(interp)
+            current = self.objects.getattr(module, "_current_tasks") if module else 0
+            if not current:
+                return []
+            if len(self._current_dicts) > 64:
+                self._current_dicts.clear()
+            self._current_dicts[interp] = current
+        return [task for _, task in self.objects.dict_items(current, 4096) if task]
+
+    def _cached_name(self, task: int, name_addr: int) -> str:
+        key = (task, name_addr)
+        name = self._name_cache.get(key)
+        if name is None:
+            name = self._name(name_addr)
+            if len(self._name_cache) > 65536:
+                self._name_cache.clear()
+            self._name_cache[key] = name
+        return name
 
     # -- where the tasks are ------------------------------------------------------------
     def _asyncio_module(self, interp: int) -> Optional[int]:
@@ -126,22 +194,43 @@ class TaskReader:
         none = self.interpreter.symbol("_Py_NoneStruct")
         return [_U64.unpack(v)[0] for v in values if v and _U64.unpack(v)[0] not in (0, none)]
 
-    def _is_task(self, addr: int, task_type: Optional[int]) -> bool:
-        """An instance of ``_asyncio.Task`` or a subclass (the C layout applies)."""
-        if not task_type:
-            return False
+    def _tasks_among(self, addrs: List[int], task_type: Optional[int]) -> List[int]:
+        """The objects that are instances of ``_asyncio.Task`` or a subclass (the C layout applies).
+
+        Their types are read in one batched call; whether a type is a Task type is
+        cached by type address (types outlive their instances).
+        """
+        if not task_type or not addrs:
+            return []
+        off = self.layout.PyObject.ob_type
+        datas = self.process.read_many([(a, off + 8) for a in addrs])
+        out = []
+        for addr, data in zip(addrs, datas):
+            if data is not None and self._is_task_type(_U64.unpack_from(data, off)[0], task_type):
+                out.append(addr)
+        return out
+
+    def _is_task_type(self, type_addr: int, task_type: int) -> bool:
+        known = self._task_types.get(type_addr)
+        if known is not None:
+            return known
+        found = False
         try:
-            type_addr = self.objects.type_addr(addr)
             base_off = self.layout.PyTypeObject.tp_base
+            current = type_addr
             for _ in range(MAX_BASES):
-                if type_addr == task_type:
-                    return True
-                if not type_addr:
-                    return False
-                type_addr = _U64.unpack(self.process.read(type_addr + base_off, 8))[0]
+                if current == task_type:
+                    found = True
+                    break
+                if not current:
+                    break
+                current = _U64.unpack(self.process.read(current + base_off, 8))[0]
         except _ERRORS:
-            return False
-        return False
+            found = False
+        if len(self._task_types) > 4096:
+            self._task_types.clear()
+        self._task_types[type_addr] = found
+        return found
 
     def _debug_table(self) -> Optional[Dict[str, int]]:
         if self._debug is None and not self._debug_missing:
@@ -156,39 +245,54 @@ class TaskReader:
         for name in ("task_name", "task_awaited_by", "task_awaited_by_is_set", "task_coro", "task_node"):
             self.off[name] = table[name]
 
-    def _list(self, head: int) -> List[int]:
-        """Tasks on one circular ``llist`` (3.14+), bounded."""
+    def _list(self, head: int, raws: Dict[int, bytes]) -> List[int]:
+        """Tasks on one circular ``llist`` (3.14+), bounded.
+
+        A node is inside its task, so each step reads the whole task struct: the
+        link to the next node and the fields ``_build`` needs come in one read.
+        """
         node_off = self.off["task_node"]
+        size = self.task_size
         out = []
         node = _U64.unpack(self.process.read(head, 8))[0]
-        while node and node != head and len(out) < MAX_TASKS:
-            out.append(node - node_off)
-            node = _U64.unpack(self.process.read(node, 8))[0]
+        seen = set()
+        while node and node != head and node not in seen and len(out) < MAX_TASKS:
+            seen.add(node)
+            task = node - node_off
+            raw = self.process.read(task, size)
+            raws[task] = raw
+            out.append(task)
+            node = _U64.unpack_from(raw, node_off)[0]
         return out
 
     # -- building the model ----------------------------------------------------------------
-    def _build(self, tasks, owners, running, raw_threads, interp_id, with_locals, max_repr, max_depth):
+    def _build(self, tasks, owners, running, raw_threads, interp_id, with_locals, max_repr, max_depth, known):
         off = self.off
-        raws = self.process.read_many([(t, self.task_size) for t in tasks])
+        missing = [t for t in tasks if t not in known]
+        fetched = dict(zip(missing, self.process.read_many([(t, self.task_size) for t in missing])))
+        raws = [known[t] if t in known else fetched[t] for t in tasks]
+        coros = [_U64.unpack_from(raw, off["task_coro"])[0] if raw is not None else 0 for raw in raws]
+        chains = self.coroutines.chains(coros, with_locals)
+        names = self._names([_U64.unpack_from(raw, off["task_name"])[0] if raw is not None else 0 for raw in raws])
+        waiters = self._waiter_types(raws, set(tasks))
         task_set = set(tasks)
         frames_at: Dict[int, Tuple[object, int]] = {}
         for thread in raw_threads:
             for index, frame in enumerate(thread.frames):
                 frames_at.setdefault(frame.frame_addr, (thread, index))
         loop_threads: Dict[int, Optional[int]] = {}
+        self._prefetch_self_types(chains)
         build = self.frame_builder.frame
         states = self.facts.future_states
         result = []
         edges: Dict[int, List[int]] = {}     # awaiter -> tasks it awaits
         inferred = not self.facts.debug_section
-        for task, raw in zip(tasks, raws):
+        for task, raw, chain, name, waiter_type in zip(tasks, raws, chains, names, waiters):
             if raw is None:
                 continue
             state_value = _I32.unpack_from(raw, off["task_state"])[0]
             state = states[state_value] if 0 <= state_value < len(states) else "pending"
             state = {"finished": "done"}.get(state, state)
-            coro = _U64.unpack_from(raw, off["task_coro"])[0]
-            chain = self.coroutines.chain(coro, with_locals) if coro else []
             thread_id = owners.get(task)
             frames_raw = [c.raw for c in reversed(chain)]
             if chain and chain[0].raw.frame_addr in frames_at:
@@ -204,10 +308,10 @@ class TaskReader:
                     loop_threads[loop] = self._loop_thread(loop)
                 thread_id = loop_threads[loop]
             frames = tuple(build(f, with_locals, max_repr, max_depth) for f in frames_raw)
-            awaits, waiting_on = self._awaits(raw, chain, task_set)
+            awaits, waiting_on = self._awaits(raw, chain, task_set, waiter_type)
             edges[task] = awaits
-            result.append([task, self._name(_U64.unpack_from(raw, off["task_name"])[0]), state, thread_id,
-                           frames, waiting_on])
+            result.append([task, name, state, thread_id, frames, waiting_on])
+        self.frame_builder.known_types = {}
         awaited_by: Dict[int, List[int]] = {t: [] for t in tasks}
         if inferred:
             for awaiter, awaited in edges.items():
@@ -224,6 +328,33 @@ class TaskReader:
         return [AsyncTask(task, name, state, thread_id, frames, tuple(_unique(edges.get(task, ()))),
                           tuple(_unique(awaited_by.get(task, ()))), inferred, waiting_on, interp_id)
                 for task, name, state, thread_id, frames, waiting_on in result]
+
+    def _prefetch_self_types(self, chains) -> None:
+        """Before 3.11 methods are named from ``self``'s type: read all those types in one batch."""
+        selves = sorted({link.raw.localsplus[0] for chain in chains for link in chain
+                         if link.raw.code.needs_first_local and link.raw.localsplus
+                         and link.raw.code.slot_names[0] == "self" and link.raw.localsplus[0]})
+        if not selves:
+            return
+        off = self.layout.PyObject.ob_type
+        self.frame_builder.known_types = {
+            a: _U64.unpack_from(d, off)[0]
+            for a, d in zip(selves, self.process.read_many([(a, off + 8) for a in selves])) if d is not None}
+
+    def _names(self, addrs: List[int]) -> List[str]:
+        """Task names: the str ones read in one batch, the rest (ints, odd objects) one by one."""
+        try:
+            quick = self.objects.strings(addrs, 1024)
+        except _ERRORS:
+            quick = [None] * len(addrs)
+        return [text if text is not None else self._name(addr) for addr, text in zip(addrs, quick)]
+
+    def _waiter_types(self, raws, task_set) -> List[str]:
+        """Type names of what each task's ``_fut_waiter`` is, when it is not a task (one batched read)."""
+        off = self.off["task_fut_waiter"]
+        waiters = [_U64.unpack_from(raw, off)[0] if raw is not None else 0 for raw in raws]
+        wanted = [w if w and w not in task_set else 0 for w in waiters]
+        return self.coroutines.type_names(wanted)
 
     def _name(self, addr: int) -> str:
         if not addr:
@@ -250,7 +381,7 @@ class TaskReader:
             pass
         return None
 
-    def _awaits(self, raw: bytes, chain, task_set) -> Tuple[List[int], Optional[str]]:
+    def _awaits(self, raw: bytes, chain, task_set, type_name: str) -> Tuple[List[int], Optional[str]]:
         """Tasks this task waits on, inferred from what it is suspended on (before 3.14), and a label."""
         waiter = _U64.unpack_from(raw, self.off["task_fut_waiter"])[0]
         awaits: List[int] = []
@@ -260,7 +391,6 @@ class TaskReader:
                 if waiter in task_set:
                     awaits.append(waiter)
                 else:
-                    type_name = self.coroutines.type_name(self.objects.type_addr(waiter))
                     label = "%s at 0x%x" % (type_name.rsplit(".", 1)[-1], waiter)
                     if type_name.endswith("_GatheringFuture"):
                         awaits.extend(self._gathered(waiter, task_set))

@@ -18,6 +18,7 @@ WANTED = {
         ("gilstate_tstate_current", "gilstate.tstate_current"),
         ("ceval_gil", "ceval.gil"),
         ("debug_offsets", "debug_offsets"),
+        ("gc_collecting", "gc.collecting"),
     ]),
     "PyInterpreterState": ("PyInterpreterState", [
         ("next", "next"),
@@ -31,6 +32,7 @@ WANTED = {
         ("builtins", "builtins"),
         ("ceval_gil", "ceval.gil"),
         ("_gil", "_gil"),
+        ("gc_collecting", "gc.collecting"),
     ]),
     "_gil_runtime_state": ("struct _gil_runtime_state", [
         ("interval", "interval"),
@@ -48,10 +50,33 @@ WANTED = {
         ("_status", "_status"),
         ("state", "state"),
         ("holds_gil", "holds_gil"),
+        ("gil_requested", "gil_requested"),
         ("thread_id", "thread_id"),
         ("native_thread_id", "native_thread_id"),
         ("datastack_chunk", "datastack_chunk"),
         ("base_frame", "base_frame"),
+        ("current_exception", "current_exception"),
+        ("exc_info", "exc_info"),
+        ("exc_state", "exc_state"),
+    ]),
+    "_PyErr_StackItem": ("_PyErr_StackItem", [
+        ("exc_type", "exc_type"),
+        ("exc_value", "exc_value"),
+        ("previous_item", "previous_item"),
+    ]),
+    "PyBaseExceptionObject": ("PyBaseExceptionObject", [
+        ("args", "args"),
+    ]),
+    "PyMemberDescrObject": ("PyMemberDescrObject", [
+        ("d_type", "d_common.d_type"),
+        ("d_name", "d_common.d_name"),
+        ("d_member", "d_member"),
+    ]),
+    "PyMemberDef": ("PyMemberDef", [
+        ("name", "name"),
+        ("type", "type"),
+        ("offset", "offset"),
+        ("flags", "flags"),
     ]),
     "_PyCFrame": ("_PyCFrame", [
         ("current_frame", "current_frame"),
@@ -65,6 +90,9 @@ WANTED = {
         ("f_globals", "f_globals"),
         ("f_localsplus", "f_localsplus"),
         ("f_frame", "f_frame"),
+        ("f_valuestack", "f_valuestack"),
+        ("f_stacktop", "f_stacktop"),
+        ("f_stackdepth", "f_stackdepth"),
     ]),
     "_PyInterpreterFrame": ("struct _PyInterpreterFrame", [
         ("f_code", "f_code"),
