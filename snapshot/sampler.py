@@ -294,8 +294,7 @@ class Sampler:
         self.on_error = on_error
         self.alive = alive
         self.lock = lock
-        # A Profile sink is told of every pass (its timelines tell "seen in every pass" apart).
-        self.on_tick = on_tick if on_tick is not None or self._add_parts is None else getattr(owner, "tick", None)
+        self.on_tick = on_tick
         self.stats = SamplerStats()
         self.targets: Dict[int, object] = {}
         for each in given:

@@ -26,7 +26,7 @@ class FakeTarget:
         self.calls = 0
         self.command_line = ("python", "fake.py")
 
-    def sample(self, blocking=True):
+    def sample(self, blocking=True, **kwargs):
         self.calls += 1
         if self.exit_after is not None and self.calls > self.exit_after:
             raise ProcessExitedError("gone")
@@ -42,7 +42,7 @@ class FakeTarget:
         return Snapshot(self.pid, "3.12.1", "/usr/bin/python3", time.time_ns(), (main, idle, busy),
                         self.command_line)
 
-    def snapshot(self, locals=False, blocking=True, max_repr=1024):
+    def snapshot(self, locals=False, blocking=True, max_repr=1024, **kwargs):
         self.snapshots = getattr(self, "snapshots", 0) + 1
         self.asked = (locals, blocking, max_repr)
         return self.sample(blocking)

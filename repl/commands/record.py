@@ -147,7 +147,7 @@ class RecordCommand(Command):
         finally:
             sampler.close()
             try:
-                saved["where"], saved["error"] = _save_somewhere(save, sampler.stats, output, writer, root_pid)
+                saved["where"], saved["error"] = _save_somewhere(save, sampler.stats, output, lambda: writer, root_pid)
             finally:
                 if launched is not None:
                     _stop_launched(launched, sampler.stats.pids if args.subprocesses else ())
@@ -219,8 +219,9 @@ def _fileno(stream):
         return None
 
 
-def _save_somewhere(save, stats, output, writer, pid):
-    """(where the profile went, None) or, when ``output`` refused it, (fallback path, the reason)."""
+def _save_somewhere(save, stats, output, get_writer, pid):
+    """(where the profile went, None) or, when ``output`` refused it, (fallback path, the reason).
+    ``get_writer``: the writer, made by ``save`` (writers are imported only when first needed)."""
     from snapshot.writers.destination import OutputPathError, fallback_path, write_output
     try:
         save(stats)
@@ -229,6 +230,7 @@ def _save_somewhere(save, stats, output, writer, pid):
         reason = e.strerror or str(e)
     except OutputPathError as e:
         reason = str(e)
+    writer = get_writer()
     path = fallback_path(output, writer.extension, pid, time.strftime("%Y%m%d-%H%M%S"))
     try:
         write_output(path, writer)

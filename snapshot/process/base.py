@@ -157,15 +157,20 @@ def syscalls_of(process, tids: Sequence[int]) -> Dict[int, Tuple[int, Tuple[int,
     if get is not None:
         return get(tids)
     result: Dict[int, Tuple[int, Tuple[int, ...]]] = {}
-    for tid, waiting in process.in_syscall(tids).items():
-        if not waiting:
-            result[tid] = (-1, ())
-            continue
+    blocked = process.in_syscall(tids)
+    for tid in tids:
         try:
             call = syscall_of_registers(process.registers(tid))
-        except Exception:  # noqa: BLE001 - a source without registers: a call of unknown number
-            call = (-1, ())
-        result[tid] = call if call[0] >= 0 else (SYSCALL_UNKNOWN, ())
+        except Exception:  # noqa: BLE001 - a source without registers: in_syscall alone
+            call = None
+        waiting = blocked.get(tid)
+        if waiting is None:
+            if call is not None:
+                result[tid] = call
+        elif not waiting:
+            result[tid] = (-1, ())
+        else:
+            result[tid] = call if call is not None and call[0] >= 0 else (SYSCALL_UNKNOWN, ())
     return result
 
 
