@@ -318,6 +318,21 @@ def task_states(pid: int) -> Dict[int, tuple]:
     return out
 
 
+def wait_blocked(pid: int, tids, timeout: float = 30.0) -> None:
+    """Until every thread in ``tids`` has slept (state S) on 5 consecutive polls."""
+    deadline = time.monotonic() + timeout
+    calm = 0
+    while calm < 5:
+        states = task_states(pid)
+        if all(states.get(t, ("?",))[0] == "S" for t in tids):
+            calm += 1
+        else:
+            calm = 0
+        if time.monotonic() > deadline:
+            raise AssertionError("threads did not block: %s" % states)
+        time.sleep(0.05)
+
+
 def stopped_or_traced(pid: int) -> List[str]:
     """Problems: threads in a stopped state ('t'/'T') or with a tracer attached."""
     problems = []

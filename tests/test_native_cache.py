@@ -11,7 +11,7 @@ import time
 import pytest
 
 import pythons
-from test_native_gdb import wait_blocked
+
 from snapshot.process.live import LiveProcess
 
 import snapshot.native as native
@@ -39,7 +39,7 @@ def sleeping(python, tmp_path_factory):
         target.wait_for_file(truth_path, 60)
         with open(truth_path) as f:
             target.truth = json.load(f)
-        wait_blocked(target.pid, [int(t) for t in target.truth["threads"].values()])
+        pythons.wait_blocked(target.pid, [int(t) for t in target.truth["threads"].values()])
         yield target
     finally:
         target.stop()

@@ -30,7 +30,7 @@ import subprocess
 import pytest
 
 import pythons
-from test_native_gdb import NORMAL_FRAME, SIGTRAMP_FRAME, _norm, native_lib, wait_blocked  # noqa: F401
+from test_native_gdb import NORMAL_FRAME, SIGTRAMP_FRAME, _norm, native_lib  # noqa: F401
 from test_native_support import gdb_stacks
 from test_debuggers import loaders  # noqa: F401 (fixture)
 
@@ -60,7 +60,7 @@ def blocked(python, native_lib, tmp_path_factory):
         target.wait_for_file(truth_path, 60)
         with open(truth_path) as f:
             target.truth = json.load(f)
-        wait_blocked(target.pid, [int(t) for t in target.truth["threads"].values()])
+        pythons.wait_blocked(target.pid, [int(t) for t in target.truth["threads"].values()])
         target.workdir = workdir
         target.dumps = {}
         for mode in ("plain", "--native", "--native-all"):
@@ -263,7 +263,7 @@ def test_debugger_dump_native(once_python, native_lib, loaders, debugger, tmp_pa
         target.wait_for_file(truth_path, 60)
         with open(truth_path) as f:
             truth = json.load(f)
-        wait_blocked(target.pid, [int(t) for t in truth["threads"].values()])
+        pythons.wait_blocked(target.pid, [int(t) for t in truth["threads"].values()])
         r = pythons.run_tool(["dump", "--pid", target.pid, "--json", "--native"])
         assert r.returncode == 0, r.stderr.decode()
         live = json.loads(r.stdout.decode())
@@ -295,7 +295,7 @@ def test_core_dump_native(once_python, native_lib, tmp_path):
         target.wait_for_file(truth_path, 60)
         with open(truth_path) as f:
             truth = json.load(f)
-        wait_blocked(target.pid, [int(t) for t in truth["threads"].values()])
+        pythons.wait_blocked(target.pid, [int(t) for t in truth["threads"].values()])
         r = pythons.run_tool(["dump", "--pid", target.pid, "--json", "--native-all"])
         assert r.returncode == 0, r.stderr.decode()
         live = json.loads(r.stdout.decode())

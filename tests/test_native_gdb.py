@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 
 import pytest
 
@@ -49,21 +48,6 @@ def native_lib(tmp_path_factory):
     return out
 
 
-def wait_blocked(pid: int, tids, timeout: float = 30.0) -> None:
-    """Until every thread in ``tids`` has slept (state S) on 5 consecutive polls."""
-    deadline = time.monotonic() + timeout
-    calm = 0
-    while calm < 5:
-        states = pythons.task_states(pid)
-        if all(states.get(t, ("?",))[0] == "S" for t in tids):
-            calm += 1
-        else:
-            calm = 0
-        if time.monotonic() > deadline:
-            raise AssertionError("threads did not block: %s" % states)
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def native_target(python, native_lib, tmp_path_factory):
     if shutil.which("gdb") is None:
@@ -76,7 +60,7 @@ def native_target(python, native_lib, tmp_path_factory):
         target.wait_for_file(truth_path, 60)
         with open(truth_path) as f:
             truth = json.load(f)
-        wait_blocked(target.pid, [int(t) for r, t in truth["threads"].items() if r != "zlib"])
+        pythons.wait_blocked(target.pid, [int(t) for r, t in truth["threads"].items() if r != "zlib"])
         target.truth = truth
         target.workdir = workdir
         yield target
@@ -177,7 +161,7 @@ def test_anonymous_perf_trampolines(python, native_lib, tmp_path):
         target.wait_for_file(truth_path, 60)
         with open(truth_path) as f:
             truth = json.load(f)
-        wait_blocked(target.pid, [int(t) for t in truth["threads"].values()])
+        pythons.wait_blocked(target.pid, [int(t) for t in truth["threads"].values()])
         process = LiveProcess(target.pid)
         with process.paused() as tids:
             result = native_stacks_with_reasons(process, tids)

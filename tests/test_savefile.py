@@ -168,6 +168,9 @@ class SavedRepl:
         self.core_dump = None
         with pythons.repl_target(python, workdir) as t:
             self.truth = t.truth
+            # The main thread writes the truth file, then sleeps: stop it asleep, not on its way
+            # there, so every source (and the debuggers, whose detach may let it run) sees one state.
+            pythons.wait_blocked(t.pid, [t.pid])
             os.kill(t.pid, signal.SIGSTOP)
             wait_all_stopped(t.pid)
             self.pid = t.pid
