@@ -164,6 +164,7 @@ def fetch_sid() -> FetchResult:
         res.problem = "tests/tools/get-pythons.sh could not run: %s" % exc
         return res
     res.seconds = time.monotonic() - start
+    _use_sid_debug_dir()   # the debug tree may have just been unpacked (a clean machine's first run)
     for line in r.stdout.splitlines():
         m = re.search(r"python(3\.\d+)$", line.strip())
         if m:
