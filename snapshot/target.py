@@ -259,11 +259,14 @@ class Target:
                     frames = tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
                 tstate_raw = tstate_raws.get(raw.tstate_addr, b"")
                 holds = holder == raw.tstate_addr
-                idle = is_idle(raw.native_id, states, frames, calls, gil, holds)
+                # A thread state that says it waits for the GIL wants to run Python: active, even
+                # where the source cannot name the system call it blocks in (lldb, no orig_rax).
+                requested = status.gil_requested(tstate_raw)
+                idle = not requested and is_idle(raw.native_id, states, frames, calls, gil, holds)
                 result.append(ThreadStack(thread_id=raw.thread_id, native_id=raw.native_id,
                                           name=names.get(raw.thread_id), holds_gil=holds,
                                           is_idle=idle, frames=frames, interpreter_id=interp_id,
-                                          status=status_of(holds, status.gil_requested(tstate_raw), idle),
+                                          status=status_of(holds, requested, idle),
                                           gc_collecting=collecting,
                                           exception=status.exception(tstate_raw) if fresh_names else None))
         return result

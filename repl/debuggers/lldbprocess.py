@@ -22,6 +22,11 @@ from snapshot.process.base import DWARF_X86_64, MemoryMap, Registers
 from .base import DebuggerProcess
 
 _SYSCALL = b"\x0f\x05"
+#: rax of a thread stopped inside a blocking system call: the kernel's restart codes
+#: (-ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND, -ERESTART_RESTARTBLOCK) or -EINTR (calls
+#: such as epoll_wait that a stop signal ends).  A thread stopped just after a call returned
+#: has that call's result there instead, with the same ``syscall`` before its pc.
+_INTERRUPTED_CALL = frozenset((1 << 64) - n for n in (512, 513, 514, 516, 4))
 _WANTED = set(DWARF_X86_64) | {"fs_base", "gs_base", "orig_rax"}
 
 
@@ -164,6 +169,6 @@ class LldbProcess(DebuggerProcess):
         if not pc:
             return None
         try:
-            return self.read(pc - 2, 2) == _SYSCALL
+            return self.read(pc - 2, 2) == _SYSCALL and registers.dwarf[0] in _INTERRUPTED_CALL
         except Exception:  # noqa: BLE001 - unreadable code: unknown
             return None
