@@ -15,7 +15,8 @@ from typing import Any, Optional
 
 from ..binary import cache_dir
 
-FORMAT = 1
+#: 2: symbol tables name PLT stubs (``foo@plt``).
+FORMAT = 2
 _MAGIC = "pyspy-repl-native"
 
 
