@@ -280,11 +280,13 @@ def test_native_frames_of_a_hang_in_c_equal_gdb(python, native_lib, tmp_path):
         gdb = gdb_stacks(target_pid, str(tmp_path))
         maps = _executable_maps(target_pid)
     finally:
-        if target_pid is not None:
-            try:
+        try:
+            if target_pid is not None:
                 os.kill(target_pid, 9)
-            except OSError:
-                pass
+            else:   # no report: end watch and its command (one process group) now
+                os.killpg(watcher.pid, 9)
+        except OSError:
+            pass
         try:
             out, err = watcher.communicate(timeout=60)
         except subprocess.TimeoutExpired:
