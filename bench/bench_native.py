@@ -7,9 +7,12 @@ Target: bench/workloads/dump20.py (20 threads of varied shapes, all blocked,
 so both tools unwind the same stacks) run by --python (default pyenv 3.12.1).
 Measured, both tools in their default blocking mode:
 
-* `dump --native` CLI wall time, median of N interleaved runs: cold (a fresh
-  empty XDG_CACHE_HOME per run: pyspy-repl parses symbol tables and CFI
-  again; py-spy keeps no cache, so its cold = its warm) and warm;
+* `dump --native` CLI wall and CPU time (user+sys, wait4), median of N
+  interleaved runs: cold (a fresh empty XDG_CACHE_HOME per run: pyspy-repl
+  redoes discovery and parses symbol tables and CFI again; py-spy keeps no
+  cache, so its cold = its warm), native-cold (only the native cache
+  emptied: discovery warm, symbols and unwind rows parsed again: the first
+  `--native` attach to an interpreter already seen) and warm;
 * `record --native --rate 100 --idle` for S seconds: profiler CPU (user+sys,
   wait4 rusage) per 1,000 samples, and the rate achieved (samples per second
   of the whole process: one sample = one pass over every thread);
@@ -32,7 +35,27 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
-from bench_dump import run_cli  # noqa: E402
+
+
+def run_cli(argv, env):
+    """(wall seconds, CPU seconds: user+sys from wait4) of one CLI run."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    usage = C.wait_rusage(proc)
+    wall = time.perf_counter() - started
+    err = proc.stderr.read()
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (" ".join(argv), proc.returncode, err.decode()[-500:]))
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def native_cold_cache(warm: str, scratch: str) -> str:
+    """A copy of the warm cache without its native part (symbols, unwind rows)."""
+    cold = tempfile.mkdtemp(dir=scratch)
+    shutil.rmtree(cold)
+    shutil.copytree(warm, cold, ignore=lambda d, names: [n for n in names if n == "native"])
+    return cold
 
 
 def record(argv, env, seconds: float):
@@ -91,19 +114,29 @@ def main() -> int:
                 text = subprocess.run(argv, env=env_warm, stdout=subprocess.PIPE, universal_newlines=True).stdout
                 print("# %s dump --native: %d threads, %d lines" % (
                     tool, sum(1 for line in text.splitlines() if line.startswith("Thread ")), len(text.splitlines())))
-            times = {(tool, kind): [] for tool in dump for kind in ("cold", "warm")}
+            kinds = ("cold", "native-cold", "warm")
+            times = {(tool, kind): [] for tool in dump for kind in kinds}
             for _ in range(runs):
                 for tool, argv in dump.items():
                     cold = tempfile.mkdtemp(dir=scratch)
                     times[(tool, "cold")].append(run_cli(argv, C.pyspy_repl_env(cold)))
                     shutil.rmtree(cold, ignore_errors=True)
+                    if tool == "pyspy-repl":
+                        cold = native_cold_cache(warm_cache, scratch)
+                        times[(tool, "native-cold")].append(run_cli(argv, C.pyspy_repl_env(cold)))
+                        shutil.rmtree(cold, ignore_errors=True)
                     times[(tool, "warm")].append(run_cli(argv, env_warm))
-            for kind in ("cold", "warm"):
-                mine, theirs = times[("pyspy-repl", kind)], times[("py-spy", kind)]
-                rows.append(["CLI dump --native, %s cache, ms" % kind,
-                             "%.1f (%.1f-%.1f)" % (C.median(mine) * 1e3, min(mine) * 1e3, max(mine) * 1e3),
-                             "%.1f (%.1f-%.1f)" % (C.median(theirs) * 1e3, min(theirs) * 1e3, max(theirs) * 1e3),
-                             C.ratio(C.median(mine), C.median(theirs))])
+            for kind in kinds:
+                for what, index in (("wall", 0), ("CPU", 1)):
+                    mine = [t[index] for t in times[("pyspy-repl", kind)]]
+                    theirs = [t[index] for t in times[("py-spy", "cold" if kind == "native-cold" else kind)]]
+                    label = {"cold": "cold cache", "native-cold": "native cache emptied",
+                             "warm": "warm cache"}[kind]
+                    rows.append(["CLI dump --native, %s, %s ms" % (label, what),
+                                 "%.1f (%.1f-%.1f)" % (C.median(mine) * 1e3, min(mine) * 1e3, max(mine) * 1e3),
+                                 "%.1f (%.1f-%.1f)" % (C.median(theirs) * 1e3, min(theirs) * 1e3,
+                                                       max(theirs) * 1e3),
+                                 C.ratio(C.median(mine), C.median(theirs))])
             threads = 20
             per = {}
             for tool in ("pyspy-repl", "py-spy"):
@@ -131,10 +164,12 @@ def main() -> int:
             rows.append(["record --native -r 100: samples per second", "%.1f" % (mine[1] / seconds),
                          "%.1f" % (theirs[1] / seconds), C.ratio(mine[1], theirs[1])])
             inproc = in_process(target.pid, scratch)
-            warm_cli = C.median(times[("py-spy", "warm")])
+            warm_cli = C.median([t[0] for t in times[("py-spy", "warm")]])
             rows.append(["in-process cold first attach + snapshot(native=True), ms",
                          "%.1f" % (inproc["cold_first"] * 1e3), "", ""])
             rows.append(["  of which attach() (Python discovery), ms", "%.1f" % (inproc["attach"] * 1e3), "", ""])
+            rows.append(["in-process first snapshot(native=True), native cache emptied, ms wall / CPU",
+                         "%.1f / %.1f" % (inproc["native_cold"] * 1e3, inproc["native_cold_cpu"] * 1e3), "", ""])
             rows.append(["in-process warm snapshot(native=True), ms", "%.2f" % (inproc["snapshot"] * 1e3),
                          "%.1f (CLI)" % (warm_cli * 1e3), C.ratio(inproc["snapshot"], warm_cli)])
             rows.append(["in-process warm sample(native=True), ms", "%.2f" % (inproc["sample"] * 1e3),
@@ -161,6 +196,16 @@ def in_process(pid: int, scratch: str, calls: int = 50) -> dict:
     target.snapshot(native=True)
     cold_first = time.perf_counter() - t
     out = {"cold_first": cold_first, "attach": attached}
+    target.close()
+    # discovery warm, native cache emptied: the first --native attach to an interpreter seen before
+    from snapshot.native import cache, modules
+    shutil.rmtree(cache.directory(), ignore_errors=True)
+    modules._ROWS.clear()
+    modules._SYMBOLS.clear()
+    target = attach(pid)
+    t, c = time.perf_counter(), time.process_time()
+    target.snapshot(native=True)
+    out["native_cold"], out["native_cold_cpu"] = time.perf_counter() - t, time.process_time() - c
     for key, call in (("snapshot", lambda: target.snapshot(native=True)),
                       ("sample", lambda: target.sample(native=True)), ("plain", lambda: target.sample())):
         for _ in range(3):

@@ -1,6 +1,7 @@
 """The text form of a hang report (``snapshot.hang.HangReport``), for a CI log.
 
-One block per process of the tree (its threads in py-spy's dump shape, a
+One block per process of the tree (its threads in py-spy's dump shape, with
+``watch --native`` their C frames as ``function (library)`` lines, a
 ``**`` line naming what a stuck or waiting thread does, ``>`` on the frame
 it waits in), then a summary of every flagged thread.  The JSON form is the
 engine's ``HangReport.to_dict()``.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import io
 from typing import TextIO
 
-from .render import frame_line
+from .render import frame_line, native_note
 
 RULE = "=" * 78
 
@@ -63,8 +64,9 @@ def render(report, out: TextIO, show_locals: bool = False) -> None:
     out.write(RULE + "\n" + headline(report) + "\n")
     if report.command:
         out.write("command: %s\n" % " ".join(report.command))
-    out.write("process tree of pid %d: %d process(es), %d Python; %d samples over %.1f s per process\n"
-              % (report.root_pid, len(report.processes), len(pythons), report.samples, report.window))
+    out.write("process tree of pid %d: %d process(es), %d Python; %d samples over %.1f s per process%s\n"
+              % (report.root_pid, len(report.processes), len(pythons), report.samples, report.window,
+                 "; native (C) frames merged" if getattr(report, "native", False) else ""))
     out.write(RULE + "\n")
     for proc in report.processes:
         out.write("\n")
@@ -112,6 +114,9 @@ def _render_process(report, proc, out: TextIO, show_locals: bool) -> None:
         label = verdict_label(verdict, report.window)
         if label:
             out.write("  ** %s\n" % label)
+        note = native_note(thread)
+        if note:
+            out.write(note + "\n")
         waiting_at = verdict.waiting.frame if verdict.waiting else None
         for frame in thread.frames:
             mark = "  > " if frame is waiting_at or (waiting_at is not None and frame == waiting_at) else "    "

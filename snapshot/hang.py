@@ -35,6 +35,12 @@ prints, exits, signals or kills a process.
        blocked thread sleeps in (futex, poll, select, nanosleep, read, wait4);
        used to confirm 2. and as a last resort (x86-64 and aarch64 tables).
 
+* ``native=True`` (``watch --native``): every sample pauses the process and
+  unwinds each thread's C stack too (``snapshot.native``), merged with its
+  Python frames, so a thread stuck in a C call shows where in C it waits
+  (``pthread_mutex_lock``, ``nanosleep``...).  Stuck still means "the whole
+  merged stack was identical": a C loop that moves its pc is not stuck.
+
 * ``HangReport.to_dict()``: the JSON form (threads in py-spy's field names
   plus ``hang``).  Stall detection is ``stall.StallMonitor``.
 
@@ -267,6 +273,7 @@ class HangReport:
     processes: List[ProcessReport] = field(default_factory=list)
     title: Optional[str] = None    # e.g. the pytest node id
     captured_at: float = field(default_factory=time.time)
+    native: bool = False           # threads carry merged native (C) frames
 
     # -- queries ---------------------------------------------------------------
     def python_processes(self) -> List[ProcessReport]:
@@ -281,6 +288,7 @@ class HangReport:
             "version": REPORT_VERSION, "reason": self.reason, "title": self.title, "root_pid": self.root_pid,
             "command": list(self.command), "elapsed": None if self.elapsed is None else round(self.elapsed, 3),
             "limit": self.limit, "samples": self.samples, "window": self.window, "captured_at": self.captured_at,
+            "native": self.native,
             "processes": [p.to_dict() for p in self.processes],
             "flagged": [{"pid": p.info.pid, "thread_id": t.thread.thread_id, "os_thread_id": t.thread.native_id,
                          "thread_name": t.thread.name, "stuck": t.stuck,
@@ -305,15 +313,22 @@ def _attach(pid: int):
 def capture_tree(root_pid: int, samples: int = 5, window: float = 1.0, locals: bool = False,
                  reason: str = "manual", exclude: Iterable[int] = (), command: Sequence[str] = (),
                  elapsed: Optional[float] = None, limit: Optional[float] = None, title: Optional[str] = None,
-                 max_repr: int = 256, targets: Optional[Dict[int, Any]] = None) -> HangReport:
+                 max_repr: int = 256, targets: Optional[Dict[int, Any]] = None, native: bool = False,
+                 native_all: bool = False) -> HangReport:
     """Capture every process of the tree of ``root_pid`` (see the module docstring).
+
+    ``native``/``native_all``: C frames merged into every thread (each sample
+    pauses the process; a process whose native frames cannot be read is
+    captured with its Python frames and the reason as its ``error``).
 
     ``targets`` may hold already attached ``Target`` objects by pid (from a
     ``StallMonitor``); they are reused, not closed.  Errors of one process never
     stop the capture of the others: they are recorded on its ``ProcessReport``.
     """
     samples = max(1, samples)
-    report = HangReport(reason, root_pid, tuple(command), elapsed, limit, samples, window, title=title)
+    native = native or native_all
+    report = HangReport(reason, root_pid, tuple(command), elapsed, limit, samples, window, title=title,
+                        native=native)
     procs = process_tree(root_pid, exclude)
     owned: Dict[int, Any] = {}
     attached: List[Tuple[ProcessReport, Any]] = []
@@ -339,13 +354,30 @@ def capture_tree(root_pid: int, samples: int = 5, window: float = 1.0, locals: b
                 owned[proc.pid] = target
             entry.python = True
             attached.append((entry, target))
-        history = _sample_all(attached, samples, window)
+        plain: List[Tuple[ProcessReport, Any]] = []
+        with_native: List[Tuple[ProcessReport, Any]] = []
+        for entry, target in attached:
+            if native:
+                try:
+                    target.check_native(blocking=True)
+                except SnapshotError as e:
+                    entry.error = "native frames not read: %s" % e
+                    plain.append((entry, target))
+                    continue
+                with_native.append((entry, target))
+            else:
+                plain.append((entry, target))
+        history = _sample_all(plain, samples, window)
+        if with_native:
+            history.update(_sample_all(with_native, samples, window, native=True, native_all=native_all))
         for entry, target in attached:
             snaps = history[entry.info.pid]
             final = None
             if locals:
                 try:
-                    final = target.snapshot(locals=True, blocking=True, max_repr=max_repr)
+                    use_native = any(entry is e for e, _ in with_native)
+                    final = target.snapshot(locals=True, blocking=True, max_repr=max_repr, native=use_native,
+                                            native_all=native_all and use_native)
                 except Exception as e:  # noqa: BLE001
                     entry.error = "locals snapshot failed: %s" % e
             if final is None and snaps:
@@ -364,8 +396,8 @@ def capture_tree(root_pid: int, samples: int = 5, window: float = 1.0, locals: b
                 pass
 
 
-def _sample_all(attached: List[Tuple[ProcessReport, Any]], samples: int,
-                window: float) -> Dict[int, List[Snapshot]]:
+def _sample_all(attached: List[Tuple[ProcessReport, Any]], samples: int, window: float,
+                native: bool = False, native_all: bool = False) -> Dict[int, List[Snapshot]]:
     """``samples`` passes over every attached process, spread evenly over ``window`` seconds."""
     from .sampler import Sampler, SamplerOptions
     history: Dict[int, List[Snapshot]] = {entry.info.pid: [] for entry, _ in attached}
@@ -382,7 +414,8 @@ def _sample_all(attached: List[Tuple[ProcessReport, Any]], samples: int,
             entries[pid].error = "sample %d failed: %s" % (sampler.stats.passes, error)
 
     sampler = Sampler([target for _, target in attached], None,
-                      SamplerOptions(rate=rate, passes=samples, idle=True),
+                      SamplerOptions(rate=rate, passes=samples, idle=True, native=native,
+                                     native_all=native_all),
                       on_snapshot=lambda snapshot: history[snapshot.pid].append(snapshot), on_error=failed)
     try:
         sampler.run()

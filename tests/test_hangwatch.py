@@ -15,12 +15,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
 import time
 
+import pytest
+
+import pythons
 from pythons import run_tool, target_script, tool_env
+from test_native_gdb import _norm, native_lib, physical  # noqa: F401 - native_lib is a fixture
+from test_native_support import gdb_stacks
+
+from snapshot.native.merge import is_eval_frame, is_plumbing
 
 TIMEOUT = 2.0
 
@@ -185,6 +193,153 @@ def test_processes_ignoring_sigterm_are_killed(python, tmp_path):
     assert re.search(r"2 ignored it and got SIGKILL", err), err[-2000:]
     assert seconds < TIMEOUT + 15
     assert_all_gone(report)
+
+
+def _native_run(frames):
+    """The frames of a JSON thread up to its first Python frame (innermost C frames)."""
+    out = []
+    for frame in frames:
+        if not frame.get("is_native"):
+            break
+        out.append(frame)
+    return out
+
+
+class _GdbFrame:
+    """A gdb frame as ``merge`` classifies it: its name and the file mapped at its pc."""
+
+    def __init__(self, name, maps, pc):
+        self.symbol = name
+        self.module = next((path for start, end, path in maps if start <= pc < end), "")
+
+
+def _executable_maps(pid):
+    out = []
+    with open("/proc/%d/maps" % pid) as fh:
+        for line in fh:
+            parts = line.split()
+            if "x" in parts[1]:
+                start, end = (int(x, 16) for x in parts[0].split("-"))
+                out.append((start, end, parts[5] if len(parts) > 5 else ""))
+    return out
+
+
+def _names_of(frame):
+    """Every name the frame's library gives the function we named (aliases at its start:
+    gdb may pick ``___pthread_mutex_lock`` where we pick ``pthread_mutex_lock``)."""
+    from snapshot.native.elf import ElfFile
+    from snapshot.native.symbols import load_symbols
+    names = {_norm(frame["name"])}
+    elf = ElfFile(frame["module"])
+    try:
+        table = load_symbols(elf, elf.build_id())
+        found = table.address_of(frame["name"])
+        if found:
+            names.update(_norm(n) for n in table.aliases(found[0]))
+    finally:
+        elf.close()
+    return names
+
+
+def _is_subsequence(small, big):
+    it = iter(big)
+    return all(any(x == y for y in it) for x in small)
+
+
+def test_native_frames_of_a_hang_in_c_equal_gdb(python, native_lib, tmp_path):
+    """``watch --native`` on threads blocked in C through ctypes (a mutex in the gcc-built test
+    library, libc's nanosleep): each thread's report shows the C frames gdb shows for it.  The
+    target ignores SIGTERM, so between watch's report and its SIGKILL gdb attaches to the same,
+    still blocked, threads: the innermost C frames (those before the first Python frame) must be
+    gdb's innermost physical frames (pcs, and names where gdb names them), and every C frame of
+    the merged stack one of gdb's, in gdb's order."""
+    if shutil.which("gdb") is None:
+        pytest.skip("gdb not on PATH: no oracle for native frames")
+    truth_path = str(tmp_path / "truth.json")
+    json_path = str(tmp_path / "report.json")
+    cmd = [sys.executable, "-m", "repl.cli", "watch", "--timeout", str(TIMEOUT), "--native", "--kill-after",
+           "120", "--json", json_path, "--", python.path, target_script("hang_native.py"), truth_path, native_lib]
+    watcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=pythons.REPO,
+                               env=tool_env(), start_new_session=True)
+    target_pid = None
+    try:
+        report = None
+        deadline = time.monotonic() + 90
+        while report is None:
+            assert watcher.poll() is None, watcher.communicate()[1].decode()[-3000:]
+            assert time.monotonic() < deadline, "no report from watch --native"
+            try:
+                with open(json_path, encoding="utf-8") as fh:
+                    report = json.load(fh)
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        with open(truth_path, encoding="utf-8") as fh:
+            truth = json.load(fh)
+        target_pid = truth["pid"]
+        pythons.wait_blocked(target_pid, [int(t) for t in truth["threads"].values()])
+        gdb = gdb_stacks(target_pid, str(tmp_path))
+        maps = _executable_maps(target_pid)
+    finally:
+        try:
+            if target_pid is not None:
+                os.kill(target_pid, 9)
+            else:   # no report: end watch and its command (one process group) now
+                os.killpg(watcher.pid, 9)
+        except OSError:
+            pass
+        try:
+            out, err = watcher.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(watcher.pid, 9)
+            out, err = watcher.communicate()
+    err = err.decode("utf-8", "replace")
+    assert watcher.returncode == 124, err[-3000:]
+    assert report["native"] is True and "native (C) frames merged" in err
+    (proc,) = [p for p in report["processes"] if p["python"]]
+    threads = {t["os_thread_id"]: t for t in proc["threads"]}
+    problems = []
+    for role, tid in sorted(truth["threads"].items()):
+        thread = threads[int(tid)]
+        ours = [f for f in thread["frames"] if f.get("is_native")]
+        innermost = _native_run(thread["frames"])
+        theirs = physical(gdb[int(tid)])
+        # gdb's frames the merged stack shows before its first Python frame: those up to the
+        # first eval-loop frame, less the interpreter plumbing --native hides (merge.is_plumbing)
+        expected = []
+        for g in theirs:
+            shown = _GdbFrame(_norm(g[2]), maps, g[0])
+            if is_eval_frame(shown):
+                break
+            if not is_plumbing(shown):
+                expected.append(g)
+        if [f["address"] for f in innermost] != [g[0] for g in expected]:
+            problems.append("%s: innermost C frames differ:\n  ours %s\n  gdb  %s" % (
+                role, ["%x:%s" % (f["address"], f["name"]) for f in innermost],
+                ["%x:%s" % (g[0], g[2]) for g in expected]))
+            continue
+        if not _is_subsequence([f["address"] for f in ours], [g[0] for g in theirs]):
+            problems.append("%s: C frames not gdb's, in its order:\n  ours %s\n  gdb  %s" % (
+                role, ["%x:%s" % (f["address"], f["name"]) for f in ours], ["%x:%s" % (g[0], g[2]) for g in theirs]))
+        by_pc = {g[0]: g for g in theirs}
+        for f in ours:
+            assert f["module"].startswith("/"), f
+            g = by_pc.get(f["address"])
+            gdb_name = _norm(g[2]) if g else "??"
+            if gdb_name == "??" or "+0x" in f["name"]:
+                continue   # gdb cannot name it, or we only know the nearest symbol (not claimed)
+            if gdb_name not in _names_of(f):
+                problems.append("%s: 0x%x: gdb %s, ours %s" % (role, f["address"], g[2], f["name"]))
+    assert not problems, "\n".join(problems)
+    # where the Python side is: the ctypes call's caller, right after the C frames
+    names = {role: [f["name"] for f in threads[int(tid)]["frames"]] for role, tid in truth["threads"].items()}
+    assert any("mutex_lock" in n for n in names["mutex"]), names["mutex"]
+    assert any("nanosleep" in n for n in names["nanosleep"]), names["nanosleep"]
+    for role, function, marker in (("mutex", "block_on_mutex", "C-MUTEX"), ("nanosleep", "c_sleep", "C-NANOSLEEP")):
+        python_frames = [f for f in threads[int(truth["threads"][role])]["frames"] if not f.get("is_native")]
+        assert python_frames[0]["name"] == function, python_frames[:2]
+        assert python_frames[0]["line"] == marker_line("hang_native.py", marker)
+        assert threads[int(truth["threads"][role])]["hang"]["stuck"] is True
+    assert "%s (hang_native.py:%d)" % ("block_on_mutex", marker_line("hang_native.py", "C-MUTEX")) in err
 
 
 # --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import subprocess
 import pytest
 
 import pythons
-from test_native_support import gdb_stacks
+from test_native_support import GDB_SCRIPT, gdb_debug_dirs, gdb_stacks
 
 from snapshot.native import native_stacks_with_reasons
 from snapshot.native.merge import is_interpreter_module
@@ -232,3 +232,110 @@ def test_disassembly_equals_gdb(python, native_target):
     # gdb prints "endbr64"/"nop" like capstone; prefixes (rep/lock/bnd/notrack) are folded into the mnemonic by both
     assert [a for a, _ in ours] == [a for a, _ in gdb_insns], (ours, gdb_insns)
     assert [m.split()[0] for _, m in ours] == [m for _, m in gdb_insns], (ours, gdb_insns)
+
+
+#: The C library calls ``time.sleep`` makes, newest interpreters first (3.11+: clock_nanosleep).
+SLEEP_CALLS = ("clock_nanosleep", "select", "nanosleep")
+
+
+def test_plt_stub_frame_equals_gdb(python, tmp_path):
+    """A thread stopped by gdb on the interpreter's PLT stub for its sleep call: in the core gdb
+    writes there, our innermost frame of that thread is ``clock_nanosleep@plt`` (or the stub of
+    whatever time.sleep calls in this version) at gdb's pc, named as gdb names it (``info
+    symbol $pc``), and the rest of the stack equals gdb's ``bt`` of the core."""
+    if shutil.which("gdb") is None:
+        pytest.skip("gdb not on PATH: no oracle for native frames")
+    truth_path = str(tmp_path / "truth.json")
+    core = str(tmp_path / "core")
+    target = pythons.Target(python.path, pythons.target_script("native_plt_loop.py"), [truth_path],
+                            workdir=str(tmp_path))
+    try:
+        target.wait_for_file(truth_path, 60)
+        with open(truth_path) as f:
+            napper = json.load(f)["napper"]
+        process = LiveProcess(target.pid)
+        from snapshot.native import unwinder_for
+        with process.paused():
+            modules = unwinder_for(process).modules
+            stubs = ["%s@plt" % call for call in SLEEP_CALLS
+                     if any(m.symbols.address_of("%s@plt" % call) for m in modules.modules
+                            if is_interpreter_module(m.path))]
+        if not stubs:
+            pytest.skip("%s: the interpreter calls no sleep function through a PLT" % python.id)
+        out = subprocess.run(["gdb", "-nx", "-batch", "-iex", "set auto-load off"] + gdb_debug_dirs() +
+                             ["-p", str(target.pid), "-ex", "break '%s'" % stubs[0], "-ex", "continue",
+                              "-ex", "echo @@PC\\n", "-ex", "p/x $pc", "-ex", "info symbol $pc",
+                              "-ex", "thread", "-ex", "gcore " + core, "-ex", "detach"],
+                             capture_output=True, text=True, timeout=300).stdout
+    finally:
+        target.stop()
+    tail = out.split("@@PC\n", 1)
+    assert len(tail) == 2 and os.path.exists(core), out[-3000:]
+    pc = int(re.search(r"= (0x[0-9a-f]+)", tail[1]).group(1), 16)
+    gdb_name = re.search(r"^(\S+) in section", tail[1], re.M).group(1)
+    lwp = int(re.search(r"\(LWP (\d+)\)", tail[1]).group(1))
+    assert gdb_name == stubs[0] and lwp == napper, tail[1][:2000]
+    script = str(tmp_path / "bt.py")
+    with open(script, "w") as f:
+        f.write(GDB_SCRIPT)
+    frames_out = subprocess.run(["gdb", "-nx", "-batch", "-iex", "set auto-load off"] + gdb_debug_dirs() +
+                                [python.path, core, "-ex", "source " + script],
+                                capture_output=True, text=True, timeout=300).stdout
+    theirs = physical(_parse_gdb(frames_out).get(lwp, []))
+    assert theirs and theirs[0][0] == pc and _norm(theirs[0][2]) == _norm(stubs[0]), frames_out[-2000:]
+    # the physical frames, read from the core by the tool's own CoreProcess
+    from snapshot.process.core import CoreProcess
+    process = CoreProcess(core, executable=python.path)
+    try:
+        frames, why = native_stacks_with_reasons(process, [napper])[napper]
+    finally:
+        process.close()
+    assert frames[0].symbol == stubs[0] and frames[0].address == pc and frames[0].offset == 0, frames[:2]
+    if len(theirs) >= 2 and theirs[1][0] == 0:
+        # gcore saved zeros at this thread's stack pointer (the tool warns: memory next to a guard
+        # page); gdb then reads a return address of 0 from the core as we do
+        assert len(frames) == 1 and why == "return address 0", (why, frames)
+    else:
+        common = min(len(frames), len(theirs))
+        assert common >= 2 and [f.address for f in frames[:common]] == [g[0] for g in theirs[:common]], (
+            why, [f.describe() for f in frames], [(hex(g[0]), g[2]) for g in theirs])
+    # merged, as `dump --core --native` shows it (the stub is the interpreter calling out: not hidden)
+    for flag in ("--native", "--native-all"):
+        result = pythons.run_tool(["dump", "--core", core, "--executable", python.path, flag, "--json"],
+                                  timeout=300)
+        assert result.returncode == 0, result.stderr.decode()[-2000:]
+        data = json.loads(result.stdout)
+        threads = data["threads"] if isinstance(data, dict) else data
+        (thread,) = [t for t in threads if t.get("os_thread_id") == napper]
+        ours = [f["address"] for f in thread["frames"] if f.get("is_native")]
+        if thread.get("native_error"):
+            # cannot be merged (a stripped build without its debug files; a stack gcore could
+            # not save): the Python frames alone, never a guessed interleaving
+            assert not ours and thread["frames"][0]["name"] == "nap", thread
+            continue
+        first = thread["frames"][0]
+        assert first.get("is_native") and first["name"] == stubs[0] and first["address"] == pc, thread["frames"][:3]
+        assert is_interpreter_module(first["module"])
+        # the C frames are gdb's, in gdb's order (with --native-all: all of gdb's frames but the
+        # eval-loop calls, which the Python frames replace; --native also hides the plumbing)
+        gdb_pcs = [g[0] for g in theirs]
+        it = iter(gdb_pcs)
+        assert all(any(a == b for b in it) for a in ours), ([hex(a) for a in ours], [hex(a) for a in gdb_pcs])
+        if flag == "--native-all" and "outermost" in why:
+            evals = [g[0] for g in theirs if "EvalFrame" in g[2]]
+            assert ours == [a for a in gdb_pcs if a not in evals], (
+                [hex(a) for a in ours], [(hex(g[0]), g[2]) for g in theirs])
+
+def _parse_gdb(out):
+    """{tid: [(pc, kind, name, from_debug_info)]} from GDB_SCRIPT's output (a core's threads)."""
+    stacks = {}
+    current = None
+    for line in out.splitlines():
+        m = re.match(r"THREAD (\d+)$", line)
+        if m:
+            current = stacks.setdefault(int(m.group(1)), [])
+            continue
+        m = re.match(r"FRAME 0x([0-9a-f]+) (\d+) (\S+) (\w+)$", line)
+        if m and current is not None:
+            current.append((int(m.group(1), 16), int(m.group(2)), m.group(3), m.group(4) == "debug"))
+    return stacks

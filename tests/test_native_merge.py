@@ -191,3 +191,10 @@ def test_native_threads_apply_matches_by_os_id_and_sets_status():
     assert len(c_thread) == 1 and c_thread[0].name == "c-13" and c_thread[0].is_idle
     assert [f.function for f in c_thread[0].frames] == ["clock_nanosleep", "c_thread_main", "start_thread"]
     assert [t.native_id for t in every] == [11, 12, 13]
+
+
+def test_plt_stub_of_the_interpreter_is_kept():
+    """A thread stopped in the interpreter's PLT stub is on its way out to a library: shown."""
+    native = [nf("clock_nanosleep@plt"), nf("time_sleep"), nf("cfunction_vectorcall_O"),
+              nf("_PyEval_EvalFrameDefault")] + START
+    assert names(merge(native, [Py("nap", True)])) == ["clock_nanosleep@plt", "time_sleep", "nap"]

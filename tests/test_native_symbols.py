@@ -100,3 +100,77 @@ def test_demangling(monkeypatch):
                                        "std::vector<int, std::allocator<int> >::push_back(int const&)"]
     monkeypatch.setattr(symbols.shutil, "which", lambda name: None)
     assert symbols.demangle(names) == names
+
+
+# --------------------------------------------------------------------------
+# PLT stubs: foo@plt, as gdb names them
+# --------------------------------------------------------------------------
+def _gdb_info_symbol(path, addresses):
+    """gdb's ``info symbol`` for each file address, one answer per address."""
+    commands = []
+    for address in addresses:
+        commands += ["-ex", "echo @@\\n", "-ex", "info symbol 0x%x" % address]
+    out = subprocess.run(["gdb", "-nx", "-batch", "-iex", "set auto-load off"] + commands + [path],
+                         capture_output=True, text=True, timeout=120).stdout
+    answers = [part.strip() for part in out.split("@@\n")[1:]]
+    assert len(answers) == len(addresses), out[-2000:]
+    return answers
+
+
+def _ibt_library(tmp_path, lazy):
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not on PATH: no library with .plt.sec can be built")
+    source = tmp_path / "ibt.c"
+    source.write_text("#include <stdlib.h>\n#include <string.h>\n"
+                      "void *f(size_t n) { void *p = malloc(n); memset(p, 0, n); return p; }\n"
+                      "void g(void *p) { free(p); }\n")
+    out = str(tmp_path / ("ibt_lazy.so" if lazy else "ibt_now.so"))
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-fcf-protection=full", "-Wl,-z,ibtplt", "-o", out,
+                    str(source)] + ([] if lazy else ["-Wl,-z,now"]), check=True, capture_output=True)
+    return out
+
+
+@pytest.mark.parametrize("which", ["libc", "libpython3.12", "python3.12", "python3.11-debian", "ibt-lazy",
+                                   "ibt-now"])
+def test_plt_stubs_are_named_like_gdb(which, tmp_path):
+    """Every sampled PLT entry of a real binary of this machine (.plt, .plt.got; .plt.sec in a
+    gcc-built IBT library) is ``foo@plt`` covering the whole entry, and gdb's ``info symbol`` says
+    the same at the entry's first and last byte; where gdb names nothing (PLT0, the lazy stubs of
+    an IBT .plt), we claim no exact symbol either."""
+    if shutil.which("gdb") is None:
+        pytest.skip("gdb not on PATH: no oracle for PLT names")
+    path = {"libc": LIBC, "python3.11-debian": PY311,
+            "libpython3.12": os.path.expanduser("~/.pyenv/versions/3.12.1/lib/libpython3.12.so.1.0"),
+            "python3.12": os.path.expanduser("~/.pyenv/versions/3.12.1/bin/python3.12")}.get(which)
+    if which.startswith("ibt"):
+        path = _ibt_library(tmp_path, lazy=which == "ibt-lazy")
+    elf = need(path)
+    table = symbols.load_symbols(elf, elf.build_id(), use_cache=False)
+    plt = [(start, size, name) for start, size, name in zip(table.starts, table.sizes, table.names)
+           if name.endswith("@plt")]
+    sections = {s.name: s for s in elf.section_list if s.name in (".plt", ".plt.sec", ".plt.got")}
+    assert plt, "no PLT entry named in %s" % path
+    if which.startswith("ibt"):
+        assert ".plt.sec" in sections
+        sec = sections[".plt.sec"]
+        assert any(sec.addr <= start < sec.addr + sec.size for start, _, _ in plt)
+    sample = plt[::max(1, len(plt) // 30)] + plt[-1:]
+    addresses = []
+    for start, size, _ in sample:
+        addresses += [start, start + size - 1]
+    # addresses in PLT sections that hold no named entry: PLT0, lazy IBT stubs
+    named = {start for start, _, _ in plt}
+    unnamed = []
+    for sec in sections.values():
+        step = sec.entsize if sec.entsize in (8, 16) else 16
+        unnamed += [a for a in range(sec.addr, sec.addr + sec.size, step) if a not in named][:3]
+    answers = _gdb_info_symbol(path, addresses + unnamed)
+    for (start, size, name), first, last in zip(sample, answers[0::2], answers[1::2]):
+        assert table.lookup(start) == (name, 0, True)
+        assert table.lookup(start + size - 1) == (name, size - 1, True)
+        assert first.startswith("%s in section .plt" % name), (hex(start), name, first)
+        assert last.startswith("%s + %d in section .plt" % (name, size - 1)), (hex(start), name, last)
+    for address, answer in zip(unnamed, answers[2 * len(sample):]):
+        assert answer.startswith("No symbol matches"), (hex(address), answer)
+        name, _, exact = table.lookup(address)
+        assert not exact, (hex(address), name)

@@ -12,7 +12,9 @@ with ``--stall S`` when no Python stack in its process tree changed for S
 seconds (nonblocking samples about every 0.5 s), watch captures every
 process of the tree from outside (snapshot.hang), writes the text report
 (repl/hangreport.py) to stderr (and ``--report FILE``) and the JSON report
-to ``--json FILE``, then sends SIGTERM to the whole tree, SIGKILL after
+to ``--json FILE`` (``--native``: each thread's C frames merged in; every
+sample then pauses the process, as native unwinding needs; the ``--stall``
+polls stay non-blocking and Python-only), then sends SIGTERM to the whole tree, SIGKILL after
 ``--kill-after`` seconds to what is left (repl/supervise.py), and exits with 124.
 
 Exit statuses (as timeout(1)): COMMAND's own status when it finishes in time;
@@ -79,6 +81,8 @@ class HangWatchCommand(Command):
                             help="samples per process to tell stuck threads (default 5)")
         parser.add_argument("--window", type=_not_negative, default=1.0, metavar="SECONDS",
                             help="over how long the samples are spread (default 1)")
+        from .dump import add_native_options
+        add_native_options(parser, short=False)
         parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS...",
                             help="the command to run")
 
@@ -86,6 +90,8 @@ class HangWatchCommand(Command):
         command = remainder_command(args.command)
         if not command:
             raise CommandError("watch: no command given (pyspy-repl watch --timeout S -- COMMAND ARGS...)")
+        from .sampling import native_options
+        native_options(args)   # --debug-dir; --native with a non-blocking read is a usage error
         return Watcher(args, command, session.err).run()
 
 
@@ -154,7 +160,8 @@ class Watcher:
         try:
             report = capture_tree(self.child.pid, samples=args.samples, window=args.window, locals=args.locals,
                                   reason=reason, command=self.command, elapsed=elapsed, limit=limit,
-                                  targets=monitor.targets if monitor is not None else None)
+                                  targets=monitor.targets if monitor is not None else None,
+                                  native=bool(args.native or args.native_all), native_all=bool(args.native_all))
         except Exception as e:  # noqa: BLE001 - whatever happens, the tree must still end
             report = None
             self.err.write("pyspy-repl watch: capture failed: %s: %s\n" % (type(e).__name__, e))

@@ -64,7 +64,9 @@ def _kind(frame) -> tuple:
         evals = bool(name) and ("_PyEval_EvalFrameDefault" in name or "PyEval_EvalFrameEx" in name
                                 or name.startswith("_TAIL_CALL_"))
         if is_interpreter_module(frame.module):
-            plumbing = not (name and name.startswith(KEEP_PREFIXES))
+            # a PLT stub (``clock_nanosleep@plt``) is the interpreter calling out to a library:
+            # where the thread is, not plumbing
+            plumbing = not (name and (name.startswith(KEEP_PREFIXES) or name.endswith("@plt")))
         else:
             plumbing = name in START_FUNCTIONS
         if len(_KINDS) > _KINDS_MAX:

@@ -35,15 +35,29 @@ class Module:
         self._eh: Optional[EhFrame] = None
         self._broken = False
         self._symbols: Optional[SymbolTable] = None
-        self.rows: dict = {}
-        if build_id:
-            rows = _ROWS.get(build_id)
-            if rows is None:
-                rows = _ROWS[build_id] = {}
-                stored = cache.load("rows", build_id)
-                if isinstance(stored, dict):
-                    rows.update(stored)
-            self.rows = rows
+        self._rows: Optional[dict] = None
+
+    @property
+    def rows(self) -> dict:
+        """Decoded CFI rows by file address, shared by build-id; read from the disk cache on
+        first use (only modules with frames on a stack pay for it)."""
+        rows = self._rows
+        if rows is None:
+            rows = {}
+            if self.build_id:
+                shared = _ROWS.get(self.build_id)
+                if shared is None:
+                    shared = _ROWS[self.build_id] = {}
+                    stored = cache.load("rows", self.build_id)
+                    if isinstance(stored, dict):
+                        shared.update(stored)
+                rows = shared
+            self._rows = rows
+        return rows
+
+    @rows.setter
+    def rows(self, value: dict) -> None:
+        self._rows = value
 
     @property
     def elf(self) -> Optional[ElfFile]:
@@ -62,8 +76,9 @@ class Module:
 
     def row(self, vaddr: int):
         """The CFI row at file address ``vaddr``: a tuple, or None (no FDE / unreadable CFI)."""
+        rows = self._rows if self._rows is not None else self.rows
         try:
-            return self.rows[vaddr]
+            return rows[vaddr]
         except KeyError:
             pass
         eh = self.eh
@@ -73,7 +88,7 @@ class Module:
                 row = eh.row_for(vaddr)
             except CfiError:
                 row = None
-        self.rows[vaddr] = row
+        rows[vaddr] = row
         if self.build_id:
             _DIRTY.add(self.build_id)
         return row

@@ -3,8 +3,9 @@
 A stripped file (Debian's ``/usr/bin/python3.11``) has only ``.dynsym``;
 its separate debug file, found by build-id under ``/usr/lib/debug/.build-id``
 or by ``.gnu_debuglink``, is used only if its build-id is the same (a debug
-file of another package version would name the wrong functions).  Tables
-are cached on disk by build-id.  C++ names are demangled with ``c++filt``
+file of another package version would name the wrong functions).  PLT stubs
+are named ``foo@plt`` as gdb names them (plt.py).  Tables are cached on disk
+by build-id.  C++ names are demangled with ``c++filt``
 (binutils) in one batched call per binary when it is on PATH; without it
 they stay mangled.
 """
@@ -46,6 +47,8 @@ _SYM = struct.Struct("<IBBHQQ")
 STT_NOTYPE, STT_FUNC, STT_IFUNC = 0, 2, 10
 STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
 SHF_EXECINSTR = 4
+#: The disk cache's name for symbol tables (what they hold is versioned by ``cache.FORMAT``).
+CACHE_KIND = "symbols"
 #: How far back a lookup walks for a symbol that covers the address (nested symbols).
 _BACKTRACK = 16
 
@@ -126,6 +129,21 @@ def _read_table(elf: ElfFile, name: str, out: dict) -> int:
     return count
 
 
+def _add_plt(elf: ElfFile, out: dict) -> int:
+    """``foo@plt`` for PLT entries (plt.py), where no real symbol starts at the entry."""
+    from .plt import plt_symbols
+    try:
+        entries = plt_symbols(elf)
+    except (struct.error, ValueError, IndexError):
+        return 0     # a malformed PLT: its stubs stay unnamed
+    count = 0
+    for start, (symbol, size) in entries.items():
+        if start not in out:
+            out[start] = [(0, 0, 0, 0, symbol), size, symbol, {symbol}]
+            count += 1
+    return count
+
+
 def debug_file_for(elf: ElfFile, build_id: str, roots: Optional[Sequence[str]] = None) -> Optional[str]:
     """A separate debug file with the same build-id, by build-id path or ``.gnu_debuglink``
     (``roots``: the debug directories, default ``debug_roots()``)."""
@@ -183,7 +201,7 @@ def load_symbols(elf: ElfFile, build_id: str, use_cache: bool = True) -> SymbolT
     debug_path = debug_file_for(elf, build_id) if build_id else None
     key = build_id + ("-debug" if debug_path else "")
     if use_cache and build_id:
-        cached = cache.load("symbols", key)
+        cached = cache.load(CACHE_KIND, key)
         if cached is not None:
             try:
                 starts, sizes, names, sources, aliases = cached
@@ -208,6 +226,8 @@ def load_symbols(elf: ElfFile, build_id: str, use_cache: bool = True) -> SymbolT
         sources.append(elf.path + ":.symtab")
     if _read_table(elf, ".dynsym", found):
         sources.append(elf.path + ":.dynsym")
+    if _add_plt(elf, found):
+        sources.append(elf.path + ":plt")
     starts = sorted(found)
     sizes = [found[s][1] for s in starts]
     names = demangle([found[s][2] for s in starts])
@@ -215,5 +235,5 @@ def load_symbols(elf: ElfFile, build_id: str, use_cache: bool = True) -> SymbolT
     table = SymbolTable(starts, sizes, names, sources)
     table._aliases = aliases
     if use_cache and build_id:
-        cache.store("symbols", key, (starts, sizes, names, tuple(sources), aliases))
+        cache.store(CACHE_KIND, key, (starts, sizes, names, tuple(sources), aliases))
     return table
