@@ -99,7 +99,7 @@ def kernel_state(pid: int, tid: Optional[int]) -> Optional[KernelState]:
 @dataclass(frozen=True)
 class WaitInfo:
     """What a thread waits on, and where."""
-    kind: str                  # lock | condition | barrier | join | queue | recv | select | sleep
+    kind: str                  # lock | condition | barrier | join | queue | recv | select | sleep | timed
     api: str                   # "Event.wait", "lock.acquire()", "futex wait ..."
     frame: Optional[Frame]     # the innermost Python frame: where it waits
     caller: Optional[Frame]    # the first frame outside the waiting library code (user code)

@@ -167,17 +167,22 @@ SYSCALLS: Dict[str, Dict[int, Tuple[str, str]]] = {
                43: ("accept", "recv"), 61: ("wait4", "join"), 202: ("futex", "lock"),
                230: ("clock_nanosleep", "sleep"), 232: ("epoll_wait", "select"), 247: ("waitid", "join"),
                270: ("pselect6", "select"), 271: ("ppoll", "select"), 281: ("epoll_pwait", "select"),
-               288: ("accept4", "recv"), 441: ("epoll_pwait2", "select"), 34: ("pause", "sleep")},
+               288: ("accept4", "recv"), 441: ("epoll_pwait2", "select"), 34: ("pause", "sleep"),
+               # A timed wait (nanosleep, poll, a futex with a timeout) that a stop interrupted
+               # (another tool's pause, ours) resumes as restart_syscall: a timed wait.
+               219: ("restart_syscall", "timed")},
     "aarch64": {63: ("read", "recv"), 73: ("ppoll", "select"), 72: ("pselect6", "select"),
                 101: ("nanosleep", "sleep"), 115: ("clock_nanosleep", "sleep"), 207: ("recvfrom", "recv"),
                 212: ("recvmsg", "recv"), 202: ("accept", "recv"), 242: ("accept4", "recv"),
                 260: ("wait4", "join"), 95: ("waitid", "join"), 98: ("futex", "lock"),
-                22: ("epoll_pwait", "select"), 441: ("epoll_pwait2", "select")},
+                22: ("epoll_pwait", "select"), 441: ("epoll_pwait2", "select"),
+                128: ("restart_syscall", "timed")},
 }
 #: How a report names a wait known only from the kernel, by kind.
 KERNEL_LABELS: Dict[str, str] = {"lock": "futex wait (a lock, condition or event)", "sleep": "sleep",
                                  "select": "select/poll", "recv": "read/recv",
-                                 "join": "waitpid (a child process)"}
+                                 "join": "waitpid (a child process)",
+                                 "timed": "a timed wait resumed after a stop (sleep, poll or lock with a timeout)"}
 
 
 def syscall_wait(machine: str, number: int) -> Optional[Tuple[str, str]]:
