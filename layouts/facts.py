@@ -131,6 +131,13 @@ class FrameFacts:
     #: Owner value of that entry shim: FRAME_OWNED_BY_CSTACK (3) in 3.12/3.13,
     #: FRAME_OWNED_BY_INTERPRETER (3) from 3.14 (where CSTACK became 4, and 3.15 dropped it).
     entry_shim_owner: Optional[int] = None
+    #: The eval loop: the native function each run of it is a frame of, its frame argument the
+    #: Python frame it runs (where a merged stack puts that frame): ``PyEval_EvalFrameEx`` in 2.7,
+    #: ``_PyEval_EvalFrameDefault`` from 3.6 (whose ``PyEval_EvalFrameEx`` is a jump through
+    #: ``interp->eval_frame``, not an eval loop: a thread paused on it has not entered the frame yet).
+    eval_functions: Tuple[str, ...] = ("_PyEval_EvalFrameDefault",)
+    #: Name prefixes of eval-loop functions too (3.14+: the tail-call interpreter's ``_TAIL_CALL_*``).
+    eval_prefixes: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ GDB_SCRIPT = r'''
 import gdb
 gdb.execute("set pagination off")
 gdb.execute("set print frame-arguments none")
+gdb.execute("set backtrace past-main on")   # a main that is a real frame (3.6/3.7) is not the end
 for inferior in gdb.inferiors():
     for thread in sorted(inferior.threads(), key=lambda t: t.ptid[1]):
         thread.switch()
