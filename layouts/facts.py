@@ -148,6 +148,12 @@ class AsyncioFacts:
     #: (``_all_tasks`` up to 3.11; ``_scheduled_tasks`` + ``_eager_tasks`` in 3.12/3.13; none
     #: from 3.14, where native tasks are in per-thread linked lists).
     task_sets: Tuple[str, ...] = ("_all_tasks",)
+    #: Static C variables of the ``_asyncio`` extension holding such a WeakSet where the module has
+    #: no attribute for it (3.6: ``all_tasks``, a local symbol of the extension's ``.symtab``).
+    task_set_statics: Tuple[str, ...] = ()
+    #: The static C variable holding the {loop: running task} dict where the module has no
+    #: ``_current_tasks`` attribute (3.6: ``current_tasks``), None elsewhere.
+    current_tasks_static: Optional[str] = None
     #: ELF section of the ``_asyncio`` debug offsets (3.14+: ``.AsyncioDebug``), None before.
     debug_section: Optional[str] = None
     #: How a suspended generator frame says it is inside ``await``/``yield from``:
