@@ -61,7 +61,8 @@ def named(coro, name):
 async def group_parent():
     async with asyncio.TaskGroup() as tg:
         for i in range(2):
-            tg.create_task(worker("tg%d" % i), name="group-child-%d" % i)
+            child = tg.create_task(worker("tg%d" % i), name="group-child-%d" % i)
+            ROLES[id(child)] = child.get_name()
 
 
 async def wait_for_parent():
