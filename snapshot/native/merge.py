@@ -1,8 +1,8 @@
 """Merging native and Python frames into one stack (a pure function, unit-tested on synthetic input).
 
-Each eval-loop native frame (``_PyEval_EvalFrameDefault``; ``PyEval_EvalFrameEx``
-of old interpreters; the 3.14+ tail-call interpreter's ``_TAIL_CALL_*``
-functions) runs the Python frames from the one after the previous entry
+Each eval-loop native frame (the version's ``layout.facts.frames.eval_functions``:
+``_PyEval_EvalFrameDefault`` from 3.6, ``PyEval_EvalFrameEx`` in 2.7; the 3.14+
+tail-call interpreter's ``_TAIL_CALL_*`` functions) runs the Python frames from the one after the previous entry
 frame up to and including the next *entry* frame (``Frame.is_entry``:
 every frame before 3.11, ``is_entry`` in 3.11, the frame over the C-stack
 owner shim in 3.12-3.13, owner INTERPRETER in 3.14+; the walker decides).
