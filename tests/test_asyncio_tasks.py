@@ -150,7 +150,8 @@ async def main():
     ref = weakref.ref(t)
     word = lambda obj, off: ctypes.c_uint64.from_address(id(obj) + off).value
     print(json.dumps({"task_size": type(t).__basicsize__, "future_size": type(f).__basicsize__,
-                      "weakref_size": weakref.ref.__basicsize__, "ids": {"loop": id(loop), "coro": id(t.get_coro() if hasattr(t, "get_coro") else t._coro),
+                      "weakref_size": weakref.ref.__basicsize__, "ids": {"loop": id(loop),
+                      "coro": id(t.get_coro() if hasattr(t, "get_coro") else t._coro),
                       "name": id(t.get_name()) if hasattr(t, "get_name") else 0, "waiter": id(f), "task": id(t)},
                       "ref_addr": id(ref)}))
     sys.stdout.flush()
