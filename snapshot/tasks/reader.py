@@ -18,16 +18,17 @@ a task whose ``_fut_waiter`` is another task awaits it; one waiting on a
 task of 3.6-3.11 ``wait_for``, ``shield``) are not inferred.
 
 Tasks have names from 3.8; a 3.6/3.7 task (no name field) is named after its
-coroutine as CPython's task repr shows it, ``coro=<QUALNAME()>`` (``main()``).
+coroutine as CPython's task repr shows it, ``coro=<QUALNAME()>`` (``coro=<main()>``).
 """
 from __future__ import annotations
 
 import struct
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..errors import CorruptDataError, MemoryReadError, SnapshotError
+from ..errors import CorruptDataError, SnapshotError
 from ..model import AsyncTask
 from .coroutines import CoroutineReader
+from .registries import find_debug_table, find_static
 
 _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")
@@ -142,7 +143,7 @@ class TaskReader:
             for (task, coro, name_addr), frame in zip(found, frames):
                 if frame:
                     marks[frame] = (self._cached_name(task, name_addr) if name_addr is not None
-                                    else self._coroutine_names([coro])[0])
+                                    else self._cached_coroutine_name(task, coro))
             return marks
         except _ERRORS:
             self._current_dicts.pop(interp, None)
@@ -244,7 +245,7 @@ class TaskReader:
 
     def _debug_table(self) -> Optional[Dict[str, int]]:
         if self._debug is None and not self._debug_missing:
-            self._debug = _find_debug_table(self.process, self.facts.debug_section)
+            self._debug = find_debug_table(self.process, self.facts.debug_section)
             self._debug_missing = self._debug is None
         return self._debug
 
@@ -355,6 +356,17 @@ class TaskReader:
             a: _U64.unpack_from(d, off)[0]
             for a, d in zip(selves, self.process.read_many([(a, off + 8) for a in selves])) if d is not None}
 
+    def _cached_coroutine_name(self, task: int, coro: int) -> str:
+        """An unnamed task's name, cached like ``_cached_name`` (by task and coroutine object)."""
+        key = (task, coro)
+        name = self._name_cache.get(key)
+        if name is None:
+            name = self._coroutine_names([coro])[0]
+            if len(self._name_cache) > 65536:
+                self._name_cache.clear()
+            self._name_cache[key] = name
+        return name
+
     def _name_field(self, raw: bytes) -> Optional[int]:
         """The task's name object (None: the version's tasks have no name)."""
         offset = self.off["task_name"]
@@ -376,7 +388,7 @@ class TaskReader:
         """The object a static ``PyObject *`` variable of the ``_asyncio`` extension points at (3.6),
         found through the extension's ``.symtab`` (None when it is stripped or not loaded)."""
         if name not in self._statics:
-            self._statics[name] = _find_static(self.process, "_asyncio", name)
+            self._statics[name] = find_static(self.process, "_asyncio", name)
         address = self._statics[name]
         if not address:
             return None
@@ -480,49 +492,3 @@ def _unique(values) -> List[int]:
             seen.add(v)
             out.append(v)
     return out
-
-
-def _find_static(process, library: str, name: str) -> Optional[int]:
-    """Address of the symbol ``name`` (a local one: ``.symtab``) in the mapped file whose name
-    starts with ``library``, or None."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-    for mapped in process.mapped_files():
-        if not mapped.path.rsplit("/", 1)[-1].startswith(library):
-            continue
-        try:
-            with open(mapped.local_path, "rb") as fh:
-                elf = ELFFile(fh)
-                table = elf.get_section_by_name(".symtab")
-                symbols = table.get_symbol_by_name(name) if table is not None else None
-                if not symbols or not symbols[0]["st_value"]:
-                    continue
-                return symbols[0]["st_value"] + (0 if elf["e_type"] == "ET_EXEC" else mapped.load_bias)
-        except (OSError, ELFError, ValueError, struct.error):
-            continue
-    return None
-
-
-def _find_debug_table(process, section_name: str) -> Optional[Dict[str, int]]:
-    """The ``_asyncio`` debug table: the named section of a mapped ``python`` file, read from memory."""
-    from layouts.asyncio_debug import TABLE_SIZE, parse_asyncio_debug
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-    for mapped in process.mapped_files():
-        base = mapped.path.rsplit("/", 1)[-1]
-        if "python" not in mapped.path and "_asyncio" not in base:
-            continue
-        try:
-            with open(mapped.local_path, "rb") as fh:
-                elf = ELFFile(fh)
-                section = elf.get_section_by_name(section_name)
-                if section is None:
-                    continue
-                address = section["sh_addr"] + (0 if elf["e_type"] == "ET_EXEC" else mapped.load_bias)
-        except (OSError, ELFError, ValueError, struct.error):
-            continue
-        try:
-            return parse_asyncio_debug(process.read(address, TABLE_SIZE))
-        except (MemoryReadError, ValueError):
-            continue
-    return None
