@@ -131,6 +131,13 @@ class FrameFacts:
     #: Owner value of that entry shim: FRAME_OWNED_BY_CSTACK (3) in 3.12/3.13,
     #: FRAME_OWNED_BY_INTERPRETER (3) from 3.14 (where CSTACK became 4, and 3.15 dropped it).
     entry_shim_owner: Optional[int] = None
+    #: The eval loop: the native function each run of it is a frame of, its frame argument the
+    #: Python frame it runs (where a merged stack puts that frame): ``PyEval_EvalFrameEx`` in 2.7,
+    #: ``_PyEval_EvalFrameDefault`` from 3.6 (whose ``PyEval_EvalFrameEx`` is a jump through
+    #: ``interp->eval_frame``, not an eval loop: a thread paused on it has not entered the frame yet).
+    eval_functions: Tuple[str, ...] = ("_PyEval_EvalFrameDefault",)
+    #: Name prefixes of eval-loop functions too (3.14+: the tail-call interpreter's ``_TAIL_CALL_*``).
+    eval_prefixes: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,12 @@ class AsyncioFacts:
     #: (``_all_tasks`` up to 3.11; ``_scheduled_tasks`` + ``_eager_tasks`` in 3.12/3.13; none
     #: from 3.14, where native tasks are in per-thread linked lists).
     task_sets: Tuple[str, ...] = ("_all_tasks",)
+    #: Static C variables of the ``_asyncio`` extension holding such a WeakSet where the module has
+    #: no attribute for it (3.6: ``all_tasks``, a local symbol of the extension's ``.symtab``).
+    task_set_statics: Tuple[str, ...] = ()
+    #: The static C variable holding the {loop: running task} dict where the module has no
+    #: ``_current_tasks`` attribute (3.6: ``current_tasks``), None elsewhere.
+    current_tasks_static: Optional[str] = None
     #: ELF section of the ``_asyncio`` debug offsets (3.14+: ``.AsyncioDebug``), None before.
     debug_section: Optional[str] = None
     #: How a suspended generator frame says it is inside ``await``/``yield from``:

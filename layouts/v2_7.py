@@ -169,7 +169,8 @@ setentry = cstruct(
 # --- end generated
 
 FACTS = Facts(
-    frames=FrameFacts(model="frame_object", tstate_frame="frame", lasti_unit=1),
+    frames=FrameFacts(model="frame_object", tstate_frame="frame", lasti_unit=1,
+                      eval_functions=("PyEval_EvalFrameEx",)),
     # co_lnotab with unsigned line increments (signed only from 3.6, bpo-26107).
     line_table="lnotab_unsigned",
     type_flags=TypeFlags(int_subclass=1 << 23),

@@ -276,7 +276,7 @@ PyWeakReference = cstruct(
 FACTS = Facts(
     frames=FrameFacts(model="interpreter_frame", tstate_frame="current_frame", code_field="f_executable",
                       instr_field="instr_ptr", owners=OWNERS_314, skip_owner_from=3,
-                      entry_marker="above_shim", entry_shim_owner=3),
+                      entry_marker="above_shim", entry_shim_owner=3, eval_prefixes=("_TAIL_CALL_",)),
     line_table="locations",
     type_flags=TypeFlags(managed_dict=1 << 4, inline_values=1 << 2),
     ints=IntFacts(header="lv_tag"),

@@ -3,7 +3,7 @@
 Offsets were measured from the DWARF of pyenv 3.6.15 by tests/tools/gdb_offsets.py;
 tests/test_layouts.py re-measures them and compares."""
 from ._declare import Float64l, Int8sl, Int8ul, Int16sl, Int16ul, Int32sl, Int32ul, Int64sl, Int64ul, Pass, Ptr, array_of, blob, cstruct  # noqa: F401
-from .facts import Facts, FrameFacts
+from .facts import AsyncioFacts, Facts, FrameFacts
 
 VERSION = (3, 6)
 
@@ -74,6 +74,8 @@ PyFrameObject = cstruct(
     (24, 'f_back', Ptr),  # struct _frame *
     (32, 'f_code', Ptr),  # PyCodeObject *
     (48, 'f_globals', Ptr),  # PyObject *
+    (64, 'f_valuestack', Ptr),  # PyObject **
+    (72, 'f_stacktop', Ptr),  # PyObject **
     (112, 'f_gen', Ptr),  # PyObject *
     (120, 'f_lasti', Int32sl),  # int
     (124, 'f_lineno', Int32sl),  # int
@@ -172,10 +174,33 @@ setentry = cstruct(
 )
 # --- end generated
 
+# --- asyncio objects (measured with gdb ``ptype /o`` from the DWARF of pyenv 3.6.15's _asyncio
+# extension and libpython).  Tasks have no name field (names came in 3.8).
+TaskObj = cstruct(
+    112,
+    (16, 'task_loop', Ptr),  # PyObject *
+    (56, 'task_state', Int32sl),  # fut_state
+    (88, 'task_fut_waiter', Ptr),  # PyObject *
+    (96, 'task_coro', Ptr),  # PyObject *
+)
+FutureObj = cstruct(
+    88,
+    (16, 'fut_loop', Ptr),  # PyObject *
+    (56, 'fut_state', Int32sl),  # fut_state
+)
+PyWeakReference = cstruct(
+    56,
+    (16, 'wr_object', Ptr),  # PyObject *
+)
+# --- end asyncio objects
+
 FACTS = Facts(
     frames=FrameFacts(model="frame_object", tstate_frame="frame", lasti_unit=1),
     line_table="lnotab",
     # No _PyRuntime yet (3.7): the static ``interp_head`` and ``_PyThreadState_Current``.
     interpreter_list="interp_head",
     gil="thread_state_current",
+    # The task WeakSet and the {loop: task} dict are static C variables of _asyncio (3.7 made
+    # them the module attributes _all_tasks and _current_tasks).
+    asyncio=AsyncioFacts(task_sets=(), task_set_statics=("all_tasks",), current_tasks_static="current_tasks"),
 )

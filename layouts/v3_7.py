@@ -3,7 +3,7 @@
 Offsets were measured from the DWARF of pyenv 3.7.16 by tests/tools/gdb_offsets.py;
 tests/test_layouts.py re-measures them and compares."""
 from ._declare import Float64l, Int8sl, Int8ul, Int16sl, Int16ul, Int32sl, Int32ul, Int64sl, Int64ul, Pass, Ptr, array_of, blob, cstruct  # noqa: F401
-from .facts import Facts, FrameFacts
+from .facts import AsyncioFacts, Facts, FrameFacts
 
 VERSION = (3, 7)
 
@@ -74,6 +74,8 @@ PyFrameObject = cstruct(
     (24, 'f_back', Ptr),  # struct _frame *
     (32, 'f_code', Ptr),  # PyCodeObject *
     (48, 'f_globals', Ptr),  # PyObject *
+    (64, 'f_valuestack', Ptr),  # PyObject **
+    (72, 'f_stacktop', Ptr),  # PyObject **
     (96, 'f_gen', Ptr),  # PyObject *
     (104, 'f_lasti', Int32sl),  # int
     (108, 'f_lineno', Int32sl),  # int
@@ -187,7 +189,28 @@ setentry = cstruct(
 )
 # --- end generated
 
+# --- asyncio objects (measured with gdb ``ptype /o`` from the DWARF of pyenv 3.7.16's _asyncio
+# extension and libpython).  Tasks have no name field (names came in 3.8).
+TaskObj = cstruct(
+    136,
+    (16, 'task_loop', Ptr),  # PyObject *
+    (72, 'task_state', Int32sl),  # fut_state
+    (104, 'task_fut_waiter', Ptr),  # PyObject *
+    (112, 'task_coro', Ptr),  # PyObject *
+)
+FutureObj = cstruct(
+    104,
+    (16, 'fut_loop', Ptr),  # PyObject *
+    (72, 'fut_state', Int32sl),  # fut_state
+)
+PyWeakReference = cstruct(
+    56,
+    (16, 'wr_object', Ptr),  # PyObject *
+)
+# --- end asyncio objects
+
 FACTS = Facts(
     frames=FrameFacts(model="frame_object", tstate_frame="frame", lasti_unit=1),
     line_table="lnotab",
+    asyncio=AsyncioFacts(),
 )

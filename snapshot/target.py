@@ -158,8 +158,9 @@ class Target:
 
     def _native(self):
         if self._native_threads is None:
+            from .native.merge import eval_names_of
             from .native.threads import NativeThreads
-            self._native_threads = NativeThreads(self.process)
+            self._native_threads = NativeThreads(self.process, eval_names=eval_names_of(self.layout))
         return self._native_threads
 
     def _gone(self) -> bool:

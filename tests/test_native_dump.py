@@ -7,7 +7,9 @@ every thread in C.  While it stays blocked:
   threads: every native frame we show is one of gdb's physical frames (same
   pc, same name where gdb names it from the same symbol tables), in gdb's
   order, and every group of Python frames sits exactly where gdb has the
-  eval-loop frame that runs it (``_PyEval_EvalFrameDefault``);
+  eval-loop frame that runs it (``_PyEval_EvalFrameDefault``; 2.7: ``PyEval_EvalFrameEx``),
+  and that frame's argument (as gdb reads it from the build's DWARF) is our group's
+  innermost Python frame (same code name and file);
 * the Python frames equal those of the plain ``dump --json`` (name, file, line);
 * each native frame has ``is_native``, ``address``, ``module`` (the library's
   path) and ``name``; Python frames have none of the native fields;
@@ -31,10 +33,11 @@ import pytest
 
 import pythons
 from test_native_gdb import NORMAL_FRAME, SIGTRAMP_FRAME, _norm, native_lib  # noqa: F401
-from test_native_support import gdb_stacks
+from test_native_support import gdb_eval_codes, gdb_stacks
 from test_debuggers import loaders  # noqa: F401 (fixture)
 
-from snapshot.native.merge import is_eval_frame
+from layouts import get_layout
+from snapshot.native.merge import ANY_VERSION, eval_names_of, is_eval_frame
 
 _NEAREST = re.compile(r"^(.*)\+0x[0-9a-f]+$")
 
@@ -69,6 +72,7 @@ def blocked(python, native_lib, tmp_path_factory):
             assert r.returncode == 0, (mode, r.stderr.decode())
             target.dumps[mode] = json.loads(r.stdout.decode())
         target.gdb = gdb_stacks(target.pid, workdir)
+        target.gdb_codes = gdb_eval_codes(target.pid, workdir)
         yield target
     finally:
         target.stop()
@@ -95,16 +99,50 @@ def _tokens_ours(frames):
     return out
 
 
-def _tokens_gdb(frames):
+def _tokens_gdb(frames, names=ANY_VERSION):
     out = []
     for pc, kind, name, _ in frames:
         if kind not in (NORMAL_FRAME, SIGTRAMP_FRAME):
             continue   # inline and tail-call frames are not physical
-        if is_eval_frame(_Named(_norm(name))):
+        if is_eval_frame(_Named(_norm(name)), names):
             out.append(("eval",))
         else:
             out.append(("pc", pc, name, kind))
     return out
+
+
+def test_python_frames_sit_at_their_eval_frames(python, blocked):
+    """Each group of our Python frames is the one gdb's eval-loop frame runs: the frame argument
+    of gdb's n-th eval frame (innermost first) runs the code of our n-th group's innermost frame
+    (before 3.11 a group is one frame; later one eval call runs several, ``frame`` the innermost)."""
+    native = blocked.dumps["--native"]
+    _merged_or_skip(python, native)
+    problems, compared = [], 0
+    for thread in native:
+        groups, current = [], []
+        for f in thread["frames"]:
+            if f.get("is_native"):
+                continue
+            current.append(f)
+            if f["is_entry"]:
+                groups.append(current)
+                current = []
+        theirs = blocked.gdb_codes.get(thread["os_thread_id"], [])
+        if len(groups) != len(theirs):
+            problems.append("%s: %d Python frame groups, gdb has %d eval-loop frames" % (
+                thread["thread_name"], len(groups), len(theirs)))
+            continue
+        for group, (pc, co_name, co_filename) in zip(groups, theirs):
+            if co_name is None:
+                continue       # gdb cannot read this frame's argument
+            compared += 1
+            inner = group[0]
+            if inner["name"].rsplit(".", 1)[-1] != co_name or inner["filename"] != co_filename:
+                problems.append("%s: eval frame 0x%x runs %s (%s), ours %s (%s)" % (
+                    thread["thread_name"], pc, co_name, co_filename, inner["name"], inner["filename"]))
+    assert not problems, "\n".join(problems)
+    if not compared:
+        pytest.skip("gdb reads no eval-loop frame argument on %s (optimized out everywhere)" % python.id)
 
 
 def test_json_fields_and_python_frames(python, blocked):
@@ -133,10 +171,11 @@ def test_json_fields_and_python_frames(python, blocked):
 def test_merged_stacks_equal_gdb(python, blocked):
     native = blocked.dumps["--native"]
     _merged_or_skip(python, native)
+    names = eval_names_of(get_layout(python.version_tuple))   # the version's eval loop
     problems = []
     for thread in native:
         tid = thread["os_thread_id"]
-        ours, theirs = _tokens_ours(thread["frames"]), _tokens_gdb(blocked.gdb[tid])
+        ours, theirs = _tokens_ours(thread["frames"]), _tokens_gdb(blocked.gdb[tid], names)
         # every eval-loop call of gdb's stack runs one group of our Python frames
         if sum(1 for t in ours if t[0] == "eval") != sum(1 for t in theirs if t[0] == "eval"):
             problems.append("%s: %d Python frame groups, gdb has %d eval-loop frames" % (

@@ -43,6 +43,28 @@ def test_old_eval_frame_ex_name():
     assert names(merge(native, [Py("f", True)])) == ["f"]
 
 
+def test_eval_loop_names_come_from_the_layout():
+    """3.6+'s ``PyEval_EvalFrameEx`` only jumps to ``_PyEval_EvalFrameDefault`` (through
+    ``interp->eval_frame``): a thread paused on it has not entered its frame yet, so with the
+    version's names it is plumbing and the stack still merges; 2.7's eval loop is that name."""
+    from layouts import get_layout
+    from snapshot.native.merge import eval_names_of
+    v36, v27, v314 = (eval_names_of(get_layout(v)) for v in ((3, 6), (2, 7), (3, 14)))
+    native = [nf("PyEval_EvalFrameEx"), nf("_PyEval_EvalCodeWithName"), nf("call_function"),
+              nf("_PyEval_EvalFrameDefault"), nf("PyEval_EvalCode")] + START
+    python = [Py("caller", True)]
+    assert not merge(native, python).merged          # without the version: two eval frames, one Python frame
+    result = merge(native, python, eval_names=v36)
+    assert result.merged and names(result) == ["caller"]
+    old = [nf("PyEval_EvalFrameEx", "/x/libpython2.7.so.1.0"), nf("PyEval_EvalCodeEx", "/x/libpython2.7.so.1.0"),
+           nf("PyEval_EvalFrameEx", "/x/libpython2.7.so.1.0")]
+    assert names(merge(old, [Py("f", True), Py("main", True)], eval_names=v27)) == ["f", "main"]
+    assert not merge(old, [Py("f", True)], eval_names=v36).merged
+    tail = [nf("_TAIL_CALL_LOAD_ATTR.llvm.1"), nf("PyEval_EvalCode")]
+    assert merge(tail, [Py("g", True)], eval_names=v314).merged
+    assert not merge(tail, [Py("g", True)], eval_names=v36).merged
+
+
 def test_is_entry_311_groups_frames():
     """3.11: one eval call runs several frames; the outermost of each group is the entry frame."""
     native = [nf("clock_nanosleep", LIBC), nf("time_sleep"), nf("_PyEval_EvalFrameDefault"),
@@ -125,6 +147,17 @@ def test_status_waiting_for_gil():
         frames = [nf("__futex_abstimed_wait_common", LIBC), nf("pthread_cond_timedwait", LIBC)] + \
             [nf(n) for n in chain] + [nf("_PyEval_EvalFrameDefault")]
         assert native_status(frames) == WAITING_FOR_GIL, chain
+
+
+def test_status_27_eval_loop_takes_the_gil_itself():
+    """2.7: the eval loop re-takes the interpreter lock with PyThread_acquire_lock; a Python
+    ``lock.acquire()`` goes through lock_PyThread_acquire_lock and is no GIL wait."""
+    lib = "/x/libpython2.7.so.1.0"
+    wait = [nf("__new_sem_wait_slow64", LIBC), nf("PyThread_acquire_lock", lib)]
+    assert native_status(wait + [nf("PyEval_EvalFrameEx", lib)]) == WAITING_FOR_GIL
+    assert native_status(wait + [nf("lock_PyThread_acquire_lock", lib), nf("PyEval_EvalFrameEx", lib)]) is None
+    assert native_status(wait + [nf("PyEval_RestoreThread", lib), nf("time_sleep", lib),
+                                 nf("PyEval_EvalFrameEx", lib)]) == WAITING_FOR_GIL
 
 
 def test_status_stripped_named_caller_decides():

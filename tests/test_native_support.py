@@ -17,6 +17,7 @@ GDB_SCRIPT = r'''
 import gdb
 gdb.execute("set pagination off")
 gdb.execute("set print frame-arguments none")
+gdb.execute("set backtrace past-main on")   # a main that is a real frame (3.6/3.7) is not the end
 for inferior in gdb.inferiors():
     for thread in sorted(inferior.threads(), key=lambda t: t.ptid[1]):
         thread.switch()
@@ -39,6 +40,97 @@ for inferior in gdb.inferiors():
                 print("ERROR %s" % e)
                 break
 '''
+
+
+#: For every eval-loop frame gdb can read the frame argument of (``f``, the PyFrameObject, up to 3.10;
+#: ``frame``, the _PyInterpreterFrame, in 3.11/3.12; where optimized out, the caller's ``f``), the code it runs:
+#: co_name and co_filename, read through the build's DWARF (2.7 str, or a compact ASCII str).
+GDB_EVAL_SCRIPT = r'''
+import gdb
+gdb.execute("set pagination off")
+gdb.execute("set backtrace past-main on")
+EVALS = ("PyEval_EvalFrameEx", "_PyEval_EvalFrameDefault")
+
+def text(obj):
+    try:
+        return obj.cast(gdb.lookup_type("PyStringObject").pointer())["ob_sval"].address.cast(
+            gdb.lookup_type("char").pointer()).string()
+    except gdb.error:
+        pass
+    ascii_type = gdb.lookup_type("PyASCIIObject")
+    state = obj.cast(ascii_type.pointer()).dereference()["state"]
+    if not (int(state["compact"]) and int(state["ascii"])):
+        return None
+    return (obj.cast(ascii_type.pointer()) + 1).cast(gdb.lookup_type("char").pointer()).string()
+
+def frame_argument(frame):
+    """The eval frame's frame argument; where the build optimized it out, the caller's ``f`` (a
+    PyFrameObject * it passed and still holds: _PyEval_EvalCodeWithName, _PyFunction_FastCall...)."""
+    for where, names in ((frame, ("f", "frame")), (frame.older(), ("f",))):
+        for var in names:
+            try:
+                value = where.read_var(var) if where is not None else None
+            except (gdb.error, ValueError):
+                continue
+            if value is None or value.is_optimized_out:
+                continue
+            target = value.type.strip_typedefs()
+            if target.code != gdb.TYPE_CODE_PTR or target.target().strip_typedefs().tag not in (
+                    "_frame", "_PyInterpreterFrame"):
+                continue
+            if int(value) != 0:
+                return value
+    return None
+
+def code_of(frame):
+    value = frame_argument(frame)
+    if value is not None:
+        try:
+            code = value.dereference()["f_code"].cast(gdb.lookup_type("PyCodeObject").pointer())
+            return text(code.dereference()["co_name"]), text(code.dereference()["co_filename"])
+        except (gdb.error, gdb.MemoryError):
+            return None
+    return None
+
+for inferior in gdb.inferiors():
+    for thread in sorted(inferior.threads(), key=lambda t: t.ptid[1]):
+        thread.switch()
+        print("THREAD %d" % thread.ptid[1])
+        frame = gdb.newest_frame()
+        n = 0
+        while frame is not None and n < 600:
+            name = (frame.name() or "").split(".")[0]
+            if frame.type() == gdb.NORMAL_FRAME and name in EVALS:
+                found = code_of(frame)
+                print("EVAL 0x%x %s" % (frame.pc(), "%s\t%s" % found if found and None not in found else "?"))
+            n += 1
+            try:
+                frame = frame.older()
+            except gdb.error:
+                break
+'''
+
+
+def gdb_eval_codes(pid: int, workdir: str) -> Dict[int, list]:
+    """{tid: [(pc, co_name, co_filename) or (pc, None, None)]}: gdb's eval-loop frames, innermost
+    first, each with the code object its frame argument runs when gdb can read that argument."""
+    script = os.path.join(workdir, "gdb_eval.py")
+    with open(script, "w") as f:
+        f.write(GDB_EVAL_SCRIPT)
+    out = subprocess.run(["gdb", "-nx", "-batch"] + gdb_debug_dirs() + ["-p", str(pid), "-ex", "source " + script],
+                         capture_output=True, text=True, timeout=300).stdout
+    codes: Dict[int, list] = {}
+    current = None
+    for line in out.splitlines():
+        m = re.match(r"THREAD (\d+)$", line)
+        if m:
+            current = codes.setdefault(int(m.group(1)), [])
+            continue
+        m = re.match(r"EVAL 0x([0-9a-f]+) (.*)$", line)
+        if m and current is not None:
+            parts = m.group(2).split("\t")
+            current.append((int(m.group(1), 16),) + (tuple(parts) if len(parts) == 2 else (None, None)))
+    return codes
 
 
 def gdb_debug_dirs() -> List[str]:

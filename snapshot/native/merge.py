@@ -1,8 +1,8 @@
 """Merging native and Python frames into one stack (a pure function, unit-tested on synthetic input).
 
-Each eval-loop native frame (``_PyEval_EvalFrameDefault``; ``PyEval_EvalFrameEx``
-of old interpreters; the 3.14+ tail-call interpreter's ``_TAIL_CALL_*``
-functions) runs the Python frames from the one after the previous entry
+Each eval-loop native frame (the version's ``layout.facts.frames.eval_functions``:
+``_PyEval_EvalFrameDefault`` from 3.6, ``PyEval_EvalFrameEx`` in 2.7; the 3.14+
+tail-call interpreter's ``_TAIL_CALL_*`` functions) runs the Python frames from the one after the previous entry
 frame up to and including the next *entry* frame (``Frame.is_entry``:
 every frame before 3.11, ``is_entry`` in 3.11, the frame over the C-stack
 owner shim in 3.12-3.13, owner INTERPRETER in 3.14+; the walker decides).
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 _SUFFIX = re.compile(r"(\.(cold|part|isra|constprop|lto_priv|localalias|llvm)(\.\d+)?)+$")
 _INTERPRETER = re.compile(r"^(lib)?python\d")
@@ -50,19 +50,36 @@ def is_interpreter_module(path: str) -> bool:
     return bool(path) and bool(_INTERPRETER.match(os.path.basename(path)))
 
 
-#: (symbol, module) -> (is an eval frame, is plumbing): a sampler classifies the same few
-#: hundred functions again and again (bounded: emptied when it grows past ``_KINDS_MAX``).
+#: (symbol, module, eval names) -> (is an eval frame, is plumbing): a sampler classifies the same
+#: few hundred functions again and again (bounded: emptied when it grows past ``_KINDS_MAX``).
 _KINDS: dict = {}
 _KINDS_MAX = 100_000
 
 
-def _kind(frame) -> tuple:
-    key = (frame.symbol, frame.module)
+class EvalNames(NamedTuple):
+    """The eval-loop functions of one version (``layout.facts.frames``: ``eval_functions``,
+    ``eval_prefixes``); ``ANY_VERSION`` when the version is not known."""
+
+    functions: Tuple[str, ...]
+    prefixes: Tuple[str, ...] = ()
+
+
+#: Any version's eval loop (for callers without a layout: a frame named like one of them).
+ANY_VERSION = EvalNames(("_PyEval_EvalFrameDefault", "PyEval_EvalFrameEx"), ("_TAIL_CALL_",))
+
+
+def eval_names_of(layout) -> EvalNames:
+    """The eval-loop names a layout declares."""
+    frames = layout.facts.frames
+    return EvalNames(tuple(frames.eval_functions), tuple(frames.eval_prefixes))
+
+
+def _kind(frame, names: EvalNames = ANY_VERSION) -> tuple:
+    key = (frame.symbol, frame.module, names)
     found = _KINDS.get(key)
     if found is None:
         name = base_name(frame.symbol)
-        evals = bool(name) and ("_PyEval_EvalFrameDefault" in name or "PyEval_EvalFrameEx" in name
-                                or name.startswith("_TAIL_CALL_"))
+        evals = bool(name) and (name in names.functions or name.startswith(names.prefixes))
         if is_interpreter_module(frame.module):
             # a PLT stub (``clock_nanosleep@plt``) is the interpreter calling out to a library:
             # where the thread is, not plumbing
@@ -75,9 +92,9 @@ def _kind(frame) -> tuple:
     return found
 
 
-def is_eval_frame(frame) -> bool:
+def is_eval_frame(frame, names: EvalNames = ANY_VERSION) -> bool:
     """Does this native frame run Python frames (an eval-loop call)?"""
-    return _kind(frame)[0]
+    return _kind(frame, names)[0]
 
 
 def is_plumbing(frame) -> bool:
@@ -86,16 +103,18 @@ def is_plumbing(frame) -> bool:
 
 
 def merge(native: Sequence[Any], python: Sequence[Any], native_all: bool = False,
-          is_entry: Optional[Callable[[Any], bool]] = None, every_frame_is_entry: bool = False) -> MergeResult:
+          is_entry: Optional[Callable[[Any], bool]] = None, every_frame_is_entry: bool = False,
+          eval_names: EvalNames = ANY_VERSION) -> MergeResult:
     """One stack from native frames and Python frames, both innermost first.
 
     ``is_entry(frame)`` says whether a Python frame was the first one its
     eval call ran (default: ``frame.is_entry``); ``every_frame_is_entry``
     is for interpreters before 3.11, whose eval loop runs one frame per call.
+    ``eval_names``: the target version's eval loop (``eval_names_of(layout)``).
     """
     if is_entry is None:
         is_entry = (lambda f: True) if every_frame_is_entry else (lambda f: bool(getattr(f, "is_entry", False)))
-    kinds = [_kind(f) for f in native]
+    kinds = [_kind(f, eval_names) for f in native]
     evals = sum(1 for k in kinds if k[0])
     entries = sum(1 for f in python if is_entry(f))
     if python and not native:

@@ -7,7 +7,9 @@ functions (``take_gil``, ``gc_collect_main``): when an unnamed
 interpreter frame sits there and no named function decides, the answer is
 ``UNKNOWN``, never a guess.  A named caller still decides:
 ``PyEval_RestoreThread`` over an unnamed frame is a GIL wait whatever the
-unnamed frame is.
+unnamed frame is.  2.7's eval loop takes the GIL itself (``PyThread_acquire_lock`` of the
+interpreter lock, called straight from ``PyEval_EvalFrameEx``; Python-level locks go through
+``lock_PyThread_acquire_lock``, and 3.x's eval loop calls ``take_gil``): that call is a GIL wait.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ WAITING_FOR_GIL = "waiting for the GIL"
 COLLECTING_GARBAGE = "collecting garbage"
 UNKNOWN = "unknown"
 
+#: The lock acquire that is a GIL wait when the eval loop calls it directly (2.7).
+EVAL_LOOP_LOCK = "PyThread_acquire_lock"
 #: Functions that block only to take the GIL (3.8-3.15).
 GIL_FUNCTIONS = frozenset(("take_gil", "PyEval_RestoreThread", "PyEval_AcquireThread", "PyEval_AcquireLock",
                            "_PyEval_AcquireLock", "PyGILState_Ensure", "_PyThreadState_Attach"))
@@ -32,8 +36,11 @@ def native_status(frames: Sequence) -> Optional[str]:
     """``WAITING_FOR_GIL``, ``COLLECTING_GARBAGE``, ``UNKNOWN`` or None (nothing special),
     from a thread's native frames (innermost first)."""
     unnamed = False
+    name = None
     for frame in frames:
         if is_eval_frame(frame):
+            if name == EVAL_LOOP_LOCK:
+                return WAITING_FOR_GIL
             break
         name = base_name(frame.symbol)
         if name is None:

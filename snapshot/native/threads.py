@@ -16,7 +16,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..model import Frame, ThreadStack
 from .frame import NativeFrame, to_model_frame
-from .merge import merge, native_only
+from .merge import ANY_VERSION, EvalNames, merge, native_only
 from .status import WAITING_FOR_GIL, native_status
 
 #: Interned native model frames kept before the table is emptied.
@@ -26,9 +26,10 @@ MAX_INTERNED = 50_000
 class NativeThreads:
     """Merges one process's native stacks into its snapshots (caches across samples)."""
 
-    def __init__(self, process, max_depth: int = 512):
+    def __init__(self, process, max_depth: int = 512, eval_names: EvalNames = ANY_VERSION):
         self.process = process
         self.max_depth = max_depth
+        self.eval_names = eval_names   # the target version's eval loop (merge.eval_names_of)
         self._frames: Dict[Tuple[int, str, str], Frame] = {}
 
     def unwind(self, tids: Iterable[int]) -> Dict[int, Tuple[List[NativeFrame], str]]:
@@ -73,7 +74,7 @@ class NativeThreads:
         return out
 
     def _merged(self, thread: ThreadStack, native: List[NativeFrame], native_all: bool) -> ThreadStack:
-        result = merge(native, thread.frames, native_all)
+        result = merge(native, thread.frames, native_all, eval_names=self.eval_names)
         status = native_status(native)
         if result.merged:
             frames = tuple(f if isinstance(f, Frame) else self.model_frame(f) for f in result.frames)

@@ -3,8 +3,9 @@
 Where the tasks are (``layout.facts.asyncio``):
 
 * before 3.14, the ``_asyncio`` module's registries in ``sys.modules``:
-  ``_all_tasks`` (a WeakSet, up to 3.11) or ``_scheduled_tasks`` (WeakSet) +
-  ``_eager_tasks`` (set) in 3.12/3.13;
+  ``_all_tasks`` (a WeakSet, 3.7 to 3.11) or ``_scheduled_tasks`` (WeakSet) +
+  ``_eager_tasks`` (set) in 3.12/3.13; in 3.6 the same WeakSet is a static C
+  variable of the extension (``all_tasks``, found by its ``.symtab`` symbol);
 * from 3.14, the ``_asyncio`` debug table (ELF section ``.AsyncioDebug``) gives
   the offsets of the per-thread circular task lists (and the interpreter's list
   of tasks left by finished threads), of each thread's running task, and of
@@ -14,16 +15,20 @@ Awaited-by edges are read as recorded from 3.14; before, they are inferred:
 a task whose ``_fut_waiter`` is another task awaits it; one waiting on a
 ``_GatheringFuture`` awaits its ``_children``; one inside
 ``TaskGroup.__aexit__`` awaits the group's ``_tasks``.  Other waits (an inner
-task of 3.8-3.11 ``wait_for``, ``shield``) are not inferred.
+task of 3.6-3.11 ``wait_for``, ``shield``) are not inferred.
+
+Tasks have names from 3.8; a 3.6/3.7 task (no name field) is named after its
+coroutine as CPython's task repr shows it, ``coro=<QUALNAME()>`` (``coro=<main()>``).
 """
 from __future__ import annotations
 
 import struct
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..errors import CorruptDataError, MemoryReadError, SnapshotError
+from ..errors import CorruptDataError, SnapshotError
 from ..model import AsyncTask
 from .coroutines import CoroutineReader
+from .registries import find_debug_table, find_static
 
 _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")
@@ -57,6 +62,7 @@ class TaskReader:
         self._task_types: Dict[int, bool] = {}   # type address -> is Task or a subclass
         self._current_dicts: Dict[int, int] = {}  # interpreter -> its _asyncio._current_tasks dict
         self._name_cache: Dict[Tuple[int, int], str] = {}  # (task, name object) -> name
+        self._statics: Dict[str, Optional[int]] = {}   # _asyncio static variable -> its address
         self.modules_field = ("imports_modules" if "imports_modules" in layout.PyInterpreterState
                               else "modules")
 
@@ -99,6 +105,8 @@ class TaskReader:
             members: List[int] = []
             for name in self.facts.task_sets:
                 members.extend(self._set_members(self.objects.getattr(module, name)))
+            for name in self.facts.task_set_statics:
+                members.extend(self._set_members(self._static_value(name)))
             for task in self._tasks_among(members, task_type):
                 owners.setdefault(task, None)
         else:
@@ -123,7 +131,7 @@ class TaskReader:
                 return {}
             raws = self.process.read_many([(t, self.task_size) for t in tasks])
             off = self.off
-            found = [(t, _U64.unpack_from(r, off["task_coro"])[0], _U64.unpack_from(r, off["task_name"])[0])
+            found = [(t, _U64.unpack_from(r, off["task_coro"])[0], self._name_field(r))
                      for t, r in zip(tasks, raws) if r is not None]
             coros = self.coroutines
             if coros.frame_objects:
@@ -132,9 +140,10 @@ class TaskReader:
             else:
                 frames = [c + coros.gi_iframe if c else 0 for _, c, _ in found]
             marks = {}
-            for (task, _, name_addr), frame in zip(found, frames):
+            for (task, coro, name_addr), frame in zip(found, frames):
                 if frame:
-                    marks[frame] = self._cached_name(task, name_addr)
+                    marks[frame] = (self._cached_name(task, name_addr) if name_addr is not None
+                                    else self._cached_coroutine_name(task, coro))
             return marks
         except _ERRORS:
             self._current_dicts.pop(interp, None)
@@ -153,6 +162,8 @@ class TaskReader:
         if current is None:
             module = self._asyncio_module(interp)
             current = self.objects.getattr(module, "_current_tasks") if module else 0
+            if not current and module and self.facts.current_tasks_static:
+                current = self._static_value(self.facts.current_tasks_static)
             if not current:
                 return []
             if len(self._current_dicts) > 64:
@@ -234,7 +245,7 @@ class TaskReader:
 
     def _debug_table(self) -> Optional[Dict[str, int]]:
         if self._debug is None and not self._debug_missing:
-            self._debug = _find_debug_table(self.process, self.facts.debug_section)
+            self._debug = find_debug_table(self.process, self.facts.debug_section)
             self._debug_missing = self._debug is None
         return self._debug
 
@@ -273,7 +284,11 @@ class TaskReader:
         raws = [known[t] if t in known else fetched[t] for t in tasks]
         coros = [_U64.unpack_from(raw, off["task_coro"])[0] if raw is not None else 0 for raw in raws]
         chains = self.coroutines.chains(coros, with_locals)
-        names = self._names([_U64.unpack_from(raw, off["task_name"])[0] if raw is not None else 0 for raw in raws])
+        if off["task_name"] is None:
+            names = self._coroutine_names(coros)
+        else:
+            names = self._names([_U64.unpack_from(raw, off["task_name"])[0] if raw is not None else 0
+                                 for raw in raws])
         waiters = self._waiter_types(raws, set(tasks))
         task_set = set(tasks)
         frames_at: Dict[int, Tuple[object, int]] = {}
@@ -340,6 +355,44 @@ class TaskReader:
         self.frame_builder.known_types = {
             a: _U64.unpack_from(d, off)[0]
             for a, d in zip(selves, self.process.read_many([(a, off + 8) for a in selves])) if d is not None}
+
+    def _cached_coroutine_name(self, task: int, coro: int) -> str:
+        """An unnamed task's name, cached like ``_cached_name`` (by task and coroutine object)."""
+        key = (task, coro)
+        name = self._name_cache.get(key)
+        if name is None:
+            name = self._coroutine_names([coro])[0]
+            if len(self._name_cache) > 65536:
+                self._name_cache.clear()
+            self._name_cache[key] = name
+        return name
+
+    def _name_field(self, raw: bytes) -> Optional[int]:
+        """The task's name object (None: the version's tasks have no name)."""
+        offset = self.off["task_name"]
+        return None if offset is None else _U64.unpack_from(raw, offset)[0]
+
+    def _coroutine_names(self, coros: List[int]) -> List[str]:
+        """Names of unnamed (3.6/3.7) tasks: ``coro=<QUALNAME()>`` of each task's coroutine
+        (``gi_qualname``, read in one batch)."""
+        off = self.layout.PyGenObject.gi_qualname
+        values = self.process.read_many([(c + off, 8) if c else (0, 0) for c in coros])
+        addrs = [_U64.unpack(v)[0] if v else 0 for v in values]
+        try:
+            texts = self.objects.strings(addrs, 1024)
+        except _ERRORS:
+            texts = [None] * len(addrs)
+        return ["coro=<%s()>" % text if text is not None else "coro=<?>" for text in texts]
+
+    def _static_value(self, name: str) -> Optional[int]:
+        """The object a static ``PyObject *`` variable of the ``_asyncio`` extension points at (3.6),
+        found through the extension's ``.symtab`` (None when it is stripped or not loaded)."""
+        if name not in self._statics:
+            self._statics[name] = find_static(self.process, "_asyncio", name)
+        address = self._statics[name]
+        if not address:
+            return None
+        return _U64.unpack(self.process.read(address, 8))[0] or None
 
     def _names(self, addrs: List[int]) -> List[str]:
         """Task names: the str ones read in one batch, the rest (ints, odd objects) one by one."""
@@ -439,28 +492,3 @@ def _unique(values) -> List[int]:
             seen.add(v)
             out.append(v)
     return out
-
-
-def _find_debug_table(process, section_name: str) -> Optional[Dict[str, int]]:
-    """The ``_asyncio`` debug table: the named section of a mapped ``python`` file, read from memory."""
-    from layouts.asyncio_debug import TABLE_SIZE, parse_asyncio_debug
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-    for mapped in process.mapped_files():
-        base = mapped.path.rsplit("/", 1)[-1]
-        if "python" not in mapped.path and "_asyncio" not in base:
-            continue
-        try:
-            with open(mapped.local_path, "rb") as fh:
-                elf = ELFFile(fh)
-                section = elf.get_section_by_name(section_name)
-                if section is None:
-                    continue
-                address = section["sh_addr"] + (0 if elf["e_type"] == "ET_EXEC" else mapped.load_bias)
-        except (OSError, ELFError, ValueError, struct.error):
-            continue
-        try:
-            return parse_asyncio_debug(process.read(address, TABLE_SIZE))
-        except (MemoryReadError, ValueError):
-            continue
-    return None

@@ -4,7 +4,7 @@
 
 Each task spins in its own coroutine chain (``outer_NAME`` -> ``spin``) for a
 few milliseconds, then yields to the loop, forever.  READY_PATH is written
-once both run.  Runs on CPython 3.8 to 3.15 with the stdlib only.
+once both run.  Runs on CPython 3.6 to 3.15 with the stdlib only (3.6/3.7 tasks have no name).
 """
 import asyncio
 import os
@@ -50,4 +50,7 @@ async def main():
     await asyncio.gather(*tasks)
 
 
-asyncio.run(main())
+if hasattr(asyncio, "run"):
+    asyncio.run(main())
+else:   # 3.6
+    asyncio.get_event_loop().run_until_complete(main())

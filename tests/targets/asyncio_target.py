@@ -2,7 +2,8 @@
 
     python asyncio_target.py TRUTH.json [--many N]
 
-Runs on CPython 3.8 to 3.15 with the stdlib only.  Builds gather fan-out,
+Runs on CPython 3.6 to 3.15 with the stdlib only (3.6/3.7: no asyncio.run,
+get_running_loop, get_coro or task names; ``name`` is null in TRUTH there).  Builds gather fan-out,
 nested create_task, a TaskGroup (3.11+), wait_for, a task awaiting a future a
 thread will set, an async generator consumer and a task with a non-ASCII
 name (or, with ``--many N``, N tasks parked on one event), waits until every
@@ -23,6 +24,7 @@ TRUTH_PATH = os.path.abspath(args[0])
 MANY = int(args[args.index("--many") + 1]) if "--many" in args else 0
 FOREVER = None  # the event every task ends up waiting on
 EDGES = []      # (awaiter name, awaited name) guaranteed by the structure
+ROLES = {}      # id(task) -> the name it is given (kept here too: 3.6/3.7 tasks have no name)
 
 
 async def leaf(tag):
@@ -39,6 +41,7 @@ async def worker(tag):
 
 async def nested_parent():
     child = asyncio.ensure_future(worker("nested-child"))
+    ROLES[id(child)] = "nested-child"
     child.set_name("nested-child") if hasattr(child, "set_name") else None
     await child
 
@@ -49,6 +52,7 @@ async def gather_parent():
 
 def named(coro, name):
     task = asyncio.ensure_future(coro)
+    ROLES[id(task)] = name
     if hasattr(task, "set_name"):
         task.set_name(name)
     return task
@@ -57,15 +61,25 @@ def named(coro, name):
 async def group_parent():
     async with asyncio.TaskGroup() as tg:
         for i in range(2):
-            tg.create_task(worker("tg%d" % i), name="group-child-%d" % i)
+            child = tg.create_task(worker("tg%d" % i), name="group-child-%d" % i)
+            ROLES[id(child)] = child.get_name()
 
 
 async def wait_for_parent():
     await asyncio.wait_for(worker("wait_for"), 3600)
 
 
+def running_loop():
+    get = getattr(asyncio, "get_running_loop", None)
+    return get() if get is not None else asyncio.get_event_loop()   # 3.6: the running loop inside a task
+
+
+def coro_of(task):
+    return task.get_coro() if hasattr(task, "get_coro") else task._coro   # get_coro: 3.8+
+
+
 async def thread_future_waiter():
-    loop = asyncio.get_running_loop()
+    loop = running_loop()
     fut = loop.create_future()
     gate = threading.Event()
 
@@ -89,7 +103,7 @@ async def agen_consumer():
 
 def chain_of(task):
     out = []
-    coro = task.get_coro()
+    coro = coro_of(task)
     seen = set()
     while coro is not None and id(coro) not in seen:
         seen.add(id(coro))
@@ -115,8 +129,8 @@ def name_of(task):
 def write_truth(loop):
     tasks = asyncio.all_tasks(loop) if hasattr(asyncio, "all_tasks") else asyncio.Task.all_tasks(loop)
     truth = {"pid": os.getpid(), "thread_id": threading.get_ident(), "version": list(sys.version_info[:2]),
-             "tasks": [{"task_id": id(t), "name": name_of(t), "done": t.done(), "chain": chain_of(t)}
-                       for t in tasks],
+             "tasks": [{"task_id": id(t), "name": name_of(t), "done": t.done(), "chain": chain_of(t),
+                        "coro_qualname": coro_of(t).__qualname__, "role": ROLES.get(id(t))} for t in tasks],
              "edges": EDGES}
     tmp = TRUTH_PATH + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -127,7 +141,7 @@ def write_truth(loop):
 async def main():
     global FOREVER
     FOREVER = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    loop = running_loop()
     tasks = []
     if MANY:
         tasks = [named(worker("many"), "many-%d" % i) for i in range(MANY)]
@@ -149,4 +163,7 @@ async def main():
     await FOREVER.wait()
 
 
-asyncio.run(main())
+if hasattr(asyncio, "run"):
+    asyncio.run(main())
+else:   # 3.6
+    asyncio.get_event_loop().run_until_complete(main())

@@ -7,13 +7,23 @@ import os
 import sys
 import threading
 
+
+def native_id():
+    """The calling thread's OS id (``threading.get_native_id`` from 3.8, gettid before: 2.7-3.7)."""
+    get = getattr(threading, "get_native_id", None)
+    if get is not None:
+        return get()
+    import ctypes
+    return ctypes.CDLL(None).syscall(186)  # SYS_gettid on x86-64
+
+
 truth_path = sys.argv[1]
 roles = {}
 started = threading.Semaphore(0)
 
 
 def spin(name):
-    roles[name] = threading.get_native_id()
+    roles[name] = native_id()
     started.release()
     x = 0
     while True:
@@ -21,7 +31,9 @@ def spin(name):
 
 
 for name in ("spin1", "spin2"):
-    threading.Thread(target=spin, args=(name,), daemon=True).start()
+    thread = threading.Thread(target=spin, args=(name,))
+    thread.daemon = True
+    thread.start()
 started.acquire()
 started.acquire()
 with open(truth_path + ".tmp", "w") as f:

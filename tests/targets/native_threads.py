@@ -3,6 +3,8 @@
 argv: TRUTH_PATH LIBRARY_PATH [--busy]
 Writes TRUTH as {"threads": {role: native tid}} once every thread is about
 to block; the roles are the test's names for what each thread does.
+Runs unchanged on CPython 2.7 and 3.6+ (OS thread ids from gettid before 3.8,
+the signal mask through libc before 3.3).
 """
 import ctypes
 import json
@@ -25,13 +27,31 @@ forever = threading.Event()
 CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)
 
 
+def native_id():
+    """The calling thread's OS id (``threading.get_native_id`` from 3.8, gettid before)."""
+    get = getattr(threading, "get_native_id", None)
+    return get() if get is not None else libc.syscall(186)  # SYS_gettid on x86-64
+
+
+def block_sigusr1():
+    """Only the "signal" thread takes SIGUSR1: every thread started after this inherits the mask."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        return
+    mask = (ctypes.c_ulong * 16)()          # sigset_t: 1024 bits
+    mask[0] = 1 << (signal.SIGUSR1 - 1)
+    libc.pthread_sigmask(0, mask, None)     # SIG_BLOCK
+
+
 def role(name):
     def wrap(fn):
         def run():
-            roles[name] = threading.get_native_id()
+            roles[name] = native_id()
             ready.release()
             fn()
-        return threading.Thread(target=run, name=name, daemon=True)
+        thread = threading.Thread(target=run, name=name)
+        thread.daemon = True
+        return thread
     return wrap
 
 
@@ -108,13 +128,13 @@ def compressor():
 threads = [sleeper, selecter, locker, receiver, sorter, mutexer, calls_back, signalled]
 if busy:
     threads.append(compressor)
-signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})  # only the "signal" thread takes it
+block_sigusr1()
 for t in threads:
     t.start()
 for t in threads:
     ready.acquire()
 roles["c_thread"] = lib.nb_start_c_thread()
-roles["main"] = threading.get_native_id()
+roles["main"] = native_id()
 with open(truth_path + ".tmp", "w") as f:
     json.dump({"threads": roles, "pid": os.getpid()}, f)
 os.rename(truth_path + ".tmp", truth_path)
