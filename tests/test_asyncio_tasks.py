@@ -218,3 +218,22 @@ def test_record_async_shows_tasks(python, tmp_path):
     for stack in stacks:
         if any(label.startswith("spin ") for label in stack):
             assert any(label.startswith("<task ") for label in stack), stack
+
+
+def test_record_async_follows_subprocesses(python, tmp_path):
+    """``record --async --subprocesses``: a followed child's tasks are named as the root's would be."""
+    if tuple(int(x) for x in python.minor.split(".")) < (3, 8):
+        pytest.skip("asyncio task names need 3.8")
+    ready = str(tmp_path / "ready")
+    out = str(tmp_path / "profile.txt")
+    parent = "import subprocess, sys; subprocess.call([sys.executable] + sys.argv[1:])"
+    result = run_tool(["record", "--async", "--subprocesses", "-f", "raw", "-o", out, "-r", "50", "-d", "8",
+                       "--", python.path, "-c", parent, target_script("async_cpu_target.py"), ready],
+                      timeout=180)
+    assert result.returncode == 0, result.stderr.decode("utf-8", "replace")
+    stacks = [line.rsplit(" ", 1)[0].split(";") for line in open(out, encoding="utf-8") if line.strip()]
+    spinning = [s for s in stacks if any(label.startswith("spin ") for label in s)]
+    assert spinning, "the child was never sampled running its tasks: %s" % stacks[:5]
+    for stack in spinning:
+        assert stack[0].startswith("process "), stack
+        assert any(label in ("<task cpu-alpha>", "<task cpu-beta>") for label in stack), " ; ".join(stack)

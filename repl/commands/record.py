@@ -131,7 +131,8 @@ class RecordCommand(Command):
                                          gil=args.gil, idle=args.idle, subprocesses=args.subprocesses,
                                          **native),
                           on_pass=on_pass, on_error=on_error, alive=launched.alive if launched else None,
-                          on_tick=profile.tick, root_pid=root_pid)
+                          on_tick=profile.tick, root_pid=root_pid,
+                          attach=_async_attach if args.async_aware else None)
         if progress.enabled:
             if target is not None:
                 err.write("Sampling process %d at %g Hz (Python %s); Ctrl-C to stop and write %s\n"
@@ -204,6 +205,14 @@ def _add_mappings(profile, target) -> None:
 def mostly_failed(stats) -> bool:
     """More failed passes than good ones (and enough passes to tell)."""
     return stats.errors >= 3 and stats.errors * 2 > stats.passes
+
+
+def _async_attach(pid: int):
+    """Attach a followed subprocess with ``--async`` on, like the root (its tasks under its threads)."""
+    from snapshot.target import attach
+    target = attach(pid)
+    target.async_aware = True
+    return target
 
 
 def _binary_stdout(out):

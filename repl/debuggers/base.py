@@ -185,8 +185,8 @@ class DebuggerProcess:
         return result
 
     # -- address space ------------------------------------------------------------------
-    def maps(self) -> List[MemoryMap]:
-        if self._maps is None:
+    def maps(self, refresh: bool = False) -> List[MemoryMap]:
+        if self._maps is None:  # a stopped inferior: its mappings do not change under us
             self._maps = sorted(self._read_maps(), key=lambda m: m.start)
         return list(self._maps)
 

@@ -190,8 +190,9 @@ class Process(Protocol):
         """Batched reads; an unreadable request gives ``None`` in its place."""
 
     # -- address space ----------------------------------------------------------
-    def maps(self) -> List[MemoryMap]:
-        """Every mapping, lowest address first."""
+    def maps(self, refresh: bool = False) -> List[MemoryMap]:
+        """Every mapping, lowest address first (``refresh``: read again where the address space
+        can change, a live process that loaded a module since; ``mapped_files`` follows)."""
 
     def mapped_files(self) -> List[MappedFile]:
         """ELF files mapped into the target, with load bias, build-id and a local path."""

@@ -455,7 +455,7 @@ class CoreProcess:
         result.sort(key=lambda f: f.start)
         return result
 
-    def maps(self) -> List[MemoryMap]:
+    def maps(self, refresh: bool = False) -> List[MemoryMap]:
         by_start = {e.start: e for e in self._entries}
         result = []
         load_starts = set()

@@ -58,7 +58,7 @@ class TaskReader:
                                                       "task_name", "task_awaited_by", "task_awaited_by_is_set",
                                                       "task_node")}
         self._debug: Optional[Dict[str, int]] = None
-        self._debug_missing = False
+        self._debug_looked = 0   # 0: not yet; 1: looked at attach; 2: looked again after _asyncio came
         self._task_types: Dict[int, bool] = {}   # type address -> is Task or a subclass
         self._current_dicts: Dict[int, int] = {}  # interpreter -> its _asyncio._current_tasks dict
         self._name_cache: Dict[Tuple[int, int], str] = {}  # (task, name object) -> name
@@ -87,7 +87,7 @@ class TaskReader:
         running: Dict[int, int] = {}               # task -> thread id (3.14+: tstate's running task)
         raws: Dict[int, bytes] = {}                # task -> its struct, when the list walk read it
         if self.facts.debug_section:
-            table = self._debug_table()
+            table = self._debug_table(interp)
             if table is None:
                 return []
             self._apply_table(table)
@@ -151,7 +151,7 @@ class TaskReader:
 
     def _running_tasks(self, interp: int, tstates) -> List[int]:
         if self.facts.debug_section:
-            table = self._debug_table()
+            table = self._debug_table(interp)
             if table is None:
                 return []
             self._apply_table(table)
@@ -243,10 +243,17 @@ class TaskReader:
         self._task_types[type_addr] = found
         return found
 
-    def _debug_table(self) -> Optional[Dict[str, int]]:
-        if self._debug is None and not self._debug_missing:
+    def _debug_table(self, interp: Optional[int] = None) -> Optional[Dict[str, int]]:
+        """The target's asyncio debug table, looked for again while it is missing once the
+        interpreter has imported ``_asyncio`` (a process sampled from its start imports it late;
+        its extension is then mapped: the mappings are read again)."""
+        if self._debug is None and not self._debug_looked:
+            self._debug_looked = 1
             self._debug = find_debug_table(self.process, self.facts.debug_section)
-            self._debug_missing = self._debug is None
+        elif self._debug is None and self._debug_looked == 1 and interp is not None and self._asyncio_module(interp):
+            self._debug_looked = 2       # once: a table still missing then is not in this build
+            self.process.maps(refresh=True)
+            self._debug = find_debug_table(self.process, self.facts.debug_section)
         return self._debug
 
     def _apply_table(self, table: Dict[str, int]) -> None:
