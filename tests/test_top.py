@@ -116,6 +116,22 @@ def test_top_full_screen_ctrl_c(interp, tmp_path):
         t.stop()
 
 
+def test_top_full_screen_closes_when_the_target_exits(interp):
+    """A launched target that ends closes the screen by itself: the terminal is given back, exit 0."""
+    env = tool_env()
+    env["TERM"] = "xterm-256color"
+    term = PtyCommand([sys.executable, "-m", "repl.cli", "top", "--", interp.path, target_script("threads_mix.py"),
+                       "5"], cwd=REPO, env=env)
+    try:
+        code, err = term.finish(120)
+        assert code == 0, err
+        assert "(target exited)" in err
+        assert term.screen.entered_alternate and term.screen.left_alternate
+        assert "busy_loop (threads_mix.py:" in term.screen.last_alternate  # the table was up to the end
+    finally:
+        term.close()
+
+
 def test_top_in_a_pipe_prints_tables(interp):
     proc = run_tool(["top", "--rows", "5", "--", interp.path, target_script("threads_mix.py"), "4.6"], timeout=120,
                     prefix=[sys.executable, "-X", "importtime", "-m", "repl.cli"])

@@ -34,6 +34,7 @@ class Screen:
         self.saved = (0, 0)
         self.autowrap = True
         self.entered_alternate = self.left_alternate = False
+        self.last_alternate = ""  # the alternate screen's text when it was left
         self._pending = ""
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
@@ -133,6 +134,7 @@ class Screen:
                         self.alternate = self._blank()
                         self.entered_alternate = True
                     elif not on and self.alternate is not None:
+                        self.last_alternate = self.text()
                         self.alternate = None
                         self.left_alternate = True
             return
