@@ -49,8 +49,15 @@ def _top_on_a_pty(interp, tmp_path):
     return t, term
 
 
+def _stacks(pid):
+    """The stuck tool's own Python stacks, for the failure message."""
+    proc = run_tool(["dump", "--pid", str(pid)], timeout=60)
+    return "pyspy-repl dump --pid %d:\n%s%s" % (pid, proc.stdout.decode("utf-8", "replace"),
+                                                proc.stderr.decode("utf-8", "replace"))
+
+
 def _left_running(t, term, key):
-    code, err = term.finish(60)
+    code, err = term.finish(60, stacks=_stacks)
     assert code == 0, err
     assert re.search(r"^top: \d+ samples, .*\(quit\)$", err, re.M), err
     assert term.screen.entered_alternate and term.screen.left_alternate  # the terminal is given back
@@ -63,8 +70,8 @@ def test_top_full_screen_keys(interp, tmp_path):
     """The real CLI on a pty: rows of the target's functions, then ?, L, R, 2 and q as a user types them."""
     t, term = _top_on_a_pty(interp, tmp_path)
     try:
-        screen = term.wait(lambda s: "busy_loop (threads_mix.py:" in s and "idle_wait (threads_mix.py:" in s
-                           and s, what="rows for busy_loop and idle_wait")
+        screen = term.wait(lambda s: "busy_loop (threads_mix.py:" in s and "<module> (threads_mix.py:" in s
+                           and s, what="rows for busy_loop and <module>")
         assert re.search(r"Total Samples \d+ \| GIL: [\d.]+% \| Active: [\d.]+% \| Threads: 3 ", screen)
         assert re.search(r"\*%Own +%Total +OwnTime +TotalTime +Function \(filename:line\)", screen)
         assert "Press ? for help, q to quit | aggregated by function" in screen
@@ -121,9 +128,9 @@ def test_top_full_screen_closes_when_the_target_exits(interp):
     env = tool_env()
     env["TERM"] = "xterm-256color"
     term = PtyCommand([sys.executable, "-m", "repl.cli", "top", "--", interp.path, target_script("threads_mix.py"),
-                       "5"], cwd=REPO, env=env)
+                       "8"], cwd=REPO, env=env)
     try:
-        code, err = term.finish(120)
+        code, err = term.finish(120, stacks=_stacks)
         assert code == 0, err
         assert "(target exited)" in err
         assert term.screen.entered_alternate and term.screen.left_alternate

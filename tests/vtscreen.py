@@ -76,6 +76,9 @@ class Screen:
                         return
                     i = m.end()
                 elif nxt in "()*+":
+                    if i + 2 >= n:
+                        self._pending = text[i:]
+                        return
                     i += 3  # character set selection
                 elif nxt == "7":
                     self.saved = (self.row, self.col)
@@ -241,9 +244,15 @@ class PtyCommand:
                 raise AssertionError("no %s within %ss; the screen:\n%s" % (what, timeout, text))
             time.sleep(0.05)
 
-    def finish(self, timeout: float = 60.0):
-        """Wait for the exit; (returncode, stderr)."""
-        _, err = self.proc.communicate(timeout=timeout)
+    def finish(self, timeout: float = 60.0, stacks: Optional[Callable[[int], str]] = None):
+        """Wait for the exit; (returncode, stderr).  Past ``timeout`` it fails with the screen and,
+        when ``stacks`` is given, what ``stacks(pid)`` says about the command (its Python stacks)."""
+        try:
+            _, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            where = stacks(self.proc.pid) if stacks is not None else ""
+            raise AssertionError("the command did not exit within %ss; the screen:\n%s\n%s"
+                                 % (timeout, self.text(), where)) from None
         self.reader.join(5)
         return self.proc.returncode, err.decode("utf-8", "replace")
 
