@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import time
 
@@ -56,10 +57,10 @@ def _stacks(pid):
                                                 proc.stderr.decode("utf-8", "replace"))
 
 
-def _left_running(t, term, key):
+def _left_running(t, term, key, reason="quit"):
     code, err = term.finish(60, stacks=_stacks)
     assert code == 0, err
-    assert re.search(r"^top: \d+ samples, .*\(quit\)$", err, re.M), err
+    assert re.search(r"^top: \d+ samples, .*\(%s\)$" % reason, err, re.M), err
     assert term.screen.entered_alternate and term.screen.left_alternate  # the terminal is given back
     assert t.alive(), "the target died after %r" % key
     assert pythons.tracer_pid(t.pid) == 0
@@ -111,13 +112,19 @@ def test_top_full_screen_keys(interp, tmp_path):
         t.stop()
 
 
-def test_top_full_screen_ctrl_c(interp, tmp_path):
-    """Ctrl-C on the full screen is a key (the terminal is raw): it quits as q does."""
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_top_full_screen_ctrl_c_and_sigterm(interp, tmp_path, how):
+    """Ctrl-C on the full screen is a key (the terminal is raw): it quits as q does.  SIGTERM
+    ends sampling between two passes and closes the screen.  Either way the target runs on."""
     t, term = _top_on_a_pty(interp, tmp_path)
     try:
         term.wait(lambda s: "busy_loop (threads_mix.py:" in s, what="a busy_loop row")
-        term.send("\x03")
-        _left_running(t, term, "Ctrl-C")
+        if how == "ctrl-c":
+            term.send("\x03")
+            _left_running(t, term, "Ctrl-C")
+        else:
+            term.proc.send_signal(signal.SIGTERM)
+            _left_running(t, term, "SIGTERM", reason="interrupted")
     finally:
         term.close()
         t.stop()
