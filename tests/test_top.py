@@ -105,6 +105,10 @@ def test_top_full_screen_keys(interp, tmp_path):
 
         term.send("2")
         term.wait(lambda s: re.search(r"%Own +\*%Total", s), what="sorted by %Total")
+
+        term.resize(12, 100)  # the screen follows the terminal's size: status on the last row
+        term.wait(lambda s: s.splitlines()[-1].startswith(" Press ? for help") and "busy_loop (" in s,
+                  what="the screen redrawn at 12x100")
         term.send("q")
         _left_running(t, term, "q")
     finally:

@@ -13,6 +13,7 @@ import codecs
 import fcntl
 import os
 import re
+import signal
 import struct
 import subprocess
 import termios
@@ -37,6 +38,14 @@ class Screen:
         self.last_alternate = ""  # the alternate screen's text when it was left
         self._pending = ""
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def resize(self, rows: int, cols: int) -> None:
+        """A new, blank size (what the program draws next fills it)."""
+        self.rows, self.cols = rows, cols
+        self.main = self._blank()
+        if self.alternate is not None:
+            self.alternate = self._blank()
+        self.row, self.col = min(self.row, rows - 1), min(self.col, cols - 1)
 
     def _blank(self) -> List[List[str]]:
         return [[" "] * self.cols for _ in range(self.rows)]
@@ -198,6 +207,16 @@ class PtyCommand:
             os.close(slave)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Resize the terminal, as a window manager does (the program polls or gets SIGWINCH)."""
+        with self.lock:
+            self.screen.resize(rows, cols)
+            fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        try:
+            os.kill(self.proc.pid, signal.SIGWINCH)
+        except OSError:
+            pass
 
     def _read(self) -> None:
         while True:
