@@ -1,7 +1,6 @@
 """``pyspy-repl top``: the full screen through a pseudo-terminal (rows, ?, L, R, sort keys, q, Ctrl-C),\nthe tables through a pipe, and the key and table logic on its own."""
 from __future__ import annotations
 
-import os
 import re
 import signal
 import sys

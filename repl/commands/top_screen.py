@@ -53,7 +53,7 @@ class NoKeys(DummyInput):
 
 
 class TopScreen:
-    """The application, its key bindings and the timer; ``run_beside`` runs it next to a sampler."""
+    """The application, its key bindings and its end; ``run_beside`` runs it next to a sampler."""
 
     def __init__(self, view: TopView, lock, sampler_stats: Callable[[], object], delay: float,
                  on_quit: Callable[[], None], out=None, keys=None, input=None, output=None):
@@ -64,7 +64,6 @@ class TopScreen:
         self.on_quit = on_quit
         self.finished = threading.Event()  # sampling ended: close the application
         self._next_at = time.monotonic() + delay
-        self._owned_input = None
         if input is None:
             if keys is not None:
                 input = create_input(keys)
