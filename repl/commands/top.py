@@ -7,18 +7,17 @@ Like ``py-spy top``: a header with the samples taken, %GIL (passes in which
 some thread held the GIL), %Active (active thread samples per pass, so two
 busy threads read 200%) and the thread count; then one row per function,
 ``%Own %Total OwnTime TotalTime Function (file:line)``.  The percentages
-cover the last refresh interval, the times the whole run.  Keys: 1-4 sort
-by that column, L toggles line numbers, R resets the counts, ? shows the
-keys, q (or Ctrl-C) quits.  Plain ANSI escapes and termios only,
-so it works over ssh and inside tmux.  When stdout is not a terminal, a
-plain table is printed every interval instead.
+cover the last refresh interval, the counts and times the run since the
+last reset.  On a terminal it is a full-screen prompt_toolkit application
+(``top_screen``, imported only then): keys 1-4 sort by that column, L
+toggles line numbers, R resets the counts, ? shows the keys, q (or Ctrl-C)
+quits, leaving the process running and untraced.  When stdout is not a
+terminal, a plain table is printed every interval instead.
 """
 from __future__ import annotations
 
-import os
-import select
-import shutil
 import sys
+import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
@@ -32,7 +31,11 @@ Key = tuple  # (function, filename), or (function, filename, line) with line num
 
 
 class TopStats:
-    """Own and total counts per function: cumulative and for the current interval."""
+    """Own and total counts per function: since the last reset, for the interval being sampled
+    (``*_now``) and for the last complete interval (``*_shown``, what the percentages show).
+
+    The sink (``add``) and the display may run in different threads: the caller holds one lock
+    around both."""
 
     def __init__(self, full_filenames: bool = False, line_numbers: bool = False):
         self.full_filenames = full_filenames
@@ -46,6 +49,8 @@ class TopStats:
         self.total: Dict[Key, int] = {}
         self.own_now: Dict[Key, int] = {}
         self.total_now: Dict[Key, int] = {}
+        self.own_shown: Dict[Key, int] = {}
+        self.total_shown: Dict[Key, int] = {}
         self.lines: Dict[Key, int] = {}
         self.labels: Dict[Key, str] = {}
 
@@ -72,6 +77,9 @@ class TopStats:
             self.total_now[key] = self.total_now.get(key, 0) + 1
 
     def new_interval(self) -> None:
+        """The interval being sampled becomes the one shown; a new one starts."""
+        self.own_shown = self.own_now
+        self.total_shown = self.total_now
         self.own_now = {}
         self.total_now = {}
 
@@ -91,7 +99,7 @@ class TopStats:
         result = []
         for key, total in self.total.items():
             own = self.own.get(key, 0)
-            result.append((100.0 * self.own_now.get(key, 0) / passes, 100.0 * self.total_now.get(key, 0) / passes,
+            result.append((100.0 * self.own_shown.get(key, 0) / passes, 100.0 * self.total_shown.get(key, 0) / passes,
                            own / rate, total / rate, self.label(key)))
         result.sort(key=lambda row: (-row[sort], -row[3], row[4]))
         return result
@@ -104,17 +112,20 @@ def fmt_time(seconds: float) -> str:
 
 
 HELP = (
-    "Keys:",
     "  1 2 3 4   sort by %Own, %Total, OwnTime, TotalTime",
     "  L         toggle line numbers (aggregate by line instead of by function)",
     "  R         reset the counts",
-    "  ?         show or hide this help",
-    "  q Ctrl-C  quit",
+    "  ?         show or hide this help (Esc or any other key hides it too)",
+    "  q Ctrl-C  quit (the process goes on running, untraced)",
 )
 
 
 class TopView:
-    """Renders header and rows; the same text for the terminal and the pipe."""
+    """Header and rows from the counts; the same text for the terminal and the pipe.
+
+    The percentages are those of the last complete interval (``next_interval``), so a redraw
+    between two refreshes (a key, a resize) shows the same figures; counts and times run from
+    the last reset."""
 
     def __init__(self, target, stats: TopStats, rate: float, title: str):
         self.target = target
@@ -123,10 +134,15 @@ class TopView:
         self.title = title
         self.sort = 0
         self.show_help = False
-        self._last = None  # SamplerStats copy at the previous refresh
+        self._last = None   # SamplerStats copy at the previous refresh
+        self._base = None   # ... at the last reset
+        self._base_elapsed = 0.0
+        self._shown = (0, 0, 0)  # passes, GIL passes, active thread samples of the interval shown
 
     def handle_key(self, key: str, sampler_stats=None) -> Optional[str]:
         """React to one key: "quit", "redraw", or None (not ours)."""
+        if len(key) != 1:
+            key = "\x00"  # a special key (arrows, F-keys): only closes the help
         if key in "qQ\x03":
             return "quit"
         if key in "1234":
@@ -135,16 +151,23 @@ class TopView:
             self.show_help = not self.show_help
         elif key in "lL":
             self.stats.line_numbers = not self.stats.line_numbers
-            self.stats.reset()  # counts by function and by line do not mix
+            self.reset(sampler_stats)  # counts by function and by line do not mix
         elif key in "rR":
-            self.stats.reset()
-            if sampler_stats is not None:
-                self._last = sampler_stats.copy()
+            self.reset(sampler_stats)
         elif self.show_help:
             self.show_help = False  # any other key closes the help
         else:
             return None
         return "redraw"
+
+    def reset(self, sampler_stats=None) -> None:
+        """Counts, times and the header's samples start again from now."""
+        self.stats.reset()
+        self._shown = (0, 0, 0)
+        if sampler_stats is not None:
+            self._last = sampler_stats.copy()
+            self._base = self._last
+            self._base_elapsed = sampler_stats.elapsed
 
     def interval(self, sampler_stats):
         last = self._last
@@ -154,16 +177,16 @@ class TopView:
         return passes, gil, active
 
     def lines(self, sampler_stats, width: int, height: Optional[int]) -> List[str]:
-        if self.show_help:
-            return [self.title[:width], ""] + [line[:width] for line in HELP]
-        passes, gil, active = self.interval(sampler_stats)
+        passes, gil, active = self._shown
         denominator = max(1, passes)
+        base = self._base
         header = [
             self.title[:width],
             ("Total Samples %d | GIL: %.2f%% | Active: %.2f%% | Threads: %d | Errors: %d | Late: %d | %s"
-             % (sampler_stats.passes, 100.0 * gil / denominator, 100.0 * active / denominator,
-                sampler_stats.threads, sampler_stats.errors, sampler_stats.late,
-                format_seconds(sampler_stats.elapsed)))[:width],
+             % (sampler_stats.passes - (base.passes if base else 0), 100.0 * gil / denominator,
+                100.0 * active / denominator, sampler_stats.threads,
+                sampler_stats.errors - (base.errors if base else 0), sampler_stats.late - (base.late if base else 0),
+                format_seconds(sampler_stats.elapsed - self._base_elapsed)))[:width],
             "",
         ]
         names = []
@@ -178,55 +201,20 @@ class TopView:
         return header + [head[:width]] + [line[:width] for line in body]
 
     def next_interval(self, sampler_stats) -> None:
+        """End the interval being sampled: its figures become the ones shown."""
+        self._shown = self.interval(sampler_stats)
         self._last = sampler_stats.copy()
         self.stats.new_interval()
 
 
-class Terminal:
-    """Alternate screen, hidden cursor, keys without Enter; always restored."""
-
-    def __init__(self, out, keys_fd: Optional[int]):
-        self.out = out
-        self.fd = keys_fd
-        self.saved = None
-
-    def __enter__(self):
-        if self.fd is not None:
-            import termios
-            import tty
-            try:
-                self.saved = termios.tcgetattr(self.fd)
-                tty.setcbreak(self.fd)
-            except termios.error:
-                self.fd = None
-        self.out.write("\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J")
-        self.out.flush()
-        return self
-
-    def keys(self) -> str:
-        if self.fd is None:
-            return ""
-        try:
-            ready, _, _ = select.select([self.fd], [], [], 0)
-            if ready:
-                return os.read(self.fd, 64).decode("utf-8", "replace")
-        except (OSError, ValueError):
-            self.fd = None
-        return ""
-
-    def draw(self, lines: List[str]) -> None:
-        self.out.write("\x1b[H" + "".join(line + "\x1b[K\r\n" for line in lines[:-1])
-                       + (lines[-1] + "\x1b[K" if lines else "") + "\x1b[J")
-        self.out.flush()
-
-    def __exit__(self, *exc):
-        try:
-            self.out.write("\x1b[?25h\x1b[?1049l")
-            self.out.flush()
-        finally:
-            if self.saved is not None:
-                import termios
-                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+def keys_stream():
+    """The terminal to read keys from: stdin when it is one, else None (a screen without keys)."""
+    try:
+        if sys.stdin is not None and sys.stdin.isatty():
+            return sys.stdin
+    except (AttributeError, ValueError, OSError):
+        pass
+    return None
 
 
 @register
@@ -263,63 +251,48 @@ class TopCommand(Command):
         title = "pyspy-repl top: process %d (%s), Python %s" % (target.pid, command, target.python_version)
         view = TopView(target, stats, args.rate, title)
         interactive = is_terminal(out)
-        keys_fd = None
-        if interactive:
-            try:
-                if sys.stdin is not None and sys.stdin.isatty():
-                    keys_fd = sys.stdin.fileno()
-            except (AttributeError, ValueError, OSError):
-                keys_fd = None
-        state = {"next": time.monotonic() + args.delay, "screen": None, "tables": 0}
+        state = {"next": time.monotonic() + args.delay, "tables": 0}
 
         def refresh(sampler) -> None:
-            if state["screen"] is not None:
-                size = shutil.get_terminal_size((100, 30))
-                state["screen"].draw(view.lines(sampler.stats, size.columns, size.lines))
-            else:
-                lines = view.lines(sampler.stats, 10 ** 6, args.rows + 4)
-                out.write("\n".join(lines) + "\n\n")
-                out.flush()
-                state["tables"] += 1
             view.next_interval(sampler.stats)
+            lines = view.lines(sampler.stats, 10 ** 6, args.rows + 4)
+            out.write("\n".join(lines) + "\n\n")
+            out.flush()
+            state["tables"] += 1
 
         def on_pass(sampler) -> None:
-            screen = state["screen"]
-            if screen is not None:
-                pressed = screen.keys()
-                changed = False
-                for key in pressed:
-                    action = view.handle_key(key, sampler.stats)
-                    if action == "quit":
-                        sampler.stop("quit")
-                        return
-                    changed = changed or action == "redraw"
-                if changed:
-                    size = shutil.get_terminal_size((100, 30))
-                    screen.draw(view.lines(sampler.stats, size.columns, size.lines))
             if time.monotonic() >= state["next"]:
                 state["next"] = time.monotonic() + args.delay
                 refresh(sampler)
 
-        sampler = Sampler(target, stats.add,
-                          SamplerOptions(rate=args.rate, duration=args.duration, blocking=not args.nonblocking,
-                                         gil=args.gil, idle=args.idle, subprocesses=args.subprocesses,
-                                         **native),
-                          on_pass=on_pass, alive=launched.alive if launched else None)
+        lock = threading.Lock()
+
+        def add_locked(sample) -> None:
+            with lock:
+                stats.add(sample)
+
+        options = SamplerOptions(rate=args.rate, duration=args.duration, blocking=not args.nonblocking,
+                                 gil=args.gil, idle=args.idle, subprocesses=args.subprocesses, **native)
+        alive = launched.alive if launched else None
+        sampler = None
         try:
-            with StopOnSignal(sampler):
-                if interactive:
-                    with Terminal(out, keys_fd) as screen:
-                        state["screen"] = screen
-                        reason = sampler.run()
-                    state["screen"] = None
-                else:
+            if interactive:
+                from .top_screen import TopScreen  # prompt_toolkit: only when a screen is drawn
+                screen = TopScreen(view, lock, lambda: sampler.stats, args.delay,
+                                   on_quit=lambda: sampler.stop("quit"), out=out, keys=keys_stream())
+                sampler = Sampler(target, add_locked, options, on_pass=screen.on_pass, alive=alive)
+                with StopOnSignal(sampler):
+                    reason = screen.run_beside(sampler)
+            else:
+                sampler = Sampler(target, stats.add, options, on_pass=on_pass, alive=alive)
+                with StopOnSignal(sampler):
                     reason = sampler.run()
-                    if sampler.stats.passes and (state["tables"] == 0 or view._last is None
-                                                 or view._last.passes != sampler.stats.passes):
-                        refresh(sampler)
+                if sampler.stats.passes and (state["tables"] == 0 or view._last is None
+                                             or view._last.passes != sampler.stats.passes):
+                    refresh(sampler)
         finally:
-            sampler.close()
+            if sampler is not None:
+                sampler.close()
             if launched is not None:
                 launched.stop()
                 target.close()

@@ -21,7 +21,7 @@ import os
 import signal
 import time
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict, Iterator, List, Set
 
 from ..errors import PermissionDeniedError, SnapshotError, TracerAttachedError
 from . import procfs
@@ -33,6 +33,8 @@ WALL = 0x40000000
 MAX_ROUNDS = 16
 #: Seconds to wait for another tracer to let go before naming it in an error.
 TRACER_WAIT = 1.5
+#: How long a zombie leader may stay unreported once the other threads are reaped (then it is let go).
+LEADER_EXIT_WAIT = 1.0
 
 
 class _Busy(Exception):
@@ -67,6 +69,7 @@ class Pause:
         self.list_tasks = list_tasks
         self.attached: List[int] = []
         self.pending_signals: Dict[int, int] = {}
+        self._reported: Set[int] = set()  # stops taken while polling for the leader, not yet waited for
 
     def attach_all(self) -> None:
         if self.pid == os.getpid():
@@ -133,6 +136,12 @@ class Pause:
         return True
 
     def _wait_stopped(self, tid: int) -> None:
+        if tid == self.pid:
+            self._wait_leader()
+            return
+        if tid in self._reported:
+            self._reported.discard(tid)
+            return
         while True:
             try:
                 _, status = os.waitpid(tid, WALL)
@@ -140,24 +149,82 @@ class Pause:
                 return
             except InterruptedError:
                 continue
-            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            if self._stopped_or_gone(tid, status):
+                return
+
+    def _stopped_or_gone(self, tid: int, status: int) -> bool:
+        """Account for one wait status of ``tid``; True when it is in our stop or has exited."""
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            if tid in self.attached:
+                self.attached.remove(tid)
+            return True
+        if os.WIFSTOPPED(status):
+            sig = os.WSTOPSIG(status)
+            if (status >> 16) == PTRACE_EVENT_STOP:
+                return True  # our interrupt (or a group stop): stopped
+            # A signal was about to be delivered; keep it for detach and stay stopped.
+            if sig != signal.SIGTRAP:
+                self.pending_signals[tid] = sig
+            return True
+        return False
+
+    def _wait_leader(self) -> None:
+        """Wait for the thread-group leader without blocking in waitpid.
+
+        Why: the kernel reports a leader that exited only once every other thread of its
+        group is released, and a traced thread that exited is released only when its
+        tracer (this tool) waits for it.  A process that exits while it is being paused
+        (``exit_group`` from Python's finalisation) would leave a blocking waitpid on the
+        leader waiting for ever, this tool hung and the target a traced zombie.  So poll
+        (the stop of a running leader takes microseconds), and while the leader is a
+        zombie, reap the other threads this pause holds."""
+        tid = self.pid
+        nap = 0.00002
+        zombie_since = None
+        while True:
+            try:
+                got, status = os.waitpid(tid, WALL | os.WNOHANG)
+            except ChildProcessError:
+                return
+            except InterruptedError:
+                continue
+            if got and self._stopped_or_gone(tid, status):
+                return
+            state = procfs.state(tid)
+            if state is None:
                 if tid in self.attached:
                     self.attached.remove(tid)
                 return
-            if os.WIFSTOPPED(status):
-                sig = os.WSTOPSIG(status)
-                if (status >> 16) == PTRACE_EVENT_STOP:
-                    return  # our interrupt (or a group stop): stopped
-                # A signal was about to be delivered; keep it for detach and stay stopped.
-                if sig != signal.SIGTRAP:
-                    self.pending_signals[tid] = sig
-                return
+            if state in ("Z", "X"):
+                self._reap_exited_others()
+                zombie_since = zombie_since if zombie_since is not None else time.monotonic()
+                if time.monotonic() - zombie_since > LEADER_EXIT_WAIT:
+                    if tid in self.attached:
+                        self.attached.remove(tid)  # it will not stop again: nothing to detach
+                    return
+            time.sleep(nap)
+            nap = min(nap * 2, 0.001)
+
+    def _reap_exited_others(self) -> None:
+        for other in list(self.attached):
+            if other == self.pid:
+                continue
+            try:
+                got, status = os.waitpid(other, WALL | os.WNOHANG)
+            except ChildProcessError:
+                self.attached.remove(other)
+                continue
+            except InterruptedError:
+                continue
+            if got and self._stopped_or_gone(other, status) and other in self.attached:
+                self._reported.add(other)  # stopped: its own wait must not block for this stop again
 
     def detach_all(self) -> None:
         for tid in list(self.attached):
             self._detach(tid)
         self.attached = []
         self.pending_signals = {}
+        self._reported = set()
 
     def _detach(self, tid: int) -> None:
         sig = self.pending_signals.get(tid, 0)
