@@ -180,6 +180,10 @@ class Facts:
     #: Where the interpreter list starts: "runtime" (3.7+: ``_PyRuntime.interpreters.head``) or
     #: "interp_head" (2.7/3.6: the static ``interp_head`` of pystate.c, the root address itself).
     interpreter_list: str = "runtime"
+    #: The static C variable that is the GC's ``collecting`` flag where no struct holds it (2.7/3.6:
+    #: ``collecting`` of gcmodule.c, a local symbol only ``.symtab`` names), None elsewhere
+    #: (3.7/3.8: ``_PyRuntimeState.gc_collecting``; 3.9+: ``PyInterpreterState.gc_collecting``).
+    gc_collecting_static: Optional[str] = None
     strings: StringFacts = field(default_factory=StringFacts)
     #: repr() rules: "py3", or "py2" (u'' unicode, L-suffixed longs, str without b, <type 'x'>,
     #: set([...]), functions by __name__, old-style instances).

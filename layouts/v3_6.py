@@ -14,6 +14,10 @@ PyASCIIObject = cstruct(
     (24, 'hash', Int64sl),  # Py_hash_t
     (32, 'state', Int32ul),  # struct {...}
 )
+PyBaseExceptionObject = cstruct(
+    64,
+    (24, 'args', Ptr),  # PyObject *
+)
 PyBytesObject = cstruct(
     40,
     (32, 'ob_sval', Int8ul),  # char [1]
@@ -139,6 +143,7 @@ PyThreadState = cstruct(
     (8, 'next', Ptr),  # struct _ts *
     (16, 'interp', Ptr),  # PyInterpreterState *
     (24, 'frame', Ptr),  # struct _frame *
+    (112, 'exc_value', Ptr),  # PyObject *
     (152, 'thread_id', Int64sl),  # long
 )
 PyTupleObject = cstruct(
@@ -178,4 +183,6 @@ FACTS = Facts(
     # No _PyRuntime yet (3.7): the static ``interp_head`` and ``_PyThreadState_Current``.
     interpreter_list="interp_head",
     gil="thread_state_current",
+    # As 2.7: the static ``collecting`` of gcmodule.c; the thread state's own ``exc_value``.
+    gc_collecting_static="collecting",
 )
