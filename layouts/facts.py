@@ -184,6 +184,9 @@ class Facts:
     #: ``collecting`` of gcmodule.c, a local symbol only ``.symtab`` names), None elsewhere
     #: (3.7/3.8: ``_PyRuntimeState.gc_collecting``; 3.9+: ``PyInterpreterState.gc_collecting``).
     gc_collecting_static: Optional[str] = None
+    #: Module prefix of the builtin exceptions' ``tp_name`` ("exceptions" in 2.7, whose
+    #: ``tp_name`` is "exceptions.ValueError" while Python names the type "ValueError").
+    builtin_exceptions_module: Optional[str] = None
     strings: StringFacts = field(default_factory=StringFacts)
     #: repr() rules: "py3", or "py2" (u'' unicode, L-suffixed longs, str without b, <type 'x'>,
     #: set([...]), functions by __name__, old-style instances).

@@ -186,6 +186,7 @@ FACTS = Facts(
     # No GC state struct: the static ``collecting`` of gcmodule.c; the handled exception is the
     # thread state's own ``exc_value`` (no ``_PyErr_StackItem`` before 3.7).
     gc_collecting_static="collecting",
+    builtin_exceptions_module="exceptions",
     strings=StringFacts(model="py2", native_str="bytes", unicode_char_size=4),
     reprs="py2",
     thread_name_attr="_Thread__name",

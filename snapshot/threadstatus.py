@@ -15,7 +15,7 @@ Read from memory only, never by running code in the target:
   own item links to the thread's through ``previous_item``) whose
   ``exc_value`` is set and not None (2.7/3.6 have no such stack: the thread
   state's own ``exc_value``, which generators swap in and out).  Its type is
-  ``tp_name``; the message is ``args[0]`` when it is a str (2.7: str or
+  ``tp_name`` (2.7: without the builtin ``exceptions.`` prefix); the message is ``args[0]`` when it is a str (2.7: str or
   unicode), else the repr of the single argument or of the whole ``args``
   tuple (what ``BaseException.__str__`` prints for exceptions that do not
   override it).
@@ -59,6 +59,8 @@ class ThreadStatusReader:
         self.ts_exc_info = ts.get("exc_info")
         self.ts_exc_value = ts.get("exc_value")   # 2.7/3.6: no exception stack
         self.py2_text = layout.facts.strings.model == "py2"
+        prefix = layout.facts.builtin_exceptions_module
+        self.exceptions_prefix = prefix + "." if prefix else None
         self.ts_gil_requested = ts.get("gil_requested")
         item = layout.structs.get("_PyErr_StackItem")
         self.item_size = item.size if item is not None else 0
@@ -132,7 +134,10 @@ class ThreadStatusReader:
         return 0
 
     def _type_name(self, value: int) -> str:
-        return self.objects.type_name(self.objects.type_addr(value))
+        name = self.objects.type_name(self.objects.type_addr(value))
+        if self.exceptions_prefix and name.startswith(self.exceptions_prefix):
+            return name[len(self.exceptions_prefix):]   # 2.7: "exceptions.ValueError" is ValueError
+        return name
 
     def _message(self, value: int) -> str:
         if self.args_offset is None:

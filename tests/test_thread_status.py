@@ -38,10 +38,13 @@ def test_gc_and_exception_in_json_and_text(python, tmp_path):
     want = roles["handler"]["exception"]
     assert handler["exception"] is not None, handler
     assert (handler["exception"]["type"], handler["exception"]["message"]) == (want["type"], want["message"])
-    for role, thread in (("main", main), ("collector", collector)):   # (None in the truth: none handled)
+    # The others handle none (None in the truth), except on 2.7, where the main thread still shows
+    # the AttributeError its module body caught (2.7 keeps a handled exception until the frame ends).
+    for role, thread in (("main", main), ("collector", collector)):
         got = thread["exception"] and {"type": thread["exception"]["type"], "message": thread["exception"]["message"]}
         assert got == roles[role]["exception"], (role, thread["exception"], roles[role]["exception"])
-    assert main["exception"] is None and collector["exception"] is None
+    if python.version_tuple >= (3, 0):
+        assert main["exception"] is None and collector["exception"] is None
     for t in threads.values():
         assert t["status"] in ("holds_gil", "waiting_for_gil", "running", "idle")
         assert t["status"] == "idle" or t["owns_gil"] or t["active"], t
