@@ -187,6 +187,8 @@ FACTS = Facts(
     # thread state's own ``exc_value`` (no ``_PyErr_StackItem`` before 3.7).
     gc_collecting_static="collecting",
     builtin_exceptions_module="exceptions",
+    # The old GIL: a semaphore (thread_pthread.h, USE_SEMAPHORES) that ``interpreter_lock`` points to.
+    gil_lock_pointer="interpreter_lock",
     strings=StringFacts(model="py2", native_str="bytes", unicode_char_size=4),
     reprs="py2",
     thread_name_attr="_Thread__name",

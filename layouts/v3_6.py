@@ -185,4 +185,6 @@ FACTS = Facts(
     gil="thread_state_current",
     # As 2.7: the static ``collecting`` of gcmodule.c; the thread state's own ``exc_value``.
     gc_collecting_static="collecting",
+    # ceval_gil.h's statics (no _gil_runtime_state before 3.7): GIL waiters sleep on these.
+    gil_words=(("switch_mutex", 40), ("switch_cond", 48), ("gil_mutex", 40), ("gil_cond", 48)),
 )

@@ -69,7 +69,8 @@ class Target:
         self.walker = Walker(process, self.layout, self.interpreter.runtime_addr, self.codes, self.budget)
         self.command_line = tuple(process.command_line())
         self.thread_facts = ThreadFacts(process, self.layout, self.walker, self.interpreter.runtime_addr,
-                                        self.objects, self.interpreter.symbol("_PyThreadState_Current"))
+                                        self.objects, self.interpreter.symbol("_PyThreadState_Current"),
+                                        dict(self.interpreter.symbols))
         self.frame_builder = FrameBuilder(process, self.layout, self.objects)
         self.objects.numpy_version_probe = self._numpy_major
         # No symbol lookups here: they would parse the ELF symbol table on every attach.
