@@ -40,7 +40,7 @@ LEGACY_MINORS = ("2.7", "3.6", "3.7")
 #: Test modules that run on the legacy interpreters; every other module skips them visibly.
 LEGACY_READY = frozenset({"test_dump_e2e.py", "test_repl.py", "test_repl_scripted.py", "test_repl_pause.py",
                           "test_layouts.py", "test_linetable.py", "test_sampler.py", "test_core.py",
-                          "test_debuggers.py", "test_record.py", "test_top.py", "test_hangwatch.py",
+                          "test_debuggers.py", "test_record.py", "test_hangwatch.py",
                           "test_savefile.py", "test_idle.py", "test_thread_status.py"})
 #: Versions with no layout, for the "unsupported version" error test (none installed here: skipped).
 UNSUPPORTED_MINORS = ["3.5", "2.6"]
