@@ -193,6 +193,21 @@ class Facts:
     #: Where the interpreter list starts: "runtime" (3.7+: ``_PyRuntime.interpreters.head``) or
     #: "interp_head" (2.7/3.6: the static ``interp_head`` of pystate.c, the root address itself).
     interpreter_list: str = "runtime"
+    #: The static C variable that is the GC's ``collecting`` flag where no struct holds it (2.7/3.6:
+    #: ``collecting`` of gcmodule.c, a local symbol only ``.symtab`` names), None elsewhere
+    #: (3.7/3.8: ``_PyRuntimeState.gc_collecting``; 3.9+: ``PyInterpreterState.gc_collecting``).
+    gc_collecting_static: Optional[str] = None
+    #: Module prefix of the builtin exceptions' ``tp_name`` ("exceptions" in 2.7, whose
+    #: ``tp_name`` is "exceptions.ValueError" while Python names the type "ValueError").
+    builtin_exceptions_module: Optional[str] = None
+    #: Where a thread waiting for the GIL sleeps (its futex word) when no struct holds the GIL:
+    #: the (symbol, size) of statics, the span from the first to the end of the last (3.6: the
+    #: mutexes and conditions of ceval_gil.h, glibc's pthread_mutex_t 40 and pthread_cond_t 48 bytes).
+    gil_words: Tuple[Tuple[str, int], ...] = ()
+    #: 2.7: the static holding a pointer to the GIL's lock (``interpreter_lock``, a malloc'd
+    #: glibc ``sem_t``, 32 bytes, whose first word is the futex); None elsewhere.
+    gil_lock_pointer: Optional[str] = None
+    gil_lock_size: int = 32
     strings: StringFacts = field(default_factory=StringFacts)
     #: repr() rules: "py3", or "py2" (u'' unicode, L-suffixed longs, str without b, <type 'x'>,
     #: set([...]), functions by __name__, old-style instances).

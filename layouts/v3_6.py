@@ -14,6 +14,10 @@ PyASCIIObject = cstruct(
     (24, 'hash', Int64sl),  # Py_hash_t
     (32, 'state', Int32ul),  # struct {...}
 )
+PyBaseExceptionObject = cstruct(
+    64,
+    (24, 'args', Ptr),  # PyObject *
+)
 PyBytesObject = cstruct(
     40,
     (32, 'ob_sval', Int8ul),  # char [1]
@@ -141,6 +145,7 @@ PyThreadState = cstruct(
     (8, 'next', Ptr),  # struct _ts *
     (16, 'interp', Ptr),  # PyInterpreterState *
     (24, 'frame', Ptr),  # struct _frame *
+    (112, 'exc_value', Ptr),  # PyObject *
     (152, 'thread_id', Int64sl),  # long
 )
 PyTupleObject = cstruct(
@@ -203,4 +208,8 @@ FACTS = Facts(
     # The task WeakSet and the {loop: task} dict are static C variables of _asyncio (3.7 made
     # them the module attributes _all_tasks and _current_tasks).
     asyncio=AsyncioFacts(task_sets=(), task_set_statics=("all_tasks",), current_tasks_static="current_tasks"),
+    # As 2.7: the static ``collecting`` of gcmodule.c; the thread state's own ``exc_value``.
+    gc_collecting_static="collecting",
+    # ceval_gil.h's statics (no _gil_runtime_state before 3.7): GIL waiters sleep on these.
+    gil_words=(("switch_mutex", 40), ("switch_cond", 48), ("gil_mutex", 40), ("gil_cond", 48)),
 )

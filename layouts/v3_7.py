@@ -14,6 +14,10 @@ PyASCIIObject = cstruct(
     (24, 'hash', Int64sl),  # Py_hash_t
     (32, 'state', Int32ul),  # struct {...}
 )
+PyBaseExceptionObject = cstruct(
+    64,
+    (24, 'args', Ptr),  # PyObject *
+)
 PyBytesObject = cstruct(
     40,
     (32, 'ob_sval', Int8ul),  # char [1]
@@ -142,6 +146,8 @@ PyThreadState = cstruct(
     (8, 'next', Ptr),  # struct _ts *
     (16, 'interp', Ptr),  # PyInterpreterState *
     (24, 'frame', Ptr),  # struct _frame *
+    (112, 'exc_state', blob(32)),  # _PyErr_StackItem
+    (144, 'exc_info', Ptr),  # _PyErr_StackItem *
     (176, 'thread_id', Int64ul),  # unsigned long
 )
 PyTupleObject = cstruct(
@@ -168,10 +174,17 @@ PyVarObject = cstruct(
     24,
     (16, 'ob_size', Int64sl),  # Py_ssize_t
 )
+_PyErr_StackItem = cstruct(
+    32,
+    (0, 'exc_type', Ptr),  # PyObject *
+    (8, 'exc_value', Ptr),  # PyObject *
+    (24, 'previous_item', Ptr),  # struct _err_stackitem *
+)
 _PyRuntimeState = cstruct(
     1520,
     (24, 'interpreters_head', Ptr),  # PyInterpreterState *
     (32, 'interpreters_main', Ptr),  # PyInterpreterState *
+    (632, 'gc_collecting', Int32sl),  # int
     (1264, 'ceval_gil', blob(208)),  # struct _gil_runtime_state
     (1480, 'gilstate_tstate_current', Ptr),  # _Py_atomic_address
 )

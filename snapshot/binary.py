@@ -20,8 +20,11 @@ from .errors import BinaryReadError
 SYMBOLS = ("_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NoneStruct", "interp_head",
            # 2.7/3.6: the GIL holder, the accessor that gives interp_head on stripped builds,
            # and a narrow (UCS2) unicode build's exported names.
-           "_PyThreadState_Current", "PyInterpreterState_Head", "PyUnicodeUCS2_FromString")
-CACHE_FORMAT = 3
+           "_PyThreadState_Current", "PyInterpreterState_Head", "PyUnicodeUCS2_FromString",
+           # 2.7/3.6: the GC's ``collecting`` flag (a gcmodule.c static: .symtab only) and
+           # where GIL waiters sleep (2.7: the lock ``interpreter_lock`` points to; 3.6: ceval_gil.h)
+           "collecting", "interpreter_lock", "switch_mutex", "switch_cond", "gil_mutex", "gil_cond")
+CACHE_FORMAT = 5
 # PY_VERSION may be tail-merged into a longer string (".../versions/3.8.18"), so
 # only require that no digit or dot precedes it.
 _VERSION_TEXT = re.compile(rb"(?<![\d.])([23]\.\d{1,2}\.\d{1,2})((?:a|b|rc)\d{1,2})?\+?\x00")

@@ -18,7 +18,7 @@ from layouts import UnknownLayoutError, table_size, with_debug_offsets
 from .budget import WorkBudget
 from .walk.codecache import CodeCache
 from .discovery import Interpreter, locate
-from .errors import (CorruptDataError, MemoryReadError, NativeModeError, ProcessExitedError,
+from .errors import (CorruptDataError, MemoryReadError, NativeModeError, ProcessExitedError, SnapshotError,
                      UnsupportedVersionError)
 from .frames import FrameBuilder
 from .layoutcache import load_layout
@@ -69,11 +69,14 @@ class Target:
         self.walker = Walker(process, self.layout, self.interpreter.runtime_addr, self.codes, self.budget)
         self.command_line = tuple(process.command_line())
         self.thread_facts = ThreadFacts(process, self.layout, self.walker, self.interpreter.runtime_addr,
-                                        self.objects, self.interpreter.symbol("_PyThreadState_Current"))
+                                        self.objects, self.interpreter.symbol("_PyThreadState_Current"),
+                                        dict(self.interpreter.symbols))
         self.frame_builder = FrameBuilder(process, self.layout, self.objects)
         self.objects.numpy_version_probe = self._numpy_major
         # No symbol lookups here: they would parse the ELF symbol table on every attach.
-        self.thread_status = ThreadStatusReader(process, self.layout, self.objects, self.interpreter.runtime_addr)
+        gc_static = self.layout.facts.gc_collecting_static
+        self.thread_status = ThreadStatusReader(process, self.layout, self.objects, self.interpreter.runtime_addr,
+                                                gc_static_addr=self.interpreter.symbol(gc_static) if gc_static else None)
         self._interp: Optional[int] = None
         self._interp_id = 0
         self._native_threads = None
@@ -287,6 +290,11 @@ class Target:
 
     def _task_reader_for(self):
         if self._task_reader is None:
+            if "TaskObj" not in self.layout.structs:
+                # 2.7 has no asyncio; a layout that declares no task object cannot read tasks
+                raise SnapshotError("asyncio tasks cannot be read on Python %d.%d (its layout declares no "
+                                    "asyncio Task object); dump without --async"
+                                    % tuple(self.layout.version[:2]))
             from .tasks.reader import TaskReader
             self._task_reader = TaskReader(self.process, self.layout, self.walker, self.objects,
                                            self.frame_builder, self.interpreter)

@@ -33,8 +33,10 @@ class ThreadFacts:
     """GIL holder, names and OS ids of one process's threads (cached across samples)."""
 
     def __init__(self, process, layout, walker, runtime_addr: int, objects,
-                 current_tstate_addr: Optional[int] = None):
+                 current_tstate_addr: Optional[int] = None, symbols: Optional[Dict[str, int]] = None):
         self.process = process
+        #: The interpreter binary's symbols (absolute): 2.7/3.6 find their GIL's words by them.
+        self.symbols = symbols or {}
         #: Address of ``_PyThreadState_Current`` (2.7/3.6 only).
         self.current_tstate_addr = current_tstate_addr
         self.layout = layout
@@ -112,7 +114,7 @@ class ThreadFacts:
         layout = self.layout
         source = _GIL_SOURCE[layout.facts.gil]
         if source == "variable" or "_gil_runtime_state" not in layout.structs:
-            return None  # 2.7/3.6: the GIL is a static of ceval.c; no symbol tells where
+            return self._static_gil_span()  # 2.7/3.6: statics of ceval.c, by their symbols
         size = layout._gil_runtime_state.size
         if source == "runtime":
             start = self.runtime_addr + layout._PyRuntimeState.ceval_gil
@@ -122,6 +124,27 @@ class ThreadFacts:
                 start = _U64.unpack(self.process.read(interp + layout.PyInterpreterState.ceval_gil, 8))[0]
                 self._gil_ptrs[interp] = start
         return (start, start + size) if start else None
+
+    def _static_gil_span(self) -> Optional[Tuple[int, int]]:
+        """2.7: the semaphore ``interpreter_lock`` points to; 3.6: ceval_gil.h's mutexes and
+        conditions (None on a stripped build, whose symbols do not say where)."""
+        facts = self.layout.facts
+        if facts.gil_lock_pointer:
+            pointer = self.symbols.get(facts.gil_lock_pointer)
+            if not pointer:
+                return None
+            lock = self._gil_ptrs.get(-1)
+            if lock is None:
+                lock = _U64.unpack(self.process.read(pointer, 8))[0]
+                if lock:   # allocated once, at the first thread's start (0 until then: read again)
+                    self._gil_ptrs[-1] = lock
+            return (lock, lock + facts.gil_lock_size) if lock else None
+        if facts.gil_words:
+            spans = [(self.symbols.get(name), size) for name, size in facts.gil_words]
+            if not all(addr for addr, _ in spans):
+                return None
+            return min(addr for addr, _ in spans), max(addr + size for addr, size in spans)
+        return None
 
     # -- GIL ---------------------------------------------------------------------------------
     def head_and_gil(self, interp: int) -> Tuple[int, int]:

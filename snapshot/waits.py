@@ -39,6 +39,9 @@ WAITS: Tuple[Tuple[str, str, str, str, bool], ...] = (
     ("get", "queue.py", "queue", "queue.Queue.get", False),
     ("put", "queue.py", "queue", "queue.Queue.put", False),
     ("join", "queue.py", "queue", "queue.Queue.join", False),
+    ("get", "Queue.py", "queue", "queue.Queue.get", False),     # 2.7's module name
+    ("put", "Queue.py", "queue", "queue.Queue.put", False),
+    ("join", "Queue.py", "queue", "queue.Queue.join", False),
     ("get", "multiprocessing/queues.py", "queue", "multiprocessing.Queue.get", False),
     ("put", "multiprocessing/queues.py", "queue", "multiprocessing.Queue.put", False),
     ("join", "multiprocessing/queues.py", "queue", "multiprocessing.JoinableQueue.join", False),
@@ -52,6 +55,8 @@ WAITS: Tuple[Tuple[str, str, str, str, bool], ...] = (
     ("accept", "multiprocessing/connection.py", "recv", "Listener.accept", False),
     ("join", "multiprocessing/process.py", "join", "Process.join", False),
     ("wait", "multiprocessing/popen_fork.py", "join", "Process.join", False),
+    ("wait", "multiprocessing/forking.py", "join", "Process.join", False),      # 2.7's Popen
+    ("poll", "multiprocessing/forking.py", "join", "Process.join", False),
     ("poll", "multiprocessing/popen_fork.py", "join", "Process.join", False),
     ("wait", "multiprocessing/popen_forkserver.py", "join", "Process.join", False),
     ("poll", "multiprocessing/popen_forkserver.py", "join", "Process.join", False),

@@ -41,7 +41,8 @@ LEGACY_MINORS = ("2.7", "3.6", "3.7")
 LEGACY_READY = frozenset({"test_dump_e2e.py", "test_repl.py", "test_repl_scripted.py", "test_repl_pause.py",
                           "test_layouts.py", "test_linetable.py", "test_sampler.py", "test_core.py",
                           "test_debuggers.py", "test_native_gdb.py", "test_native_dump.py", "test_native_status.py",
-                          "test_native_cache.py", "test_asyncio_tasks.py"})
+                          "test_native_cache.py", "test_asyncio_tasks.py", "test_record.py", "test_hangwatch.py",
+                          "test_savefile.py", "test_idle.py", "test_thread_status.py"})
 #: Versions with no layout, for the "unsupported version" error test (none installed here: skipped).
 UNSUPPORTED_MINORS = ["3.5", "2.6"]
 FETCH_TIMEOUT = 900

@@ -282,6 +282,100 @@ def test_flush_interval_rewrites_during_recording(busy_target, tmp_path):
 
 # --------------------------------------------------------------------------- every interpreter
 
+def _marker_line(marker):
+    with open(target_script("threads_mix.py"), encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if "# " + marker in line:
+                return number
+    raise AssertionError("no %s in threads_mix.py" % marker)
+
+
+@pytest.fixture(scope="module")
+def mix_target(python, tmp_path_factory):
+    """threads_mix.py on this interpreter, with its truth: each thread's name, ident and OS id."""
+    workdir = str(tmp_path_factory.mktemp("mix-" + python.id))
+    truth_path = os.path.join(workdir, "truth.json")
+    t = Target(python.path, target_script("threads_mix.py"), ["300", truth_path], workdir)
+    try:
+        t.wait_for_file(truth_path, 60)
+        with open(truth_path, encoding="utf-8") as fh:
+            t.truth = json.load(fh)
+        yield t
+    finally:
+        t.stop()
+
+
+FORMATS = {"raw": ("p.txt", ["--threads", "--idle"]), "flamegraph": ("p.svg", []),
+           "speedscope": ("p.speedscope.json", ["--idle"]), "chrometrace": ("p.json", ["-f", "chrometrace", "--idle"]),
+           "pprof": ("p.pb.gz", ["-F"])}
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_every_format_on_every_interpreter(python, mix_target, fmt, tmp_path):
+    """Each format of a recording of threads_mix.py, checked against what the target says of itself:
+    its threads' names and ids, and the lines it is on (its marked lines)."""
+    name, extra = FORMATS[fmt]
+    out = tmp_path / name
+    info = _record(["--pid", mix_target.pid, "-d", "1.5", "-o", out] + extra)
+    assert info["format"] == fmt and info["reason"] == "duration reached" and info["samples"] > 0, info
+    truth = mix_target.truth
+    assert truth["pid"] == mix_target.pid
+    by_native = {t["native_id"]: t["name"] for t in truth["threads"]}
+    assert sorted(by_native.values()) == ["MainThread", "sleeper-0", "sleeper-1"]
+    assert {t["native_id"] for t in truth["threads"]} == {int(x) for x in os.listdir("/proc/%d/task" % truth["pid"])}
+    busy = {"busy_loop (threads_mix.py:%d)" % _marker_line(m) for m in ("BUSY-WHILE", "BUSY-BODY")}
+    idle = "idle_wait (threads_mix.py:%d)" % _marker_line("IDLE-SLEEP")
+    main = "<module> (threads_mix.py:%d)" % _marker_line("MAIN-CALL")
+    if fmt == "raw":
+        collapsed = parse_raw(out.read_text())
+        assert sum(collapsed.values()) == info["samples"]
+        want_roots = {"thread (0x%X): %s" % (t["ident"], t["name"]) for t in truth["threads"]}
+        assert {path.split(";")[0] for path in collapsed} == want_roots
+        for path in collapsed:
+            root, frames = path.split(";")[0], path.split(";")[1:]
+            if root.endswith(": MainThread"):
+                assert frames[0] == main and frames[-1] in busy, path
+            else:
+                assert frames[-1] == idle, path
+    elif fmt == "flamegraph":
+        _, frames = parse_svg(out.read_text())
+        labels = {f["label"] for f in frames}
+        assert main in labels and labels & busy, labels
+        assert max(f["samples"] for f in frames) == info["samples"]
+    elif fmt == "speedscope":
+        doc = json.loads(out.read_text())
+        check_speedscope(doc)
+        assert speedscope_samples(doc) == info["samples"]
+        assert sorted(p["name"] for p in doc["profiles"]) == sorted(
+            'Thread %d "%s"' % (tid, n) for tid, n in by_native.items())
+        shared = {"%s (%s:%d)" % (f["name"], os.path.basename(f["file"]), f["line"]) for f in doc["shared"]["frames"]}
+        assert {main, idle} <= shared and shared & busy, shared
+    elif fmt == "chrometrace":
+        doc = json.loads(out.read_text())
+        names = {e["tid"]: e["args"]["name"] for e in doc["traceEvents"]
+                 if e["ph"] == "M" and e["name"] == "thread_name"}
+        assert names == by_native
+        slices = {(e["tid"], e["name"], e["args"]["line"]) for e in doc["traceEvents"] if e["ph"] == "X"}
+        main_tid = [tid for tid, n in by_native.items() if n == "MainThread"][0]
+        assert main_tid == mix_target.pid
+        assert (main_tid, "<module>", _marker_line("MAIN-CALL")) in slices, slices
+        assert {(main_tid, "busy_loop", _marker_line(m)) for m in ("BUSY-WHILE", "BUSY-BODY")} & slices, slices
+        for tid, n in by_native.items():
+            if n != "MainThread":
+                assert (tid, "idle_wait", _marker_line("IDLE-SLEEP")) in slices, (n, slices)
+    else:
+        prof = decode_pprof(out.read_bytes())
+        strings = list(prof.string_table)
+        assert sum(s.value[0] for s in prof.sample) == info["samples"]
+        functions = {strings[f.name]: f.start_line for f in prof.function}
+        # -F: the lowest line seen in the function (the frames carry no co_firstlineno)
+        assert functions.get("busy_loop") in {_marker_line(m) for m in ("BUSY-WHILE", "BUSY-BODY")}, functions
+        assert functions.get("<module>") == _marker_line("MAIN-CALL"), functions
+        exe = os.path.realpath(os.readlink("/proc/%d/exe" % mix_target.pid))
+        assert os.path.realpath(strings[prof.mapping[0].filename]) == exe
+
+
+
 def test_target_exit_mid_record_writes_file(python, tmp_path):
     t = Target(python.path, target_script("threads_mix.py"), ["5"], str(tmp_path))  # outlives a slow attach
     try:

@@ -79,7 +79,7 @@ class Saved:
     def __init__(self, python, workdir):
         self.truth_path = os.path.join(workdir, "truth.json")
         self.path = os.path.join(workdir, "snap.pyspy")
-        t = Target(python.path, target_script("dump_target.py"), [self.truth_path, "--workdir", workdir],
+        t = Target(python.path, target_script("dump_target.py", python), [self.truth_path, "--workdir", workdir],
                    workdir=workdir)
         try:
             self.truth = t.wait_truth(self.truth_path, timeout=90)

@@ -33,11 +33,18 @@ def test_gc_and_exception_in_json_and_text(python, tmp_path):
     # GC state is the interpreter's: every thread of it says so.
     assert collector["gc_collecting"] and handler["gc_collecting"] and main["gc_collecting"]
     names = [f["name"].rsplit(".", 1)[-1] for f in collector["frames"]]
-    assert "__del__" in names and names.index("__del__") < names.index("collector"), names
+    finalizer = truth["finalizer"]   # __del__; 2.7: a weakref callback (it calls no __del__ of a cycle)
+    assert finalizer in names and names.index(finalizer) < names.index("collector"), names
     want = roles["handler"]["exception"]
     assert handler["exception"] is not None, handler
     assert (handler["exception"]["type"], handler["exception"]["message"]) == (want["type"], want["message"])
-    assert main["exception"] is None and collector["exception"] is None
+    # The others handle none (None in the truth), except on 2.7, where the main thread still shows
+    # the AttributeError its module body caught (2.7 keeps a handled exception until the frame ends).
+    for role, thread in (("main", main), ("collector", collector)):
+        got = thread["exception"] and {"type": thread["exception"]["type"], "message": thread["exception"]["message"]}
+        assert got == roles[role]["exception"], (role, thread["exception"], roles[role]["exception"])
+    if python.version_tuple >= (3, 0):
+        assert main["exception"] is None and collector["exception"] is None
     for t in threads.values():
         assert t["status"] in ("holds_gil", "waiting_for_gil", "running", "idle")
         assert t["status"] == "idle" or t["owns_gil"] or t["active"], t

@@ -4,8 +4,11 @@
 
 ``nap`` sleeps in time.sleep(3600); ``grab`` blocks in lock.acquire() on a
 lock the main thread holds; the main thread then sleeps in
-``threading.Event().wait()``.  Stdlib only.
+``threading.Event().wait()``.  Stdlib only; runs on 2.7 and 3.6+.
 """
+from __future__ import print_function
+
+import sys
 import threading
 import time
 
@@ -21,10 +24,13 @@ def grab():
 
 
 def main():
-    print("c-call target starting", flush=True)
+    print("c-call target starting")
+    sys.stdout.flush()
     held.acquire()
-    threading.Thread(target=nap, name="napper", daemon=True).start()
-    threading.Thread(target=grab, name="grabber", daemon=True).start()
+    for target, name in ((nap, "napper"), (grab, "grabber")):
+        thread = threading.Thread(target=target, name=name)
+        thread.daemon = True  # (2.7's Thread takes no daemon argument)
+        thread.start()
     threading.Event().wait()  # MAIN-WAIT
 
 

@@ -3,8 +3,10 @@
     python hang_ignore_term.py
 
 Only SIGKILL ends them.  The parent starts one child of the same script with
-``--child`` and waits for it.  Stdlib only.
+``--child`` and waits for it.  Stdlib only; runs on 2.7 and 3.6+.
 """
+from __future__ import print_function
+
 import signal
 import subprocess
 import sys
@@ -20,7 +22,8 @@ def main():
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if "--child" in sys.argv:
         stubborn()
-    print("stubborn target starting", flush=True)
+    print("stubborn target starting")
+    sys.stdout.flush()
     child = subprocess.Popen([sys.executable, __file__, "--child"])
     child.wait()  # PARENT-WAIT
 

@@ -4,8 +4,10 @@
 
 The worker (``consume``) blocks in ``tasks.get()`` for a task that never
 comes; the parent (``main``) blocks in ``worker.join()``.  READY_FILE
-(optional) gets the worker's pid once it runs.  Stdlib only.
+(optional) gets the worker's pid once it runs.  Stdlib only; runs on 2.7 and 3.6+.
 """
+from __future__ import print_function
+
 import multiprocessing
 import os
 import sys
@@ -20,7 +22,8 @@ def consume(tasks, ready):
 
 
 def main(ready):
-    print("mp target starting", flush=True)
+    print("mp target starting")
+    sys.stdout.flush()
     tasks = multiprocessing.Queue()
     worker = multiprocessing.Process(target=consume, args=(tasks, ready), name="consumer")
     worker.start()

@@ -34,8 +34,12 @@ def main():
         ready = args[i + 1]
         del args[i:i + 2]
     seconds = float(args[0]) if args else 3.0
-    with multiprocessing.Pool(2) as pool:
+    pool = multiprocessing.Pool(2)  # 2.7's Pool is no context manager
+    try:
         pool.map(child_work, [(seconds, ready)] * 2, chunksize=1)
+    finally:
+        pool.close()
+        pool.join()
 
 
 if __name__ == "__main__":

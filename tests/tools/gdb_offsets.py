@@ -58,6 +58,7 @@ WANTED = {
         ("current_exception", "current_exception"),
         ("exc_info", "exc_info"),
         ("exc_state", "exc_state"),
+        ("exc_value", "exc_value"),   # 2.7/3.6: the handled exception, in the thread state itself
     ]),
     "_PyErr_StackItem": ("_PyErr_StackItem", [
         ("exc_type", "exc_type"),
