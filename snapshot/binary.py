@@ -178,8 +178,8 @@ def _cache_key(path: str, st: os.stat_result, build_id: str = "") -> str:
 
 def _quick_build_id(path: str) -> str:
     """The GNU build-id without pyelftools (the cache key, read on every attach)."""
-    from .process.elfid import build_id
-    return build_id(path)
+    from .elf import file_build_id
+    return file_build_id(path)
 
 
 #: Cache trouble not yet told to the user (the engine never prints; front ends call ``cache_warnings``).

@@ -309,7 +309,7 @@ class SavedProcess:
 
     @staticmethod
     def from_saved(saved: SavedSnapshot):
-        from .process.elfid import build_id
+        from .elf import file_build_id as build_id
         data = dict(saved.image)
         data["segments"] = []
         files = []

@@ -165,7 +165,7 @@ def test_fast_build_id_equals_pyelftools(python, dump_target):
     from elftools.elf.elffile import ELFFile
 
     from snapshot import binary
-    from snapshot.process import elfid
+    from snapshot import elf as fastelf
 
     t, _ = dump_target
     process = LiveProcess(t.pid)
@@ -182,10 +182,10 @@ def test_fast_build_id_equals_pyelftools(python, dump_target):
             expected = binary._build_id(elf)
             loads = [s["p_vaddr"] for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
             elf_type = elf["e_type"]
-        ident = elfid.identify(f.local_path)
+        ident = fastelf.identify(f.local_path)
         assert ident is not None, f.path
         assert ident.build_id == expected == f.build_id, f.path
-        assert ident.elf_type == elf_type, f.path
+        assert ident.type == {"ET_EXEC": fastelf.ET_EXEC, "ET_DYN": fastelf.ET_DYN}.get(elf_type), f.path
         assert ident.first_load_vaddr == (min(loads) & ~0xFFF), f.path
         checked += 1
     assert any(f.path == interp.binary_path and (f.load_bias == interp.load_base or interp.load_base == 0)
@@ -260,7 +260,7 @@ def test_image_segments_merge_and_bound_reads():
 def test_bad_elf_files_are_typed_errors(tmp_path):
     from snapshot import binary
     from snapshot.errors import BinaryReadError, SnapshotError
-    from snapshot.process import elfid
+    from snapshot import elf as fastelf
 
     real = sys.executable if os.path.exists(sys.executable) else "/bin/sh"
     with open(os.path.realpath(real), "rb") as fh:
@@ -272,8 +272,8 @@ def test_bad_elf_files_are_typed_errors(tmp_path):
         with pytest.raises(BinaryReadError) as info:
             binary.analyse(str(path))
         assert isinstance(info.value, SnapshotError) and isinstance(info.value, ValueError)
-        found = elfid.identify(str(path))
-        assert found is None or found.build_id in ("", elfid.build_id(os.path.realpath(real)))
+        found = fastelf.identify(str(path))
+        assert found is None or found.build_id in ("", fastelf.file_build_id(os.path.realpath(real)))
     with pytest.raises(BinaryReadError):
         binary.load(str(tmp_path / "missing"))
 

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from typing import BinaryIO, Dict, FrozenSet, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..errors import BinaryReadError, MemoryReadError, SnapshotError
-from . import elf
+from .. import elf
 from .base import FILES, REGISTERS, USER_REGS_SIZE, MappedFile, MemoryMap, OSThread, Registers
 
 #: Largest single read accepted (remote sizes are untrusted), as for live processes.
@@ -390,7 +390,7 @@ class CoreProcess:
         page = self._header_bytes(entry) if entry is not None else b""
         expected, elf_type, first_vaddr = "", 0, 0
         if elf.is_elf(page):
-            expected, elf_type, first_vaddr = _elf_facts(elf.bytes_reader(page), len(page))
+            expected, elf_type, first_vaddr = _identity(elf.bytes_reader(page), len(page))
         mismatched: List[Tuple[str, str]] = []
         result = None
         for candidate in self._candidates(path):
@@ -399,8 +399,9 @@ class CoreProcess:
             if not elf.is_elf(page):
                 # The core does not say what was mapped here (no dumped header page, or not an
                 # ELF file): nothing to check the file against.
-                facts = _file_elf_facts(candidate) or ("", 0, 0)
-                result = _Resolved(candidate, None, facts[0], facts[1], facts[2])
+                found = elf.identify(candidate)
+                result = _Resolved(candidate, None, found.build_id, found.type, found.first_load_vaddr) \
+                    if found is not None else _Resolved(candidate, None, "", 0, 0)
                 break
             try:
                 _, actual = elf.file_facts(candidate)
@@ -677,27 +678,13 @@ def _auxv_value(auxv: bytes, key: int) -> int:
     return 0
 
 
-def _elf_facts(read, limit: Optional[int]) -> Tuple[str, int, int]:
-    """(build-id, e_type, first PT_LOAD page vaddr) of an ELF image."""
+def _identity(read, limit: Optional[int]) -> Tuple[str, int, int]:
+    """(build-id, e_type, first PT_LOAD page vaddr) of an ELF image; e_type 0 if it is none."""
     try:
-        hdr = elf.header(read)
-        bid = elf.build_id(read, limit)
-        loads = [s for s in elf.segments(read, hdr) if s.type == elf.PT_LOAD]
+        found = elf.identity(read, limit)
     except elf.ElfFormatError:
         return "", 0, 0
-    first = (loads[0].vaddr - loads[0].offset) & ~0xFFF if loads else 0
-    return bid, hdr.type, first
-
-
-def _file_elf_facts(path: str) -> Optional[Tuple[str, int, int]]:
-    try:
-        with open(path, "rb") as handle:
-            if not elf.is_elf(handle.read(4)):
-                return None
-            bid, kind, first = _elf_facts(elf.file_reader(handle), None)
-            return (bid, kind, first) if kind else None
-    except OSError:
-        return None
+    return found.build_id, found.type, found.first_load_vaddr
 
 
 def _perms(flags: int) -> str:
