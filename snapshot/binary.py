@@ -21,7 +21,8 @@ SYMBOLS = ("_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NoneStruct", "interp_
            # 2.7/3.6: the GIL holder, the accessor that gives interp_head on stripped builds,
            # and a narrow (UCS2) unicode build's exported names.
            "_PyThreadState_Current", "PyInterpreterState_Head", "PyUnicodeUCS2_FromString")
-CACHE_FORMAT = 3
+#: 4: first_load_vaddr, pyruntime_section_size and sections dropped (nothing read them).
+CACHE_FORMAT = 4
 # PY_VERSION may be tail-merged into a longer string (".../versions/3.8.18"), so
 # only require that no digit or dot precedes it.
 _VERSION_TEXT = re.compile(rb"(?<![\d.])([23]\.\d{1,2}\.\d{1,2})((?:a|b|rc)\d{1,2})?\+?\x00")
@@ -34,13 +35,10 @@ class BinaryInfo:
     path: str
     build_id: str
     elf_type: str
-    first_load_vaddr: int
     symbols: Dict[str, int] = field(default_factory=dict)
     pyruntime_section: Optional[int] = None
-    pyruntime_section_size: int = 0
     py_version_hex: Optional[int] = None  # from Py_Version's initial value in the file
     version_text: Optional[str] = None   # PY_VERSION found in .rodata (e.g. "3.8.18")
-    sections: Dict[str, list] = field(default_factory=dict)  # name -> [addr, size] (.bss, .data)
     format: int = CACHE_FORMAT
 
 
@@ -118,18 +116,11 @@ def _analyse(path: str) -> BinaryInfo:
 
     with open(path, "rb") as f:
         elf = ELFFile(f)
-        loads = [s["p_vaddr"] for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
-        info = BinaryInfo(path=path, build_id=_build_id(elf), elf_type=elf["e_type"],
-                          first_load_vaddr=(min(loads) & ~0xFFF) if loads else 0)
+        info = BinaryInfo(path=path, build_id=_build_id(elf), elf_type=elf["e_type"])
         info.symbols = _read_symbols(elf, SYMBOLS)
         section = elf.get_section_by_name(".PyRuntime")
         if section is not None:
             info.pyruntime_section = section["sh_addr"]
-            info.pyruntime_section_size = section["sh_size"]
-        for name in (".bss", ".data"):
-            s = elf.get_section_by_name(name)
-            if s is not None:
-                info.sections[name] = [s["sh_addr"], s["sh_size"]]
         if "interp_head" not in info.symbols and "PyInterpreterState_Head" in info.symbols \
                 and "_PyRuntime" not in info.symbols:
             recovered = _interp_head_from_accessor(elf, info.symbols["PyInterpreterState_Head"])
