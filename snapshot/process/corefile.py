@@ -330,6 +330,7 @@ def _file_entries(desc: bytes) -> List[FileEntry]:
 
 
 def auxv_value(auxv: bytes, key: int) -> int:
+    """The value of ``key`` in an ``NT_AUXV`` copy (0 when absent)."""
     for i in range(0, len(auxv) - 15, 16):
         k, v = struct.unpack_from("<QQ", auxv, i)
         if k == key:
@@ -340,6 +341,7 @@ def auxv_value(auxv: bytes, key: int) -> int:
 
 
 def perms(flags: int) -> str:
+    """A segment's ``p_flags`` as the permission column of a maps line (``r-xp``)."""
     return ("r" if flags & 4 else "-") + ("w" if flags & 2 else "-") + ("x" if flags & 1 else "-") + "p"
 
 
