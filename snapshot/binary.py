@@ -21,12 +21,12 @@ SYMBOLS = ("_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NoneStruct", "interp_
            # 2.7/3.6: the GIL holder, the accessor that gives interp_head on stripped builds,
            # and a narrow (UCS2) unicode build's exported names.
            "_PyThreadState_Current", "PyInterpreterState_Head", "PyUnicodeUCS2_FromString")
-#: 4: first_load_vaddr, pyruntime_section_size and sections dropped (nothing read them).
-CACHE_FORMAT = 4
+CACHE_FORMAT = 3
 # PY_VERSION may be tail-merged into a longer string (".../versions/3.8.18"), so
 # only require that no digit or dot precedes it.
-_ELF_TYPES = {1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
 _VERSION_TEXT = re.compile(rb"(?<![\d.])([23]\.\d{1,2}\.\d{1,2})((?:a|b|rc)\d{1,2})?\+?\x00")
+#: pyelftools' names of e_type, which discovery compares with.
+_ELF_TYPES = {1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
 
 
 @dataclass
@@ -186,8 +186,15 @@ def _checksum(data: dict) -> str:
     return hashlib.sha1(body.encode()).hexdigest()
 
 
+def _cache_path(key: str) -> str:
+    """An entry's file, named by the cache format too: tool versions that share a cache (an
+    upgrade, two checkouts) never read each other's entries, whose fields may differ (the
+    fields are what ``BinaryInfo`` declares; a bump of ``CACHE_FORMAT`` names new files)."""
+    return os.path.join(cache_dir(), "%s.v%d.json" % (key, CACHE_FORMAT))
+
+
 def _read_cache(key: str) -> Optional[BinaryInfo]:
-    path = os.path.join(cache_dir(), key + ".json")
+    path = _cache_path(key)
     try:
         with open(path) as f:
             data = json.load(f)
@@ -224,7 +231,7 @@ def _write_cache(key: str, info: BinaryInfo) -> None:
         data["checksum"] = _checksum(data)
         with open(tmp, "w") as f:
             json.dump(data, f)
-        os.replace(tmp, os.path.join(cache_dir(), key + ".json"))
+        os.replace(tmp, _cache_path(key))
     except OSError as e:
         # a cache we cannot write only costs time, but every attach pays it: say so once
         if tmp is not None:
