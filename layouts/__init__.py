@@ -31,6 +31,22 @@ def get_layout(version: Tuple[int, int]) -> Layout:
     return layout_from_module(importlib.import_module(version_module_name(version)))
 
 
+def decode_hexversion(value: int) -> Tuple[Tuple[int, int, int], str]:
+    """``PY_VERSION_HEX`` (``Py_Version``, the debug-offsets version word) as (major, minor, micro) and text."""
+    major, minor, micro = value >> 24, (value >> 16) & 0xFF, (value >> 8) & 0xFF
+    level, serial = (value >> 4) & 0xF, value & 0xF
+    suffix = {0xA: "a%d" % serial, 0xB: "b%d" % serial, 0xC: "rc%d" % serial}.get(level, "")
+    return (major, minor, micro), "%d.%d.%d%s" % (major, minor, micro, suffix)
+
+
+def is_debug_offsets_version(value: int) -> bool:
+    """Whether the word after a found cookie can be the version of an interpreter that carries
+    ``_Py_DebugOffsets`` (3.13 on; up to 3.39, so a future version is reported as unsupported
+    rather than missed), and not random bytes that happen to spell the cookie."""
+    (major, minor, _), _ = decode_hexversion(value)
+    return major == 3 and 13 <= minor < 40
+
+
 def with_debug_offsets(layout: Layout, table_bytes: bytes) -> Layout:
     """Overlay a target's ``_Py_DebugOffsets`` (raw bytes) on a static layout."""
     name = layout.facts.debug_offsets
@@ -39,9 +55,9 @@ def with_debug_offsets(layout: Layout, table_bytes: bytes) -> Layout:
     table = parse_debug_offsets(name, table_bytes)
     if table.cookie != COOKIE:
         raise ValueError("no _Py_DebugOffsets cookie at the start of _PyRuntime")
-    major, minor = table.version >> 24, (table.version >> 16) & 0xFF
-    if (major, minor) != layout.version:
-        raise ValueError("debug offsets are for %d.%d, layout for %d.%d" % ((major, minor) + layout.version))
+    found = decode_hexversion(table.version)[0][:2]
+    if found != layout.version:
+        raise ValueError("debug offsets are for %d.%d, layout for %d.%d" % (found + layout.version))
     structs, mismatches = apply_debug_offsets(layout.structs, table)
     return layout.with_structs(structs, mismatches)
 
@@ -52,4 +68,5 @@ def version_module_name(version: Tuple[int, int]) -> str:
 
 
 __all__ = ["Facts", "Layout", "SUPPORTED_VERSIONS", "UnknownLayoutError", "get_layout",
-           "with_debug_offsets", "COOKIE", "table_size", "version_module_name"]
+           "with_debug_offsets", "COOKIE", "table_size", "version_module_name", "decode_hexversion",
+           "is_debug_offsets_version"]

@@ -28,6 +28,8 @@ CACHE_FORMAT = 5
 # PY_VERSION may be tail-merged into a longer string (".../versions/3.8.18"), so
 # only require that no digit or dot precedes it.
 _VERSION_TEXT = re.compile(rb"(?<![\d.])([23]\.\d{1,2}\.\d{1,2})((?:a|b|rc)\d{1,2})?\+?\x00")
+#: pyelftools' names of e_type, which discovery compares with.
+_ELF_TYPES = {1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
 
 
 @dataclass
@@ -37,28 +39,16 @@ class BinaryInfo:
     path: str
     build_id: str
     elf_type: str
-    first_load_vaddr: int
     symbols: Dict[str, int] = field(default_factory=dict)
     pyruntime_section: Optional[int] = None
-    pyruntime_section_size: int = 0
     py_version_hex: Optional[int] = None  # from Py_Version's initial value in the file
     version_text: Optional[str] = None   # PY_VERSION found in .rodata (e.g. "3.8.18")
-    sections: Dict[str, list] = field(default_factory=dict)  # name -> [addr, size] (.bss, .data)
     format: int = CACHE_FORMAT
 
 
 def cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "pyspy-repl", "binaries")
-
-
-def _build_id(elf) -> str:
-    for section in elf.iter_sections():
-        if section.header.sh_type == "SHT_NOTE":
-            for note in section.iter_notes():
-                if note["n_type"] == "NT_GNU_BUILD_ID":
-                    return note["n_desc"]
-    return ""
 
 
 def _read_symbols(elf, wanted) -> Dict[str, int]:
@@ -80,22 +70,10 @@ def _read_symbols(elf, wanted) -> Dict[str, int]:
     return found
 
 
-def _file_value(elf, vaddr: int, size: int) -> Optional[bytes]:
-    for segment in elf.iter_segments():
-        if segment["p_type"] != "PT_LOAD":
-            continue
-        start = segment["p_vaddr"]
-        if start <= vaddr and vaddr + size <= start + segment["p_filesz"]:
-            stream = elf.stream
-            stream.seek(segment["p_offset"] + vaddr - start)
-            return stream.read(size)
-    return None
-
-
-def _interp_head_from_accessor(elf, function_vaddr: int) -> Optional[int]:
+def _interp_head_from_accessor(image, function_vaddr: int) -> Optional[int]:
     """A stripped 2.7/3.6: ``interp_head`` is what ``PyInterpreterState_Head`` loads."""
     from .accessor import rip_load_target
-    code = _file_value(elf, function_vaddr, 32)
+    code = image.read_vaddr(function_vaddr, 32)
     return rip_load_target(code, function_vaddr) if code else None
 
 
@@ -104,10 +82,14 @@ def analyse(path: str) -> BinaryInfo:
     # pyelftools is imported only here: a cached binary never needs it.
     from elftools.common.exceptions import ELFError
 
+    from .elf import ElfFormatError
+
     try:
         return _analyse(path)
     except BinaryReadError:
         raise
+    except ElfFormatError as e:
+        raise BinaryReadError(e.message) from None
     except ELFError as e:
         raise BinaryReadError("%s is not a usable ELF file: %s" % (path, e)) from None
     except OSError as e:
@@ -119,34 +101,32 @@ def analyse(path: str) -> BinaryInfo:
 def _analyse(path: str) -> BinaryInfo:
     from elftools.elf.elffile import ELFFile
 
-    with open(path, "rb") as f:
-        elf = ELFFile(f)
-        loads = [s["p_vaddr"] for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
-        info = BinaryInfo(path=path, build_id=_build_id(elf), elf_type=elf["e_type"],
-                          first_load_vaddr=(min(loads) & ~0xFFF) if loads else 0)
-        info.symbols = _read_symbols(elf, SYMBOLS)
-        section = elf.get_section_by_name(".PyRuntime")
+    from .elf import ElfFile
+
+    image = ElfFile(path)   # headers, sections and file bytes by address, without pyelftools
+    try:
+        info = BinaryInfo(path=path, build_id=image.build_id(), elf_type=_ELF_TYPES.get(image.type, "ET_NONE"))
+        with open(path, "rb") as f:
+            info.symbols = _read_symbols(ELFFile(f), SYMBOLS)
+        section = image.sections.get(".PyRuntime")
         if section is not None:
-            info.pyruntime_section = section["sh_addr"]
-            info.pyruntime_section_size = section["sh_size"]
-        for name in (".bss", ".data"):
-            s = elf.get_section_by_name(name)
-            if s is not None:
-                info.sections[name] = [s["sh_addr"], s["sh_size"]]
+            info.pyruntime_section = section.addr
         if "interp_head" not in info.symbols and "PyInterpreterState_Head" in info.symbols \
                 and "_PyRuntime" not in info.symbols:
-            recovered = _interp_head_from_accessor(elf, info.symbols["PyInterpreterState_Head"])
+            recovered = _interp_head_from_accessor(image, info.symbols["PyInterpreterState_Head"])
             if recovered:
                 info.symbols["interp_head"] = recovered
         if "Py_Version" in info.symbols:
-            raw = _file_value(elf, info.symbols["Py_Version"], 8)
-            if raw:
+            raw = image.read_vaddr(info.symbols["Py_Version"], 8)
+            if raw and len(raw) >= 4:
                 info.py_version_hex = int.from_bytes(raw[:4], "little")
-        rodata = elf.get_section_by_name(".rodata")
-        if rodata is not None and info.py_version_hex is None:
-            match = _VERSION_TEXT.search(rodata.data())
+        rodata = image.section_bytes(".rodata") if info.py_version_hex is None else None
+        if rodata:
+            match = _VERSION_TEXT.search(rodata)
             if match:
                 info.version_text = match.group(1).decode() + (match.group(2) or b"").decode()
+    finally:
+        image.close()
     return info
 
 
@@ -181,8 +161,8 @@ def _cache_key(path: str, st: os.stat_result, build_id: str = "") -> str:
 
 def _quick_build_id(path: str) -> str:
     """The GNU build-id without pyelftools (the cache key, read on every attach)."""
-    from .process.elfid import build_id
-    return build_id(path)
+    from .elf import file_build_id
+    return file_build_id(path)
 
 
 #: Cache trouble not yet told to the user (the engine never prints; front ends call ``cache_warnings``).
@@ -209,8 +189,15 @@ def _checksum(data: dict) -> str:
     return hashlib.sha1(body.encode()).hexdigest()
 
 
+def _cache_path(key: str) -> str:
+    """An entry's file, named by the cache format too: tool versions that share a cache (an
+    upgrade, two checkouts) never read each other's entries, whose fields may differ (the
+    fields are what ``BinaryInfo`` declares; a bump of ``CACHE_FORMAT`` names new files)."""
+    return os.path.join(cache_dir(), "%s.v%d.json" % (key, CACHE_FORMAT))
+
+
 def _read_cache(key: str) -> Optional[BinaryInfo]:
-    path = os.path.join(cache_dir(), key + ".json")
+    path = _cache_path(key)
     try:
         with open(path) as f:
             data = json.load(f)
@@ -247,7 +234,7 @@ def _write_cache(key: str, info: BinaryInfo) -> None:
         data["checksum"] = _checksum(data)
         with open(tmp, "w") as f:
             json.dump(data, f)
-        os.replace(tmp, os.path.join(cache_dir(), key + ".json"))
+        os.replace(tmp, _cache_path(key))
     except OSError as e:
         # a cache we cannot write only costs time, but every attach pays it: say so once
         if tmp is not None:

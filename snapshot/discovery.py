@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-from layouts import COOKIE, SUPPORTED_VERSIONS
+from layouts import COOKIE, SUPPORTED_VERSIONS, decode_hexversion, is_debug_offsets_version
 
 from . import binary
 from .errors import InterpreterNotFoundError, NotPythonError, SnapshotError, UnsupportedVersionError
@@ -35,7 +35,6 @@ METHODS = ("symbol", "section", "cookie")
 class Interpreter:
     """Where a process's interpreter is, and what version it runs."""
 
-    pid: int
     executable: str
     binary_path: str
     load_base: int
@@ -75,13 +74,6 @@ def _version_from_name(path: str) -> Optional[Tuple[int, int]]:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def _decode_hex(value: int) -> Tuple[Tuple[int, int, int], str]:
-    major, minor, micro = value >> 24, (value >> 16) & 0xFF, (value >> 8) & 0xFF
-    level, serial = (value >> 4) & 0xF, value & 0xF
-    suffix = {0xA: "a%d" % serial, 0xB: "b%d" % serial, 0xC: "rc%d" % serial}.get(level, "")
-    return (major, minor, micro), "%d.%d.%d%s" % (major, minor, micro, suffix)
-
-
 def root_offset(info: binary.BinaryInfo, method: Optional[str] = None) -> Optional[int]:
     """The file offset of the interpreter's root in ``info``: ``_PyRuntime`` by ``method``
     (symbol, section or either), else (2.7/3.6) the ``interp_head`` static."""
@@ -106,7 +98,6 @@ def locate(process: Process, method: Optional[str] = None) -> Interpreter:
         raise ValueError("unknown discovery method %r (one of %s)" % (method, ", ".join(METHODS)))
     pid = process.pid
     exe = process.executable()
-    seen_old_python = None
     if method != "cookie":
         for mapped in _candidates(process.mapped_files(), exe):
             if not mapped.local_path:
@@ -119,8 +110,6 @@ def locate(process: Process, method: Optional[str] = None) -> Interpreter:
             base = 0 if info.elf_type == "ET_EXEC" else mapped.load_bias
             runtime = root_offset(info, method)
             if not runtime:
-                if "interp_head" in info.symbols:
-                    seen_old_python = _version_from_name(mapped.path) or (2, 7)
                 continue
             runtime_addr = base + runtime
             version, text = _detect_version(process, info, runtime_addr, mapped.path)
@@ -128,17 +117,14 @@ def locate(process: Process, method: Optional[str] = None) -> Interpreter:
                 raise UnsupportedVersionError("Python %s is not supported (process %d, %s)"
                                               % (text, pid, process.name()))
             symbols = tuple((k, base + v) for k, v in info.symbols.items())
-            return Interpreter(pid, exe, mapped.path, base, runtime_addr, version, text, info.build_id, symbols)
-        if seen_old_python:
-            raise UnsupportedVersionError("Python %d.%d is not supported (process %d, %s)"
-                                          % (seen_old_python + (pid, process.name())))
+            return Interpreter(exe, mapped.path, base, runtime_addr, version, text, info.build_id, symbols)
     if method in (None, "cookie"):
         cookie = _scan_for_cookie(process, process.maps())
         if cookie is not None:
             version, text = cookie[1]
             if version[:2] not in SUPPORTED_VERSIONS:
                 raise UnsupportedVersionError("Python %s is not supported" % text)
-            return Interpreter(pid, exe, exe, 0, cookie[0], version, text, "")
+            return Interpreter(exe, exe, 0, cookie[0], version, text, "")
     name = process.name()
     if method is not None:
         raise InterpreterNotFoundError("no CPython runtime found in process %d by the %s method" % (pid, method))
@@ -159,9 +145,9 @@ def _detect_version(memory: Process, info: binary.BinaryInfo, runtime_addr: int,
     except SnapshotError:
         pass
     if head is not None and head[:8] == COOKIE:
-        return _decode_hex(struct.unpack_from("<Q", head, 8)[0])
+        return decode_hexversion(struct.unpack_from("<Q", head, 8)[0])
     if info.py_version_hex:
-        return _decode_hex(info.py_version_hex)
+        return decode_hexversion(info.py_version_hex)
     if info.version_text:
         parts = re.match(r"(\d+)\.(\d+)\.(\d+)", info.version_text)
         if parts:
@@ -185,7 +171,7 @@ def _scan_for_cookie(memory: Process, maps: List[MemoryMap]):
         while index >= 0:
             if index + 16 <= len(data):
                 value = struct.unpack_from("<Q", data, index + 8)[0]
-                if value >> 24 == 3 and 13 <= (value >> 16) & 0xFF < 40:
-                    return m.start + index, _decode_hex(value)
+                if is_debug_offsets_version(value):
+                    return m.start + index, decode_hexversion(value)
             index = data.find(COOKIE, index + 1)
     return None

@@ -8,12 +8,10 @@ JSON form (``to_dict``) keeps py-spy's field names, so runbooks written for
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-# slots make frames smaller and faster to hash; dataclass(slots=) needs 3.10.
-_FROZEN = {"frozen": True, "slots": True} if sys.version_info >= (3, 10) else {"frozen": True}
+from .hostcompat import FROZEN as _FROZEN
 
 
 #: Version of the ``to_dict`` form. 1: the first versioned form (format_version,

@@ -195,7 +195,7 @@ def test_errors_missing_binary_then_found(python_copy):
 
 
 def test_errors_build_id_mismatch(python_copy):
-    from snapshot.process import elf
+    from snapshot import elf
     exe, stash = python_copy["exe"], python_copy["stash"]
     with open(exe, "rb") as fh:
         original = fh.read()

@@ -27,7 +27,7 @@ import pytest
 from test_core import kernel_cores_problem, allow_kernel_core, make_kernel_core
 
 from snapshot.errors import MemoryReadError, SnapshotError
-from snapshot.process import elf
+from snapshot import elf
 from snapshot.process.core import (BinaryNotFoundError, BuildIdMismatchError, CoreFileError, CoreProcess,
                                    CoreTruncatedError, NotACoreError)
 from snapshot.process.decompress import CoreDecompressError

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from typing import Dict, List, Optional, Set
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -176,3 +177,103 @@ def test_dependencies_point_down():
             if room == "layouts" and other != "layouts":
                 wrong.append("%s imports %s" % (module, target))
     assert not wrong, "\n".join(wrong)
+
+
+# ---------------------------------------------------------------- the house rules of issue 8
+def _rel(path: str) -> str:
+    return os.path.relpath(path, ROOT).replace(os.sep, "/")
+
+
+def _trees():
+    for module, path in sorted(module_files().items()):
+        with open(path, encoding="utf-8") as fh:
+            yield _rel(path), ast.parse(fh.read(), path)
+
+
+def _docstrings(tree: ast.AST) -> Set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+_PROC = re.compile(r"(?<![\w.])/proc(?=/|$)")
+#: Modules outside ``snapshot/process/`` that may name /proc, and why.
+PROC_ALLOWED = {
+    "snapshot/writers/destination.py": "recognises an output path such as /proc/self/fd/1 (the user's stdout); "
+                                       "it never reads a target's /proc",
+}
+
+
+def test_proc_is_read_only_in_snapshot_process():
+    """A live process's /proc is parsed in ``snapshot/process/`` only (``LiveProcess``, ``procfs``)."""
+    found = []
+    for rel, tree in _trees():
+        if rel.startswith("snapshot/process/") or rel in PROC_ALLOWED:
+            continue
+        docs = _docstrings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs \
+                    and _PROC.search(node.value):
+                found.append("%s:%d %r" % (rel, node.lineno, node.value[:60]))
+    assert not found, "/proc named outside snapshot/process/:\n" + "\n".join(found)
+
+
+_VERSION_ATTRS = {"version", "python_version", "py_version", "version_info", "hexversion"}
+_VERSION_TEXT = re.compile(r"^[23]\.\d{1,2}$")
+#: Modules that compare the version of the Python running pyspy-repl (never the target's), and why.
+HOST_VERSION_ALLOWED = {
+    "snapshot/hostcompat.py": "dataclass(slots=) needs a 3.10 host",
+    "repl/debuggers/sitepaths.py": "the Python embedded in gdb/lldb must be 3.9 or newer",
+}
+
+
+def _names_a_version(node: ast.AST) -> bool:
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Attribute) and sub.attr in _VERSION_ATTRS:
+            return True
+        if isinstance(sub, ast.Tuple) and len(sub.elts) in (2, 3) and all(
+                isinstance(e, ast.Constant) and type(e.value) is int for e in sub.elts[:2]) \
+                and sub.elts[0].value in (2, 3) and sub.elts[1].value <= 20:
+            return True
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and _VERSION_TEXT.match(sub.value):
+            return True
+    return False
+
+
+def test_no_version_branches_outside_layouts():
+    """Code outside ``layouts/`` asks the layout; it never compares a CPython version
+    (``x.version >= (3, 11)``, ``minor == "3.12"``).  A version is still looked up in a
+    table (``SUPPORTED_VERSIONS``, ``get_layout``): that is not a branch."""
+    found = []
+    for rel, tree in _trees():
+        if rel.startswith("layouts/"):
+            continue
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Compare):
+                continue
+            if any(_names_a_version(part) for part in [node.left] + list(node.comparators)):
+                if rel in HOST_VERSION_ALLOWED and "version_info" in ast.unparse(node):
+                    continue
+                found.append("%s:%d %s" % (rel, node.lineno, ast.unparse(node)[:80]))
+    assert not found, "version branches outside layouts/:\n" + "\n".join(found)
+
+
+#: "About 500 lines": a module a few lines over is not split for that alone.
+MAX_LINES = 510
+#: Modules allowed past ``MAX_LINES``, and why.
+LONG_ALLOWED: Dict[str, str] = {}
+
+
+def test_modules_stay_small():
+    long = []
+    for rel, _ in _trees():
+        with open(os.path.join(ROOT, rel), encoding="utf-8") as fh:
+            count = sum(1 for _ in fh)
+        if count > MAX_LINES and rel not in LONG_ALLOWED:
+            long.append("%s: %d lines" % (rel, count))
+    assert not long, "modules over %d lines (split by job, or give a reason in LONG_ALLOWED):\n%s" % (
+        MAX_LINES, "\n".join(long))

@@ -161,11 +161,20 @@ def test_forced_discovery_methods_agree(python, dump_target):
     print("%s: methods found %s, not applicable %s" % (python.id, sorted(found), skipped))
 
 
+def _pyelftools_build_id(elf) -> str:
+    for section in elf.iter_sections():
+        if section.header.sh_type == "SHT_NOTE":
+            for note in section.iter_notes():
+                if note["n_type"] == "NT_GNU_BUILD_ID":
+                    return note["n_desc"]
+    return ""
+
+
 def test_fast_build_id_equals_pyelftools(python, dump_target):
     from elftools.elf.elffile import ELFFile
 
     from snapshot import binary
-    from snapshot.process import elfid
+    from snapshot import elf as fastelf
 
     t, _ = dump_target
     process = LiveProcess(t.pid)
@@ -179,18 +188,32 @@ def test_fast_build_id_equals_pyelftools(python, dump_target):
     for f in files:
         with open(f.local_path, "rb") as fh:
             elf = ELFFile(fh)
-            expected = binary._build_id(elf)
+            expected = _pyelftools_build_id(elf)
             loads = [s["p_vaddr"] for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
             elf_type = elf["e_type"]
-        ident = elfid.identify(f.local_path)
+        ident = fastelf.identify(f.local_path)
         assert ident is not None, f.path
         assert ident.build_id == expected == f.build_id, f.path
-        assert ident.elf_type == elf_type, f.path
+        assert ident.type == {"ET_EXEC": fastelf.ET_EXEC, "ET_DYN": fastelf.ET_DYN}.get(elf_type), f.path
         assert ident.first_load_vaddr == (min(loads) & ~0xFFF), f.path
         checked += 1
     assert any(f.path == interp.binary_path and (f.load_bias == interp.load_base or interp.load_base == 0)
                for f in files)
     assert checked >= 3
+    # binary.analyse reads sections and values with the fast reader too: same facts as pyelftools
+    lib = next(f for f in files if f.path == interp.binary_path)
+    info = binary.analyse(lib.local_path)
+    with open(lib.local_path, "rb") as fh:
+        elf = ELFFile(fh)
+        section = elf.get_section_by_name(".PyRuntime")
+        assert info.pyruntime_section == (section["sh_addr"] if section is not None else None)
+        assert info.elf_type == elf["e_type"] and info.build_id == lib.build_id
+        if "Py_Version" in info.symbols:
+            for segment in elf.iter_segments():
+                start = segment["p_vaddr"]
+                if segment["p_type"] == "PT_LOAD" and start <= info.symbols["Py_Version"] < start + segment["p_filesz"]:
+                    fh.seek(segment["p_offset"] + info.symbols["Py_Version"] - start)
+                    assert info.py_version_hex == int.from_bytes(fh.read(4), "little")
 
 
 # --------------------------------------------------------------------------
@@ -260,7 +283,7 @@ def test_image_segments_merge_and_bound_reads():
 def test_bad_elf_files_are_typed_errors(tmp_path):
     from snapshot import binary
     from snapshot.errors import BinaryReadError, SnapshotError
-    from snapshot.process import elfid
+    from snapshot import elf as fastelf
 
     real = sys.executable if os.path.exists(sys.executable) else "/bin/sh"
     with open(os.path.realpath(real), "rb") as fh:
@@ -272,8 +295,8 @@ def test_bad_elf_files_are_typed_errors(tmp_path):
         with pytest.raises(BinaryReadError) as info:
             binary.analyse(str(path))
         assert isinstance(info.value, SnapshotError) and isinstance(info.value, ValueError)
-        found = elfid.identify(str(path))
-        assert found is None or found.build_id in ("", elfid.build_id(os.path.realpath(real)))
+        found = fastelf.identify(str(path))
+        assert found is None or found.build_id in ("", fastelf.file_build_id(os.path.realpath(real)))
     with pytest.raises(BinaryReadError):
         binary.load(str(tmp_path / "missing"))
 

@@ -31,6 +31,7 @@ import struct
 import subprocess
 import sys
 import time
+import zlib
 
 import pytest
 
@@ -277,8 +278,9 @@ def test_offline_without_binaries(saved_repl, monkeypatch):
     from repl.dispatch import REPL, Dispatcher
     from repl.session import Session
     from snapshot import binary, savefile
+    from snapshot.process import saved as saved_process
 
-    monkeypatch.setattr(savefile, "_same_build_id", lambda *a: False)
+    monkeypatch.setattr(saved_process, "_same_build_id", lambda *a: False)
 
     def refuse(path, *a, **k):
         raise AssertionError("a binary was read: %s" % path)
@@ -437,15 +439,15 @@ def test_future_inner_snapshot_form(good_file, tmp_path):
     saved = savefile.SavedSnapshot.from_bytes(good)
     future = saved.to_bytes()
     # re-pack with a snapshot form version far beyond any
-    body = savefile.zlib.decompress(future[savefile._HEADER.size:])
+    body = zlib.decompress(future[savefile._HEADER.size:])
     (length,) = struct.unpack_from("<I", body, 0)
     meta = json.loads(body[4:4 + length])
     meta["snapshot"]["format_version"] = 10 ** 6
     text_ = json.dumps(meta).encode()
     body = struct.pack("<I", len(text_)) + text_ + body[4 + length:]
-    packed = savefile.zlib.compress(body)
+    packed = zlib.compress(body)
     raw = savefile._HEADER.pack(savefile.MAGIC, savefile.FORMAT_VERSION, savefile.ZLIB, 0,
-                                savefile.zlib.crc32(packed), len(packed)) + packed
+                                zlib.crc32(packed), len(packed)) + packed
     try:
         savefile.SavedSnapshot.from_bytes(raw)
     except savefile.SnapshotFileVersionError as e:
@@ -461,7 +463,7 @@ def test_future_inner_snapshot_form(good_file, tmp_path):
 
 def _split(raw):
     from snapshot import savefile
-    body = savefile.zlib.decompress(raw[savefile._HEADER.size:])
+    body = zlib.decompress(raw[savefile._HEADER.size:])
     (length,) = struct.unpack_from("<I", body, 0)
     return json.loads(body[4:4 + length]), body[4 + length:]
 
@@ -469,9 +471,9 @@ def _split(raw):
 def _pack(meta, blob):
     from snapshot import savefile
     text_ = json.dumps(meta).encode()
-    packed = savefile.zlib.compress(struct.pack("<I", len(text_)) + text_ + blob, 1)
+    packed = zlib.compress(struct.pack("<I", len(text_)) + text_ + blob, 1)
     return savefile._HEADER.pack(savefile.MAGIC, savefile.FORMAT_VERSION, savefile.ZLIB, 0,
-                                 savefile.zlib.crc32(packed), len(packed)) + packed
+                                 zlib.crc32(packed), len(packed)) + packed
 
 
 def _leaves(value, path=()):

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import struct
 from typing import BinaryIO, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
+from snapshot import elf
 from snapshot.errors import MemoryReadError
 from snapshot.process.base import FILES, REGISTERS, MappedFile, MemoryMap, OSThread, Registers
 
@@ -29,60 +29,30 @@ MAX_READ = 64 << 20
 
 
 def elf_layout(path: str) -> Optional[Tuple[int, int]]:
-    """(e_type, lowest PT_LOAD vaddr rounded to a page) of a 64-bit ELF file, or None."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(64)
-            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:
-                return None
-            e_type, = struct.unpack_from("<H", head, 16)
-            phoff, = struct.unpack_from("<Q", head, 32)
-            phentsize, phnum = struct.unpack_from("<HH", head, 54)
-            if phnum > 512 or phentsize < 56:
-                return None
-            fh.seek(phoff)
-            table = fh.read(phentsize * phnum)
-    except OSError:
-        return None
-    loads = []
-    for i in range(phnum):
-        if len(table) < (i + 1) * phentsize:
-            break
-        p_type, = struct.unpack_from("<I", table, i * phentsize)
-        if p_type == 1:
-            loads.append(struct.unpack_from("<Q", table, i * phentsize + 16)[0])
-    return e_type, (min(loads) & ~0xFFF) if loads else 0
+    """(e_type, first PT_LOAD vaddr rounded to a page) of a 64-bit ELF file, or None."""
+    found = elf.identify(path)
+    return (found.type, found.first_load_vaddr) if found is not None else None
 
 
 def core_psargs(path: str) -> List[str]:
     """The command line an ELF core recorded (``NT_PRPSINFO.pr_psargs``: argv joined by
-    spaces, cut at 80 bytes), as one item; empty when unreadable."""
+    spaces, cut at 80 bytes), as one item; empty when unreadable.  Read note by note, so a
+    core too damaged for ``CoreFile`` still names its program."""
+    from snapshot.process.corefile import NT_PRPSINFO, PRPSINFO_PSARGS
     try:
         with open(path, "rb") as fh:
-            head = fh.read(64)
-            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:
-                return []
-            phoff, = struct.unpack_from("<Q", head, 32)
-            phentsize, phnum = struct.unpack_from("<HH", head, 54)
-            if phnum > 65535 or phentsize < 56:
-                return []
-            fh.seek(phoff)
-            table = fh.read(phentsize * min(phnum, 4096))
-            for i in range(len(table) // phentsize):
-                p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", table, i * phentsize)
-                if p_type != 4 or p_filesz > 64 << 20:
+            read = elf.file_reader(fh)
+            for seg in elf.segments(read, elf.header(read)):
+                if seg.type != elf.PT_NOTE or seg.filesz > 64 << 20:
                     continue
-                fh.seek(p_offset)
-                notes = fh.read(p_filesz)
-                position = 0
-                while position + 12 <= len(notes):
-                    namesz, descsz, kind = struct.unpack_from("<III", notes, position)
-                    desc_at = position + 12 + ((namesz + 3) & ~3)
-                    if kind == 3 and descsz >= 136:          # NT_PRPSINFO (x86-64 layout)
-                        text = notes[desc_at + 56:desc_at + 136].split(b"\0", 1)[0]
-                        return [text.decode("utf-8", "replace").rstrip()] if text else []
-                    position = desc_at + ((descsz + 3) & ~3)
-    except (OSError, struct.error):
+                try:
+                    for note in elf.notes(read(seg.offset, seg.filesz)):
+                        if note.name == b"CORE" and note.type == NT_PRPSINFO and len(note.desc) >= PRPSINFO_PSARGS + 80:
+                            text = note.desc[PRPSINFO_PSARGS:PRPSINFO_PSARGS + 80].split(b"\0", 1)[0]
+                            return [text.decode("utf-8", "replace").rstrip()] if text else []
+                except elf.ElfFormatError:
+                    continue
+    except (OSError, elf.ElfFormatError):
         pass
     return []
 
@@ -205,15 +175,12 @@ class DebuggerProcess:
         for path, maps in spans.items():
             build_id, local = known.get(path, ("", ""))
             local = local if local and os.path.exists(local) else self.local_path(path)
-            layout = elf_layout(local)
-            if layout is None:
+            found = elf.identify(local)
+            if found is None:
                 continue  # not an ELF file (locale archives, fonts...)
             first = min(maps, key=lambda m: m.start)
-            e_type, first_vaddr = layout
-            bias = 0 if e_type == 2 else first.start - first.offset - first_vaddr
-            if not build_id:
-                from snapshot.binary import _quick_build_id
-                build_id = _quick_build_id(local)
+            bias = 0 if found.type == elf.ET_EXEC else first.start - first.offset - found.first_load_vaddr
+            build_id = build_id or found.build_id
             files.append(MappedFile(path, first.start, max(m.end for m in maps), bias, build_id, local))
         return files
 

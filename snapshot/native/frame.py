@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from typing import Optional
 
-_FROZEN = {"frozen": True, "slots": True} if sys.version_info >= (3, 10) else {"frozen": True}
+from ..hostcompat import FROZEN as _FROZEN
 
 
 @dataclass(**_FROZEN)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import array
 import struct
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from ..errors import CorruptDataError, MemoryReadError
 from .base import MAX_INT_DIGITS, MAX_ITEMS, MAX_STR_CHARS, MAX_TABLE, TABLE_CHUNK, check_addr, entry
@@ -265,30 +265,17 @@ class ValueReader(TypeReader):
     def _dict_pairs_open_table(self, addr: int, limit: int) -> List[Tuple[int, int]]:
         """2.7: ``ma_mask + 1`` PyDictEntry slots in ``ma_table``; live ones (key and value set)
         in slot order, which is the target's own iteration order."""
-        D = self.layout.PyDictObject
-        head = self._read(addr, D.ma_table + 8)
-        used = _I64.unpack_from(head, D.ma_used)[0]
-        mask = _I64.unpack_from(head, D.ma_mask)[0]
-        table = _U64.unpack_from(head, D.ma_table)[0]
-        slots = mask + 1
-        if slots <= 0 or slots & mask or slots > MAX_TABLE or not 0 <= used <= slots or not table:
-            raise CorruptDataError("dict at 0x%x: ma_used %d, ma_mask %d" % (addr, used, mask))
-        want = min(used, limit, MAX_ITEMS)
-        entry = self.layout.PyDictEntry
-        out: List[Tuple[int, int]] = []
-        start = 0
-        while start < slots and len(out) < want:
-            count = min(slots - start, TABLE_CHUNK)
-            raw = self._read(table + start * entry.size, count * entry.size)
-            for base in range(0, count * entry.size, entry.size):
-                key = _U64.unpack_from(raw, base + entry.me_key)[0]
-                value = _U64.unpack_from(raw, base + entry.me_value)[0]
-                if key and value:   # a deleted slot keeps the dummy key with a NULL value
-                    out.append((key, value))
-                    if len(out) >= want:
-                        break
-            start += count
-        return out
+        D, entry = self.layout.PyDictObject, self.layout.PyDictEntry
+        key_at, value_at = entry.me_key, entry.me_value
+
+        def live(raw: bytes, base: int) -> Optional[Tuple[int, int]]:
+            key = _U64.unpack_from(raw, base + key_at)[0]
+            value = _U64.unpack_from(raw, base + value_at)[0]
+            # a deleted slot keeps the dummy key with a NULL value
+            return (key, value) if key and value else None
+
+        return self._open_table(addr, "dict", ("ma_used", D.ma_used), ("ma_mask", D.ma_mask), D.ma_table,
+                                entry.size, limit, live)[1]
 
     def _dict_pairs_compact(self, addr: int, limit: int) -> List[Tuple[int, int]]:
         D = self.layout.PyDictObject
@@ -405,31 +392,42 @@ class ValueReader(TypeReader):
 
     def _set_keys(self, addr: int, limit: int) -> Tuple[int, List[int]]:
         """(number of elements, first ``limit`` element addresses)."""
-        S = self.layout.PySetObject
-        head = self._read(addr, S.table + 8)
-        used = _I64.unpack_from(head, S.used)[0]
-        mask = _I64.unpack_from(head, S.mask)[0]
-        table = _U64.unpack_from(head, S.table)[0]
-        slots = mask + 1
-        if slots <= 0 or slots & mask or slots > MAX_TABLE or not 0 <= used <= slots or not table:
-            raise CorruptDataError("set at 0x%x: used %d, mask %d" % (addr, used, mask))
-        want = min(used, limit, MAX_ITEMS)
-        entry = self.layout.setentry
-        out: List[int] = []
+        S, entry = self.layout.PySetObject, self.layout.setentry
+        key_at, hash_at = entry.key, entry.hash
+
+        def live(raw: bytes, base: int) -> Optional[int]:
+            key = _U64.unpack_from(raw, base + key_at)[0]
+            # A deleted slot holds the dummy key with hash -1; no live key hashes to -1.
+            return key if key and _I64.unpack_from(raw, base + hash_at)[0] != -1 else None
+
+        return self._open_table(addr, "set", ("used", S.used), ("mask", S.mask), S.table, entry.size, limit, live)
+
+    def _open_table(self, addr: int, what: str, used: Tuple[str, int], mask: Tuple[str, int], table_at: int,
+                    entry_size: int, limit: int, live: Callable[[bytes, int], Any]) -> Tuple[int, List[Any]]:
+        """An open-addressing table (a set's, a 2.7 dict's): its ``used`` count and what ``live``
+        gives for each live slot (None: an empty or deleted one), in slot order (the target's
+        iteration order), at most ``limit``; sizes are checked and the table read in chunks."""
+        head = self._read(addr, table_at + 8)
+        count_used = _I64.unpack_from(head, used[1])[0]
+        mask_value = _I64.unpack_from(head, mask[1])[0]
+        table = _U64.unpack_from(head, table_at)[0]
+        slots = mask_value + 1
+        if slots <= 0 or slots & mask_value or slots > MAX_TABLE or not 0 <= count_used <= slots or not table:
+            raise CorruptDataError("%s at 0x%x: %s %d, %s %d" % (what, addr, used[0], count_used, mask[0], mask_value))
+        want = min(count_used, limit, MAX_ITEMS)
+        out: List[Any] = []
         start = 0
         while start < slots and len(out) < want:
             count = min(slots - start, TABLE_CHUNK)
-            raw = self._read(table + start * entry.size, count * entry.size)
-            for base in range(0, count * entry.size, entry.size):
-                key = _U64.unpack_from(raw, base + entry.key)[0]
-                # A deleted slot holds the dummy key with hash -1; no live key hashes to -1.
-                if key and _I64.unpack_from(raw, base + entry.hash)[0] != -1:
-                    out.append(key)
+            raw = self._read(table + start * entry_size, count * entry_size)
+            for base in range(0, count * entry_size, entry_size):
+                item = live(raw, base)
+                if item is not None:
+                    out.append(item)
                     if len(out) >= want:
                         break
             start += count
-        return used, out
-
+        return count_used, out
 
 def decode_chars(raw: bytes, kind: int, addr: int) -> str:
     """Characters of a str from its 1-, 2- or 4-byte storage (lone surrogates kept as they are)."""

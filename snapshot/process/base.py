@@ -17,12 +17,11 @@ never by guessing.
 from __future__ import annotations
 
 import struct
-import sys
 from dataclasses import dataclass
 from typing import (BinaryIO, ContextManager, Dict, FrozenSet, List, Optional, Protocol, Sequence,
                     Tuple)
 
-_FROZEN = {"frozen": True, "slots": True} if sys.version_info >= (3, 10) else {"frozen": True}
+from ..hostcompat import FROZEN as _FROZEN
 
 #: Capability words a source may declare.
 LIVE = "live"          # the process runs: it can be paused, sampled, followed

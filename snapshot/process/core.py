@@ -7,109 +7,27 @@ the files: code and read-only data.  So a read is served from the core where
 a ``PT_LOAD`` has file bytes (``p_filesz``), else from the file that
 ``NT_FILE`` says was mapped there, at ``page_offset * page_size`` (the
 kernel counts in 4096-byte pages, gcore in bytes) plus the distance into the
-mapping.  That file is looked for by its recorded path, under
-``search_path`` (by path suffix and by basename) and at ``executable`` for
-the main program, and accepted only if its build-id equals the one in the
-core's dumped first page: a different binary would give wrong stacks, so it
-is a typed error naming both build-ids instead.  A missing file is an error
-only when something needs its bytes.
-
-Threads and registers come from ``NT_PRSTATUS`` (one per thread, the
-crashing one first in kernel cores), the pid and program name from
-``NT_PRPSINFO``, argv from the process's own stack (found through the
-``NT_AUXV`` copy, as ``/proc/PID/cmdline`` would give it), falling back to
-``pr_psargs``.  The core is mmapped, never read whole.
+mapping.  The core's own structure (notes, threads, argv) is ``corefile``;
+which local file stands for a mapped one, checked by build-id, is
+``corebinaries``; this module joins them into the ``Process`` the engine reads.
 """
 from __future__ import annotations
 
 import bisect
-import mmap
 import os
-import struct
 from contextlib import contextmanager
-from typing import BinaryIO, Dict, FrozenSet, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import BinaryIO, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
-from ..errors import BinaryReadError, MemoryReadError, SnapshotError
-from . import elf
-from .base import FILES, REGISTERS, USER_REGS_SIZE, MappedFile, MemoryMap, OSThread, Registers
+from .. import elf
+from ..errors import MemoryReadError
+from .base import FILES, REGISTERS, MappedFile, MemoryMap, OSThread, Registers
+from .corebinaries import BinaryFinder, BinaryNotFoundError, BuildIdMismatchError, Resolved
+from .corefile import CoreFile, CoreFileError, CoreTruncatedError, FileEntry, NotACoreError, perms
 
 #: Largest single read accepted (remote sizes are untrusted), as for live processes.
 MAX_READ = 64 << 20
-NT_PRSTATUS, NT_PRPSINFO, NT_AUXV, NT_FILE, NT_SIGINFO = 1, 3, 6, 0x46494C45, 0x53494749
-AT_NULL, AT_ENTRY, AT_EXECFN = 0, 9, 31
-#: ``struct elf_prstatus`` (x86-64): pr_cursig at 12, pr_pid (the TID) at 32, pr_reg at 112.
-PRSTATUS_CURSIG, PRSTATUS_PID, PRSTATUS_REG = 12, 32, 112
-#: ``struct elf_prpsinfo`` (x86-64): pr_pid at 24, pr_fname[16] at 40, pr_psargs[80] at 56.
-PRPSINFO_PID, PRPSINFO_FNAME, PRPSINFO_PSARGS = 24, 40, 56
-#: Bytes of a mapping's start searched for the ELF header and build-id note.
-HEADER_BYTES = 1 << 16
-MAX_ARGS = 1 << 16
 #: Bytes at a thread's stack pointer checked for the zeros of unreadable stack memory.
 STACK_PROBE = 64
-MAX_ARG_BYTES = 1 << 17
-_U64 = struct.Struct("<Q")
-_DELETED = " (deleted)"
-
-_SEARCH_HINT = "give the directory holding a copy with --lib-search-path DIR (or the program with --executable PATH)"
-
-
-class CoreFileError(SnapshotError):
-    """The core file itself cannot be used."""
-
-    exit_code = 9
-    hint = "give a core dumped by the kernel (ulimit -c unlimited) or by gcore (gzip/zstd/xz cores are read too)"
-
-
-class NotACoreError(CoreFileError):
-    """The file is not an ELF core (another file, or an executable given in its place)."""
-
-
-class CoreTruncatedError(CoreFileError):
-    """The core is shorter than its own headers say."""
-
-    hint = ("it was cut short while written or copied (disk full, a `ulimit -c` size limit, an interrupted copy); "
-            "take or copy it again")
-
-
-class BinaryNotFoundError(MemoryReadError, BinaryReadError):
-    """A file the core needs (code, read-only data, symbols) is not on this machine.
-
-    A ``MemoryReadError`` where a read needs the file's bytes, a
-    ``BinaryReadError`` where the file itself is asked for (``open_file``).
-    """
-
-    exit_code = 9
-    hint = _SEARCH_HINT
-
-    def __init__(self, message: str, path: str, address: int = 0, size: int = 0):
-        SnapshotError.__init__(self, message)
-        self.path = path
-        self.address = address
-        self.size = size
-
-
-class BuildIdMismatchError(BinaryNotFoundError):
-    """The file found for a mapping is a different build than the one the process had mapped."""
-
-    hint = ("the binary changed since the core was written (upgraded or rebuilt): give the exact build with "
-            "--lib-search-path DIR (or --executable PATH)")
-
-
-class FileEntry(NamedTuple):
-    """One ``NT_FILE`` record: a file-backed mapping and its byte offset in the file."""
-
-    start: int
-    end: int
-    offset: int
-    path: str
-
-
-class _Resolved(NamedTuple):
-    local_path: str
-    error: Optional[BinaryNotFoundError]
-    build_id: str          # what the core says (or, when it has no header page, the file's)
-    elf_type: int          # 0 when not an ELF file
-    first_vaddr: int
 
 
 class CoreProcess:
@@ -119,144 +37,31 @@ class CoreProcess:
 
     def __init__(self, core_path: str, search_path: Sequence[str] = (), executable: Optional[str] = None):
         self.core_path = core_path
-        self.search_path = tuple(p for p in search_path if p)
+        self._core = core = CoreFile(core_path)
+        self._binaries = BinaryFinder(core, search_path, executable)
+        self.search_path = self._binaries.search_path
         self.executable_override = executable
-        self._handle = None
-        self._map: Optional[mmap.mmap] = None
-        self._files: Dict[str, BinaryIO] = {}
-        self._resolved: Dict[str, _Resolved] = {}
-        self._perms: Dict[int, str] = {}
-        self._open(core_path)
-        try:
-            self._parse()
-        except BaseException:
-            self.close()
-            raise
-
-    # -- opening ----------------------------------------------------------------
-    def _open(self, path: str) -> None:
-        from .decompress import compression, decompressed
-        try:
-            with open(path, "rb") as probe:
-                head = probe.read(8)
-        except FileNotFoundError:
-            raise CoreFileError("no such core file: %s" % path, "check the path") from None
-        except IsADirectoryError:
-            raise NotACoreError("%s is a directory, not a core file" % path) from None
-        except OSError as e:
-            raise CoreFileError("cannot read core file %s: %s" % (path, e.strerror), "check its permissions") from None
-        kind = compression(head)
-        self.compression = kind
-        local = decompressed(path, kind) if kind else path
-        self.local_core_path = local
-        try:
-            self._handle = open(local, "rb")
-            self.core_size = os.fstat(self._handle.fileno()).st_size
-            if self.core_size == 0:
-                raise NotACoreError("%s is empty, not a core file" % path)
-            self._map = mmap.mmap(self._handle.fileno(), 0, access=mmap.ACCESS_READ)
-        except OSError as e:
-            self.close()
-            raise CoreFileError("cannot map core file %s: %s" % (local, e.strerror or e)) from None
-        except SnapshotError:
-            self.close()
-            raise
-
-    def _parse(self) -> None:
-        data = self._map
-        assert data is not None
-        size = self.core_size
-        what = self.core_path
-        read = elf.bytes_reader(data)
-        try:
-            hdr = elf.header(read)
-        except elf.ElfFormatError as e:
-            if data[:4] == elf.ELF_MAGIC:
-                raise CoreTruncatedError("%s is cut short: %s" % (what, e)) from None
-            raise NotACoreError("%s is not a core file (%s)" % (what, _describe_start(data[:16]))) from None
-        if hdr.type != elf.ET_CORE:
-            kind = elf.TYPE_NAMES.get(hdr.type, "ELF file of type %d" % hdr.type)
-            raise NotACoreError("%s is an ELF %s, not a core file" % (what, kind),
-                                "pass the core file with --core, and this program (if needed) with --executable")
-        if hdr.machine != elf.EM_X86_64:
-            raise NotACoreError("%s is a core of another architecture (e_machine %d)" % (what, hdr.machine),
-                                "pyspy-repl reads x86-64 cores")
-        try:
-            segs = elf.segments(read, hdr)
-        except elf.ElfFormatError as e:
-            raise CoreTruncatedError("%s is cut short: %s" % (what, e)) from None
-        loads = sorted((s for s in segs if s.type == elf.PT_LOAD), key=lambda s: s.vaddr)
-        need = max([s.offset + s.filesz for s in segs if s.type in (elf.PT_LOAD, elf.PT_NOTE)] or [0])
-        if need > size:
-            raise CoreTruncatedError("%s is cut short: %d bytes, its headers describe %d" % (what, size, need))
-        self._loads = loads
-        self._starts = [s.vaddr for s in loads]
-        self._file_ends = [s.vaddr + s.filesz for s in loads]
-        self._offsets = [s.offset for s in loads]
-        self._prstatus: List[Tuple[int, Registers, int]] = []
-        self._psinfo: Optional[bytes] = None
-        self._auxv = b""
-        self._siginfo = b""
-        entries: List[FileEntry] = []
-        for seg in segs:
-            if seg.type != elf.PT_NOTE:
-                continue
-            if seg.filesz > elf.MAX_NOTES:
-                raise NotACoreError("%s has an implausible note segment (%d bytes)" % (what, seg.filesz))
-            try:
-                for note in elf.notes(data[seg.offset:seg.offset + seg.filesz]):
-                    self._note(note, entries)
-            except (elf.ElfFormatError, struct.error) as e:
-                raise CoreTruncatedError("%s has damaged notes: %s" % (what, e)) from None
-        if not self._prstatus:
-            raise NotACoreError("%s has no thread records (NT_PRSTATUS): not a process core" % what)
-        entries.sort()
-        self._entries = entries
-        self._entry_starts = [e.start for e in entries]
-        self._by_path: Dict[str, List[FileEntry]] = {}
-        for entry in entries:
-            self._by_path.setdefault(entry.path, []).append(entry)
-        tids = [tid for tid, _, _ in self._prstatus]
-        if self._psinfo is not None and len(self._psinfo) >= PRPSINFO_PSARGS + 80:
-            self.pid = struct.unpack_from("<i", self._psinfo, PRPSINFO_PID)[0]
-        else:
-            self.pid = min(tids)
-        self._registers = {tid: regs for tid, regs, _ in self._prstatus}
+        self.compression = core.compression
+        self.local_core_path = core.local_path
+        self.core_size = core.size
+        self.pid = core.pid
         #: The signal that ended the process (kernel cores: the crashing thread's), 0 if none.
-        self.signal = self._prstatus[0][2]
+        self.signal = core.signal
         #: The thread the core names first (kernel cores: the one that received the signal).
-        self.signalled_tid = self._prstatus[0][0]
-        # A thread that raised its own fatal signal (abort(), raise()) was in tgkill when it
-        # died, but it was running, not waiting: it is shown as such.
-        self._running = set()
-        if self.signal and len(self._siginfo) >= 24:
-            signo, code = struct.unpack_from("<i4xi", self._siginfo, 0)
-            sender = struct.unpack_from("<i", self._siginfo, 16)[0]  # si_pid of kill/tgkill
-            if signo == self.signal and code <= 0 and sender == self.pid:
-                self._running.add(self.signalled_tid)
-        self._exe_path = self._find_executable_path()
+        self.signalled_tid = core.signalled_tid
+        # The read path's tables, held here so a read costs no extra lookups.
+        self._map = core.map
+        self._loads, self._starts, self._file_ends, self._offsets = core.loads, core.starts, core.file_ends, \
+            core.offsets
+        self._entries = core.entries
+        self._by_path = core.by_path
+        self._prstatus = core.prstatus
+        self._registers = core.registers
+        self._running = core.running
+        self._exe_path = core.executable_path
+        self._files: Dict[str, BinaryIO] = {}
+        self._perms: Dict[int, str] = {}
         self._argv: Optional[List[str]] = None
-
-    def _note(self, note: elf.Note, entries: List[FileEntry]) -> None:
-        if note.name != b"CORE":
-            return
-        if note.type == NT_PRSTATUS:
-            desc = note.desc
-            if len(desc) < PRSTATUS_REG + USER_REGS_SIZE:
-                raise elf.ElfFormatError("NT_PRSTATUS of %d bytes" % len(desc))
-            tid = struct.unpack_from("<i", desc, PRSTATUS_PID)[0]
-            cursig = struct.unpack_from("<h", desc, PRSTATUS_CURSIG)[0]
-            regs = Registers.from_user_regs(desc[PRSTATUS_REG:PRSTATUS_REG + USER_REGS_SIZE])
-            if tid not in {t for t, _, _ in self._prstatus}:
-                self._prstatus.append((tid, regs, cursig))
-        elif note.type == NT_PRPSINFO:
-            self._psinfo = note.desc
-        elif note.type == NT_AUXV:
-            self._auxv = note.desc
-        elif note.type == NT_SIGINFO and not self._siginfo:
-            self._siginfo = note.desc
-        elif note.type == NT_FILE:
-            entries.extend(_file_entries(note.desc))
 
     # -- memory -----------------------------------------------------------------------
     def read(self, address: int, size: int) -> bytes:
@@ -296,7 +101,7 @@ class CoreProcess:
                 offset = self._offsets[i] + at - self._starts[i]
                 pieces.append(self._map[offset:offset + n])
             else:
-                entry = self._entry_at(at)
+                entry = self._core.entry_at(at)
                 if entry is None:
                     in_load = i >= 0 and at < self._starts[i] + self._loads[i].memsz
                     raise MemoryReadError(address, size, "0x%x is %s" % (
@@ -308,12 +113,6 @@ class CoreProcess:
             at += n
             left -= n
         return b"".join(pieces)
-
-    def _entry_at(self, address: int) -> Optional[FileEntry]:
-        i = bisect.bisect_right(self._entry_starts, address) - 1
-        if i >= 0 and address < self._entries[i].end:
-            return self._entries[i]
-        return None
 
     def _file_bytes(self, entry: FileEntry, offset: int, size: int, address: int, total: int) -> bytes:
         resolved = self._resolve(entry.path)
@@ -344,85 +143,11 @@ class CoreProcess:
 
     def core_bytes(self, address: int, size: int) -> Optional[bytes]:
         """Bytes held by the core itself (never from a file), or None."""
-        i = bisect.bisect_right(self._starts, address) - 1
-        if i >= 0 and address + size <= self._file_ends[i]:
-            offset = self._offsets[i] + address - self._starts[i]
-            return self._map[offset:offset + size]
-        return None
+        return self._core.bytes_at(address, size)
 
     # -- files -------------------------------------------------------------------------
-    def _header_bytes(self, entry: FileEntry) -> bytes:
-        """The dumped start of a mapping (its ELF header page), as much as the core has of it."""
-        i = bisect.bisect_right(self._starts, entry.start) - 1
-        if i < 0 or self._starts[i] != entry.start:
-            return b""
-        n = min(HEADER_BYTES, self._file_ends[i] - entry.start, entry.end - entry.start)
-        return self._map[self._offsets[i]:self._offsets[i] + n] if n > 0 else b""
-
-    def _first_entry(self, path: str) -> Optional[FileEntry]:
-        for entry in self._by_path.get(path, ()):
-            if entry.offset == 0:
-                return entry
-        return None
-
-    def _candidates(self, path: str) -> List[str]:
-        clean = path[:-len(_DELETED)] if path.endswith(_DELETED) else path
-        found: List[str] = []
-        if self.executable_override and path == self._exe_path:
-            found.append(self.executable_override)
-        parts = [p for p in clean.split("/") if p]
-        for directory in self.search_path:
-            for i in range(len(parts)):
-                found.append(os.path.join(directory, *parts[i:]))
-        found.append(clean)
-        unique: List[str] = []
-        for c in found:
-            if c not in unique:
-                unique.append(c)
-        return unique
-
-    def _resolve(self, path: str) -> _Resolved:
-        """Which local file stands for ``path``: the first candidate whose build-id matches."""
-        cached = self._resolved.get(path)
-        if cached is not None:
-            return cached
-        entry = self._first_entry(path)
-        page = self._header_bytes(entry) if entry is not None else b""
-        expected, elf_type, first_vaddr = "", 0, 0
-        if elf.is_elf(page):
-            expected, elf_type, first_vaddr = _elf_facts(elf.bytes_reader(page), len(page))
-        mismatched: List[Tuple[str, str]] = []
-        result = None
-        for candidate in self._candidates(path):
-            if not os.path.isfile(candidate):
-                continue
-            if not elf.is_elf(page):
-                # The core does not say what was mapped here (no dumped header page, or not an
-                # ELF file): nothing to check the file against.
-                facts = _file_elf_facts(candidate) or ("", 0, 0)
-                result = _Resolved(candidate, None, facts[0], facts[1], facts[2])
-                break
-            try:
-                _, actual = elf.file_facts(candidate)
-            except (OSError, elf.ElfFormatError):
-                actual = "none (not an ELF file)"
-            if not expected or actual == expected:
-                result = _Resolved(candidate, None, expected or actual, elf_type, first_vaddr)
-                break
-            mismatched.append((candidate, actual))
-        if result is None:
-            if mismatched:
-                local, actual = mismatched[0]
-                error: BinaryNotFoundError = BuildIdMismatchError(
-                    "%s has build-id %s, but the process had %s with build-id %s" % (local, actual or "none",
-                                                                                    path, expected), path)
-            else:
-                where = ", ".join(self.search_path) if self.search_path else "no --lib-search-path given"
-                error = BinaryNotFoundError("%s (mapped in the core) is not on this machine (searched: %s)"
-                                            % (path, where), path)
-            result = _Resolved("", error, expected, elf_type, first_vaddr)
-        self._resolved[path] = result
-        return result
+    def _resolve(self, path: str) -> Resolved:
+        return self._binaries.resolve(path)
 
     def binary_error(self, path: str) -> Optional[BinaryNotFoundError]:
         """Why the file mapped at ``path`` cannot be used (missing, other build), or None."""
@@ -462,7 +187,7 @@ class CoreProcess:
         for seg in self._loads:
             load_starts.add(seg.vaddr)
             entry = by_start.get(seg.vaddr)
-            result.append(MemoryMap(seg.vaddr, seg.vaddr + seg.memsz, _perms(seg.flags),
+            result.append(MemoryMap(seg.vaddr, seg.vaddr + seg.memsz, perms(seg.flags),
                                     entry.offset if entry else 0, entry.path if entry else ""))
         for entry in self._entries:
             if entry.start not in load_starts:
@@ -482,7 +207,7 @@ class CoreProcess:
                         read = elf.file_reader(handle)
                         for seg in elf.segments(read, elf.header(read)):
                             if seg.type == elf.PT_LOAD and seg.offset & ~0xFFF == entry.offset:
-                                cached = _perms(seg.flags)
+                                cached = perms(seg.flags)
                                 break
                 except (OSError, elf.ElfFormatError):
                     pass
@@ -490,86 +215,16 @@ class CoreProcess:
         return cached
 
     # -- identity -------------------------------------------------------------------------
-    def _find_executable_path(self) -> str:
-        entry_point = _auxv_value(self._auxv, AT_ENTRY)
-        if entry_point:
-            entry = self._entry_at(entry_point)
-            if entry is not None:
-                return entry.path
-        return self._entries[0].path if self._entries else ""
-
     def executable(self) -> str:
         return self._exe_path
 
     def command_line(self) -> List[str]:
         if self._argv is None:
-            self._argv = self._argv_from_stack()
-            if self._argv is None:
-                psargs = self._psinfo[PRPSINFO_PSARGS:PRPSINFO_PSARGS + 80] if self._psinfo else b""
-                self._argv = psargs.split(b"\0", 1)[0].decode("utf-8", "replace").split()
+            self._argv = self._core.command_line()
         return list(self._argv)
 
-    def _argv_from_stack(self) -> Optional[List[str]]:
-        """argv as ``/proc/PID/cmdline`` gives it: walk back from the auxiliary vector on the stack.
-
-        The initial stack is argc, argv[], NULL, envp[], NULL, auxv[]; the
-        kernel's copy of auxv (``NT_AUXV``) finds the last part, the rest is
-        walked backwards with every step bounded.
-        """
-        execfn = _auxv_value(self._auxv, AT_EXECFN)
-        if not execfn or len(self._auxv) < 16:
-            return None
-        i = bisect.bisect_right(self._starts, execfn) - 1
-        if i < 0 or execfn >= self._file_ends[i]:
-            return None
-        seg_start, seg_off = self._starts[i], self._offsets[i]
-        seg_end_off = seg_off + self._file_ends[i] - seg_start
-        found = self._map.find(self._auxv, seg_off, seg_end_off)
-        if found < 0 or (found - seg_off) % 8:
-            return None
-        position = found - 8  # the NULL that ends envp
-        if position < seg_off or _U64.unpack_from(self._map, position)[0] != 0:
-            return None
-        position -= 8
-        steps = 0
-        while position >= seg_off and _U64.unpack_from(self._map, position)[0] != 0:  # envp, backwards
-            position -= 8
-            steps += 1
-            if steps > MAX_ARGS:
-                return None
-        pointers: List[int] = []
-        position -= 8
-        while position >= seg_off and len(pointers) <= MAX_ARGS:  # argv backwards, until argc
-            value = _U64.unpack_from(self._map, position)[0]
-            if value == len(pointers):
-                break
-            pointers.append(value)
-            position -= 8
-        else:
-            return None
-        argv = []
-        for pointer in reversed(pointers):
-            raw = self._c_string(pointer)
-            if raw is None:
-                return None
-            argv.append(raw.decode("utf-8", "replace"))
-        return argv
-
-    def _c_string(self, address: int) -> Optional[bytes]:
-        i = bisect.bisect_right(self._starts, address) - 1
-        if i < 0 or address >= self._file_ends[i]:
-            return None
-        offset = self._offsets[i] + address - self._starts[i]
-        limit = min(offset + MAX_ARG_BYTES, self._offsets[i] + self._file_ends[i] - self._starts[i])
-        end = self._map.find(b"\0", offset, limit)
-        return self._map[offset:end] if end >= 0 else None
-
     def name(self) -> str:
-        if self._psinfo and len(self._psinfo) >= PRPSINFO_FNAME + 16:
-            raw = self._psinfo[PRPSINFO_FNAME:PRPSINFO_FNAME + 16].split(b"\0", 1)[0]
-            if raw:
-                return raw.decode("utf-8", "replace")
-        return os.path.basename(self._exe_path) or "?"
+        return self._core.program_name() or os.path.basename(self._exe_path) or "?"
 
     def is_alive(self) -> bool:
         return True
@@ -631,12 +286,8 @@ class CoreProcess:
         for handle in self._files.values():
             handle.close()
         self._files.clear()
-        if self._map is not None:
-            self._map.close()
-            self._map = None
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        self._core.close()
+        self._map = None
 
     def __enter__(self) -> "CoreProcess":
         return self
@@ -646,70 +297,6 @@ class CoreProcess:
 
     def __repr__(self) -> str:
         return "CoreProcess(%r, pid=%d)" % (self.core_path, self.pid)
-
-
-# -- helpers -------------------------------------------------------------------------------
-def _file_entries(desc: bytes) -> List[FileEntry]:
-    """Parse ``NT_FILE``: count, page_size, count x (start, end, page_offset), then count names."""
-    if len(desc) < 16:
-        raise elf.ElfFormatError("NT_FILE of %d bytes" % len(desc))
-    count, page_size = struct.unpack_from("<QQ", desc, 0)
-    table_end = 16 + 24 * count
-    if count > elf.MAX_PHNUM or table_end > len(desc):
-        raise elf.ElfFormatError("NT_FILE claims %d mappings in %d bytes" % (count, len(desc)))
-    names = bytes(desc[table_end:]).split(b"\0")
-    if len(names) < count:
-        raise elf.ElfFormatError("NT_FILE has %d names for %d mappings" % (len(names), count))
-    result = []
-    for i in range(count):
-        start, end, page_offset = struct.unpack_from("<QQQ", desc, 16 + 24 * i)
-        result.append(FileEntry(start, end, page_offset * page_size, names[i].decode("utf-8", "surrogateescape")))
-    return result
-
-
-def _auxv_value(auxv: bytes, key: int) -> int:
-    for i in range(0, len(auxv) - 15, 16):
-        k, v = struct.unpack_from("<QQ", auxv, i)
-        if k == key:
-            return v
-        if k == AT_NULL:
-            break
-    return 0
-
-
-def _elf_facts(read, limit: Optional[int]) -> Tuple[str, int, int]:
-    """(build-id, e_type, first PT_LOAD page vaddr) of an ELF image."""
-    try:
-        hdr = elf.header(read)
-        bid = elf.build_id(read, limit)
-        loads = [s for s in elf.segments(read, hdr) if s.type == elf.PT_LOAD]
-    except elf.ElfFormatError:
-        return "", 0, 0
-    first = (loads[0].vaddr - loads[0].offset) & ~0xFFF if loads else 0
-    return bid, hdr.type, first
-
-
-def _file_elf_facts(path: str) -> Optional[Tuple[str, int, int]]:
-    try:
-        with open(path, "rb") as handle:
-            if not elf.is_elf(handle.read(4)):
-                return None
-            bid, kind, first = _elf_facts(elf.file_reader(handle), None)
-            return (bid, kind, first) if kind else None
-    except OSError:
-        return None
-
-
-def _perms(flags: int) -> str:
-    return ("r" if flags & 4 else "-") + ("w" if flags & 2 else "-") + ("x" if flags & 1 else "-") + "p"
-
-
-def _describe_start(head: bytes) -> str:
-    if not head:
-        return "it is empty"
-    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
-        return "it starts with text %r" % head.decode("ascii")[:16]
-    return "it starts with bytes %s" % head[:8].hex()
 
 
 __all__ = ["CoreProcess", "CoreFileError", "NotACoreError", "CoreTruncatedError", "BinaryNotFoundError",

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from typing import BinaryIO, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import BinaryReadError, KernelThreadError, ProcessExitedError, ProcessNotFoundError
-from . import elfid, procfs
+from .. import elf
+from . import procfs
 from .base import FILES, LIVE, PAUSABLE, REGISTERS, MappedFile, MemoryMap, OSThread, Registers
 from .memory import ProcessMemory
 from .pause import not_paused, paused
@@ -98,7 +99,7 @@ class LiveProcess:
                     continue
                 seen.add(m.path)
                 local = self.local_path(m)
-                ident = elfid.identify(local)
+                ident = elf.identify(local)
                 if ident is None:
                     continue
                 end = max(x.end for x in self._maps if x.path == m.path)

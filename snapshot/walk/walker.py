@@ -22,21 +22,18 @@ from typing import Dict, List, Optional, Tuple
 from layouts import Layout
 
 from ..budget import Unlimited, WorkBudget
-from ..errors import CorruptDataError, MemoryReadError
+from ..errors import CorruptDataError
 from ..process.base import Process as MemoryReader
+from .chunks import CHUNK_READ, DataStackChunks
 from .codecache import CodeCache, CodeInfo
 
 MAX_THREADS = 4096
 #: Most interpreters (main + subinterpreters) followed along ``PyInterpreterState.next``.
 MAX_INTERPRETERS = 1024
 MAX_DEPTH = 20000
-#: First read of a data-stack chunk; chunks are at least 16 KiB.
-CHUNK_READ = 16 * 1024
 #: Bytes copied past the current frame's start: its header and the slots of most code objects
 #: (a frame needing more completes the copy with one more read).
 FRAME_ROOM = 2048
-MAX_CHUNK = 64 << 20
-MAX_CHUNKS = 256
 
 _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")
@@ -67,87 +64,6 @@ class RawThread:
     native_id: Optional[int]
     frames: List[RawFrame]
     truncated: bool = False
-
-
-class _Chunks:
-    """Copies of a thread's data-stack chunks, loaded newest first on demand."""
-
-    __slots__ = ("memory", "next_addr", "loaded", "count", "budget", "first_read", "header", "partial")
-
-    def __init__(self, memory: MemoryReader, newest: int, preloaded: Optional[bytes] = None,
-                 budget: Optional[WorkBudget] = None, first_read: int = CHUNK_READ, header: int = 24):
-        self.memory = memory
-        self.header = header  # bytes before the first frame (facts.chunks.header_size)
-        self.budget = budget if budget is not None else Unlimited()
-        self.first_read = first_read
-        self.next_addr = newest
-        self.loaded: List[Tuple[int, int, bytes]] = []  # (start, end, data)
-        self.count = 0
-        self.partial: Optional[Tuple[int, int, int]] = None  # (start, chunk size, index in loaded)
-        if preloaded is not None and newest:
-            self._add(newest, preloaded, partial=True)
-
-    def find(self, address: int, size: int) -> Optional[Tuple[bytes, int, int]]:
-        """(chunk copy, offset of ``address`` in it, chunk start), loading older chunks as needed."""
-        while True:
-            for start, end, data in self.loaded:
-                if start <= address and address + size <= end:
-                    return data, address - start, start
-            if self.partial is not None and self._complete_partial(address, size):
-                continue
-            if not self._load_next():
-                return None
-
-    def _load_next(self) -> bool:
-        address = self.next_addr
-        if not address or self.count >= MAX_CHUNKS:
-            return False
-        self.next_addr = 0
-        self.budget.charge(self.first_read)
-        try:
-            data = self.memory.read(address, self.first_read)
-        except MemoryReadError:
-            return False
-        return self._add(address, data)
-
-    def _add(self, address: int, data: bytes, partial: bool = False) -> bool:
-        """Keep a copy of the chunk at ``address``.  ``partial``: ``data`` is only the used
-        prefix up to the current frame (what a pause must copy); the rest of the chunk is
-        read only if a frame is ever looked up beyond it."""
-        self.count += 1
-        self.next_addr = 0
-        if len(data) < self.header:
-            return False
-        previous, size = struct.unpack_from("<QQ", data, 0)
-        if size > MAX_CHUNK or size < self.header:
-            return False
-        if size > len(data) and not partial:
-            self.budget.charge(size)
-            try:
-                data = self.memory.read(address, size)
-            except MemoryReadError:
-                return False
-        elif size < len(data):
-            data = data[:size]
-        self.loaded.append((address, address + len(data), data))
-        if partial and size > len(data):
-            self.partial = (address, size, len(self.loaded) - 1)
-        self.next_addr = previous
-        return True
-
-    def _complete_partial(self, address: int, size: int) -> bool:
-        """A look-up beyond the copied prefix of the newest chunk: read the whole chunk."""
-        start, chunk_size, index = self.partial
-        self.partial = None
-        if not (start <= address and address + size <= start + chunk_size):
-            return False
-        self.budget.charge(chunk_size)
-        try:
-            data = self.memory.read(start, chunk_size)
-        except MemoryReadError:
-            return False
-        self.loaded[index] = (start, start + chunk_size, data)
-        return True
 
 
 class Walker:
@@ -339,26 +255,26 @@ class Walker:
         self.budget.charge(sum(size for _, size in requests))
         chunks = self.memory.read_many(requests)
         return [self.walk_thread(addr, raw, with_locals, frame,
-                                 _Chunks(self.memory, chunk, data, self.budget, self.chunk_read, self.chunk_header))
+                                 DataStackChunks(self.memory, chunk, data, self.budget, self.chunk_read, self.chunk_header))
                 for (addr, raw), frame, chunk, data in zip(tstates, frames, chunk_addrs, chunks)]
 
     def walk_thread(self, tstate_addr: int, raw: bytes, with_locals: bool, current_frame: Optional[int] = None,
-                    chunks: Optional[_Chunks] = None) -> RawThread:
+                    chunks: Optional[DataStackChunks] = None) -> RawThread:
         thread_id = _U64.unpack_from(raw, self.ts_thread_id)[0]
         native_id = _U64.unpack_from(raw, self.ts_native_id)[0] if self.ts_native_id is not None else None
         frames, truncated = self._walk_stack(raw, with_locals, current_frame, chunks)
         return RawThread(tstate_addr, thread_id, native_id, frames, truncated)
 
     def _walk_stack_frame_objects(self, raw: bytes, with_locals: bool, current_frame: Optional[int],
-                                  chunks: Optional[_Chunks]) -> Tuple[List[RawFrame], bool]:
+                                  chunks: Optional[DataStackChunks]) -> Tuple[List[RawFrame], bool]:
         return self._walk_frame_objects(_U64.unpack_from(raw, self.ts_frame)[0], with_locals)
 
     def _walk_stack_interpreter_frames(self, raw: bytes, with_locals: bool, current_frame: Optional[int],
-                                       chunks: Optional[_Chunks]) -> Tuple[List[RawFrame], bool]:
+                                       chunks: Optional[DataStackChunks]) -> Tuple[List[RawFrame], bool]:
         if current_frame is None:
             current_frame = self._current_frame(raw)
         if chunks is None and self.ts_chunk is not None:
-            chunks = _Chunks(self.memory, _U64.unpack_from(raw, self.ts_chunk)[0], None, self.budget,
+            chunks = DataStackChunks(self.memory, _U64.unpack_from(raw, self.ts_chunk)[0], None, self.budget,
                              self.chunk_read, self.chunk_header)
         return self._walk_interpreter_frames(current_frame, chunks, with_locals)
 
@@ -427,7 +343,7 @@ class Walker:
             return pointer
         return _U64.unpack(self.memory.read(pointer + self.cframe_current, 8))[0]
 
-    def _walk_interpreter_frames(self, address: int, chunks: Optional[_Chunks],
+    def _walk_interpreter_frames(self, address: int, chunks: Optional[DataStackChunks],
                                  with_locals: bool) -> Tuple[List[RawFrame], bool]:
         frames: List[RawFrame] = []
         if not address:
@@ -437,7 +353,7 @@ class Walker:
         finally:
             self.budget.charge(self.frame_header * len(frames), len(frames))
 
-    def _interpreter_frames(self, address: int, chunks: Optional[_Chunks], with_locals: bool,
+    def _interpreter_frames(self, address: int, chunks: Optional[DataStackChunks], with_locals: bool,
                             frames: List[RawFrame]) -> Tuple[List[RawFrame], bool]:
         seen = set()
         codes_get = self.codes.get
