@@ -33,10 +33,16 @@ MAX_DEPTH = 20000
 #: First read of a data-stack chunk; chunks are at least 16 KiB.
 CHUNK_READ = 16 * 1024
 #: Bytes copied past the current frame's start: its header and the slots of most code objects
-#: (a frame needing more completes the copy with one more read).
-FRAME_ROOM = 2048
+#: (a frame whose cached code needs more completes the copy in one more batched read, inside the pause).
+FRAME_ROOM = 512
 MAX_CHUNK = 64 << 20
 MAX_CHUNKS = 256
+#: Bytes copied of a frame found outside the copied chunks (a shim frame on the C stack, a
+#: generator's frame, a frame object before 3.11) past its header: its first slots.
+OUTSIDE_ROOM = 256
+#: Rounds of batched reads a pause makes to follow frames outside the copies (each round
+#: serves every thread; a chain leaving the copies more often than this is read when decoded).
+MAX_COPY_ROUNDS = 512
 
 _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")
@@ -69,85 +75,83 @@ class RawThread:
     truncated: bool = False
 
 
-class _Chunks:
-    """Copies of a thread's data-stack chunks, loaded newest first on demand."""
+class _Copies:
+    """What one pause copied of one thread's frames: the used part of its newest data-stack
+    chunk, older chunks, and frames found outside any chunk (the eval loop's shim frames on
+    the C stack, generator frames in the heap), as (start, end, bytes) segments.
 
-    __slots__ = ("memory", "next_addr", "loaded", "count", "budget", "first_read", "header", "partial")
+    Filled inside the pause by ``Walker.copy_threads``; decoded after it by the ordinary walk,
+    which finds every frame header in these copies instead of the target's memory.
+    """
 
-    def __init__(self, memory: MemoryReader, newest: int, preloaded: Optional[bytes] = None,
-                 budget: Optional[WorkBudget] = None, first_read: int = CHUNK_READ, header: int = 24):
-        self.memory = memory
-        self.header = header  # bytes before the first frame (facts.chunks.header_size)
-        self.budget = budget if budget is not None else Unlimited()
-        self.first_read = first_read
-        self.next_addr = newest
-        self.loaded: List[Tuple[int, int, bytes]] = []  # (start, end, data)
-        self.count = 0
-        self.partial: Optional[Tuple[int, int, int]] = None  # (start, chunk size, index in loaded)
-        if preloaded is not None and newest:
-            self._add(newest, preloaded, partial=True)
+    __slots__ = ("segments", "older", "chunks", "steps", "last", "outside")
+
+    def __init__(self):
+        self.segments: List[Tuple[int, int, bytes]] = []
+        self.outside: List[int] = []  # frames copied on their own (outside any chunk copy)
+        self.older = 0  # the next older chunk not copied yet
+        self.chunks = 0
+        self.steps = 0  # frames followed by the chase (bounded)
+        self.last: Tuple[int, int, bytes] = (0, 0, b"")
+
+    def add(self, start: int, data: bytes) -> None:
+        self.segments.append((start, start + len(data), data))
+
+    def add_chunk(self, start: int, data: Optional[bytes], header: int) -> Optional[int]:
+        """Keep a chunk copy; returns the chunk's size when ``data`` holds only its start."""
+        self.chunks += 1
+        self.older = 0
+        if data is None or len(data) < header:
+            return None
+        previous, size = struct.unpack_from("<QQ", data, 0)
+        if size > MAX_CHUNK or size < header:
+            return None
+        if size < len(data):
+            data = data[:size]
+        self.add(start, data)
+        if self.chunks < MAX_CHUNKS:
+            self.older = previous
+        return size
 
     def find(self, address: int, size: int) -> Optional[Tuple[bytes, int, int]]:
-        """(chunk copy, offset of ``address`` in it, chunk start), loading older chunks as needed."""
-        while True:
-            for start, end, data in self.loaded:
-                if start <= address and address + size <= end:
-                    return data, address - start, start
-            if self.partial is not None and self._complete_partial(address, size):
-                continue
-            if not self._load_next():
-                return None
+        """(copy, offset of ``address`` in it, copy start), or None when nothing copied holds it."""
+        for start, end, data in self.segments:
+            if start <= address and address + size <= end:
+                return data, address - start, start
+        return None
 
-    def _load_next(self) -> bool:
-        address = self.next_addr
-        if not address or self.count >= MAX_CHUNKS:
-            return False
-        self.next_addr = 0
-        self.budget.charge(self.first_read)
-        try:
-            data = self.memory.read(address, self.first_read)
-        except MemoryReadError:
-            return False
-        return self._add(address, data)
+    def chase(self, address: int, off_previous: int, header: int) -> int:
+        """Follow ``previous`` links through the copies; the first address they do not hold,
+        or 0 at the end of the chain (or when the walk bound is reached)."""
+        start, end, data = self.last
+        unpack = _U64.unpack_from
+        steps = self.steps
+        while address and steps < 2 * MAX_DEPTH:
+            if not (start <= address and address + header <= end):
+                for segment in self.segments:
+                    if segment[0] <= address and address + header <= segment[1]:
+                        start, end, data = segment
+                        break
+                else:
+                    self.steps, self.last = steps, (start, end, data)
+                    return address
+            address = unpack(data, address - start + off_previous)[0]
+            steps += 1
+        self.steps, self.last = steps, (start, end, data)
+        return 0
 
-    def _add(self, address: int, data: bytes, partial: bool = False) -> bool:
-        """Keep a copy of the chunk at ``address``.  ``partial``: ``data`` is only the used
-        prefix up to the current frame (what a pause must copy); the rest of the chunk is
-        read only if a frame is ever looked up beyond it."""
-        self.count += 1
-        self.next_addr = 0
-        if len(data) < self.header:
-            return False
-        previous, size = struct.unpack_from("<QQ", data, 0)
-        if size > MAX_CHUNK or size < self.header:
-            return False
-        if size > len(data) and not partial:
-            self.budget.charge(size)
-            try:
-                data = self.memory.read(address, size)
-            except MemoryReadError:
-                return False
-        elif size < len(data):
-            data = data[:size]
-        self.loaded.append((address, address + len(data), data))
-        if partial and size > len(data):
-            self.partial = (address, size, len(self.loaded) - 1)
-        self.next_addr = previous
-        return True
 
-    def _complete_partial(self, address: int, size: int) -> bool:
-        """A look-up beyond the copied prefix of the newest chunk: read the whole chunk."""
-        start, chunk_size, index = self.partial
-        self.partial = None
-        if not (start <= address and address + size <= start + chunk_size):
-            return False
-        self.budget.charge(chunk_size)
-        try:
-            data = self.memory.read(start, chunk_size)
-        except MemoryReadError:
-            return False
-        self.loaded[index] = (start, start + chunk_size, data)
-        return True
+class ThreadCopy:
+    """One thread's raw words as one pause copied them: its thread state, current frame and
+    frame memory (``_Copies`` for data-stack frames, a dict address -> bytes for frame objects)."""
+
+    __slots__ = ("tstate_addr", "raw", "frame", "memory")
+
+    def __init__(self, tstate_addr: int, raw: bytes, frame: int, memory):
+        self.tstate_addr = tstate_addr
+        self.raw = raw
+        self.frame = frame
+        self.memory = memory
 
 
 class Walker:
@@ -191,8 +195,8 @@ class Walker:
         self.fo_globals = fo.f_globals
         self.frame_header = fo.f_localsplus + 8
         self.lasti_unit = frames.lasti_unit
-        self._walk_threads_of = self._walk_threads_frame_objects
-        self._walk_stack = self._walk_stack_frame_objects
+        self._copy_threads_of = self._copy_frame_objects
+        self._decode_stack = self._decode_frame_objects
 
     def _setup_interpreter_frames(self, layout: Layout, frames) -> None:
         iframe = layout._PyInterpreterFrame
@@ -207,8 +211,8 @@ class Walker:
         uses_shim, self.entry_field = _ENTRY_MARKERS[frames.entry_marker]
         # 256 never matches an owner byte.
         self.entry_shim_owner = frames.entry_shim_owner if uses_shim else 256
-        self._walk_threads_of = self._walk_threads_interpreter_frames
-        self._walk_stack = self._walk_stack_interpreter_frames
+        self._copy_threads_of = self._copy_interpreter_frames
+        self._decode_stack = self._decode_interpreter_frames
 
     # -- interpreter and thread states --------------------------------------
     def interpreter_addr(self) -> int:
@@ -295,9 +299,27 @@ class Walker:
 
     # -- stacks ----------------------------------------------------------------
     def walk_threads(self, tstates: List[Tuple[int, bytes]], with_locals: bool) -> List[RawThread]:
-        """All threads' stacks, with every cached code object they used checked once."""
+        """All threads' stacks (copy and decode at once: for callers that stay paused throughout)."""
+        return self.decode_threads(self.copy_threads(tstates), with_locals)
+
+    def copy_threads(self, tstates: List[Tuple[int, bytes]]) -> List[ThreadCopy]:
+        """What a pause must copy of every thread's frames, and nothing else.
+
+        Only ``previous`` links are followed here, through the copies made so
+        far; the frames they lead to outside them are read for all threads at
+        once, a round at a time, so the reads grow with the depth of the
+        chain that leaves the copies (one round for a shim frame or a
+        generator), not with the number of threads.  Code objects, lines,
+        slots and locals are decoded later by ``decode_threads``, from these
+        copies, with the target running again: what the pause costs never
+        depends on locals being asked for.
+        """
+        return self._copy_threads_of(tstates)
+
+    def decode_threads(self, copies: List[ThreadCopy], with_locals: bool) -> List[RawThread]:
+        """Stacks from ``copy_threads``'s copies, with every cached code object they used checked once."""
         self.codes.begin()
-        threads = self._walk_threads(tstates, with_locals)
+        threads = [self._decode_thread(copy, with_locals) for copy in copies]
         stale = set(self.codes.stale_hits())
         if stale:
             for thread in threads:
@@ -314,12 +336,12 @@ class Walker:
                 thread.frames = kept
         return threads
 
-    def _walk_threads(self, tstates: List[Tuple[int, bytes]], with_locals: bool) -> List[RawThread]:
-        """All threads' stacks; the first reads of every thread go out in one batch each."""
-        return self._walk_threads_of(tstates, with_locals)
-
-    def _walk_threads_frame_objects(self, tstates: List[Tuple[int, bytes]], with_locals: bool) -> List[RawThread]:
-        return [self.walk_thread(addr, raw, with_locals) for addr, raw in tstates]
+    def _decode_thread(self, copy: ThreadCopy, with_locals: bool) -> RawThread:
+        raw = copy.raw
+        thread_id = _U64.unpack_from(raw, self.ts_thread_id)[0]
+        native_id = _U64.unpack_from(raw, self.ts_native_id)[0] if self.ts_native_id is not None else None
+        frames, truncated = self._decode_stack(copy.frame, copy.memory, with_locals)
+        return RawThread(copy.tstate_addr, thread_id, native_id, frames, truncated)
 
     def _used_prefix(self, chunk: int, frame: int) -> int:
         """How much of the newest chunk to copy: up to the current frame plus room for its
@@ -328,74 +350,198 @@ class Walker:
             return min(self.chunk_read, frame - chunk + FRAME_ROOM)
         return self.chunk_read
 
-    def _walk_threads_interpreter_frames(self, tstates: List[Tuple[int, bytes]],
-                                         with_locals: bool) -> List[RawThread]:
+    def _copy_interpreter_frames(self, tstates: List[Tuple[int, bytes]]) -> List[ThreadCopy]:
+        """3.11+: the newest chunk of every thread up to its current frame in one batched read,
+        then rounds of batched reads for what the ``previous`` links reach outside the copies
+        (with the next older chunk, which may hold it)."""
         frames = [_U64.unpack_from(raw, self.ts_frame)[0] for _, raw in tstates]
         if self.cframe_current is not None:
             pointers = self.memory.read_many([(p + self.cframe_current, 8) if p else (0, 0) for p in frames])
             frames = [_U64.unpack(v)[0] if v else 0 for v in pointers]
-        chunk_addrs = [_U64.unpack_from(raw, self.ts_chunk)[0] for _, raw in tstates]
+        header = self.frame_header
+        if self.ts_chunk is not None:
+            chunk_addrs = [_U64.unpack_from(raw, self.ts_chunk)[0] for _, raw in tstates]
+        else:
+            chunk_addrs = [0] * len(tstates)
         requests = [(c, self._used_prefix(c, f)) if c and f else (0, 0) for c, f in zip(chunk_addrs, frames)]
         self.budget.charge(sum(size for _, size in requests))
-        chunks = self.memory.read_many(requests)
-        return [self.walk_thread(addr, raw, with_locals, frame,
-                                 _Chunks(self.memory, chunk, data, self.budget, self.chunk_read, self.chunk_header))
-                for (addr, raw), frame, chunk, data in zip(tstates, frames, chunk_addrs, chunks)]
+        chunk_data = self.memory.read_many(requests)
+        result = []
+        pending = []
+        for (addr, raw), frame, chunk, data in zip(tstates, frames, chunk_addrs, chunk_data):
+            copies = _Copies()
+            if chunk and data is not None:
+                copies.add_chunk(chunk, data, self.chunk_header)
+            result.append(ThreadCopy(addr, raw, frame, copies))
+            if frame:
+                pending.append((copies, frame))
+        off_previous = self.if_previous
+        for _ in range(MAX_COPY_ROUNDS):
+            wanted = []
+            for copies, address in pending:
+                address = copies.chase(address, off_previous, header)
+                if address:
+                    wanted.append((copies, address, copies.older))
+            if not wanted:
+                break
+            frame_size = header + OUTSIDE_ROOM
+            requests = [(address, frame_size) for _, address, _ in wanted]
+            olders = [older for _, _, older in wanted if older]
+            requests += [(older, self.chunk_read) for older in olders]
+            self.budget.charge(frame_size * len(wanted) + self.chunk_read * len(olders), len(wanted))
+            datas = self.memory.read_many(requests)
+            older_datas = iter(datas[len(wanted):])
+            pending = []
+            for (copies, address, older), frame_data in zip(wanted, datas):
+                if older:
+                    older_data = next(older_datas)
+                    size = copies.add_chunk(older, older_data, self.chunk_header)
+                    if size is not None and size > len(older_data):
+                        # a chunk larger than the first read (a frame with thousands of slots)
+                        self.budget.charge(size)
+                        try:
+                            whole = self.memory.read(older, size)
+                        except MemoryReadError:
+                            whole = None
+                        if whole is not None:
+                            copies.segments[-1] = (older, older + size, whole)
+                if frame_data is None:
+                    try:
+                        frame_data = self.memory.read(address, header)
+                    except MemoryReadError:
+                        frame_data = None
+                if frame_data is not None:
+                    copies.add(address, frame_data)
+                    copies.outside.append(address)
+                    pending.append((copies, address))
+                elif older:
+                    pending.append((copies, address))  # it may be in the older chunk just copied
+                # else: unreadable; the decode reads it again and reports it
+        self._complete_slots(result)
+        return result
 
-    def walk_thread(self, tstate_addr: int, raw: bytes, with_locals: bool, current_frame: Optional[int] = None,
-                    chunks: Optional[_Chunks] = None) -> RawThread:
-        thread_id = _U64.unpack_from(raw, self.ts_thread_id)[0]
-        native_id = _U64.unpack_from(raw, self.ts_native_id)[0] if self.ts_native_id is not None else None
-        frames, truncated = self._walk_stack(raw, with_locals, current_frame, chunks)
-        return RawThread(tstate_addr, thread_id, native_id, frames, truncated)
+    def _complete_slots(self, result: List[ThreadCopy]) -> None:
+        """Copy the rest of the slots of frames cut short by the copies (the newest frame of
+        each thread, frames copied on their own) whose code object is cached and has more
+        slots than were copied: one batched read, made with or without locals asked for."""
+        header = self.frame_header
+        peek = self.codes.peek
+        unpack = _U64.unpack_from
+        mask = self.tag_mask
+        wanted = []
+        for copy in result:
+            copies = copy.memory
+            for address in [copy.frame] + copies.outside if copy.frame else ():
+                found = copies.find(address, header)
+                if found is None:
+                    continue
+                data, base, start = found
+                if data[base + self.if_owner] >= self.skip_owner_from:
+                    continue
+                code = peek(unpack(data, base + self.if_code)[0] & mask)
+                if code is None:
+                    continue
+                need = header + 8 * code.nslots
+                if base + need > len(data) and need <= header + 8 * 100000:
+                    wanted.append((copies, address, need))
+        if not wanted:
+            return
+        self.budget.charge(sum(need for _, _, need in wanted), len(wanted))
+        for (copies, address, need), data in zip(wanted, self.memory.read_many([(a, n) for _, a, n in wanted])):
+            if data is not None:
+                copies.segments.insert(0, (address, address + need, data))  # found before the short copy
 
-    def _walk_stack_frame_objects(self, raw: bytes, with_locals: bool, current_frame: Optional[int],
-                                  chunks: Optional[_Chunks]) -> Tuple[List[RawFrame], bool]:
-        return self._walk_frame_objects(_U64.unpack_from(raw, self.ts_frame)[0], with_locals)
+    def _copy_frame_objects(self, tstates: List[Tuple[int, bytes]]) -> List[ThreadCopy]:
+        """3.10 and older: heap frame objects linked by ``f_back``.  Each thread's chain of last
+        time is re-read first, all threads in one batched call (frame objects are reused, so it
+        mostly still holds); then rounds of batched reads follow the links past it.  Each copy
+        takes the frame's first slots with it."""
+        size = self.frame_header + OUTSIDE_ROOM
+        result = []
+        requests = []
+        for addr, raw in tstates:
+            head = _U64.unpack_from(raw, self.ts_frame)[0]
+            copy = ThreadCopy(addr, raw, head, {})
+            result.append(copy)
+            for frame_addr in self._frame_chains.get(head, ()) if head else ():
+                requests.append((copy, frame_addr))
+        off_back = self.fo_back
+        pending = [[copy, copy.frame, 0] for copy in result if copy.frame]
+        for _ in range(MAX_COPY_ROUNDS + 1):
+            if requests:
+                self.budget.charge(size * len(requests), len(requests))
+                for (copy, frame_addr), data in zip(requests, self.memory.read_many(
+                        [(a, size) for _, a in requests])):
+                    if data is None:
+                        try:
+                            data = self.memory.read(frame_addr, self.frame_header)
+                        except MemoryReadError:
+                            data = None  # kept as unreadable: not asked again in this pause
+                    copy.memory[frame_addr] = data
+            requests = []
+            still = []
+            for item in pending:
+                copy, address, steps = item
+                frames = copy.memory
+                while address and steps < MAX_DEPTH:
+                    data = frames.get(address)
+                    if data is None:
+                        break
+                    address = _U64.unpack_from(data, off_back)[0]
+                    steps += 1
+                if address and steps < MAX_DEPTH and address not in frames:
+                    item[1], item[2] = address, steps
+                    requests.append((copy, address))
+                    still.append(item)
+            pending = still
+            if not requests:
+                break
+        self._complete_frame_objects(result)
+        return result
 
-    def _walk_stack_interpreter_frames(self, raw: bytes, with_locals: bool, current_frame: Optional[int],
-                                       chunks: Optional[_Chunks]) -> Tuple[List[RawFrame], bool]:
-        if current_frame is None:
-            current_frame = self._current_frame(raw)
-        if chunks is None and self.ts_chunk is not None:
-            chunks = _Chunks(self.memory, _U64.unpack_from(raw, self.ts_chunk)[0], None, self.budget,
-                             self.chunk_read, self.chunk_header)
-        return self._walk_interpreter_frames(current_frame, chunks, with_locals)
+    def _complete_frame_objects(self, result: List[ThreadCopy]) -> None:
+        """Copy the rest of the slots of frame objects whose cached code has more than the
+        first copy took (one batched read, made with or without locals asked for)."""
+        peek = self.codes.peek
+        off_code, base = self.fo_code, self.fo_localsplus
+        wanted = []
+        for copy in result:
+            for address, data in copy.memory.items():
+                if data is None:
+                    continue
+                code = peek(_U64.unpack_from(data, off_code)[0])
+                if code is not None and base + 8 * code.nslots > len(data) and code.nslots <= 100000:
+                    wanted.append((copy, address, base + 8 * code.nslots))
+        if not wanted:
+            return
+        self.budget.charge(sum(need for _, _, need in wanted), len(wanted))
+        for (copy, address, _), data in zip(wanted, self.memory.read_many([(a, n) for _, a, n in wanted])):
+            if data is not None:
+                copy.memory[address] = data
 
-    def _walk_frame_objects(self, address: int, with_locals: bool) -> Tuple[List[RawFrame], bool]:
-        """3.8-3.10: follow ``f_back`` through heap frame objects.
-
-        Each frame is a separate object, so a cold walk is one read per frame.
-        Frame objects are reused (each code object keeps a spare one), so the
-        chain seen last time from the same innermost frame is re-read in one
-        batched call first and followed as long as its links still agree.
-        """
+    def _decode_frame_objects(self, address: int, copies: Dict[int, bytes],
+                              with_locals: bool) -> Tuple[List[RawFrame], bool]:
+        """3.10 and older: decode the ``f_back`` chain from the pause's copies (a frame missing
+        from them is read from the target as it is now)."""
         frames: List[RawFrame] = []
         seen = set()
         codes = self.codes
         read = self.memory.read
         header = self.frame_header
         start = address
-        known = self._frame_chains.get(address)
-        prefetched: Dict[int, bytes] = {}
-        if known:
-            for frame_addr, data in zip(known, self.memory.read_many([(a, header) for a in known])):
-                if data is None:
-                    break
-                prefetched[frame_addr] = data
         chain = []
         while address:
             if address in seen or len(frames) >= MAX_DEPTH:
                 return frames, True
             seen.add(address)
             chain.append(address)
-            data = prefetched.get(address)
+            data = copies.get(address)
             if data is None:
+                self.budget.charge(header, 1)
                 data = read(address, header)
             code_addr = _U64.unpack_from(data, self.fo_code)[0]
             code = codes.get(code_addr)
             if code is None:
-                self.budget.charge(header * len(chain), len(chain))
                 return frames, True
             lasti = _I32.unpack_from(data, self.fo_lasti)[0]
             offset = lasti * self.lasti_unit if lasti >= 0 else 0
@@ -408,18 +554,25 @@ class Walker:
                 if count <= 1:
                     slots = (_U64.unpack_from(data, self.fo_localsplus)[0],) if count == 1 else ()
                 elif count <= 100000:
-                    self.budget.charge(8 * count)
-                    slot_data = read(address + self.fo_localsplus, 8 * count)
-                    slots = struct.unpack_from("<%dQ" % count, slot_data)
+                    end = self.fo_localsplus + 8 * count
+                    if end <= len(data):
+                        slots = struct.unpack_from("<%dQ" % count, data, self.fo_localsplus)
+                    else:
+                        self.budget.charge(8 * count)
+                        slot_data = read(address + self.fo_localsplus, 8 * count)
+                        slots = struct.unpack_from("<%dQ" % count, slot_data)
             globals_addr = _U64.unpack_from(data, self.fo_globals)[0] if with_locals else 0
             # Before 3.11 every Python call runs its own eval loop: every frame is an entry frame.
             frames.append(RawFrame(code, line, address, slots, globals_addr, code_addr, offset, True))
             address = _U64.unpack_from(data, self.fo_back)[0]
-        self.budget.charge(header * len(chain), len(chain))
         if len(self._frame_chains) > 256:
             self._frame_chains.clear()
         self._frame_chains[start] = chain
         return frames, False
+
+    def _decode_interpreter_frames(self, address: int, copies: "_Copies",
+                                   with_locals: bool) -> Tuple[List[RawFrame], bool]:
+        return self._walk_interpreter_frames(address, copies, with_locals)
 
     def _current_frame(self, raw: bytes) -> int:
         pointer = _U64.unpack_from(raw, self.ts_frame)[0]
@@ -427,7 +580,7 @@ class Walker:
             return pointer
         return _U64.unpack(self.memory.read(pointer + self.cframe_current, 8))[0]
 
-    def _walk_interpreter_frames(self, address: int, chunks: Optional[_Chunks],
+    def _walk_interpreter_frames(self, address: int, chunks: Optional[_Copies],
                                  with_locals: bool) -> Tuple[List[RawFrame], bool]:
         frames: List[RawFrame] = []
         if not address:
@@ -437,7 +590,7 @@ class Walker:
         finally:
             self.budget.charge(self.frame_header * len(frames), len(frames))
 
-    def _interpreter_frames(self, address: int, chunks: Optional[_Chunks], with_locals: bool,
+    def _interpreter_frames(self, address: int, chunks: Optional[_Copies], with_locals: bool,
                             frames: List[RawFrame]) -> Tuple[List[RawFrame], bool]:
         seen = set()
         codes_get = self.codes.get
