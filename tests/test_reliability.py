@@ -250,3 +250,78 @@ def test_record_where_most_passes_failed_says_so(once_python, tmp_path, fail_eve
         assert "sampling passes failed: the interpreter state at 0x1000 went away" in text, text
         assert "hint:" in text
     assert (tmp_path / "p.txt").exists()
+
+
+#: Drives the console entry (repl.entry, as the generated pyspy-repl script does) and sends
+#: itself SIGINT at one early point: right after repl.entry is imported (where the script then
+#: runs its own re.sub), or the moment a named module starts being imported.
+EARLY_SIGINT_DRIVER = r"""
+import os, signal, sys
+at = os.environ["PYSPY_TEST_SIGINT_AT"]
+sys.argv = ["pyspy-repl"] + sys.argv[1:]
+import repl.entry
+if at == "entry":
+    os.kill(os.getpid(), signal.SIGINT)
+    import re
+    re.sub(r"(-script\.pyw|\.exe)?$", "", sys.argv[0])   # what the generated script does next
+else:
+    class Hook:
+        def find_spec(self, name, path=None, target=None):
+            if name == at:
+                sys.meta_path.remove(self)
+                os.kill(os.getpid(), signal.SIGINT)
+            return None
+    sys.meta_path.insert(0, Hook())
+repl.entry.console_main()
+"""
+
+
+@pytest.mark.parametrize("at", ["entry", "repl.interrupts", "repl.streams", "repl.dispatch",
+                                "snapshot.target", "snapshot.sampler"])
+def test_early_ctrl_c_is_one_line_and_status_130(once_python, tmp_path, at):
+    """Ctrl-C at early points of `record` (before the handler, during the imports, while attaching,
+    before the first sample): no traceback, status 130, nothing written, and it is not swallowed."""
+    out = tmp_path / "x.json"
+    with pause_target(once_python, tmp_path, threads=2) as proc:
+        env = dict(pythons.tool_env(), PYSPY_TEST_SIGINT_AT=at)
+        r = subprocess.run([sys.executable, "-c", EARLY_SIGINT_DRIVER, "record", "-d", "30", "--pid",
+                            str(proc.pid), "-o", str(out)], capture_output=True, timeout=25, cwd=pythons.REPO,
+                           env=env)
+    err = r.stderr.decode("utf-8", "replace")
+    assert "Traceback" not in err, err[-2000:]
+    assert r.returncode == 130, (r.returncode, err[-2000:])
+    assert "interrupted" in err, err[-2000:]
+    assert not out.exists(), "an interrupted record with no samples must not write %s" % out
+
+
+def test_ctrl_c_early_in_the_console_script(once_python, tmp_path):
+    """The real console script, SIGINT at random early moments: a traceback only from Python's own
+    start-up (site), never from ours; every run ends with status 130 (or dies of SIGINT before
+    Python installed its handler) well before its duration."""
+    import random
+    import shutil
+    import signal as signals
+    script = shutil.which("pyspy-repl", path=os.path.dirname(sys.executable))
+    if script is None:
+        pytest.skip("no pyspy-repl console script beside %s (pip install -e . makes one)" % sys.executable)
+    rng = random.Random(12)
+    with pause_target(once_python, tmp_path, threads=2) as proc:
+        for i in range(6):
+            out = tmp_path / ("x%d.json" % i)
+            p = subprocess.Popen([script, "record", "-d", "30", "--pid", str(proc.pid), "-o", str(out)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=pythons.REPO,
+                                 env=pythons.tool_env())
+            time.sleep(rng.uniform(0, 0.6))
+            p.send_signal(signals.SIGINT)
+            try:
+                p.wait(20)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            err = p.stderr.read().decode("utf-8", "replace")
+            p.stderr.close()
+            if "Failed to import the site module" in err or "<frozen site>" in err:
+                continue  # Python's own start-up: before any of our code runs
+            assert "Traceback" not in err, err[-2000:]
+            assert p.returncode in (130, -signals.SIGINT), (p.returncode, err[-2000:])
