@@ -17,7 +17,7 @@ import threading
 import time
 
 GAP = [0.0]
-#: The latest gaps longer than 2 ms, as (start, end) on CLOCK_MONOTONIC (shared by all processes).
+#: The latest 4,096 gaps longer than 2 ms, as (start, end) on CLOCK_MONOTONIC (shared by all processes).
 GAPS = []
 STOP = threading.Event()
 
@@ -31,7 +31,7 @@ def heartbeat():
             GAP[0] = now - last
         if now - last > 0.002:
             GAPS.append((last, now))
-            del GAPS[:-64]
+            del GAPS[:-4096]
         last = now
 
 
