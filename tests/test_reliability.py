@@ -301,9 +301,10 @@ BEFORE_OUR_CODE = ("Failed to import the site module", "<frozen site>", "can't i
 
 
 def test_ctrl_c_early_in_the_console_script(once_python, tmp_path):
-    """The real console script, SIGINT at random early moments: a traceback only from Python's own
-    start-up (site), never from ours; every run ends with status 130 (or dies of SIGINT before
-    Python installed its handler) well before its duration."""
+    """The real console script, SIGINT at random early moments: a traceback only from before our
+    first statement (Python's start-up, site), never from ours; every run ends well before its
+    duration, with status 130 (or death by SIGINT before Python installed its handler) and
+    nothing written, or, once sampling began, status 0 and what was recorded written."""
     import random
     import shutil
     import signal as signals
@@ -330,4 +331,31 @@ def test_ctrl_c_early_in_the_console_script(once_python, tmp_path):
             if any(mark in err for mark in BEFORE_OUR_CODE):
                 continue  # Python's own start-up, or the script's import of repl.entry: before our code runs
             assert "Traceback" not in err, err[-2000:]
-            assert p.returncode in (130, -signals.SIGINT), (p.returncode, err[-2000:])
+            if p.returncode == 0:
+                # sampling had begun: Ctrl-C ends the recording and writes what it has
+                assert "(interrupted)" in err and out.exists(), err[-2000:]
+            else:
+                assert p.returncode in (130, -signals.SIGINT), (p.returncode, err[-2000:])
+                assert not out.exists(), "an interrupted record with no pass must not write %s" % out
+
+
+def test_pause_holds_gc_and_restores_priority(once_python, tmp_path):
+    """Inside a pause the tool's garbage collector is off and, where the tool may raise it, its
+    priority is higher; after it both are as before, and the target runs again."""
+    import gc
+    from snapshot.process.pause import paused
+    with pause_target(once_python, tmp_path, threads=2) as proc:
+        nice_before = os.getpriority(os.PRIO_PROCESS, 0)
+        assert gc.isenabled()
+        with paused(proc.pid) as stopped:
+            assert stopped, "nothing was paused"
+            assert not gc.isenabled(), "the collector must be held inside the pause"
+            inside = os.getpriority(os.PRIO_PROCESS, 0)
+            if os.geteuid() == 0:
+                assert inside < nice_before or nice_before == -20, (nice_before, inside)
+        assert gc.isenabled(), "the collector must be back after the pause"
+        assert os.getpriority(os.PRIO_PROCESS, 0) == nice_before
+        deadline = time.monotonic() + 10
+        while pythons.stopped_or_traced(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not pythons.stopped_or_traced(proc.pid), "the target must run again"

@@ -157,8 +157,9 @@ class RecordCommand(Command):
                         target.close()
         stats = sampler.stats
         if _interrupted_empty(sampler):
-            # Ctrl-C before the first sample: nothing to write (and an existing file is left alone)
-            progress.finish("interrupted before the first sample: nothing was collected, %s not written" % output)
+            # Ctrl-C before the first pass: nothing to write (and an existing file is left alone)
+            progress.finish("interrupted before the first sampling pass: nothing was collected, %s not written"
+                            % output)
             return 130
         why = stop_reason_text(reason)
         shown = "standard output" if saved["where"] == "-" else saved["where"]
@@ -192,8 +193,9 @@ class RecordCommand(Command):
 
 
 def _interrupted_empty(sampler) -> bool:
-    """Ctrl-C ended sampling before it took a single sample."""
-    return sampler.stop_reason == "interrupted" and sampler.stats.samples == 0
+    """Ctrl-C ended sampling before its first pass (an idle target's passes hold no samples,
+    and are still a recording)."""
+    return sampler.stop_reason == "interrupted" and sampler.stats.passes == 0
 
 
 #: Exit statuses (README): the output could not be written (a fallback file was); most passes failed.
