@@ -7,6 +7,9 @@ them through ``repl.dispatch`` (errors: one line, the error's exit code).
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # ``python -m repl.cli``: hold Ctrl-C before anything else (repl/entry.py)
+    import repl.entry  # noqa: F401
+
 import os
 import sys
 
@@ -79,6 +82,7 @@ def _run_console(entry) -> None:
     try:
         from . import interrupts
         interrupts.install()
+        interrupts.check()  # a Ctrl-C that repl.entry remembered before this handler was in place
         from .streams import prepare_standard_streams, quiet_exit_flush
         prepare_standard_streams()
         code = entry()

@@ -27,7 +27,7 @@ from .objects import ObjectReader
 from .process.base import Process, syscalls_of
 from .threads import ThreadFacts
 from .threadstatus import ThreadStatusReader, status_of
-from .walk.walker import Walker
+from .walk.walker import ThreadCopy, Walker
 
 
 def attach(pid: int, memory: Optional[Process] = None, method: Optional[str] = None) -> "Target":
@@ -226,8 +226,10 @@ class Target:
 
     def _copy_stacks(self, with_locals: bool, fresh_names: bool = True):
         """What must be read while paused: per interpreter (main first), the GIL word, thread
-        states, frames and slot words; asyncio tasks too when asked (their coroutine chains
-        must be consistent with the thread stacks)."""
+        states, and copies of the frames' memory (``Walker.copy_threads``: no code objects,
+        lines or locals, so the pause is the same with or without locals); asyncio tasks too
+        when asked (their coroutine chains must be consistent with the thread stacks, so those
+        stacks are decoded inside the pause)."""
         walker = self.walker
         if self._interp is None:
             self._interp = walker.interpreter_addr()
@@ -237,7 +239,11 @@ class Target:
             interp_id = self._interp_id if interp == self._interp else walker.interpreter_id(interp)
             head, holder = self.thread_facts.head_and_gil(interp)
             tstates = walker.thread_states(interp, head)
-            raw_threads = walker.walk_threads(tstates, with_locals)
+            if self._want_tasks or self.async_aware:
+                # the task reader follows coroutine frames from the decoded stacks, inside the pause
+                raw_threads = walker.walk_threads(tstates, with_locals)
+            else:
+                raw_threads = walker.copy_threads(tstates)  # raw words only: decoded after the pause
             # Snapshots (not samples) also read the GC state; samples with --async the running tasks.
             collecting = self.thread_status.gc_collecting(interp) if fresh_names else False
             marks = self._task_reader_for().running_marks(interp, tstates) if self.async_aware else None
@@ -252,6 +258,8 @@ class Target:
         result = []
         status = self.thread_status
         for interp, interp_id, holder, tstates, raw_threads, collecting, marks in copied:
+            if raw_threads and isinstance(raw_threads[0], ThreadCopy):
+                raw_threads = self.walker.decode_threads(raw_threads, with_locals)
             self.thread_facts.fill_native_ids(raw_threads)
             names = self.thread_facts.names(interp, raw_threads, fresh_names)
             gil = self.thread_facts.gil_span(interp) if calls else None

@@ -148,13 +148,20 @@ class RecordCommand(Command):
         finally:
             sampler.close()
             try:
-                saved["where"], saved["error"] = _save_somewhere(save, sampler.stats, output, lambda: writer, root_pid)
+                if not _interrupted_empty(sampler):
+                    saved["where"], saved["error"] = _save_somewhere(save, sampler.stats, output, lambda: writer,
+                                                                     root_pid)
             finally:
                 if launched is not None:
                     _stop_launched(launched, sampler.stats.pids if args.subprocesses else ())
                     if target is not None:
                         target.close()
         stats = sampler.stats
+        if _interrupted_empty(sampler):
+            # Ctrl-C before the first pass: nothing to write (and an existing file is left alone)
+            progress.finish("interrupted before the first sampling pass: nothing was collected, %s not written"
+                            % output)
+            return 130
         why = stop_reason_text(reason)
         shown = "standard output" if saved["where"] == "-" else saved["where"]
         message = ("Wrote %s profile to %s: %d samples, %d errors, %d late, %d missed, %s (%s)"
@@ -184,6 +191,12 @@ class RecordCommand(Command):
                               "check that the target is a healthy CPython process and record again\n")
             return EXIT_MOSTLY_FAILED
         return 0
+
+
+def _interrupted_empty(sampler) -> bool:
+    """Ctrl-C ended sampling before its first pass (an idle target's passes hold no samples,
+    and are still a recording)."""
+    return sampler.stop_reason == "interrupted" and sampler.stats.passes == 0
 
 
 #: Exit statuses (README): the output could not be written (a fallback file was); most passes failed.

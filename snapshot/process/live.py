@@ -169,7 +169,24 @@ class LiveProcess:
         return result
 
     def syscalls(self, tids: Sequence[int]) -> Dict[int, Tuple[int, Tuple[int, ...]]]:
-        return self.tasks.syscalls(tids)
+        """tid -> (number, arguments) of the system call each thread sits in, (-1, ()) if running:
+        from the registers for the threads we hold stopped (this runs inside every pause),
+        from ``/proc/TID/syscall`` for the rest."""
+        if not self._stopped:
+            return self.tasks.syscalls(tids)
+        from .ptrace import syscall_of
+        result = {}
+        rest = []
+        stopped = self._stopped
+        for tid in tids:
+            call = syscall_of(tid) if tid in stopped else None
+            if call is None:
+                rest.append(tid)
+            else:
+                result[tid] = call
+        if rest:
+            result.update(self.tasks.syscalls(rest))
+        return result
 
     @contextmanager
     def paused(self) -> Iterator[List[int]]:

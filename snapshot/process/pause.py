@@ -17,11 +17,12 @@ one is named in a ``TracerAttachedError``.
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import signal
 import time
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Set
+from typing import Callable, Dict, Iterator, List, Optional, Set
 
 from ..errors import PermissionDeniedError, SnapshotError, TracerAttachedError
 from . import procfs
@@ -238,9 +239,17 @@ class Pause:
 
 @contextmanager
 def paused(pid: int, on_pause: Callable[[List[int]], None] = lambda tids: None) -> Iterator[List[int]]:
-    """Stop all threads of ``pid`` for the duration of the block; yields the stopped tids."""
+    """Stop all threads of ``pid`` for the duration of the block; yields the stopped tids.
+
+    For the block the tool's cyclic garbage collector is held (a full collection of a
+    large heap would stretch a pause now and then) and, where allowed, the pausing
+    thread runs at a higher priority (``PAUSE_NICE_BOOST``).
+    """
+    collecting = gc.isenabled()
     with deferred_signals():
         pause = Pause(pid)
+        gc.disable()
+        niceness = _raise_priority()
         try:
             pause.attach_all()
             stopped = list(pause.attached)
@@ -249,6 +258,37 @@ def paused(pid: int, on_pause: Callable[[List[int]], None] = lambda tids: None) 
         finally:
             on_pause([])
             pause.detach_all()
+            _restore_priority(niceness)
+            if collecting:
+                gc.enable()
+
+
+#: How much the pausing thread's nice value is lowered for the pause, where allowed (root,
+#: CAP_SYS_NICE).  The target is frozen while we wait on a busy machine's run queue (measured:
+#: 80-150 ms of a 1,000-thread pause on a loaded 2-core machine, against 20 ms of work).
+PAUSE_NICE_BOOST = 10
+
+
+def _raise_priority() -> Optional[int]:
+    """Lower this thread's nice value for the pause; its old value, or None if unchanged.
+    (On Linux ``setpriority(PRIO_PROCESS, 0)`` applies to the calling thread only.)"""
+    try:
+        old = os.getpriority(os.PRIO_PROCESS, 0)
+        new = max(-20, old - PAUSE_NICE_BOOST)
+        if new == old:
+            return None
+        os.setpriority(os.PRIO_PROCESS, 0, new)
+        return old
+    except (OSError, AttributeError):
+        return None  # not allowed (an unprivileged user): the pause runs at the usual priority
+
+
+def _restore_priority(old: Optional[int]) -> None:
+    if old is not None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, old)
+        except OSError:
+            pass
 
 
 @contextmanager

@@ -10,7 +10,8 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from typing import Optional
+import struct
+from typing import Optional, Tuple
 
 from ..errors import SnapshotError
 from .base import USER_REGS_SIZE, Registers
@@ -63,6 +64,28 @@ def syscall_number(tid: int) -> Optional[int]:
     return result
 
 
+_REGS_BUFFER = ctypes.create_string_buffer(USER_REGS_SIZE)
+#: user_regs_struct word indexes of orig_rax and the six system call arguments
+#: (rdi, rsi, rdx, r10, r8, r9).
+_ORIG_RAX, _ARGS = 15, (14, 13, 12, 7, 9, 8)
+
+
+def syscall_of(tid: int) -> Optional[Tuple[int, Tuple[int, ...]]]:
+    """For a thread this process has stopped: (number, six arguments) of the system call it
+    sits in, (-1, ()) when it was running user code, None if that cannot be had.  One
+    PTRACE_GETREGS into a reused buffer: a pause asks this of every thread of the target, where
+    /proc/TID/syscall costs an open, a read and a parse each."""
+    if _ptrace(PTRACE_GETREGS, tid, None, _REGS_ADDR) < 0:
+        return None
+    words = _WORDS.unpack_from(_REGS_BUFFER, 0)
+    number = words[_ORIG_RAX]
+    if number >= 1 << 63:
+        number -= 1 << 64
+    if number < 0:
+        return -1, ()
+    return number, tuple(words[i] for i in _ARGS)
+
+
 def get_registers(tid: int) -> Registers:
     """PTRACE_GETREGS of a thread this process has stopped (seized and interrupted)."""
     buffer = ctypes.create_string_buffer(USER_REGS_SIZE)
@@ -71,3 +94,7 @@ def get_registers(tid: int) -> Registers:
         reason = "thread %d exited" % tid if err == -errno.ESRCH else os.strerror(-err)
         raise RegistersUnavailableError("could not read the registers of thread %d: %s" % (tid, reason))
     return Registers.from_user_regs(buffer.raw)
+
+
+_REGS_ADDR = ctypes.c_void_p(ctypes.addressof(_REGS_BUFFER))
+_WORDS = struct.Struct("<%dQ" % (USER_REGS_SIZE // 8))

@@ -1,102 +1,105 @@
-"""Copies of a thread's 3.11+ data-stack chunks, read once per walk instead of once per frame.
+"""What one pause copies of each thread's frames, decoded after the pause by the walker.
 
-Why: a thread's interpreter frames live in chunks of its data stack; reading
-each chunk whole (bounded: size and count capped, every byte charged to the
-budget) turns a deep stack's hundreds of small reads into a few large ones.
-The newest chunk may come preloaded with only its used prefix (what a pause
-copies); the rest is read only if a frame is looked up beyond it.
+Why: the target is stopped only while raw words are copied.  Inside the pause
+the walker copies each thread's state, the used part of its newest 3.11+
+data-stack chunk (older chunks when the chain leads there) and the frames it
+finds outside any chunk, all threads' requests batched into a few reads
+(every walk bounded: chunk size and count capped, every byte charged to the
+budget); after the detach the ordinary walk finds every frame header in these
+copies instead of the target's memory.
 """
 from __future__ import annotations
 
 import struct
 from typing import List, Optional, Tuple
 
-from ..budget import Unlimited, WorkBudget
-from ..errors import MemoryReadError
-from ..process.base import Process as MemoryReader
-
 #: First read of a data-stack chunk; chunks are at least 16 KiB.
 CHUNK_READ = 16 * 1024
 MAX_CHUNK = 64 << 20
 MAX_CHUNKS = 256
+#: Deepest stack walked (frames); the chase through copies stops at twice this.
+MAX_DEPTH = 20000
+
+_U64 = struct.Struct("<Q")
 
 
-class DataStackChunks:
-    """Copies of a thread's data-stack chunks, loaded newest first on demand."""
+class _Copies:
+    """What one pause copied of one thread's frames: the used part of its newest data-stack
+    chunk, older chunks, and frames found outside any chunk (the eval loop's shim frames on
+    the C stack, generator frames in the heap), as (start, end, bytes) segments.
 
-    __slots__ = ("memory", "next_addr", "loaded", "count", "budget", "first_read", "header", "partial")
+    Filled inside the pause by ``Walker.copy_threads``; decoded after it by the ordinary walk,
+    which finds every frame header in these copies instead of the target's memory.
+    """
 
-    def __init__(self, memory: MemoryReader, newest: int, preloaded: Optional[bytes] = None,
-                 budget: Optional[WorkBudget] = None, first_read: int = CHUNK_READ, header: int = 24):
-        self.memory = memory
-        self.header = header  # bytes before the first frame (facts.chunks.header_size)
-        self.budget = budget if budget is not None else Unlimited()
-        self.first_read = first_read
-        self.next_addr = newest
-        self.loaded: List[Tuple[int, int, bytes]] = []  # (start, end, data)
-        self.count = 0
-        self.partial: Optional[Tuple[int, int, int]] = None  # (start, chunk size, index in loaded)
-        if preloaded is not None and newest:
-            self._add(newest, preloaded, partial=True)
+    __slots__ = ("segments", "older", "chunks", "steps", "last", "outside")
+
+    def __init__(self):
+        self.segments: List[Tuple[int, int, bytes]] = []
+        self.outside: List[int] = []  # frames copied on their own (outside any chunk copy)
+        self.older = 0  # the next older chunk not copied yet
+        self.chunks = 0
+        self.steps = 0  # frames followed by the chase (bounded)
+        self.last: Tuple[int, int, bytes] = (0, 0, b"")
+
+    def add(self, start: int, data: bytes) -> None:
+        self.segments.append((start, start + len(data), data))
+
+    def add_chunk(self, start: int, data: Optional[bytes], header: int) -> Optional[int]:
+        """Keep a chunk copy; returns the chunk's size when ``data`` holds only its start."""
+        self.chunks += 1
+        self.older = 0
+        if data is None or len(data) < header:
+            return None
+        previous, size = struct.unpack_from("<QQ", data, 0)
+        if size > MAX_CHUNK or size < header:
+            return None
+        if size < len(data):
+            data = data[:size]
+        self.add(start, data)
+        if self.chunks < MAX_CHUNKS:
+            self.older = previous
+        return size
 
     def find(self, address: int, size: int) -> Optional[Tuple[bytes, int, int]]:
-        """(chunk copy, offset of ``address`` in it, chunk start), loading older chunks as needed."""
-        while True:
-            for start, end, data in self.loaded:
-                if start <= address and address + size <= end:
-                    return data, address - start, start
-            if self.partial is not None and self._complete_partial(address, size):
-                continue
-            if not self._load_next():
-                return None
+        """(copy, offset of ``address`` in it, copy start), or None when nothing copied holds it."""
+        for start, end, data in self.segments:
+            if start <= address and address + size <= end:
+                return data, address - start, start
+        return None
 
-    def _load_next(self) -> bool:
-        address = self.next_addr
-        if not address or self.count >= MAX_CHUNKS:
-            return False
-        self.next_addr = 0
-        self.budget.charge(self.first_read)
-        try:
-            data = self.memory.read(address, self.first_read)
-        except MemoryReadError:
-            return False
-        return self._add(address, data)
+    def chase(self, address: int, off_previous: int, header: int) -> int:
+        """Follow ``previous`` links through the copies; the first address they do not hold,
+        or 0 at the end of the chain (or when the walk bound is reached)."""
+        start, end, data = self.last
+        unpack = _U64.unpack_from
+        steps = self.steps
+        while address and steps < 2 * MAX_DEPTH:
+            if not (start <= address and address + header <= end):
+                for segment in self.segments:
+                    if segment[0] <= address and address + header <= segment[1]:
+                        start, end, data = segment
+                        break
+                else:
+                    self.steps, self.last = steps, (start, end, data)
+                    return address
+            address = unpack(data, address - start + off_previous)[0]
+            steps += 1
+        self.steps, self.last = steps, (start, end, data)
+        return 0
 
-    def _add(self, address: int, data: bytes, partial: bool = False) -> bool:
-        """Keep a copy of the chunk at ``address``.  ``partial``: ``data`` is only the used
-        prefix up to the current frame (what a pause must copy); the rest of the chunk is
-        read only if a frame is ever looked up beyond it."""
-        self.count += 1
-        self.next_addr = 0
-        if len(data) < self.header:
-            return False
-        previous, size = struct.unpack_from("<QQ", data, 0)
-        if size > MAX_CHUNK or size < self.header:
-            return False
-        if size > len(data) and not partial:
-            self.budget.charge(size)
-            try:
-                data = self.memory.read(address, size)
-            except MemoryReadError:
-                return False
-        elif size < len(data):
-            data = data[:size]
-        self.loaded.append((address, address + len(data), data))
-        if partial and size > len(data):
-            self.partial = (address, size, len(self.loaded) - 1)
-        self.next_addr = previous
-        return True
 
-    def _complete_partial(self, address: int, size: int) -> bool:
-        """A look-up beyond the copied prefix of the newest chunk: read the whole chunk."""
-        start, chunk_size, index = self.partial
-        self.partial = None
-        if not (start <= address and address + size <= start + chunk_size):
-            return False
-        self.budget.charge(chunk_size)
-        try:
-            data = self.memory.read(start, chunk_size)
-        except MemoryReadError:
-            return False
-        self.loaded[index] = (start, start + chunk_size, data)
-        return True
+class ThreadCopy:
+    """One thread's raw words as one pause copied them: its thread state, current frame and
+    frame memory (``_Copies`` for data-stack frames, a dict address -> bytes for frame objects)."""
+
+    __slots__ = ("tstate_addr", "raw", "frame", "memory")
+
+    def __init__(self, tstate_addr: int, raw: bytes, frame: int, memory):
+        self.tstate_addr = tstate_addr
+        self.raw = raw
+        self.frame = frame
+        self.memory = memory
+
+
+__all__ = ["CHUNK_READ", "MAX_CHUNK", "MAX_CHUNKS", "MAX_DEPTH", "ThreadCopy"]

@@ -141,6 +141,10 @@ class CodeCache:
             self._entries[address] = info
         return info
 
+    def peek(self, address: int) -> Optional[CodeInfo]:
+        """The cached code object at ``address``, or None: never reads (a pause asks this)."""
+        return self._entries.get(address)
+
     def begin(self) -> None:
         """Start a walk: remember which cached entries it relies on."""
         self._hits = set()

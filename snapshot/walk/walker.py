@@ -24,17 +24,13 @@ from layouts import Layout
 from ..budget import Unlimited, WorkBudget
 from ..errors import CorruptDataError
 from ..process.base import Process as MemoryReader
-from .chunks import CHUNK_READ, DataStackChunks
+from .chunks import CHUNK_READ, MAX_DEPTH, ThreadCopy, _Copies
 from .codecache import CodeCache, CodeInfo
+from .copying import CopyStep
 
 MAX_THREADS = 4096
 #: Most interpreters (main + subinterpreters) followed along ``PyInterpreterState.next``.
 MAX_INTERPRETERS = 1024
-MAX_DEPTH = 20000
-#: Bytes copied past the current frame's start: its header and the slots of most code objects
-#: (a frame needing more completes the copy with one more read).
-FRAME_ROOM = 2048
-
 _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")
 _I64 = struct.Struct("<q")
@@ -66,7 +62,7 @@ class RawThread:
     truncated: bool = False
 
 
-class Walker:
+class Walker(CopyStep):
     """Walks threads and frames of one interpreter with one layout."""
 
     def __init__(self, memory: MemoryReader, layout: Layout, runtime_addr: int, codes: CodeCache,
@@ -107,8 +103,8 @@ class Walker:
         self.fo_globals = fo.f_globals
         self.frame_header = fo.f_localsplus + 8
         self.lasti_unit = frames.lasti_unit
-        self._walk_threads_of = self._walk_threads_frame_objects
-        self._walk_stack = self._walk_stack_frame_objects
+        self._copy_threads_of = self._copy_frame_objects
+        self._decode_stack = self._decode_frame_objects
 
     def _setup_interpreter_frames(self, layout: Layout, frames) -> None:
         iframe = layout._PyInterpreterFrame
@@ -123,8 +119,8 @@ class Walker:
         uses_shim, self.entry_field = _ENTRY_MARKERS[frames.entry_marker]
         # 256 never matches an owner byte.
         self.entry_shim_owner = frames.entry_shim_owner if uses_shim else 256
-        self._walk_threads_of = self._walk_threads_interpreter_frames
-        self._walk_stack = self._walk_stack_interpreter_frames
+        self._copy_threads_of = self._copy_interpreter_frames
+        self._decode_stack = self._decode_interpreter_frames
 
     # -- interpreter and thread states --------------------------------------
     def interpreter_addr(self) -> int:
@@ -211,9 +207,27 @@ class Walker:
 
     # -- stacks ----------------------------------------------------------------
     def walk_threads(self, tstates: List[Tuple[int, bytes]], with_locals: bool) -> List[RawThread]:
-        """All threads' stacks, with every cached code object they used checked once."""
+        """All threads' stacks (copy and decode at once: for callers that stay paused throughout)."""
+        return self.decode_threads(self.copy_threads(tstates), with_locals)
+
+    def copy_threads(self, tstates: List[Tuple[int, bytes]]) -> List[ThreadCopy]:
+        """What a pause must copy of every thread's frames, and nothing else.
+
+        Only ``previous`` links are followed here, through the copies made so
+        far; the frames they lead to outside them are read for all threads at
+        once, a round at a time, so the reads grow with the depth of the
+        chain that leaves the copies (one round for a shim frame or a
+        generator), not with the number of threads.  Code objects, lines,
+        slots and locals are decoded later by ``decode_threads``, from these
+        copies, with the target running again: what the pause costs never
+        depends on locals being asked for.
+        """
+        return self._copy_threads_of(tstates)
+
+    def decode_threads(self, copies: List[ThreadCopy], with_locals: bool) -> List[RawThread]:
+        """Stacks from ``copy_threads``'s copies, with every cached code object they used checked once."""
         self.codes.begin()
-        threads = self._walk_threads(tstates, with_locals)
+        threads = [self._decode_thread(copy, with_locals) for copy in copies]
         stale = set(self.codes.stale_hits())
         if stale:
             for thread in threads:
@@ -230,88 +244,36 @@ class Walker:
                 thread.frames = kept
         return threads
 
-    def _walk_threads(self, tstates: List[Tuple[int, bytes]], with_locals: bool) -> List[RawThread]:
-        """All threads' stacks; the first reads of every thread go out in one batch each."""
-        return self._walk_threads_of(tstates, with_locals)
-
-    def _walk_threads_frame_objects(self, tstates: List[Tuple[int, bytes]], with_locals: bool) -> List[RawThread]:
-        return [self.walk_thread(addr, raw, with_locals) for addr, raw in tstates]
-
-    def _used_prefix(self, chunk: int, frame: int) -> int:
-        """How much of the newest chunk to copy: up to the current frame plus room for its
-        header and slots (a pause copies what the stack uses, not the whole 16 KiB chunk)."""
-        if chunk < frame < chunk + self.chunk_read:
-            return min(self.chunk_read, frame - chunk + FRAME_ROOM)
-        return self.chunk_read
-
-    def _walk_threads_interpreter_frames(self, tstates: List[Tuple[int, bytes]],
-                                         with_locals: bool) -> List[RawThread]:
-        frames = [_U64.unpack_from(raw, self.ts_frame)[0] for _, raw in tstates]
-        if self.cframe_current is not None:
-            pointers = self.memory.read_many([(p + self.cframe_current, 8) if p else (0, 0) for p in frames])
-            frames = [_U64.unpack(v)[0] if v else 0 for v in pointers]
-        chunk_addrs = [_U64.unpack_from(raw, self.ts_chunk)[0] for _, raw in tstates]
-        requests = [(c, self._used_prefix(c, f)) if c and f else (0, 0) for c, f in zip(chunk_addrs, frames)]
-        self.budget.charge(sum(size for _, size in requests))
-        chunks = self.memory.read_many(requests)
-        return [self.walk_thread(addr, raw, with_locals, frame,
-                                 DataStackChunks(self.memory, chunk, data, self.budget, self.chunk_read, self.chunk_header))
-                for (addr, raw), frame, chunk, data in zip(tstates, frames, chunk_addrs, chunks)]
-
-    def walk_thread(self, tstate_addr: int, raw: bytes, with_locals: bool, current_frame: Optional[int] = None,
-                    chunks: Optional[DataStackChunks] = None) -> RawThread:
+    def _decode_thread(self, copy: ThreadCopy, with_locals: bool) -> RawThread:
+        raw = copy.raw
         thread_id = _U64.unpack_from(raw, self.ts_thread_id)[0]
         native_id = _U64.unpack_from(raw, self.ts_native_id)[0] if self.ts_native_id is not None else None
-        frames, truncated = self._walk_stack(raw, with_locals, current_frame, chunks)
-        return RawThread(tstate_addr, thread_id, native_id, frames, truncated)
+        frames, truncated = self._decode_stack(copy.frame, copy.memory, with_locals)
+        return RawThread(copy.tstate_addr, thread_id, native_id, frames, truncated)
 
-    def _walk_stack_frame_objects(self, raw: bytes, with_locals: bool, current_frame: Optional[int],
-                                  chunks: Optional[DataStackChunks]) -> Tuple[List[RawFrame], bool]:
-        return self._walk_frame_objects(_U64.unpack_from(raw, self.ts_frame)[0], with_locals)
-
-    def _walk_stack_interpreter_frames(self, raw: bytes, with_locals: bool, current_frame: Optional[int],
-                                       chunks: Optional[DataStackChunks]) -> Tuple[List[RawFrame], bool]:
-        if current_frame is None:
-            current_frame = self._current_frame(raw)
-        if chunks is None and self.ts_chunk is not None:
-            chunks = DataStackChunks(self.memory, _U64.unpack_from(raw, self.ts_chunk)[0], None, self.budget,
-                             self.chunk_read, self.chunk_header)
-        return self._walk_interpreter_frames(current_frame, chunks, with_locals)
-
-    def _walk_frame_objects(self, address: int, with_locals: bool) -> Tuple[List[RawFrame], bool]:
-        """3.8-3.10: follow ``f_back`` through heap frame objects.
-
-        Each frame is a separate object, so a cold walk is one read per frame.
-        Frame objects are reused (each code object keeps a spare one), so the
-        chain seen last time from the same innermost frame is re-read in one
-        batched call first and followed as long as its links still agree.
-        """
+    def _decode_frame_objects(self, address: int, copies: Dict[int, bytes],
+                              with_locals: bool) -> Tuple[List[RawFrame], bool]:
+        """3.10 and older: decode the ``f_back`` chain from the pause's copies (a frame missing
+        from them is read from the target as it is now)."""
         frames: List[RawFrame] = []
         seen = set()
         codes = self.codes
         read = self.memory.read
         header = self.frame_header
         start = address
-        known = self._frame_chains.get(address)
-        prefetched: Dict[int, bytes] = {}
-        if known:
-            for frame_addr, data in zip(known, self.memory.read_many([(a, header) for a in known])):
-                if data is None:
-                    break
-                prefetched[frame_addr] = data
         chain = []
         while address:
             if address in seen or len(frames) >= MAX_DEPTH:
                 return frames, True
             seen.add(address)
             chain.append(address)
-            data = prefetched.get(address)
+            data = copies.get(address)
             if data is None:
+                self.budget.charge(header, 1)
                 data = read(address, header)
             code_addr = _U64.unpack_from(data, self.fo_code)[0]
             code = codes.get(code_addr)
             if code is None:
-                self.budget.charge(header * len(chain), len(chain))
                 return frames, True
             lasti = _I32.unpack_from(data, self.fo_lasti)[0]
             offset = lasti * self.lasti_unit if lasti >= 0 else 0
@@ -324,18 +286,25 @@ class Walker:
                 if count <= 1:
                     slots = (_U64.unpack_from(data, self.fo_localsplus)[0],) if count == 1 else ()
                 elif count <= 100000:
-                    self.budget.charge(8 * count)
-                    slot_data = read(address + self.fo_localsplus, 8 * count)
-                    slots = struct.unpack_from("<%dQ" % count, slot_data)
+                    end = self.fo_localsplus + 8 * count
+                    if end <= len(data):
+                        slots = struct.unpack_from("<%dQ" % count, data, self.fo_localsplus)
+                    else:
+                        self.budget.charge(8 * count)
+                        slot_data = read(address + self.fo_localsplus, 8 * count)
+                        slots = struct.unpack_from("<%dQ" % count, slot_data)
             globals_addr = _U64.unpack_from(data, self.fo_globals)[0] if with_locals else 0
             # Before 3.11 every Python call runs its own eval loop: every frame is an entry frame.
             frames.append(RawFrame(code, line, address, slots, globals_addr, code_addr, offset, True))
             address = _U64.unpack_from(data, self.fo_back)[0]
-        self.budget.charge(header * len(chain), len(chain))
         if len(self._frame_chains) > 256:
             self._frame_chains.clear()
         self._frame_chains[start] = chain
         return frames, False
+
+    def _decode_interpreter_frames(self, address: int, copies: "_Copies",
+                                   with_locals: bool) -> Tuple[List[RawFrame], bool]:
+        return self._walk_interpreter_frames(address, copies, with_locals)
 
     def _current_frame(self, raw: bytes) -> int:
         pointer = _U64.unpack_from(raw, self.ts_frame)[0]
@@ -343,7 +312,7 @@ class Walker:
             return pointer
         return _U64.unpack(self.memory.read(pointer + self.cframe_current, 8))[0]
 
-    def _walk_interpreter_frames(self, address: int, chunks: Optional[DataStackChunks],
+    def _walk_interpreter_frames(self, address: int, chunks: Optional[_Copies],
                                  with_locals: bool) -> Tuple[List[RawFrame], bool]:
         frames: List[RawFrame] = []
         if not address:
@@ -353,7 +322,7 @@ class Walker:
         finally:
             self.budget.charge(self.frame_header * len(frames), len(frames))
 
-    def _interpreter_frames(self, address: int, chunks: Optional[DataStackChunks], with_locals: bool,
+    def _interpreter_frames(self, address: int, chunks: Optional[_Copies], with_locals: bool,
                             frames: List[RawFrame]) -> Tuple[List[RawFrame], bool]:
         seen = set()
         codes_get = self.codes.get

@@ -4,8 +4,9 @@
 
 A heartbeat thread wakes every millisecond and keeps the longest gap between
 two wake-ups; a pause of the process shows up as one long gap.  The main
-thread serves commands on stdin: ``reset`` (forget the longest gap) and
-``gap`` (print it in milliseconds).  N threads (default 10) wait on an event
+thread serves commands on stdin: ``reset`` (forget the longest gap),
+``gap`` (print it in milliseconds) and ``gap-over START END`` (the longest
+gap overlapping that CLOCK_MONOTONIC window, in milliseconds).  N threads (default 10) wait on an event
 with a few named locals each; with ``--depth D`` one more thread recurses D
 frames deep, each frame holding locals (a list, a dict, a str).  READY_FILE
 appears once every thread is in place.  Stdlib only.
@@ -16,6 +17,8 @@ import threading
 import time
 
 GAP = [0.0]
+#: The latest 4,096 gaps longer than 2 ms, as (start, end) on CLOCK_MONOTONIC (shared by all processes).
+GAPS = []
 STOP = threading.Event()
 
 
@@ -26,6 +29,9 @@ def heartbeat():
         now = time.monotonic()
         if now - last > GAP[0]:
             GAP[0] = now - last
+        if now - last > 0.002:
+            GAPS.append((last, now))
+            del GAPS[:-4096]
         last = now
 
 
@@ -77,6 +83,11 @@ def main():
             print("ok", flush=True)
         elif word == "gap":
             print("%.3f" % (GAP[0] * 1000), flush=True)
+        elif word.startswith("gap-over "):
+            # the longest gap overlapping [start, end] (monotonic seconds): the freeze a pause caused
+            start, end = (float(x) for x in word.split()[1:3])
+            over = [b - a for a, b in list(GAPS) if a <= end and b >= start]
+            print("%.3f" % (max(over) * 1000 if over else 0.0), flush=True)
         elif word == "quit":
             break
 
