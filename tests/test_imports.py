@@ -47,6 +47,21 @@ def _resolve(module: str, is_package: bool, level: int, target: Optional[str]) -
     return ".".join(base + ([target] if target else []))
 
 
+def _is_main_block(node) -> bool:
+    test = getattr(node, "test", None)
+    return (isinstance(node, ast.If) and isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
+            and test.left.id == "__name__" and len(test.comparators) == 1
+            and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value == "__main__")
+
+
+def _without_main_block(tree: ast.Module) -> ast.Module:
+    """The module without its top-level ``if __name__ == "__main__":`` blocks: they run only
+    when the file is a script, as the module ``__main__``, so their imports are no edges of
+    the package's import graph (``python -m repl.cli`` imports ``repl.entry``, which imports
+    ``repl.cli``: a second module object, no circle)."""
+    return ast.Module(body=[n for n in tree.body if not _is_main_block(n)], type_ignores=[])
+
+
 def imports_of(module: str, path: str, known: Set[str]) -> Set[str]:
     """The modules of ours that ``module`` imports (anywhere in its body)."""
     with open(path, encoding="utf-8") as fh:
@@ -65,7 +80,7 @@ def imports_of(module: str, path: str, known: Set[str]) -> Set[str]:
                 return
             parts.pop()
 
-    for node in ast.walk(tree):
+    for node in ast.walk(_without_main_block(tree)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 add(alias.name)

@@ -32,7 +32,7 @@ from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.output import create_output
 from prompt_toolkit.widgets import Frame
 
-from .top import HELP, TopView
+from .topview import HELP, TopView
 
 #: How often the application looks whether sampling ended.
 POLL = 0.2
