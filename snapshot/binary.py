@@ -1,7 +1,7 @@
 """Facts about the ELF file that holds the interpreter, cached by build-id.
 
-Opening a 20 MB libpython with pyelftools and scanning its symbols costs a
-noticeable fraction of a second, and on-call engineers attach repeatedly; so
+Even read with ``struct`` (a few milliseconds), a 20 MB libpython is worth not
+reading again, and on-call engineers attach repeatedly; so
 what we learn about a binary (symbol offsets, section addresses, version) is
 stored under ``$XDG_CACHE_HOME/pyspy-repl/binaries/BUILDID.json`` and the
 second attach reads only that.
@@ -12,11 +12,18 @@ import hashlib
 import json
 import os
 import re
+import struct
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
 from .errors import BinaryReadError
 
+_SYM_SIZE = 24          # Elf64_Sym: st_name, st_info, st_other, st_shndx, st_value, st_size
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_PT_LOAD = 1
+_SHT_NOBITS = 8
+_ELF_TYPES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
 SYMBOLS = ("_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NoneStruct", "interp_head",
            # 2.7/3.6: the GIL holder, the accessor that gives interp_head on stripped builds,
            # and a narrow (UCS2) unicode build's exported names.
@@ -50,6 +57,7 @@ def cache_dir() -> str:
 
 
 def _build_id(elf) -> str:
+    """The build-id through pyelftools (an independent reading, which tests compare with ours)."""
     for section in elf.iter_sections():
         if section.header.sh_type == "SHT_NOTE":
             for note in section.iter_notes():
@@ -58,35 +66,68 @@ def _build_id(elf) -> str:
     return ""
 
 
-def _read_symbols(elf, wanted) -> Dict[str, int]:
+def _find_symbols(elf, wanted) -> Dict[str, int]:
+    """The values of the ``wanted`` names, from ``.dynsym`` then ``.symtab``.
+
+    Why not a name index: libpython has ~17,000 symbols and we want about ten, so
+    each name is found in the string table first (``bytes.find``) and only the
+    ``st_name`` column of the table is compared, not every entry decoded.  As
+    before, the first entry of a table with the name decides (an undefined one,
+    value 0, leaves the name to the next table)."""
     found: Dict[str, int] = {}
     for name in (".dynsym", ".symtab"):
-        section = elf.get_section_by_name(name)
-        if section is None:
-            continue
         missing = [w for w in wanted if w not in found]
         if not missing:
             break
-        # get_symbol_by_name builds a name index once: faster than iterating in Python.
-        for symbol_name in missing:
-            symbols = section.get_symbol_by_name(symbol_name)
-            if symbols:
-                value = symbols[0]["st_value"]
-                if value:
-                    found[symbol_name] = value
+        found.update(_scan_table(elf, name, missing))
+    return found
+
+
+def _scan_table(elf, name: str, wanted) -> Dict[str, int]:
+    sec = elf.sections.get(name)
+    if sec is None or sec.type == _SHT_NOBITS or sec.link >= len(elf.section_list):
+        return {}
+    entsize = sec.entsize or _SYM_SIZE
+    if entsize < _SYM_SIZE:
+        return {}
+    strsec = elf.section_list[sec.link]
+    strings = elf.data[strsec.offset:strsec.offset + strsec.size]
+    if len(strings) != strsec.size:
+        raise BinaryReadError("%s: the string table of %s is truncated" % (elf.path, name))
+    # Every string-table offset at which each name (or a longer name ending in it) starts.
+    offsets: Dict[int, str] = {}
+    for symbol in wanted:
+        needle = symbol.encode() + b"\0"
+        at = strings.find(needle)
+        while at >= 0:
+            offsets[at] = symbol
+            at = strings.find(needle, at + 1)
+    if not offsets:
+        return {}
+    count = sec.size // entsize
+    raw = elf.data[sec.offset:sec.offset + count * entsize]
+    if len(raw) != count * entsize:
+        raise BinaryReadError("%s: %s is truncated" % (elf.path, name))
+    names = memoryview(raw).cast("I")[::entsize // 4] if entsize % 4 == 0 else \
+        [_U32.unpack_from(raw, i * entsize)[0] for i in range(count)]
+    found: Dict[str, int] = {}
+    decided = set()
+    for index, st_name in enumerate(names):
+        symbol = offsets.get(st_name)
+        if symbol is None or symbol in decided:
+            continue
+        decided.add(symbol)
+        value = _U64.unpack_from(raw, index * entsize + 8)[0]
+        if value:
+            found[symbol] = value
+        if len(decided) == len(wanted):
+            break
     return found
 
 
 def _file_value(elf, vaddr: int, size: int) -> Optional[bytes]:
-    for segment in elf.iter_segments():
-        if segment["p_type"] != "PT_LOAD":
-            continue
-        start = segment["p_vaddr"]
-        if start <= vaddr and vaddr + size <= start + segment["p_filesz"]:
-            stream = elf.stream
-            stream.seek(segment["p_offset"] + vaddr - start)
-            return stream.read(size)
-    return None
+    raw = elf.read_vaddr(vaddr, size)
+    return raw if raw is not None and len(raw) == size else None
 
 
 def _interp_head_from_accessor(elf, function_vaddr: int) -> Optional[int]:
@@ -98,50 +139,52 @@ def _interp_head_from_accessor(elf, function_vaddr: int) -> Optional[int]:
 
 def analyse(path: str) -> BinaryInfo:
     """Read what we need from an ELF file (slow path; see ``load``)."""
-    # pyelftools is imported only here: a cached binary never needs it.
-    from elftools.common.exceptions import ELFError
+    from .native.elf import ElfFile, ElfFormatError
 
     try:
-        return _analyse(path)
+        elf = ElfFile(path)
+    except ElfFormatError as e:
+        raise BinaryReadError("%s is not a usable ELF file: %s" % (path, e)) from None
+    try:
+        return _analyse(elf)
     except BinaryReadError:
         raise
-    except ELFError as e:
-        raise BinaryReadError("%s is not a usable ELF file: %s" % (path, e)) from None
     except OSError as e:
         raise BinaryReadError("cannot read %s: %s" % (path, e.strerror or e)) from None
-    except Exception as e:  # noqa: BLE001 - construct/struct errors of a truncated or odd file
+    except Exception as e:  # noqa: BLE001 - struct/index errors of a truncated or odd file
         raise BinaryReadError("cannot parse %s: %s: %s" % (path, type(e).__name__, e)) from None
+    finally:
+        elf.close()
 
 
-def _analyse(path: str) -> BinaryInfo:
-    from elftools.elf.elffile import ELFFile
-
-    with open(path, "rb") as f:
-        elf = ELFFile(f)
-        loads = [s["p_vaddr"] for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
-        info = BinaryInfo(path=path, build_id=_build_id(elf), elf_type=elf["e_type"],
-                          first_load_vaddr=(min(loads) & ~0xFFF) if loads else 0)
-        info.symbols = _read_symbols(elf, SYMBOLS)
-        section = elf.get_section_by_name(".PyRuntime")
-        if section is not None:
-            info.pyruntime_section = section["sh_addr"]
-            info.pyruntime_section_size = section["sh_size"]
-        for name in (".bss", ".data"):
-            s = elf.get_section_by_name(name)
-            if s is not None:
-                info.sections[name] = [s["sh_addr"], s["sh_size"]]
-        if "interp_head" not in info.symbols and "PyInterpreterState_Head" in info.symbols \
-                and "_PyRuntime" not in info.symbols:
-            recovered = _interp_head_from_accessor(elf, info.symbols["PyInterpreterState_Head"])
-            if recovered:
-                info.symbols["interp_head"] = recovered
-        if "Py_Version" in info.symbols:
-            raw = _file_value(elf, info.symbols["Py_Version"], 8)
-            if raw:
-                info.py_version_hex = int.from_bytes(raw[:4], "little")
-        rodata = elf.get_section_by_name(".rodata")
-        if rodata is not None and info.py_version_hex is None:
-            match = _VERSION_TEXT.search(rodata.data())
+def _analyse(elf) -> BinaryInfo:
+    """The facts of one opened file, with ``struct`` only (no pyelftools: its symbol index
+    of a 20 MB libpython was most of a cold attach)."""
+    loads = [s.vaddr for s in elf.segments if s.type == _PT_LOAD]
+    info = BinaryInfo(path=elf.path, build_id=elf.build_id(), elf_type=_ELF_TYPES.get(elf.type, "ET_NONE"),
+                      first_load_vaddr=(min(loads) & ~0xFFF) if loads else 0)
+    info.symbols = _find_symbols(elf, SYMBOLS)
+    section = elf.sections.get(".PyRuntime")
+    if section is not None:
+        info.pyruntime_section = section.addr
+        info.pyruntime_section_size = section.size
+    for name in (".bss", ".data"):
+        s = elf.sections.get(name)
+        if s is not None:
+            info.sections[name] = [s.addr, s.size]
+    if "interp_head" not in info.symbols and "PyInterpreterState_Head" in info.symbols \
+            and "_PyRuntime" not in info.symbols:
+        recovered = _interp_head_from_accessor(elf, info.symbols["PyInterpreterState_Head"])
+        if recovered:
+            info.symbols["interp_head"] = recovered
+    if "Py_Version" in info.symbols:
+        raw = _file_value(elf, info.symbols["Py_Version"], 8)
+        if raw:
+            info.py_version_hex = int.from_bytes(raw[:4], "little")
+    if info.py_version_hex is None:
+        rodata = elf.section_bytes(".rodata")
+        if rodata is not None:
+            match = _VERSION_TEXT.search(rodata)
             if match:
                 info.version_text = match.group(1).decode() + (match.group(2) or b"").decode()
     return info
