@@ -1,17 +1,18 @@
 """Facts about the ELF file that holds the interpreter, cached by build-id.
 
-Opening a 20 MB libpython with pyelftools and scanning its symbols costs a
-noticeable fraction of a second, and on-call engineers attach repeatedly; so
+Even read with ``struct`` (a few milliseconds), a 20 MB libpython is worth not
+reading again, and on-call engineers attach repeatedly; so
 what we learn about a binary (symbol offsets, section addresses, version) is
 stored under ``$XDG_CACHE_HOME/pyspy-repl/binaries/BUILDID.json`` and the
 second attach reads only that.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
+import struct
+import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
@@ -24,12 +25,18 @@ SYMBOLS = ("_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NoneStruct", "interp_
            # 2.7/3.6: the GC's ``collecting`` flag (a gcmodule.c static: .symtab only) and
            # where GIL waiters sleep (2.7: the lock ``interpreter_lock`` points to; 3.6: ceval_gil.h)
            "collecting", "interpreter_lock", "switch_mutex", "switch_cond", "gil_mutex", "gil_cond")
-CACHE_FORMAT = 5
+#: 5: 2.7/3.6 GC and GIL symbols; the checksum is a CRC-32 (zlib is loaded anyway; hashlib
+#: cost ~3 ms of every warm attach).
+CACHE_FORMAT = 6
 # PY_VERSION may be tail-merged into a longer string (".../versions/3.8.18"), so
 # only require that no digit or dot precedes it.
 _VERSION_TEXT = re.compile(rb"(?<![\d.])([23]\.\d{1,2}\.\d{1,2})((?:a|b|rc)\d{1,2})?\+?\x00")
 #: pyelftools' names of e_type, which discovery compares with.
 _ELF_TYPES = {1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
+_SYM_SIZE = 24          # Elf64_Sym: st_name, st_info, st_other, st_shndx, st_value, st_size
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_SHT_NOBITS = 8
 
 
 @dataclass
@@ -51,22 +58,62 @@ def cache_dir() -> str:
     return os.path.join(base, "pyspy-repl", "binaries")
 
 
-def _read_symbols(elf, wanted) -> Dict[str, int]:
+def _find_symbols(elf, wanted) -> Dict[str, int]:
+    """The values of the ``wanted`` names, from ``.dynsym`` then ``.symtab``.
+
+    Why not a name index: libpython has ~17,000 symbols and we want about ten, so
+    each name is found in the string table first (``bytes.find``) and only the
+    ``st_name`` column of the table is compared, not every entry decoded.  As
+    before, the first entry of a table with the name decides (an undefined one,
+    value 0, leaves the name to the next table)."""
     found: Dict[str, int] = {}
     for name in (".dynsym", ".symtab"):
-        section = elf.get_section_by_name(name)
-        if section is None:
-            continue
         missing = [w for w in wanted if w not in found]
         if not missing:
             break
-        # get_symbol_by_name builds a name index once: faster than iterating in Python.
-        for symbol_name in missing:
-            symbols = section.get_symbol_by_name(symbol_name)
-            if symbols:
-                value = symbols[0]["st_value"]
-                if value:
-                    found[symbol_name] = value
+        found.update(_scan_table(elf, name, missing))
+    return found
+
+
+def _scan_table(elf, name: str, wanted) -> Dict[str, int]:
+    sec = elf.sections.get(name)
+    if sec is None or sec.type == _SHT_NOBITS or sec.link >= len(elf.section_list):
+        return {}
+    entsize = sec.entsize or _SYM_SIZE
+    if entsize < _SYM_SIZE:
+        return {}
+    strsec = elf.section_list[sec.link]
+    strings = elf.data[strsec.offset:strsec.offset + strsec.size]
+    if len(strings) != strsec.size:
+        raise BinaryReadError("%s: the string table of %s is truncated" % (elf.path, name))
+    # Every string-table offset at which each name (or a longer name ending in it) starts.
+    offsets: Dict[int, str] = {}
+    for symbol in wanted:
+        needle = symbol.encode() + b"\0"
+        at = strings.find(needle)
+        while at >= 0:
+            offsets[at] = symbol
+            at = strings.find(needle, at + 1)
+    if not offsets:
+        return {}
+    count = sec.size // entsize
+    raw = elf.data[sec.offset:sec.offset + count * entsize]
+    if len(raw) != count * entsize:
+        raise BinaryReadError("%s: %s is truncated" % (elf.path, name))
+    names = memoryview(raw).cast("I")[::entsize // 4] if entsize % 4 == 0 else \
+        [_U32.unpack_from(raw, i * entsize)[0] for i in range(count)]
+    found: Dict[str, int] = {}
+    decided = set()
+    for index, st_name in enumerate(names):
+        symbol = offsets.get(st_name)
+        if symbol is None or symbol in decided:
+            continue
+        decided.add(symbol)
+        value = _U64.unpack_from(raw, index * entsize + 8)[0]
+        if value:
+            found[symbol] = value
+        if len(decided) == len(wanted):
+            break
     return found
 
 
@@ -79,9 +126,6 @@ def _interp_head_from_accessor(image, function_vaddr: int) -> Optional[int]:
 
 def analyse(path: str) -> BinaryInfo:
     """Read what we need from an ELF file (slow path; see ``load``)."""
-    # pyelftools is imported only here: a cached binary never needs it.
-    from elftools.common.exceptions import ELFError
-
     from .elf import ElfFormatError
 
     try:
@@ -90,24 +134,21 @@ def analyse(path: str) -> BinaryInfo:
         raise
     except ElfFormatError as e:
         raise BinaryReadError(e.message) from None
-    except ELFError as e:
-        raise BinaryReadError("%s is not a usable ELF file: %s" % (path, e)) from None
     except OSError as e:
         raise BinaryReadError("cannot read %s: %s" % (path, e.strerror or e)) from None
-    except Exception as e:  # noqa: BLE001 - construct/struct errors of a truncated or odd file
+    except Exception as e:  # noqa: BLE001 - struct/index errors of a truncated or odd file
         raise BinaryReadError("cannot parse %s: %s: %s" % (path, type(e).__name__, e)) from None
 
 
 def _analyse(path: str) -> BinaryInfo:
-    from elftools.elf.elffile import ELFFile
-
+    """The facts of one file, with ``struct`` only (no pyelftools: its symbol index of a
+    20 MB libpython was most of a cold attach)."""
     from .elf import ElfFile
 
     image = ElfFile(path)   # headers, sections and file bytes by address, without pyelftools
     try:
         info = BinaryInfo(path=path, build_id=image.build_id(), elf_type=_ELF_TYPES.get(image.type, "ET_NONE"))
-        with open(path, "rb") as f:
-            info.symbols = _read_symbols(ELFFile(f), SYMBOLS)
+        info.symbols = _find_symbols(image, SYMBOLS)
         section = image.sections.get(".PyRuntime")
         if section is not None:
             info.pyruntime_section = section.addr
@@ -186,7 +227,8 @@ def cache_warnings() -> List[str]:
 
 def _checksum(data: dict) -> str:
     body = json.dumps({k: v for k, v in data.items() if k != "checksum"}, sort_keys=True)
-    return hashlib.sha1(body.encode()).hexdigest()
+    # It guards against a damaged file, not an adversary (the cache folder is the user's own).
+    return "%08x" % zlib.crc32(body.encode())
 
 
 def _cache_path(key: str) -> str:

@@ -38,7 +38,8 @@ SID_MINORS = ["3.14", "3.15"]
 #: no asyncio.run in 3.6, no threading.get_native_id before 3.8).
 LEGACY_MINORS = ("2.7", "3.6", "3.7")
 #: Test modules that run on the legacy interpreters; every other module skips them visibly.
-LEGACY_READY = frozenset({"test_dump_e2e.py", "test_repl.py", "test_repl_scripted.py", "test_repl_pause.py",
+LEGACY_READY = frozenset({"test_binary_symbols.py",
+                          "test_dump_e2e.py", "test_repl.py", "test_repl_scripted.py", "test_repl_pause.py",
                           "test_layouts.py", "test_linetable.py", "test_sampler.py", "test_core.py",
                           "test_debuggers.py", "test_native_gdb.py", "test_native_dump.py", "test_native_status.py",
                           "test_native_cache.py", "test_asyncio_tasks.py", "test_record.py", "test_hangwatch.py",

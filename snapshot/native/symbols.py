@@ -91,6 +91,13 @@ class SymbolTable:
         return list(self._aliases.get(vaddr, ())) if hasattr(self, "_aliases") else []
 
 
+def _rank(size: int, bind: int, symbol: str) -> tuple:
+    """Preference among names at one address: sized over unsized, global over local,
+    unversioned over versioned, fewer leading underscores."""
+    return (0 if size else 1, 0 if bind == STB_GLOBAL else 1 if bind == STB_WEAK else 2,
+            1 if "@" in symbol else 0, len(symbol) - len(symbol.lstrip("_")), symbol)
+
+
 def _read_table(elf: ElfFile, name: str, out: dict) -> int:
     sec = elf.sections.get(name)
     if sec is None or sec.type == 8 or sec.entsize not in (0, _SYM.size):
@@ -102,30 +109,32 @@ def _read_table(elf: ElfFile, name: str, out: dict) -> int:
     raw = elf.data[sec.offset:sec.offset + sec.size - sec.size % _SYM.size]
     exec_sections = {i for i, s in enumerate(elf.section_list) if s.flags & SHF_EXECINSTR}
     count = 0
+    find = strings.find
+    get = out.get
+    # An entry is [rank, size, name, names, own size, bind]; the rank (a tuple) is built only
+    # when a second name meets the address, which is rare apart from .dynsym repeating .symtab.
     for st_name, info, _other, shndx, value, size in _SYM.iter_unpack(raw):
         kind = info & 0xF
-        if kind not in (STT_FUNC, STT_IFUNC) and not (kind == STT_NOTYPE and shndx in exec_sections):
+        if kind != STT_FUNC and kind != STT_IFUNC and not (kind == STT_NOTYPE and shndx in exec_sections):
             continue
         if shndx == 0 or not value or not st_name:
             continue
-        end = strings.find(b"\0", st_name)
-        symbol = strings[st_name:end].decode("utf-8", "replace")
+        symbol = strings[st_name:find(b"\0", st_name)].decode("utf-8", "replace")
         if not symbol or symbol.startswith(".L"):
             continue
-        bind = info >> 4
-        # Preference among names at one address: sized over unsized, global over local,
-        # unversioned over versioned, fewer leading underscores.
-        rank = (0 if size else 1, 0 if bind == STB_GLOBAL else 1 if bind == STB_WEAK else 2,
-                1 if "@" in symbol else 0, len(symbol) - len(symbol.lstrip("_")), symbol)
-        entry = out.get(value)
-        if entry is None:
-            out[value] = [rank, size, symbol, {symbol}]
-        else:
-            entry[3].add(symbol)
-            if rank < entry[0]:
-                entry[0], entry[2] = rank, symbol
-            entry[1] = max(entry[1], size)
         count += 1
+        entry = get(value)
+        if entry is None:
+            out[value] = [None, size, symbol, {symbol}, size, info >> 4]
+            continue
+        if entry[0] is None:
+            entry[0] = _rank(entry[4], entry[5], entry[2])
+        entry[3].add(symbol)
+        rank = _rank(size, info >> 4, symbol)
+        if rank < entry[0]:
+            entry[0], entry[2] = rank, symbol
+        if size > entry[1]:
+            entry[1] = size
     return count
 
 

@@ -34,24 +34,29 @@ def find_static(process, library: str, name: str) -> Optional[int]:
     return None
 
 
+_ET_EXEC = 2
+
+
 def find_debug_table(process, section_name: str) -> Optional[Dict[str, int]]:
-    """The ``_asyncio`` debug table: the named section of a mapped ``python`` file, read from memory."""
+    """The ``_asyncio`` debug table: the named section of a mapped ``python`` file, read from memory
+    (the section found with the ``struct`` ELF reader: pyelftools costs a cold attach dearly)."""
     from layouts.asyncio_debug import TABLE_SIZE, parse_asyncio_debug
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
+    from ..elf import ElfFile, ElfFormatError
     for mapped in process.mapped_files():
         base = mapped.path.rsplit("/", 1)[-1]
         if "python" not in mapped.path and "_asyncio" not in base:
             continue
         try:
-            with open(mapped.local_path, "rb") as fh:
-                elf = ELFFile(fh)
-                section = elf.get_section_by_name(section_name)
-                if section is None:
-                    continue
-                address = section["sh_addr"] + (0 if elf["e_type"] == "ET_EXEC" else mapped.load_bias)
-        except (OSError, ELFError, ValueError, struct.error):
+            elf = ElfFile(mapped.local_path)
+        except (OSError, ElfFormatError):
             continue
+        try:
+            section = elf.sections.get(section_name)
+            if section is None:
+                continue
+            address = section.addr + (0 if elf.type == _ET_EXEC else mapped.load_bias)
+        finally:
+            elf.close()
         try:
             return parse_asyncio_debug(process.read(address, TABLE_SIZE))
         except (MemoryReadError, ValueError):
