@@ -148,6 +148,20 @@ class FetchResult:
     seconds: float = 0.0
 
 
+@contextlib.contextmanager
+def machine_lock(name: str):
+    """One holder at a time across processes (pytest-xdist workers, two checkouts' suites) for
+    set-up steps that write shared places: get-pythons.sh's DEST, apt-get's dpkg database."""
+    import fcntl
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "pyspy-repl-tests-%s.lock" % name)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def fetch_sid() -> FetchResult:
     """Run the project's get-pythons step (or, with PYSPY_REPL_NO_FETCH=1, look in DEST)."""
     dest = sid_dest()
@@ -162,7 +176,8 @@ def fetch_sid() -> FetchResult:
         return res
     start = time.monotonic()
     try:
-        r = subprocess.run(["bash", GET_PYTHONS, dest], capture_output=True, text=True, timeout=FETCH_TIMEOUT)
+        with machine_lock("get-pythons"):
+            r = subprocess.run(["bash", GET_PYTHONS, dest], capture_output=True, text=True, timeout=FETCH_TIMEOUT)
     except (OSError, subprocess.SubprocessError) as exc:
         res.problem = "tests/tools/get-pythons.sh could not run: %s" % exc
         return res

@@ -43,11 +43,8 @@ SESSION_TIMEOUT = 300
 _LLDB_PROBLEM = None
 
 
-def _lldb_problem():
-    """None when lldb-16 with its Python works (installing it once if missing), else why not."""
-    global _LLDB_PROBLEM
-    if _LLDB_PROBLEM is not None:
-        return _LLDB_PROBLEM or None
+def _install_lldb() -> str:
+    """apt-get install lldb-16 where it is missing (root only); '' or why it could not be done."""
     problem = ""
     if shutil.which(LLDB) is None:
         if os.geteuid() != 0:
@@ -62,6 +59,17 @@ def _lldb_problem():
                         " | ".join(r.stderr.strip().splitlines()[-2:]))
             except (OSError, subprocess.SubprocessError) as e:
                 problem = "apt-get install lldb-16 could not run: %s" % e
+    return problem
+
+
+def _lldb_problem():
+    """None when lldb-16 with its Python works (installing it once if missing), else why not."""
+    global _LLDB_PROBLEM
+    if _LLDB_PROBLEM is not None:
+        return _LLDB_PROBLEM or None
+    problem = ""
+    with pythons.machine_lock("apt-get"):   # another worker may be installing it right now
+        problem = _install_lldb()
     if not problem:
         try:
             r = subprocess.run([LLDB, "-b", "-o", "script import lldb; print('lldb-python-ok')"],
