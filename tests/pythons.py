@@ -352,6 +352,16 @@ def wait_blocked(pid: int, tids, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def wait_or_kill(proc: subprocess.Popen, timeout: float) -> None:
+    """Wait for ``proc`` (a TimeoutExpired still raises), killing and reaping it if it runs on."""
+    try:
+        proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def stopped_or_traced(pid: int) -> List[str]:
     """Problems: threads in a stopped state ('t'/'T') or with a tracer attached."""
     problems = []

@@ -20,7 +20,7 @@ import subprocess
 import pytest
 
 import pythons
-from test_native_support import GDB_SCRIPT, gdb_debug_dirs, gdb_stacks
+from test_native_support import GDB_SCRIPT, gdb_debug_dirs, gdb_stacks, parse_frames
 
 from snapshot.native import native_stacks_with_reasons
 from snapshot.native.merge import is_interpreter_module
@@ -328,14 +328,4 @@ def test_plt_stub_frame_equals_gdb(python, tmp_path):
 
 def _parse_gdb(out):
     """{tid: [(pc, kind, name, from_debug_info)]} from GDB_SCRIPT's output (a core's threads)."""
-    stacks = {}
-    current = None
-    for line in out.splitlines():
-        m = re.match(r"THREAD (\d+)$", line)
-        if m:
-            current = stacks.setdefault(int(m.group(1)), [])
-            continue
-        m = re.match(r"FRAME 0x([0-9a-f]+) (\d+) (\S+) (\w+)$", line)
-        if m and current is not None:
-            current.append((int(m.group(1), 16), int(m.group(2)), m.group(3), m.group(4) == "debug"))
-    return stacks
+    return parse_frames(out)

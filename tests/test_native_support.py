@@ -111,26 +111,53 @@ for inferior in gdb.inferiors():
 '''
 
 
-def gdb_eval_codes(pid: int, workdir: str) -> Dict[int, list]:
-    """{tid: [(pc, co_name, co_filename) or (pc, None, None)]}: gdb's eval-loop frames, innermost
-    first, each with the code object its frame argument runs when gdb can read that argument."""
-    script = os.path.join(workdir, "gdb_eval.py")
+def _run_gdb_script(pid: int, workdir: str, name: str, text: str) -> str:
+    """gdb's output of a Python script sourced in a batch session attached to ``pid``."""
+    script = os.path.join(workdir, name)
     with open(script, "w") as f:
-        f.write(GDB_EVAL_SCRIPT)
-    out = subprocess.run(["gdb", "-nx", "-batch"] + gdb_debug_dirs() + ["-p", str(pid), "-ex", "source " + script],
-                         capture_output=True, text=True, timeout=300).stdout
-    codes: Dict[int, list] = {}
+        f.write(text)
+    return subprocess.run(["gdb", "-nx", "-batch"] + gdb_debug_dirs() + ["-p", str(pid), "-ex", "source " + script],
+                          capture_output=True, text=True, timeout=300).stdout
+
+
+def parse_threads(out: str, pattern: str, row) -> Dict[int, list]:
+    """{tid: [row(match) for each line matching ``pattern``]} from lines under ``THREAD tid``."""
+    found: Dict[int, list] = {}
     current = None
     for line in out.splitlines():
         m = re.match(r"THREAD (\d+)$", line)
         if m:
-            current = codes.setdefault(int(m.group(1)), [])
+            current = found.setdefault(int(m.group(1)), [])
             continue
-        m = re.match(r"EVAL 0x([0-9a-f]+) (.*)$", line)
+        m = re.match(pattern, line)
         if m and current is not None:
-            parts = m.group(2).split("\t")
-            current.append((int(m.group(1), 16),) + (tuple(parts) if len(parts) == 2 else (None, None)))
-    return codes
+            current.append(row(m))
+    return found
+
+
+def _eval_row(m) -> tuple:
+    parts = m.group(2).split("\t")
+    return (int(m.group(1), 16),) + (tuple(parts) if len(parts) == 2 else (None, None))
+
+
+def _frame_row(m) -> tuple:
+    return int(m.group(1), 16), int(m.group(2)), m.group(3), m.group(4) == "debug"
+
+
+#: GDB_SCRIPT's frame lines: pc, kind, name, whether the name came from debug info.
+FRAME_LINE = r"FRAME 0x([0-9a-f]+) (\d+) (\S+) (\w+)$"
+
+
+def parse_frames(out: str) -> Dict[int, list]:
+    """{tid: [(pc, kind, name, from_debug_info)]} from GDB_SCRIPT's output."""
+    return parse_threads(out, FRAME_LINE, _frame_row)
+
+
+def gdb_eval_codes(pid: int, workdir: str) -> Dict[int, list]:
+    """{tid: [(pc, co_name, co_filename) or (pc, None, None)]}: gdb's eval-loop frames, innermost
+    first, each with the code object its frame argument runs when gdb can read that argument."""
+    out = _run_gdb_script(pid, workdir, "gdb_eval.py", GDB_EVAL_SCRIPT)
+    return parse_threads(out, r"EVAL 0x([0-9a-f]+) (.*)$", _eval_row)
 
 
 def gdb_debug_dirs() -> List[str]:
@@ -144,19 +171,4 @@ def gdb_debug_dirs() -> List[str]:
 
 def gdb_stacks(pid: int, workdir: str) -> Dict[int, list]:
     """{tid: [(pc, kind, name, from_debug_info)]} as gdb unwinds it (inline frames included)."""
-    script = os.path.join(workdir, "gdb_bt.py")
-    with open(script, "w") as f:
-        f.write(GDB_SCRIPT)
-    out = subprocess.run(["gdb", "-nx", "-batch"] + gdb_debug_dirs() + ["-p", str(pid), "-ex", "source " + script],
-                         capture_output=True, text=True, timeout=300).stdout
-    stacks: Dict[int, list] = {}
-    current = None
-    for line in out.splitlines():
-        m = re.match(r"THREAD (\d+)$", line)
-        if m:
-            current = stacks.setdefault(int(m.group(1)), [])
-            continue
-        m = re.match(r"FRAME 0x([0-9a-f]+) (\d+) (\S+) (\w+)$", line)
-        if m and current is not None:
-            current.append((int(m.group(1), 16), int(m.group(2)), m.group(3), m.group(4) == "debug"))
-    return stacks
+    return parse_frames(_run_gdb_script(pid, workdir, "gdb_bt.py", GDB_SCRIPT))

@@ -242,12 +242,7 @@ def test_cli_interrupted_at_random_moments(busy):
         time.sleep(rng.uniform(0.05, 0.6))
         if p.poll() is None:
             p.send_signal(sig)
-        try:
-            p.wait(20)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        pythons.wait_or_kill(p, 20)
         assert_running(t, hb, "after %s to `dump` (round %d)" % (signal.Signals(sig).name, i))
 
 

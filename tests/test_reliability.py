@@ -320,12 +320,7 @@ def test_ctrl_c_early_in_the_console_script(once_python, tmp_path):
                                  env=pythons.tool_env())
             time.sleep(rng.uniform(0, 0.6))
             p.send_signal(signals.SIGINT)
-            try:
-                p.wait(20)
-            finally:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+            pythons.wait_or_kill(p, 20)
             err = p.stderr.read().decode("utf-8", "replace")
             p.stderr.close()
             if any(mark in err for mark in BEFORE_OUR_CODE):
