@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Tuple
 
 from .errors import MemoryReadError, SnapshotError
 from .waits import is_idle_function
-from .process.base import SYSCALL_FUTEX, SYSCALL_RESTART
+from .process.base import SYSCALL_FUTEX, SYSCALL_RESTART, SYSCALL_UNKNOWN
 from .process.pthread import PthreadTidFinder
 
 #: facts.gil -> where the GIL holder is read: "runtime" (_PyRuntime.gilstate.tstate_current, with
@@ -25,6 +25,9 @@ _GIL_SOURCE = {"runtime": "runtime", "interpreter": "interpreter", "thread_state
 _U64 = struct.Struct("<Q")
 #: Calls a thread waiting on a futex word sits in (a timed wait resumed after a stop is a restart).
 _FUTEX_CALLS = (SYSCALL_FUTEX, SYSCALL_RESTART)
+#: Calls that wait for the GIL when their first argument is a word inside it: futex, its restart,
+#: and a blocked call whose number the source lost (lldb, no orig_rax) but whose arguments it has.
+_GIL_WAIT_CALLS = _FUTEX_CALLS + (SYSCALL_UNKNOWN,)
 #: Seconds a cached thread name stays valid while sampling.
 NAME_TTL = 1.0
 
@@ -98,7 +101,7 @@ class ThreadFacts:
             number, args = call
             if number < 0:
                 idle = False
-            elif number in _FUTEX_CALLS and gil is not None and args and gil[0] <= args[0] < gil[1]:
+            elif number in _GIL_WAIT_CALLS and gil is not None and args and gil[0] <= args[0] < gil[1]:
                 return False
             else:
                 return True

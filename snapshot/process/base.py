@@ -158,8 +158,13 @@ def syscalls_of(process, tids: Sequence[int]) -> Dict[int, Tuple[int, Tuple[int,
     result: Dict[int, Tuple[int, Tuple[int, ...]]] = {}
     blocked = process.in_syscall(tids)
     for tid in tids:
+        args: Tuple[int, ...] = ()
         try:
-            call = syscall_of_registers(process.registers(tid))
+            regs = process.registers(tid)
+            call = syscall_of_registers(regs)
+            # the argument registers survive the stop even where the call's number is lost
+            # (lldb: no orig_rax, rax holds the restart code): kept for the GIL-wait rule
+            args = tuple(regs.dwarf[n] or 0 for n in _SYSCALL_ARGS)
         except Exception:  # noqa: BLE001 - a source without registers: in_syscall alone
             call = None
         waiting = blocked.get(tid)
@@ -169,7 +174,7 @@ def syscalls_of(process, tids: Sequence[int]) -> Dict[int, Tuple[int, Tuple[int,
         elif not waiting:
             result[tid] = (-1, ())
         else:
-            result[tid] = call if call is not None and call[0] >= 0 else (SYSCALL_UNKNOWN, ())
+            result[tid] = call if call is not None and call[0] >= 0 else (SYSCALL_UNKNOWN, args)
     return result
 
 

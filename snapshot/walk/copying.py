@@ -26,6 +26,16 @@ MAX_COPY_ROUNDS = 512
 _U64 = struct.Struct("<Q")
 
 
+def outside_size(address: int, header: int) -> int:
+    """How much to copy of a frame found outside the chunk copies: its header and up to
+    ``OUTSIDE_ROOM`` bytes of slots, but not into the next page when the header ends before it
+    (a frame at the top of a C stack or a heap mapping: the page after may not be mapped, and a
+    read that crosses into it fails whole)."""
+    size = header + OUTSIDE_ROOM
+    page_end = (address + header + 4095) & ~4095
+    return max(header, min(size, page_end - address))
+
+
 class CopyStep:
     """Mixed into ``Walker``: the copying half of a walk (the walker's fields and layout)."""
 
@@ -71,7 +81,7 @@ class CopyStep:
             if not wanted:
                 break
             frame_size = header + OUTSIDE_ROOM
-            requests = [(address, frame_size) for _, address, _ in wanted]
+            requests = [(address, outside_size(address, header)) for _, address, _ in wanted]
             olders = [older for _, _, older in wanted if older]
             requests += [(older, self.chunk_read) for older in olders]
             self.budget.charge(frame_size * len(wanted) + self.chunk_read * len(olders), len(wanted))
@@ -157,7 +167,7 @@ class CopyStep:
             if requests:
                 self.budget.charge(size * len(requests), len(requests))
                 for (copy, frame_addr), data in zip(requests, self.memory.read_many(
-                        [(a, size) for _, a in requests])):
+                        [(a, outside_size(a, self.frame_header)) for _, a in requests])):
                     if data is None:
                         try:
                             data = self.memory.read(frame_addr, self.frame_header)
