@@ -202,6 +202,9 @@ class SavedSnapshot:
         if not isinstance(meta["image"], dict) or not isinstance(meta.get("info", {}), dict) or \
                 not all(isinstance(b, dict) for b in meta.get("binaries", ())):
             raise CorruptSnapshotFileError("%s is damaged: malformed metadata" % name)
+        problem = _check_info(meta.get("info", {}))
+        if problem:
+            raise CorruptSnapshotFileError("%s is damaged: %s" % (name, problem))
         return cls(snapshot, dict(meta["image"]), segments, list(meta.get("binaries", ())),
                    dict(meta.get("info", {})))
 
@@ -288,6 +291,21 @@ def _cut_locals(frame, cut, max_repr: int):
     return dataclasses.replace(frame, locals=tuple(
         dataclasses.replace(l, repr=cut(l.repr, max_repr)) if isinstance(l.repr, str) else l
         for l in frame.locals))
+
+
+#: The ``info`` fields a reader uses, and the JSON types they must have (others are kept unread).
+_INFO_TYPES = {"max_repr": int, "saved_at_ns": int, "capture_seconds": (int, float), "source": str,
+               "locals": (bool, int)}
+
+
+def _check_info(info: dict) -> str:
+    """Why the file's ``info`` cannot be trusted, or '' (untrusted input: a damaged field must
+    be a typed error at load, not a TypeError in whatever reads it later)."""
+    for key, kinds in _INFO_TYPES.items():
+        value = info.get(key)
+        if value is not None and not isinstance(value, kinds):
+            return "its info field %r is a %s" % (key, type(value).__name__)
+    return ""
 
 
 def describe(saved: SavedSnapshot) -> str:
