@@ -36,6 +36,17 @@ class FrameBuilder:
         self._plain: Dict[tuple, Frame] = {}  # (CodeInfo, line, is_entry) -> frame, no method name needed
 
     def frame(self, raw, with_locals: bool, max_repr: int, max_depth: int) -> Frame:
+        if not with_locals:
+            model = raw.model
+            if model is None:
+                model = raw.model = self._stack_frame(raw)
+            return model
+        return self._frame(raw, with_locals, max_repr, max_depth)
+
+    def _stack_frame(self, raw) -> Frame:
+        return self._frame(raw, False, 0, 0)
+
+    def _frame(self, raw, with_locals: bool, max_repr: int, max_depth: int) -> Frame:
         code = raw.code
         if not with_locals and not code.needs_first_local:
             # The sampler's hot path: one lookup by the code object itself (identity hash).

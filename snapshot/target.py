@@ -189,20 +189,31 @@ class Target:
         # Without pausing, a read can race the target (a frame popped between two
         # reads); one immediate retry turns most such torn reads into a good sample.
         attempts = 1 if blocking else 2
+        # One pass of reads (``begin_pass``): what the last pass read is read again in one call
+        # and this pass's reads are served from it.  Paused, the pass ends with the pause's copy;
+        # not paused, it also serves the decoding (frames the copy did not follow).
+        passes = hasattr(process, "begin_pass")
         for attempt in range(attempts):
             self.budget.reset()
+            in_pass = False
             try:
+                if passes:
+                    process.begin_pass()
+                    in_pass = True
                 with (process.paused() if blocking else _nothing_paused()) as stopped:
                     taken_at = time.time_ns()
                     if stopped:
                         calls = syscalls_of(process, stopped)
                         states = {tid: "S" if nr >= 0 else "R" for tid, (nr, _) in calls.items()}
-                    copied = self._copy_stacks(with_locals, fresh_names)
+                    copied = self._copy_stacks(with_locals, fresh_names, follow=blocking)
                     if self._want_tasks:
                         self._tasks = self._read_tasks(copied, with_locals, max_repr, max_depth)
                     if native:
                         # registers exist only while paused, and must match the Python frames just read
                         stacks = self._native().unwind(stopped or [t.tid for t in process.threads()])
+                    if in_pass and blocking:
+                        in_pass = False
+                        process.end_pass()
                 # The target runs again: names, method names and locals' reprs are read now,
                 # so the pause never depends on how many threads have names or how big locals are.
                 threads = self._build_threads(copied, with_locals, max_repr, max_depth,
@@ -215,16 +226,20 @@ class Target:
                     raise ProcessExitedError("process %d exited while being read" % self.pid) from None
                 if attempt + 1 == attempts:
                     raise e
+            finally:
+                if in_pass:
+                    process.end_pass()
         if stacks is not None:
             threads = self._native().apply(threads, stacks, native_all, states)
         self.samples_taken += 1
         if self.samples_taken % 256 == 0:
-            self.codes.revalidate()
+            if self.codes.revalidate():
+                self.walker.forget_frames()
         tasks, self._tasks = self._tasks, ()
         return Snapshot(self.pid, self.python_version, self.executable, taken_at, tuple(threads),
                         self.command_line, tasks=tasks)
 
-    def _copy_stacks(self, with_locals: bool, fresh_names: bool = True):
+    def _copy_stacks(self, with_locals: bool, fresh_names: bool = True, follow: bool = True):
         """What must be read while paused: per interpreter (main first), the GIL word, thread
         states, and copies of the frames' memory (``Walker.copy_threads``: no code objects,
         lines or locals, so the pause is the same with or without locals); asyncio tasks too
@@ -243,7 +258,9 @@ class Target:
                 # the task reader follows coroutine frames from the decoded stacks, inside the pause
                 raw_threads = walker.walk_threads(tstates, with_locals)
             else:
-                raw_threads = walker.copy_threads(tstates)  # raw words only: decoded after the pause
+                # raw words only, decoded after the pause (not paused: what the links lead to
+                # outside the copies is read while decoding, no walk of them here)
+                raw_threads = walker.copy_threads(tstates, follow)
             # Snapshots (not samples) also read the GC state; samples with --async the running tasks.
             collecting = self.thread_status.gc_collecting(interp) if fresh_names else False
             marks = self._task_reader_for().running_marks(interp, tstates) if self.async_aware else None

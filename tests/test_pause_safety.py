@@ -133,8 +133,11 @@ else:
 
 def start_helper(pid, mode, hold=None):
     extra = [] if hold is None else [str(hold)]
+    # Its own process group in the test's session: when the suite runs detached (a CI runner, a
+    # shell that has exited) the suite's group is orphaned, and the kernel drops Ctrl-Z (SIGTSTP)
+    # sent to a member of an orphaned group, so the stop the test waits for would never come.
     p = subprocess.Popen([sys.executable, "-c", HELPER, str(pid), mode] + extra, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=tool_env(), cwd=pythons.REPO)
+                         stderr=subprocess.PIPE, env=tool_env(), cwd=pythons.REPO, preexec_fn=os.setpgrp)
     line = p.stdout.readline().decode().strip()
     if line != "paused":
         p.kill()

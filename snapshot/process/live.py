@@ -61,6 +61,9 @@ class LiveProcess:
         # The hot path calls these per read: bind them straight to the reader.
         self.read = self.memory.read
         self.read_many = self.memory.read_many
+        # A sampler's pass: its reads are the next pass's one batched re-read (ProcessMemory).
+        self.begin_pass = self.memory.begin_pass
+        self.end_pass = self.memory.end_pass
         self.tasks = TaskStates(pid)
         self._maps: Optional[List[MemoryMap]] = None
         self._files: Optional[List[MappedFile]] = None

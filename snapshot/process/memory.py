@@ -2,7 +2,11 @@
 
 One system call fills many local buffers from many remote addresses (every
 thread state of a sample in one call, every data-stack chunk in the next);
-where that call is not allowed, ``/proc/PID/mem`` is read instead.  Every
+where that call is not allowed, ``/proc/PID/mem`` is read instead.  A sampler
+brackets each pass with ``begin_pass``/``end_pass``: the ranges the last pass
+read are read again in one call at the start of the next, and the pass's reads
+are served from that copy, so a steady stack costs one system call per pass
+instead of one per link of the chains it follows (thread list, frames).  Every
 failure leaves as a ``MemoryReadError`` (address and size),
 ``ProcessExitedError`` or ``PermissionDeniedError``.
 """
@@ -11,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import MemoryReadError, PermissionDeniedError, ProcessExitedError
 from . import procfs
@@ -20,6 +24,9 @@ from . import procfs
 MAX_READ = 64 << 20
 #: Linux's IOV_MAX: process_vm_readv takes at most this many iovecs per call.
 IOV_MAX = 1024
+#: Bounds of what one pass's plan re-reads at the start of the next (ranges, bytes).
+PLAN_RANGES = 8192
+PLAN_BYTES = 8 << 20
 
 
 class _IOVec(ctypes.Structure):
@@ -41,9 +48,59 @@ class ProcessMemory:
         self._mem_file: Optional[int] = None
         self._use_vm_readv = True
         self.read_calls = 0  # system calls made, for benchmarks
+        self._plan: List[Tuple[int, int]] = []  # what the last pass read (address, size)
+        self._served: Optional[Dict[int, bytes]] = None  # this pass's re-read of the plan
+        self._asked: Dict[int, int] = {}  # address -> largest size this pass read there
+
+    # -- passes ---------------------------------------------------------
+    def begin_pass(self) -> None:
+        """Read again, in one call, what the last pass read; this pass's reads of the same
+        addresses are served from that copy (taken now: inside a pause, it is the paused state)."""
+        served: Dict[int, bytes] = {}
+        plan = self._plan
+        if plan:
+            for (address, _), data in zip(plan, self._read_many(plan)):
+                if data is not None:
+                    served[address] = data
+        self._served = served
+        self._asked = {}
+
+    def end_pass(self) -> None:
+        """Stop serving from the pass's copy; what was read this pass is the next pass's plan."""
+        asked = self._asked
+        self._served = None
+        self._asked = {}
+        if len(asked) <= PLAN_RANGES and sum(asked.values()) <= PLAN_BYTES:
+            self._plan = list(asked.items())
+        else:
+            self._plan = []
+
+    def _served_read(self, address: int, size: int) -> Optional[bytes]:
+        data = self._served.get(address)
+        if data is None or len(data) < size:
+            return None
+        asked = self._asked
+        if asked.get(address, 0) < size:
+            asked[address] = size
+        return data if len(data) == size else data[:size]
+
+    def _note(self, address: int, size: int) -> None:
+        asked = self._asked
+        if asked.get(address, 0) < size:
+            asked[address] = size
 
     # -- single reads ---------------------------------------------------
     def read(self, address: int, size: int) -> bytes:
+        if self._served is not None:
+            data = self._served_read(address, size)
+            if data is None:
+                data = self._read(address, size)
+                if size > 0:
+                    self._note(address, size)
+            return data
+        return self._read(address, size)
+
+    def _read(self, address: int, size: int) -> bytes:
         if size < 0 or size > MAX_READ or address <= 0:
             raise MemoryReadError(address, size, "refusing an implausible read")
         if size == 0:
@@ -66,35 +123,48 @@ class ProcessMemory:
         return self._read_mem(address, size)
 
     def read_many(self, requests: Sequence[Tuple[int, int]]) -> List[Optional[bytes]]:
+        """Read many ranges with as few system calls as the kernel allows (none for ranges
+        this pass's copy holds)."""
+        if self._served is None:
+            return self._read_many(requests)
+        served_read = self._served_read
+        results = [served_read(address, size) for address, size in requests]
+        missing = [i for i, data in enumerate(results) if data is None]
+        if missing:
+            fetched = self._read_many([requests[i] for i in missing])
+            note = self._note
+            for i, data in zip(missing, fetched):
+                if data is not None:
+                    results[i] = data
+                    note(*requests[i])
+        return results
+
+    def _read_many(self, requests: Sequence[Tuple[int, int]]) -> List[Optional[bytes]]:
         """Read many ranges with as few system calls as the kernel allows.
 
         process_vm_readv stops at the first remote range that faults, so on a
-        short count the completed prefix is kept and the rest retried one by
-        one to find which of them are unreadable.
+        short count the completed prefix is kept, the range that faulted is
+        tried alone and the rest go on in the next call.
         """
         results: List[Optional[bytes]] = [None] * len(requests)
         if not self._use_vm_readv:
             for i, (address, size) in enumerate(requests):
                 try:
-                    results[i] = self.read(address, size)
+                    results[i] = self._read(address, size)
                 except MemoryReadError:
                     pass
             return results
-        start = 0
-        while start < len(requests):
-            chunk = requests[start:start + IOV_MAX]
-            valid = [(i, a, s) for i, (a, s) in enumerate(chunk) if 0 < s <= MAX_READ and a > 0]
-            if not valid:
-                start += len(chunk)
-                continue
-            total = sum(s for _, _, s in valid)
+        pending = [(i, a, s) for i, (a, s) in enumerate(requests) if 0 < s <= MAX_READ and a > 0]
+        while pending:
+            batch, rest = pending[:IOV_MAX], pending[IOV_MAX:]
+            total = sum(s for _, _, s in batch)
             buffer = ctypes.create_string_buffer(total)
             base = ctypes.addressof(buffer)
-            n = len(valid)
+            n = len(batch)
             local = (_IOVec * n)()
             remote = (_IOVec * n)()
             position = 0
-            for j, (_, address, size) in enumerate(valid):
+            for j, (_, address, size) in enumerate(batch):
                 local[j].iov_base = base + position
                 local[j].iov_len = size
                 remote[j].iov_base = address
@@ -108,22 +178,29 @@ class ProcessMemory:
                     raise ProcessExitedError("process %d exited" % self.pid)
                 if err in (errno.EPERM, errno.ENOSYS, errno.EINVAL) and self._mem_usable():
                     self._use_vm_readv = False
-                    return self.read_many(requests)
+                    return self._read_many(requests)
                 if err == errno.EPERM:
-                    self._raise(err, valid[0][1], valid[0][2])
+                    self._raise(err, batch[0][1], batch[0][2])
                 got = 0
             raw = buffer.raw
-            position = 0
-            for i, address, size in valid:
-                if position + size <= got:
-                    results[start + i] = raw[position:position + size]
-                else:
-                    try:
-                        results[start + i] = self.read(address, size)
-                    except MemoryReadError:
-                        results[start + i] = None
+            position = done = 0
+            for i, _, size in batch:
+                if position + size > got:
+                    break
+                results[i] = raw[position:position + size]
                 position += size
-            start += len(chunk)
+                done += 1
+            if done < n:
+                # The call stopped at the range that faulted: that one is tried alone (it may
+                # fault only partway), the ranges after it go on in one batch, so a pass costs
+                # one more call per unreadable range, not one per range after it.
+                i, address, size = batch[done]
+                try:
+                    results[i] = self._read(address, size)
+                except MemoryReadError:
+                    results[i] = None
+                rest = batch[done + 1:] + rest
+            pending = rest
         return results
 
     def close(self) -> None:

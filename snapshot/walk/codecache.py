@@ -145,6 +145,15 @@ class CodeCache:
         """The cached code object at ``address``, or None: never reads (a pause asks this)."""
         return self._entries.get(address)
 
+    def peeker(self):
+        """``peek`` without the method call, for a loop that asks it for every frame."""
+        return self._entries.get
+
+    def hit_recorder(self):
+        """What a walk calls with the address of a cached entry it used without ``get``
+        (a frame it remembered), so ``stale_hits`` checks that entry too."""
+        return self._hits.add
+
     def begin(self) -> None:
         """Start a walk: remember which cached entries it relies on."""
         self._hits = set()

@@ -41,12 +41,14 @@ class CopyStep:
 
     def _used_prefix(self, chunk: int, frame: int) -> int:
         """How much of the newest chunk to copy: up to the current frame plus room for its
-        header and slots (a pause copies what the stack uses, not the whole 16 KiB chunk)."""
+        header and slots (a pause copies what the stack uses, not the whole 16 KiB chunk).
+        Rounded up to a KiB, so a stack a few frames deeper than the last pass's still fits the
+        range the pass re-reads (``ProcessMemory.begin_pass``)."""
         if chunk < frame < chunk + self.chunk_read:
-            return min(self.chunk_read, frame - chunk + FRAME_ROOM)
+            return min(self.chunk_read, ((frame - chunk) | 1023) + 1 + FRAME_ROOM)
         return self.chunk_read
 
-    def _copy_interpreter_frames(self, tstates: List[Tuple[int, bytes]]) -> List[ThreadCopy]:
+    def _copy_interpreter_frames(self, tstates: List[Tuple[int, bytes]], follow: bool = True) -> List[ThreadCopy]:
         """3.11+: the newest chunk of every thread up to its current frame in one batched read,
         then rounds of batched reads for what the ``previous`` links reach outside the copies
         (with the next older chunk, which may hold it)."""
@@ -69,8 +71,10 @@ class CopyStep:
             if chunk and data is not None:
                 copies.add_chunk(chunk, data, self.chunk_header)
             result.append(ThreadCopy(addr, raw, frame, copies))
-            if frame:
+            if frame and follow:
                 pending.append((copies, frame))
+        if not follow:
+            return result
         off_previous = self.if_previous
         for _ in range(MAX_COPY_ROUNDS):
             wanted = []
@@ -147,7 +151,7 @@ class CopyStep:
             if data is not None:
                 copies.segments.insert(0, (address, address + need, data))  # found before the short copy
 
-    def _copy_frame_objects(self, tstates: List[Tuple[int, bytes]]) -> List[ThreadCopy]:
+    def _copy_frame_objects(self, tstates: List[Tuple[int, bytes]], follow: bool = True) -> List[ThreadCopy]:
         """3.10 and older: heap frame objects linked by ``f_back``.  Each thread's chain of last
         time is re-read first, all threads in one batched call (frame objects are reused, so it
         mostly still holds); then rounds of batched reads follow the links past it.  Each copy
@@ -161,6 +165,8 @@ class CopyStep:
             result.append(copy)
             for frame_addr in self._frame_chains.get(head, ()) if head else ():
                 requests.append((copy, frame_addr))
+        if not follow:
+            return result
         off_back = self.fo_back
         pending = [[copy, copy.frame, 0] for copy in result if copy.frame]
         for _ in range(MAX_COPY_ROUNDS + 1):

@@ -29,6 +29,8 @@ from .codecache import CodeCache, CodeInfo
 from .copying import CopyStep
 
 MAX_THREADS = 4096
+#: Frames remembered by their words (``Walker._remembered``) before the table is emptied.
+MAX_REMEMBERED = 100_000
 #: Most interpreters (main + subinterpreters) followed along ``PyInterpreterState.next``.
 MAX_INTERPRETERS = 1024
 _U64 = struct.Struct("<Q")
@@ -39,7 +41,8 @@ _I64 = struct.Struct("<q")
 class RawFrame:
     """One Python frame as found in memory, before it becomes a model.Frame."""
 
-    __slots__ = ("code", "line", "frame_addr", "localsplus", "globals_addr", "code_addr", "offset", "is_entry")
+    __slots__ = ("code", "line", "frame_addr", "localsplus", "globals_addr", "code_addr", "offset", "is_entry",
+                 "model")
 
     def __init__(self, code: CodeInfo, line: int, frame_addr: int, localsplus: Optional[Tuple[int, ...]] = None,
                  globals_addr: int = 0, code_addr: int = 0, offset: int = 0, is_entry: bool = False):
@@ -51,6 +54,7 @@ class RawFrame:
         self.code_addr = code_addr  # to resolve the frame again if the cached code object was stale
         self.offset = offset  # bytecode offset the line was computed from
         self.is_entry = is_entry  # an eval-loop call started with this frame
+        self.model = None  # its stack-only model.Frame, kept by FrameBuilder for a remembered frame
 
 
 @dataclass
@@ -95,6 +99,11 @@ class Walker(CopyStep):
         self.main_offset = _MAIN_OFFSET[facts.interpreter_list](layout)
         self._known_tstates: Dict[int, List[int]] = {}  # interpreter -> its thread states last time
         self._frame_chains: Dict[int, List[int]] = {}
+        #: 3.11+ stack-only walks: (address, previous, code word, instruction word, first slot) ->
+        #: the RawFrame decoded from those words.  A sampler meets the same frames pass after
+        #: pass (all but the innermost few are unchanged), so a remembered frame costs the words'
+        #: reads and one lookup instead of its code object, line and model frame.
+        self._remembered: Dict[tuple, RawFrame] = {}
 
     def _setup_frame_objects(self, layout: Layout, frames) -> None:
         fo = layout.PyFrameObject
@@ -112,6 +121,11 @@ class Walker(CopyStep):
         self.if_previous = iframe.previous
         self.if_instr = iframe.fields[frames.instr_field].offset
         self.if_owner = iframe.owner
+        # code, previous and instruction words in one unpack (they come in that order in every
+        # layout with interpreter frames; a layout that orders them otherwise reads them apart)
+        ordered = self.if_code < self.if_previous < self.if_instr
+        self.if_words = struct.Struct("<%dxQ%dxQ%dxQ" % (
+            self.if_code, self.if_previous - self.if_code - 8, self.if_instr - self.if_previous - 8)) if ordered else None
         self.if_is_entry = iframe.get("is_entry")
         self.if_globals = iframe.f_globals
         self.frame_header = iframe.localsplus
@@ -210,7 +224,7 @@ class Walker(CopyStep):
         """All threads' stacks (copy and decode at once: for callers that stay paused throughout)."""
         return self.decode_threads(self.copy_threads(tstates), with_locals)
 
-    def copy_threads(self, tstates: List[Tuple[int, bytes]]) -> List[ThreadCopy]:
+    def copy_threads(self, tstates: List[Tuple[int, bytes]], follow: bool = True) -> List[ThreadCopy]:
         """What a pause must copy of every thread's frames, and nothing else.
 
         Only ``previous`` links are followed here, through the copies made so
@@ -220,9 +234,10 @@ class Walker(CopyStep):
         generator), not with the number of threads.  Code objects, lines,
         slots and locals are decoded later by ``decode_threads``, from these
         copies, with the target running again: what the pause costs never
-        depends on locals being asked for.
+        depends on locals being asked for.  ``follow=False`` (a sampler that does not pause)
+        copies the newest chunks and thread states only: the decoding reads the rest.
         """
-        return self._copy_threads_of(tstates)
+        return self._copy_threads_of(tstates, follow)
 
     def decode_threads(self, copies: List[ThreadCopy], with_locals: bool) -> List[RawThread]:
         """Stacks from ``copy_threads``'s copies, with every cached code object they used checked once."""
@@ -230,6 +245,7 @@ class Walker(CopyStep):
         threads = [self._decode_thread(copy, with_locals) for copy in copies]
         stale = set(self.codes.stale_hits())
         if stale:
+            self.forget_frames()
             for thread in threads:
                 kept = []
                 for frame in thread.frames:
@@ -240,9 +256,14 @@ class Walker(CopyStep):
                         if code.code_offset != frame.code.code_offset:
                             frame.offset += frame.code.code_offset - code.code_offset
                         frame.code, frame.line = code, code.line_for(frame.offset)
+                        frame.model = None
                     kept.append(frame)
                 thread.frames = kept
         return threads
+
+    def forget_frames(self) -> None:
+        """Drop the remembered frames (a cached code object was found stale)."""
+        self._remembered = {}
 
     def _decode_thread(self, copy: ThreadCopy, with_locals: bool) -> RawThread:
         raw = copy.raw
@@ -331,15 +352,31 @@ class Walker(CopyStep):
         header = self.frame_header
         skip_from = self.skip_owner_from
         shim_owner = self.entry_shim_owner
+        marked_by_shim = shim_owner != 256
         off_is_entry = self.if_is_entry if self.entry_field else None
         last_python = False  # whether the frame visited just before was a Python frame
         off_previous, off_owner, off_code, off_instr = self.if_previous, self.if_owner, self.if_code, self.if_instr
+        words = self.if_words.unpack_from if self.if_words is not None else None
         chunk_start = chunk_end = 0
         chunk_data = b""
+        truncated = False
+        # Stack-only walks look each frame up by its words first (``_remembered``).  A remembered
+        # frame is shared between walks, so it is copied before it is changed; one that a shim
+        # below it marked as an entry frame is kept marked only if that shim is still there.
+        remembered = None if with_locals else self._remembered
+        fresh: List[Tuple[tuple, RawFrame]] = []  # frames decoded by this walk, remembered at its end
+        last_fresh = False
+        unconfirmed = -1  # index of a remembered shim-marked frame whose shim is not seen yet
+        if remembered is not None:
+            if len(remembered) > MAX_REMEMBERED:
+                remembered = self._remembered = {}
+            peek = self.codes.peeker()
+            hit = self.codes.hit_recorder()
         while address:
             # Shim frames are not counted in ``frames``: ``seen`` bounds them too.
             if address in seen or len(frames) >= MAX_DEPTH or len(seen) >= 2 * MAX_DEPTH:
-                return frames, True
+                truncated = True
+                break
             seen.add(address)
             if chunk_start <= address and address + header <= chunk_end:
                 data, base, in_chunk = chunk_data, address - chunk_start, True
@@ -351,16 +388,43 @@ class Walker(CopyStep):
                     chunk_data, base, chunk_start = found
                     chunk_end = chunk_start + len(chunk_data)
                     data, in_chunk = chunk_data, True
-            previous = unpack(data, base + off_previous)[0]
+            if words is not None:
+                code_word, previous, instr = words(data, base)
+            else:
+                code_word = unpack(data, base + off_code)[0]
+                previous = unpack(data, base + off_previous)[0]
+                instr = unpack(data, base + off_instr)[0]
             owner = data[base + off_owner]
+            if unconfirmed >= 0:
+                if owner != shim_owner:
+                    frames[unconfirmed] = _copy_frame(frames[unconfirmed], False)
+                unconfirmed = -1
             if owner >= skip_from:
-                if owner == shim_owner and last_python:
+                if owner == shim_owner and last_python and not frames[-1].is_entry:
                     # 3.12+: the eval loop's entry shim; the frame above it started that call.
-                    frames[-1].is_entry = True
+                    if remembered is not None and not last_fresh:
+                        frames[-1] = _copy_frame(frames[-1], True)
+                    else:
+                        frames[-1].is_entry = True
                 last_python = False
                 address = previous
                 continue
-            code_addr = unpack(data, base + off_code)[0] & mask
+            code_addr = code_word & mask
+            entry_byte = data[base + off_is_entry] if off_is_entry is not None else 0
+            first_in_copy = in_chunk and base + header + 8 <= len(data)
+            if remembered is not None:
+                known = peek(code_addr)
+                first = unpack(data, base + header)[0] if (
+                    first_in_copy and known is not None and known.needs_first_local) else 0
+                frame = remembered.get((address, previous, code_word, instr, first, entry_byte))
+                if frame is not None:
+                    hit(code_addr)
+                    if marked_by_shim and frame.is_entry:
+                        unconfirmed = len(frames)
+                    frames.append(frame)
+                    last_python, last_fresh = True, False
+                    address = previous
+                    continue
             code = codes_get(code_addr)
             if code is None:
                 # Not a code object (3.13+ shim frames carry None): skip it.
@@ -368,7 +432,7 @@ class Walker(CopyStep):
                 address = previous
                 continue
             last_python = True
-            offset = unpack(data, base + off_instr)[0] - code_addr - code.code_offset
+            offset = instr - code_addr - code.code_offset
             if not 0 <= offset < (1 << 30):
                 offset = 0
             line = code._lines.get(offset)  # line_for's memo, inlined: this runs for every frame
@@ -383,10 +447,26 @@ class Walker(CopyStep):
                 else:
                     slots = struct.unpack_from("<%dQ" % count, self.memory.read(address + header, 8 * count))
             globals_addr = unpack(data, base + self.if_globals)[0] if with_locals else 0
-            is_entry = bool(data[base + off_is_entry]) if off_is_entry is not None else False
-            frames.append(RawFrame(code, line, address, slots, globals_addr, code_addr, offset, is_entry))
+            frame = RawFrame(code, line, address, slots, globals_addr, code_addr, offset, bool(entry_byte))
+            frames.append(frame)
+            if remembered is not None:
+                last_fresh = True
+                if not code.needs_first_local:
+                    fresh.append(((address, previous, code_word, instr, 0, entry_byte), frame))
+                elif first_in_copy and slots:
+                    fresh.append(((address, previous, code_word, instr, slots[0], entry_byte), frame))
             address = previous
-        return frames, False
+        if unconfirmed >= 0:
+            frames[unconfirmed] = _copy_frame(frames[unconfirmed], False)
+        for key, frame in fresh:
+            remembered[key] = frame
+        return frames, truncated
+
+
+def _copy_frame(frame: RawFrame, is_entry: bool) -> RawFrame:
+    """A remembered frame's copy with another entry mark (the remembered one stays as it was)."""
+    return RawFrame(frame.code, frame.line, frame.frame_addr, frame.localsplus, frame.globals_addr,
+                    frame.code_addr, frame.offset, is_entry)
 
 
 #: facts.frames.tstate_frame -> whether the thread state points at a _PyCFrame holding the frame.

@@ -1,0 +1,103 @@
+"""Batched reads of a live process: a pass re-reads the last pass's ranges in one call, and a
+range that faults costs one more call, not one per range after it.
+
+The target is a real sleeping Python process; its readable mappings come from its
+``/proc/PID/maps``, and every pass's bytes must equal what a plain read returns.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from snapshot.process.memory import ProcessMemory
+
+
+@pytest.fixture(scope="module")
+def sleeper():
+    # asleep once it has said so: its memory then stays as it is
+    proc = subprocess.Popen([sys.executable, "-c", "import sys, time; print('ready', flush=True); time.sleep(120)"],
+                            stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(0.2)
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _readable(pid, count):
+    """``count`` (address, size) ranges inside writable private mappings of ``pid``."""
+    ranges = []
+    with open("/proc/%d/maps" % pid) as maps:
+        for line in maps:
+            span, perms = line.split()[:2]
+            # written private pages (heap, data, anonymous): a file mapping may end past its file
+            if perms != "rw-p" or "[vvar]" in line or "[vsyscall]" in line:
+                continue
+            start, end = (int(x, 16) for x in span.split("-"))
+            for offset in range(0, min(end - start, 4096 * 4), 4096):
+                ranges.append((start + offset, 64 + 8 * len(ranges)))
+            if len(ranges) >= count:
+                return ranges[:count]
+    return ranges
+
+
+def test_second_pass_is_one_call_with_the_same_bytes(sleeper):
+    memory = ProcessMemory(sleeper)
+    ranges = _readable(sleeper, 12)
+    plain = [memory.read(a, s) for a, s in ranges]
+    memory.begin_pass()
+    first = memory.read_many(ranges[:6]) + [memory.read(a, s) for a, s in ranges[6:]]
+    memory.end_pass()
+    assert first == plain
+    calls = memory.read_calls
+    memory.begin_pass()
+    again = [memory.read(a, s) for a, s in ranges[:6]] + memory.read_many(ranges[6:])
+    smaller = memory.read(ranges[0][0], 8)  # a shorter read at a planned address is served too
+    memory.end_pass()
+    assert again == plain and smaller == plain[0][:8]
+    assert memory.read_calls - calls == 1, "the second pass should cost the one re-read"
+
+
+def test_a_range_asked_for_later_is_read_and_planned(sleeper):
+    memory = ProcessMemory(sleeper)
+    ranges = _readable(sleeper, 4)
+    memory.begin_pass()
+    memory.read_many(ranges[:2])
+    memory.end_pass()
+    memory.begin_pass()
+    memory.read_many(ranges)  # two served, two read
+    memory.end_pass()
+    plain = [memory.read(a, s) for a, s in ranges]
+    calls = memory.read_calls
+    memory.begin_pass()
+    assert memory.read_many(ranges) == plain
+    memory.end_pass()
+    assert memory.read_calls - calls == 1  # all four planned: the re-read only
+
+
+def test_a_faulting_range_costs_one_more_call(sleeper):
+    memory = ProcessMemory(sleeper)
+    good = _readable(sleeper, 8)
+    unmapped = (0x1000, 64)  # the first pages are never mapped
+    requests = good[:1] + [unmapped] + good[1:]
+    calls = memory.read_calls
+    got = memory.read_many(requests)
+    assert got[1] is None and all(got[i] is not None for i in range(len(requests)) if i != 1)
+    # one batch up to the fault, the faulting range alone, one batch for the rest
+    assert memory.read_calls - calls == 3
+
+
+def test_reads_outside_a_pass_are_not_served(sleeper):
+    memory = ProcessMemory(sleeper)
+    ranges = _readable(sleeper, 2)
+    memory.begin_pass()
+    memory.read_many(ranges)
+    memory.end_pass()
+    calls = memory.read_calls
+    memory.read_many(ranges)
+    assert memory.read_calls - calls == 1
