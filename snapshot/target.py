@@ -197,10 +197,10 @@ class Target:
             self.budget.reset()
             in_pass = False
             try:
-                if passes:
-                    process.begin_pass()
-                    in_pass = True
                 with (process.paused() if blocking else _nothing_paused()) as stopped:
+                    if passes:
+                        process.begin_pass()  # inside the pause: the re-read sees the stopped state
+                        in_pass = True
                     taken_at = time.time_ns()
                     if stopped:
                         calls = syscalls_of(process, stopped)
