@@ -101,3 +101,31 @@ def test_reads_outside_a_pass_are_not_served(sleeper):
     calls = memory.read_calls
     memory.read_many(ranges)
     assert memory.read_calls - calls == 1
+
+
+def test_a_blocking_sample_reads_its_pass_inside_the_pause(sleeper):
+    """The pass's one re-read is the pause's view: it must come after the stop and end before
+    the detach (a re-read made before the stop would serve memory from a running target)."""
+    import snapshot
+    from contextlib import contextmanager
+
+    events = []
+    with snapshot.attach(sleeper) as target:
+        process = target.process
+        inner, begin, end = process.paused, process.begin_pass, process.end_pass
+
+        @contextmanager
+        def paused():
+            with inner() as stopped:
+                events.append("stopped")
+                yield stopped
+                events.append("detaching")
+
+        process.paused = paused
+        process.begin_pass = lambda: (events.append("begin"), begin())[1]
+        process.end_pass = lambda: (events.append("end"), end())[1]
+        for blocking in (True, False):
+            del events[:]
+            target.sample(blocking=blocking)
+            expected = ["stopped", "begin", "end", "detaching"] if blocking else ["begin", "end"]
+            assert events == expected, (blocking, events)
