@@ -9,12 +9,20 @@ that is not available is skipped with the reason, never dropped.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pythons  # noqa: E402
+
+# A suite started in the background by a non-interactive shell (`cmd &` in a CI script) inherits
+# SIGINT ignored, and so would every tool and target it starts: the tests of what Ctrl-C does
+# would then wait for an interrupt that cannot arrive.  A Python handler here is reset to the
+# default in every child at exec, as it is for a suite started from a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _MATRIX = None
 _FETCH = None
