@@ -102,17 +102,18 @@ def idle_loop(seconds):
 
 
 def hot_function(n):
-    total = 0
-    for i in range(n):
-        total += i * i
-    return total
+    # never returns: a stop at any moment finds the busy thread inside it, so the tests that
+    # look for it on the stack (a REPL `bt`, a saved snapshot) do not depend on when it came
+    while True:
+        total = 0
+        for i in range(n):
+            total += i * i
 
 
 def spin():
     record_native_id()
     READY.arrive()
-    while True:
-        hot_function(2000)
+    hot_function(2000)
 
 
 def exit_watch():
