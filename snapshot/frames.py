@@ -38,13 +38,10 @@ class FrameBuilder:
     def frame(self, raw, with_locals: bool, max_repr: int, max_depth: int) -> Frame:
         if not with_locals:
             model = raw.model
-            if model is None:
-                model = raw.model = self._stack_frame(raw)
+            if model is None:  # kept on the raw frame: a remembered one is met again next pass
+                model = raw.model = self._frame(raw, False, 0, 0)
             return model
         return self._frame(raw, with_locals, max_repr, max_depth)
-
-    def _stack_frame(self, raw) -> Frame:
-        return self._frame(raw, False, 0, 0)
 
     def _frame(self, raw, with_locals: bool, max_repr: int, max_depth: int) -> Frame:
         code = raw.code

@@ -79,9 +79,7 @@ class ProcessMemory:
         data = self._served.get(address)
         if data is None or len(data) < size:
             return None
-        asked = self._asked
-        if asked.get(address, 0) < size:
-            asked[address] = size
+        self._note(address, size)
         return data if len(data) == size else data[:size]
 
     def _note(self, address: int, size: int) -> None:
