@@ -129,3 +129,27 @@ def test_a_blocking_sample_reads_its_pass_inside_the_pause(sleeper):
             target.sample(blocking=blocking)
             expected = ["stopped", "begin", "end", "detaching"] if blocking else ["begin", "end"]
             assert events == expected, (blocking, events)
+
+
+def test_a_steady_plan_keeps_its_prepared_read_and_a_fault_falls_back(sleeper):
+    memory = ProcessMemory(sleeper)
+    good = _readable(sleeper, 6)
+    for _ in range(3):
+        memory.begin_pass()
+        for address, size in good:
+            memory.read(address, size)
+        memory.end_pass()
+    prepared = memory._prepared
+    assert prepared is not None and prepared.plan is memory._plan
+    memory.begin_pass()
+    got = [memory.read(a, s) for a, s in good]
+    memory.end_pass()
+    assert memory._prepared is prepared  # the same plan: built once, not per pass
+    assert got == [memory._read(a, s) for a, s in good]
+    # a plan whose one range faults: the prepared call comes up short, the general path serves the rest
+    memory._plan = good[:2] + [(0x1000, 64)] + good[2:]
+    calls = memory.read_calls
+    memory.begin_pass()
+    assert memory.read_calls - calls >= 2
+    assert [memory._served.get(a) for a, _ in good] == [memory._read(a, s) for a, s in good]
+    memory.end_pass()

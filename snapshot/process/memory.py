@@ -51,18 +51,24 @@ class ProcessMemory:
         self._plan: List[Tuple[int, int]] = []  # what the last pass read (address, size)
         self._served: Optional[Dict[int, bytes]] = None  # this pass's re-read of the plan
         self._asked: Dict[int, int] = {}  # address -> largest size this pass read there
+        self._prepared: Optional[_PreparedPlan] = None  # the plan's iovecs, built once per plan
 
     # -- passes ---------------------------------------------------------
     def begin_pass(self) -> None:
         """Read again, in one call, what the last pass read; this pass's reads of the same
         addresses are served from that copy (taken now: inside a pause, it is the paused state)."""
-        served: Dict[int, bytes] = {}
+        served: Optional[Dict[int, bytes]] = None
         plan = self._plan
         if plan:
-            for (address, _), data in zip(plan, self._read_many(plan)):
-                if data is not None:
-                    served[address] = data
-        self._served = served
+            prepared = self._prepared
+            if prepared is None or prepared.plan is not plan:
+                prepared = self._prepared = _PreparedPlan.of(plan) if self._use_vm_readv else None
+            if prepared is not None:
+                served = prepared.read(self)
+            if served is None:  # a range faults, or another reason to take the general path
+                served = {address: data for (address, _), data in zip(plan, self._read_many(plan))
+                          if data is not None}
+        self._served = served if served is not None else {}
         self._asked = {}
 
     def end_pass(self) -> None:
@@ -71,7 +77,9 @@ class ProcessMemory:
         self._served = None
         self._asked = {}
         if len(asked) <= PLAN_RANGES and sum(asked.values()) <= PLAN_BYTES:
-            self._plan = list(asked.items())
+            plan = list(asked.items())
+            if plan != self._plan:  # a steady stack keeps its plan, and so its prepared iovecs
+                self._plan = plan
         else:
             self._plan = []
 
@@ -239,3 +247,44 @@ class ProcessMemory:
         if err == errno.EPERM:
             raise PermissionDeniedError("not allowed to read the memory of process %d" % self.pid)
         raise MemoryReadError(address, size, os.strerror(err))
+
+
+class _PreparedPlan:
+    """One plan's iovecs and buffer, built once: a steady stack repeats its plan pass after
+    pass, and filling ctypes structures range by range costs more than the read itself."""
+
+    __slots__ = ("plan", "buffer", "local", "remote", "count", "total", "spans")
+
+    @classmethod
+    def of(cls, plan: List[Tuple[int, int]]) -> Optional["_PreparedPlan"]:
+        if len(plan) > IOV_MAX or any(not (0 < s <= MAX_READ and a > 0) for a, s in plan):
+            return None
+        self = cls()
+        self.plan = plan
+        self.count = n = len(plan)
+        self.total = sum(s for _, s in plan)
+        self.buffer = ctypes.create_string_buffer(self.total)
+        base = ctypes.addressof(self.buffer)
+        self.local = (_IOVec * n)()
+        self.remote = (_IOVec * n)()
+        spans = []
+        position = 0
+        for j, (address, size) in enumerate(plan):
+            self.local[j].iov_base = base + position
+            self.local[j].iov_len = size
+            self.remote[j].iov_base = address
+            self.remote[j].iov_len = size
+            spans.append((address, position, position + size))
+            position += size
+        self.spans = spans
+        return self
+
+    def read(self, memory: ProcessMemory) -> Optional[Dict[int, bytes]]:
+        """address -> bytes for the whole plan in one call, or None when it did not read whole
+        (the caller then takes ``_read_many``, which knows faults and errors)."""
+        memory.read_calls += 1
+        got = _process_vm_readv(memory.pid, self.local, self.count, self.remote, self.count, 0)
+        if got != self.total:
+            return None
+        raw = self.buffer.raw
+        return {address: raw[start:end] for address, start, end in self.spans}
