@@ -282,8 +282,15 @@ class Target:
             gil = self.thread_facts.gil_span(interp) if calls else None
             tstate_raws = dict(tstates)
             for raw in raw_threads:
+                tail = raw.tail
                 if marks:
                     frames = _with_task_frames(raw.frames, marks, build, with_locals, max_repr, max_depth)
+                elif tail is not None:
+                    # below the innermost frame, a remembered tail: its models were built once
+                    models = tail.models
+                    if models is None:
+                        models = tail.models = tuple(build(f, False, 0, 0) for f in tail.frames)
+                    frames = (build(raw.frames[0], False, 0, 0),) + models
                 else:
                     frames = tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
                 tstate_raw = tstate_raws.get(raw.tstate_addr, b"")

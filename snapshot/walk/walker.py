@@ -27,6 +27,7 @@ from ..process.base import Process as MemoryReader
 from .chunks import CHUNK_READ, MAX_DEPTH, ThreadCopy, _Copies
 from .codecache import CodeCache, CodeInfo
 from .copying import CopyStep
+from .tails import TailRecorder, Tails
 
 MAX_THREADS = 4096
 #: Frames remembered by their words (``Walker._remembered``) before the table is emptied.
@@ -64,6 +65,8 @@ class RawThread:
     native_id: Optional[int]
     frames: List[RawFrame]
     truncated: bool = False
+    #: the remembered tail (``tails.Tail``) that ``frames[1:]`` are, when the walk used one
+    tail: Optional[object] = None
 
 
 class Walker(CopyStep):
@@ -104,6 +107,9 @@ class Walker(CopyStep):
         #: pass (all but the innermost few are unchanged), so a remembered frame costs the words'
         #: reads and one lookup instead of its code object, line and model frame.
         self._remembered: Dict[tuple, RawFrame] = {}
+        #: 3.11+ stack-only walks: what lies below a thread's innermost frame (``tails``).
+        self._tails = Tails()
+        self._tail_used = None  # the tail the last interpreter-frame walk took, if any
 
     def _setup_frame_objects(self, layout: Layout, frames) -> None:
         fo = layout.PyFrameObject
@@ -247,6 +253,7 @@ class Walker(CopyStep):
         if stale:
             self.forget_frames()
             for thread in threads:
+                thread.tail = None
                 kept = []
                 for frame in thread.frames:
                     if frame.code_addr in stale:
@@ -262,15 +269,17 @@ class Walker(CopyStep):
         return threads
 
     def forget_frames(self) -> None:
-        """Drop the remembered frames (a cached code object was found stale)."""
+        """Drop the remembered frames and tails (a cached code object was found stale)."""
         self._remembered = {}
+        self._tails.clear()
 
     def _decode_thread(self, copy: ThreadCopy, with_locals: bool) -> RawThread:
         raw = copy.raw
         thread_id = _U64.unpack_from(raw, self.ts_thread_id)[0]
         native_id = _U64.unpack_from(raw, self.ts_native_id)[0] if self.ts_native_id is not None else None
+        self._tail_used = None
         frames, truncated = self._decode_stack(copy.frame, copy.memory, with_locals)
-        return RawThread(copy.tstate_addr, thread_id, native_id, frames, truncated)
+        return RawThread(copy.tstate_addr, thread_id, native_id, frames, truncated, self._tail_used)
 
     def _decode_frame_objects(self, address: int, copies: Dict[int, bytes],
                               with_locals: bool) -> Tuple[List[RawFrame], bool]:
@@ -367,6 +376,12 @@ class Walker(CopyStep):
         fresh: List[Tuple[tuple, RawFrame]] = []  # frames decoded by this walk, remembered at its end
         last_fresh = False
         unconfirmed = -1  # index of a remembered shim-marked frame whose shim is not seen yet
+        # Below the innermost Python frame, a stack-only walk with copies first tries the tail
+        # remembered from that frame's caller (``tails``), and otherwise records a new one.
+        tails = self._tails if remembered is not None and chunks is not None else None
+        recorder = None
+        tail_from = 0
+        shim_first = None
         if remembered is not None:
             if len(remembered) > MAX_REMEMBERED:
                 remembered = self._remembered = {}
@@ -377,6 +392,22 @@ class Walker(CopyStep):
             if address in seen or len(frames) >= MAX_DEPTH or len(seen) >= 2 * MAX_DEPTH:
                 truncated = True
                 break
+            if tails is not None and len(frames) == 1 and last_python:
+                tail = tails.get(address)
+                if (tail is not None and len(seen) + len(tail.addresses) < 2 * MAX_DEPTH
+                        and seen.isdisjoint(tail.addresses) and tail.holds(chunks, self.memory.read)):
+                    self.codes.hits_recorder()(tail.code_addrs)
+                    if marked_by_shim and frames[0].is_entry != tail.shim_first:
+                        if last_fresh:
+                            frames[0].is_entry = tail.shim_first
+                        else:
+                            frames[0] = _copy_frame(frames[0], tail.shim_first)
+                    unconfirmed = -1
+                    frames.extend(tail.frames)
+                    self._tail_used = tail
+                    break
+                tails = None  # tried once per walk; this walk records the tail instead
+                recorder, tail_from = TailRecorder(), address
             seen.add(address)
             if chunk_start <= address and address + header <= chunk_end:
                 data, base, in_chunk = chunk_data, address - chunk_start, True
@@ -388,6 +419,12 @@ class Walker(CopyStep):
                     chunk_data, base, chunk_start = found
                     chunk_end = chunk_start + len(chunk_data)
                     data, in_chunk = chunk_data, True
+            if recorder is not None:
+                if in_chunk:
+                    recorder.visit(address, header + 8 if base + header + 8 <= len(data) else header,
+                                   chunk_start, data)
+                else:
+                    recorder.visit(address, header, -1, data)
             if words is not None:
                 code_word, previous, instr = words(data, base)
             else:
@@ -395,6 +432,8 @@ class Walker(CopyStep):
                 previous = unpack(data, base + off_previous)[0]
                 instr = unpack(data, base + off_instr)[0]
             owner = data[base + off_owner]
+            if shim_first is None and recorder is not None:
+                shim_first = owner == shim_owner
             if unconfirmed >= 0:
                 if owner != shim_owner:
                     frames[unconfirmed] = _copy_frame(frames[unconfirmed], False)
@@ -445,7 +484,10 @@ class Walker(CopyStep):
                 if in_chunk and start + 8 * count <= len(data):
                     slots = struct.unpack_from("<%dQ" % count, data, start)
                 else:
-                    slots = struct.unpack_from("<%dQ" % count, self.memory.read(address + header, 8 * count))
+                    slot_data = self.memory.read(address + header, 8 * count)
+                    if recorder is not None:
+                        recorder.visit(address + header, 8 * count, -1, slot_data)
+                    slots = struct.unpack_from("<%dQ" % count, slot_data)
             globals_addr = unpack(data, base + self.if_globals)[0] if with_locals else 0
             frame = RawFrame(code, line, address, slots, globals_addr, code_addr, offset, bool(entry_byte))
             frames.append(frame)
@@ -460,6 +502,9 @@ class Walker(CopyStep):
             frames[unconfirmed] = _copy_frame(frames[unconfirmed], False)
         for key, frame in fresh:
             remembered[key] = frame
+        if recorder is not None and not truncated:
+            below = frames[1:]
+            self._tails.keep(tail_from, recorder.tail(below, [f.code_addr for f in below], bool(shim_first)))
         return frames, truncated
 
 

@@ -1,0 +1,127 @@
+"""Remembered stack tails: everything below a thread's innermost frame, checked in a few compares.
+
+Why: a sampler sees the same stack pass after pass, and only the innermost
+frame runs.  The frames below it are suspended in calls, and a suspended
+3.11+ frame's memory (header, locals, value stack) is not written until its
+callee returns.  So a walk from the innermost frame's caller reads the same
+bytes as last time, and gives the same frames, if those bytes are the same.
+A tail keeps the byte ranges that walk read (one span per data-stack chunk
+copy, since the frames of one chunk lie in one block, plus each frame read
+outside any copy: the eval loop's shim frames, generator frames) and the
+frames it gave; a later walk that finds the same bytes takes the frames
+without decoding them.  Any byte that differs (a frame object created, a
+local written through ``f_locals``, a new call) makes it walk as usual and
+remember the new tail.  Code objects are still checked as for any walk: the
+tail reports every code address it used, and dropping the code cache's
+stale entries drops the tails too.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+from ..errors import MemoryReadError
+
+#: Tails kept, and the bytes their checks hold, before the table is emptied.
+MAX_TAILS = 4096
+MAX_TAIL_BYTES = 32 << 20
+
+
+class Tail:
+    """The walk from one frame address down: the bytes it depended on and what it found."""
+
+    __slots__ = ("checks", "frames", "addresses", "code_addrs", "shim_first", "models", "size")
+
+    def __init__(self, checks: List[Tuple[int, int, int, bytes]], frames: list, addresses: frozenset,
+                 code_addrs: Tuple[int, ...], shim_first: bool):
+        self.checks = checks  # (segment start or -1 for a read outside the copies, address, size, bytes)
+        self.frames = frames  # RawFrames, shared: never changed once kept
+        self.addresses = addresses  # every frame address the walk visited (shims too)
+        self.code_addrs = code_addrs
+        self.shim_first = shim_first  # the walk began at an eval-loop entry shim
+        self.models: Optional[tuple] = None  # the frames' stack-only models, built once by FrameBuilder
+        self.size = sum(c[2] for c in checks)
+
+    def holds(self, chunks, read) -> bool:
+        """Whether the target still has the bytes this tail was walked from."""
+        for segment, address, size, expected in self.checks:
+            if segment >= 0:
+                found = chunks.find(address, size)
+                if found is None:
+                    return False
+                data, base, _ = found
+                if data[base:base + size] != expected:
+                    return False
+            else:
+                try:
+                    if read(address, size) != expected:
+                        return False
+                except MemoryReadError:
+                    return False
+        return True
+
+
+class TailRecorder:
+    """Collects what a walk reads from one frame down, then makes the ``Tail``."""
+
+    __slots__ = ("visits", "segments")
+
+    def __init__(self):
+        self.visits: List[Tuple[int, int, int, Optional[bytes]]] = []
+        self.segments: Dict[int, bytes] = {}
+
+    def visit(self, address: int, size: int, segment: int, data: bytes) -> None:
+        """One frame header read: from the copy starting at ``segment`` (kept whole, sliced at the
+        end), or, with ``segment`` -1, read on its own (``data`` is exactly those bytes)."""
+        if segment >= 0:
+            self.segments[segment] = data
+            self.visits.append((address, size, segment, None))
+        else:
+            self.visits.append((address, size, -1, data[:size]))
+
+    def tail(self, frames: list, code_addrs, shim_first: bool) -> Tail:
+        spans: Dict[int, List[int]] = {}
+        checks: List[Tuple[int, int, int, bytes]] = []
+        for address, size, segment, data in self.visits:
+            if segment < 0:
+                checks.append((-1, address, size, data))
+                continue
+            span = spans.get(segment)
+            if span is None:
+                spans[segment] = [address, address + size]
+            else:
+                span[0] = min(span[0], address)
+                span[1] = max(span[1], address + size)
+        for segment, (low, high) in spans.items():
+            data = self.segments[segment]
+            checks.append((segment, low, high - low, data[low - segment:high - segment]))
+        addresses = frozenset(v[0] for v in self.visits)
+        return Tail(checks, frames, addresses, tuple(set(code_addrs)), shim_first)
+
+
+class Tails:
+    """Tails by the address of their first frame, bounded in count and bytes."""
+
+    __slots__ = ("table", "size")
+
+    def __init__(self):
+        self.table: Dict[int, Tail] = {}
+        self.size = 0
+
+    def get(self, address: int) -> Optional[Tail]:
+        return self.table.get(address)
+
+    def keep(self, address: int, tail: Tail) -> None:
+        old = self.table.get(address)
+        if old is not None:
+            self.size -= old.size
+        elif len(self.table) >= MAX_TAILS or self.size + tail.size > MAX_TAIL_BYTES:
+            self.clear()
+        self.table[address] = tail
+        self.size += tail.size
+
+    def clear(self) -> None:
+        self.table = {}
+        self.size = 0
+
+
+__all__ = ["Tail", "TailRecorder", "Tails"]

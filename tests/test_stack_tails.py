@@ -1,0 +1,71 @@
+"""Remembered tails (``snapshot/walk/tails.py``) give the stack the target really has.
+
+tests/targets/tails_target.py changes its stack only below the innermost
+frames, at the same addresses (another caller's code, a caller's local, a
+deeper chain, a C call between): every sample, blocking or not, must equal
+the truth the target prints, with the same entry marks as a walk that uses
+no remembered frames (a walk with locals), and on 3.11+ steady samples must
+be served by tails.
+"""
+from __future__ import annotations
+
+import subprocess
+
+import snapshot
+from snapshot.walk import tails as tails_module
+from pythons import target_script
+
+STEPS = 14
+SAMPLES = 4
+
+
+def _names(frames):
+    return [f.function.rsplit(".", 1)[-1] for f in frames]
+
+
+def test_tails_follow_changes_below_the_innermost_frame(python, monkeypatch):
+    held = []
+    original = tails_module.Tail.holds
+
+    def holds(self, chunks, read):
+        result = original(self, chunks, read)
+        held.append(result)
+        return result
+
+    monkeypatch.setattr(tails_module.Tail, "holds", holds)
+    proc = subprocess.Popen([python.path, target_script("tails_target.py")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    target = None
+    try:
+        for step in range(STEPS):
+            truth = proc.stdout.readline().split()
+            assert truth and truth[0] == "wait", truth
+            if target is None:
+                target = snapshot.attach(proc.pid)
+            exact = target.snapshot(locals=True).threads[0].frames
+            assert _names(exact) == truth, (python.id, step)
+            marks = [f.is_entry for f in exact]
+            for _ in range(SAMPLES):
+                for blocking in (True, False):
+                    frames = target.sample(blocking=blocking).threads[0].frames
+                    assert _names(frames) == truth, (python.id, step, blocking)
+                    assert [f.is_entry for f in frames] == marks, (python.id, step, blocking)
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+        if python.version_tuple >= (3, 11):
+            # the same stack sampled again is served by its tail; a changed one is walked again
+            assert held.count(True) >= STEPS * (2 * SAMPLES - 2), held
+            assert held.count(False) >= 1, held
+        else:
+            assert not held, "frame-object walks (3.10 and older) keep no tails"
+    finally:
+        if proc.poll() is None:
+            try:
+                proc.stdin.write("quit\n")
+                proc.stdin.flush()
+            except OSError:
+                pass
+        proc.kill()
+        proc.wait()
+        if target is not None:
+            target.close()
