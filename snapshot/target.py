@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from layouts import UnknownLayoutError, table_size, with_debug_offsets
 
@@ -84,6 +84,9 @@ class Target:
         self._want_tasks = False
         self._tasks: tuple = ()
         self._task_reader = None
+        #: OS ids of the Python threads the last sample saw (a sampler not pausing reads their
+        #: system calls only, instead of listing every task and reading its ``stat`` too)
+        self._python_tids: Tuple[int, ...] = ()
         #: Samples mark each running asyncio task with a ``<task NAME>`` frame (``record --async``).
         self.async_aware = False
 
@@ -180,12 +183,19 @@ class Target:
         # walk and, for threads not running, the system call each sleeps in;
         # with pausing, the system call each stopped thread was in (read while
         # paused).  ``ThreadFacts.is_idle`` tells a GIL wait from other waits.
-        states = {} if blocking else {t.tid: t.state for t in process.threads()}
+        # Not pausing, a source that tells system calls is asked only that, for the Python
+        # threads of the last sample (one read each: "running" or the call it sleeps in);
+        # a thread that is new since then is asked when its stack is built.
+        calls = {}
+        if blocking:
+            states = {}
+        elif hasattr(process, "syscalls"):
+            calls = process.syscalls(self._python_tids or process.thread_ids())
+            states = {tid: "R" if nr < 0 else "S" for tid, (nr, _) in calls.items()}
+        else:
+            states = {t.tid: t.state for t in process.threads()}
         if not blocking and not states and self._gone():
             raise ProcessExitedError("process %d exited" % self.pid)
-        calls = {}
-        if not blocking and hasattr(process, "syscalls"):
-            calls = process.syscalls([tid for tid, st in states.items() if st != "R"])
         # Without pausing, a read can race the target (a frame popped between two
         # reads); one immediate retry turns most such torn reads into a good sample.
         attempts = 1 if blocking else 2
@@ -217,7 +227,7 @@ class Target:
                 # The target runs again: names, method names and locals' reprs are read now,
                 # so the pause never depends on how many threads have names or how big locals are.
                 threads = self._build_threads(copied, with_locals, max_repr, max_depth,
-                                              fresh_names, states, calls)
+                                              fresh_names, states, calls, ask=not blocking and hasattr(process, "syscalls"))
                 break
             except (MemoryReadError, CorruptDataError) as e:
                 self._interp = None
@@ -268,17 +278,29 @@ class Target:
         return copied
 
     def _build_threads(self, copied, with_locals: bool, max_repr: int, max_depth: int,
-                       fresh_names: bool, states: Dict[int, str], calls=None) -> List[ThreadStack]:
-        """Model threads from the copied stacks (after the pause: objects are read as they are now)."""
+                       fresh_names: bool, states: Dict[int, str], calls=None,
+                       ask: bool = False) -> List[ThreadStack]:
+        """Model threads from the copied stacks (after the pause: objects are read as they are now).
+
+        ``ask``: ``calls`` holds the threads of the last sample; one missing from it (a new
+        thread) has its system call read here, and this sample's threads are kept for the next."""
         build = self.frame_builder.frame
         is_idle = self.thread_facts.is_idle
         result = []
         status = self.thread_status
+        seen_tids: List[int] = []
         for interp, interp_id, holder, tstates, raw_threads, collecting, marks in copied:
             if raw_threads and isinstance(raw_threads[0], ThreadCopy):
                 raw_threads = self.walker.decode_threads(raw_threads, with_locals)
             self.thread_facts.fill_native_ids(raw_threads)
             names = self.thread_facts.names(interp, raw_threads, fresh_names)
+            if ask:
+                new = [t.native_id for t in raw_threads if t.native_id and t.native_id not in calls]
+                if new:
+                    for tid, call in self.process.syscalls(new).items():
+                        calls[tid] = call
+                        states[tid] = "R" if call[0] < 0 else "S"
+                seen_tids.extend(t.native_id for t in raw_threads if t.native_id)
             gil = self.thread_facts.gil_span(interp) if calls else None
             tstate_raws = dict(tstates)
             for raw in raw_threads:
@@ -305,6 +327,8 @@ class Target:
                                           status=status_of(holds, requested, idle),
                                           gc_collecting=collecting,
                                           exception=status.exception(tstate_raw) if fresh_names else None))
+        if ask:
+            self._python_tids = tuple(seen_tids)
         return result
 
     def _numpy_major(self) -> Optional[int]:

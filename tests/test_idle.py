@@ -77,6 +77,31 @@ def test_gil_waiters_are_active_other_waits_idle(python, gil_target, blocking):
                                                                    wrong[:6])
 
 
+def test_threads_new_to_a_nonblocking_sampler_are_judged_too(python, tmp_path):
+    """Not pausing, a sample reads the system calls of the threads the last one saw; threads
+    started since then are read when their stacks are built, so they are right at once."""
+    truth = str(tmp_path / "truth.json")
+    late = Target(python.path, target_script("gil_waits.py"), [truth, "late"], workdir=str(tmp_path))
+    target = None
+    try:
+        target = attach(late.pid)
+        for _ in range(3):
+            assert len(target.sample(blocking=False).threads) == 1
+        open(truth + ".go", "w").close()
+        late.wait_for_file(truth, 60)
+        with open(truth, encoding="utf-8") as fh:
+            roles = json.load(fh)["threads"]
+        _wait_until_blocked(late, roles)
+        snap = target.sample(blocking=False)  # the first sample that meets the four workers
+        by_tid = {t.native_id: t for t in snap.threads}
+        got = {role: by_tid[tid].is_idle for role, tid in roles.items() if tid in by_tid}
+        assert got == {role: not role.startswith("spin") for role in roles}, got
+    finally:
+        if target is not None:
+            target.close()
+        late.stop()
+
+
 def test_syscall_text_parsed():
     assert parse_syscall(b"running\n") == (-1, ())
     assert parse_syscall(b"-1 0x7ffd3a0 0x7f00123\n") == (-1, ())

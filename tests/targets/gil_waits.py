@@ -1,6 +1,7 @@
 """Target: two pure-Python spinners contending for the GIL beside threads blocked in other calls.
 
-argv: TRUTH_PATH.  Writes {"pid", "threads": {role: native id}} once every thread is in place:
+argv: TRUTH_PATH [late].  With ``late``, the workers start only once TRUTH_PATH.go exists
+(a sampler already attached then meets threads that are new to it).  Writes {"pid", "threads": {role: native id}} once every thread is in place:
 ``spin1``/``spin2`` spin (at any moment one holds the GIL, the other waits for it), ``sleeper``
 sleeps in ``time.sleep``, ``reader`` blocks in ``os.read`` on a pipe nobody writes, and the
 main thread waits in ``Event.wait``.  Stdlib only; runs on 2.7 and 3.6+ (OS thread ids from
@@ -40,6 +41,9 @@ def reader(fd):
     os.read(fd, 1)
 
 
+if sys.argv[2:] == ["late"]:
+    while not os.path.exists(truth_path + ".go"):
+        time.sleep(0.05)
 read_end, write_end = os.pipe()
 workers = [threading.Thread(target=spin, args=("spin1",)),
            threading.Thread(target=spin, args=("spin2",)),
