@@ -10,7 +10,7 @@ tests version numbers itself.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field, replace
+from .records import dataclass, field, replace
 from types import ModuleType
 from typing import Dict, Mapping, Tuple
 

@@ -5,7 +5,7 @@ without importing construct at all (see ``Layout.to_data``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .records import dataclass
 from typing import Mapping
 
 

@@ -14,7 +14,7 @@ function), never by comparing version numbers.  Groups:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
+from .records import dataclass, field, fields, is_dataclass
 from typing import Any, Dict, Optional, Tuple
 
 
@@ -236,7 +236,7 @@ class Facts:
 
     def narrow_unicode(self) -> "Facts":
         """The same facts for a UCS2 ("narrow") 2.7 build."""
-        from dataclasses import replace
+        from .records import replace
         return replace(self, strings=replace(self.strings, unicode_char_size=2))
 
     def to_data(self) -> Dict[str, Any]:

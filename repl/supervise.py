@@ -19,7 +19,7 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
+from layouts.records import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 

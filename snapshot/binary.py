@@ -13,7 +13,7 @@ import os
 import re
 import struct
 import zlib
-from dataclasses import asdict, dataclass, field
+from layouts.records import asdict, dataclass, field
 from typing import Dict, List, Optional
 
 from .errors import BinaryReadError

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import struct
-from dataclasses import dataclass
+from layouts.records import dataclass
 from typing import List, Optional, Tuple
 
 from layouts import COOKIE, SUPPORTED_VERSIONS, decode_hexversion, is_debug_offsets_version

@@ -52,7 +52,7 @@ import linecache
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from layouts.records import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .errors import NotPythonError, ProcessExitedError, SnapshotError

@@ -8,7 +8,7 @@ JSON form (``to_dict``) keeps py-spy's field names, so runbooks written for
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from layouts.records import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from .hostcompat import FROZEN as _FROZEN

@@ -30,7 +30,7 @@ Labels follow py-spy: ``function (short_filename:line)``, or
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass, replace
+from layouts.records import dataclass, replace
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .model import _FROZEN, Frame, Snapshot

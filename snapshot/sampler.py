@@ -42,7 +42,7 @@ This module never parses with construct: ``Target.sample`` is the hot path.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from layouts.records import dataclass, field
 from typing import Callable, ContextManager, Dict, List, Optional, Set
 
 from .attaching import ChildWatcher, attach_when_ready, gone  # noqa: F401 - attach_when_ready: kept importable here

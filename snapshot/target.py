@@ -10,7 +10,7 @@ cheaper than the first.  Thread facts (GIL, names, OS ids) live in
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from layouts.records import replace
 from typing import Dict, List, Optional, Tuple
 
 from layouts import UnknownLayoutError, table_size, with_debug_offsets

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
+from layouts.records import dataclass
 from typing import List, Optional, Tuple, Union
 
 from snapshot.errors import SnapshotError

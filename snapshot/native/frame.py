@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from layouts.records import dataclass
 from typing import Optional
 
 from ..hostcompat import FROZEN as _FROZEN

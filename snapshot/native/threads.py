@@ -94,5 +94,5 @@ class NativeThreads:
 
 
 def _replace(thread: ThreadStack, **changes) -> ThreadStack:
-    from dataclasses import replace
+    from layouts.records import replace
     return replace(thread, **changes)

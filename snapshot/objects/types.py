@@ -7,7 +7,7 @@ type (name, flags, kind, sizes, repr slot) is cached by type address.  The
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from layouts.records import dataclass
 from typing import Dict, Optional, Tuple
 
 from ..errors import CorruptDataError

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import array
 import struct
-from dataclasses import dataclass
+from layouts.records import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from ..errors import CorruptDataError, MemoryReadError

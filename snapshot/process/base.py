@@ -17,7 +17,7 @@ never by guessing.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from layouts.records import dataclass
 from typing import (BinaryIO, ContextManager, Dict, FrozenSet, List, Optional, Protocol, Sequence,
                     Tuple)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from layouts.records import asdict, dataclass
 from typing import Any, Dict, List, Optional
 
 from ..errors import SnapshotError

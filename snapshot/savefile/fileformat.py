@@ -32,7 +32,7 @@ import os
 import struct
 import time
 import zlib
-from dataclasses import dataclass, field
+from layouts.records import dataclass, field
 from typing import Any, Dict, List, Tuple
 
 from ..errors import SnapshotError
@@ -104,8 +104,8 @@ class SavedSnapshot:
         """The stored snapshot as ``Target.snapshot(locals, max_repr, tasks)`` would have given it."""
         snap = self.snapshot
         if not tasks and getattr(snap, "tasks", ()):
-            import dataclasses
-            snap = dataclasses.replace(snap, tasks=())
+            from layouts import records
+            snap = records.replace(snap, tasks=())
         saved_max = int(self.info.get("max_repr") or 0)
         if not locals or not self.has_locals:
             return _replace_frames(snap, lambda f: f.without_locals())
@@ -275,21 +275,21 @@ def _check_snapshot(snap: Snapshot) -> str:
 
 
 def _replace_frames(snap: Snapshot, change) -> Snapshot:
-    import dataclasses
-    threads = tuple(dataclasses.replace(t, frames=tuple(change(f) for f in t.frames)) for t in snap.threads)
+    from layouts import records
+    threads = tuple(records.replace(t, frames=tuple(change(f) for f in t.frames)) for t in snap.threads)
     extra = {}
     if getattr(snap, "tasks", ()):
-        extra["tasks"] = tuple(dataclasses.replace(t, frames=tuple(change(f) for f in t.frames))
+        extra["tasks"] = tuple(records.replace(t, frames=tuple(change(f) for f in t.frames))
                                for t in snap.tasks)
-    return dataclasses.replace(snap, threads=threads, **extra)
+    return records.replace(snap, threads=threads, **extra)
 
 
 def _cut_locals(frame, cut, max_repr: int):
-    import dataclasses
+    from layouts import records
     if not frame.locals:
         return frame
-    return dataclasses.replace(frame, locals=tuple(
-        dataclasses.replace(l, repr=cut(l.repr, max_repr)) if isinstance(l.repr, str) else l
+    return records.replace(frame, locals=tuple(
+        records.replace(l, repr=cut(l.repr, max_repr)) if isinstance(l.repr, str) else l
         for l in frame.locals))
 
 

@@ -16,7 +16,7 @@ whose ``previous`` is the entry shim the eval loop pushed on the C stack.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from layouts.records import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from layouts import Layout

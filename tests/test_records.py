@@ -1,0 +1,110 @@
+"""layouts/records.py behaves as ``dataclasses`` does where the code relies on it, and the
+one-shot commands' imports no longer pull in ``dataclasses`` (nor ``inspect`` with it)."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import pickle
+import subprocess
+import sys
+from typing import ClassVar, List, Tuple
+
+import pytest
+
+from layouts import records
+from layouts.records import FrozenInstanceError, dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    x: int
+    y: int = 0
+    tags: Tuple[str, ...] = field(default=(), repr=False)
+    kind: ClassVar[str] = "point"
+
+
+@dataclass
+class Bag:
+    name: str
+    items: List[int] = field(default_factory=list)
+    weight: float = field(default=1.0, compare=False)
+
+
+@dataclass(frozen=True)
+class Labelled:
+    label: str = "?"
+
+
+@dataclass(frozen=True, slots=True)
+class Point3(Point):
+    z: int = 0
+
+
+# the same declarations with the standard module: the behaviour to match
+@dataclasses.dataclass(frozen=True)
+class StdPoint:
+    x: int
+    y: int = 0
+    tags: Tuple[str, ...] = dataclasses.field(default=(), repr=False)
+
+
+def test_init_defaults_repr_eq_hash_match_dataclasses():
+    p = Point(1, 2, ("a",))
+    assert (p.x, p.y, p.tags) == (1, 2, ("a",))
+    assert Point(1) == Point(1, 0, ()) and Point(1) != Point(2)
+    assert hash(Point(1, 2)) == hash(Point(1, 2))
+    assert repr(p) == repr(StdPoint(1, 2, ("a",))).replace("StdPoint", "Point")
+    assert Point.kind == "point" and [f.name for f in records.fields(Point)] == ["x", "y", "tags"]
+    assert not hasattr(p, "__dict__")  # slotted
+    assert Point(1).__eq__(StdPoint(1)) is NotImplemented
+    with pytest.raises(TypeError):
+        Point()
+
+
+def test_frozen_instances_refuse_changes():
+    p = Point(1)
+    for action in (lambda: setattr(p, "x", 3), lambda: delattr(p, "x"), lambda: setattr(p, "other", 1)):
+        with pytest.raises(FrozenInstanceError):
+            action()
+    assert issubclass(FrozenInstanceError, AttributeError)
+
+
+def test_mutable_records_factories_compare_and_hash():
+    a, b = Bag("a"), Bag("a")
+    a.items.append(1)
+    assert b.items == [] and a.items is not b.items  # a new list per instance
+    assert Bag("a", [1], 5.0) == a  # weight is not compared
+    a.name = "renamed"
+    assert a.name == "renamed"
+    with pytest.raises(TypeError):
+        hash(a)  # compared by value and mutable: unhashable, as with dataclasses
+
+
+def test_inheritance_fields_first_from_the_base():
+    p = Point3(1, 2, (), 3)
+    assert [f.name for f in records.fields(p)] == ["x", "y", "tags", "z"]
+    assert p == Point3(1, 2, (), 3) and p != Point3(1, 2, (), 4)
+    assert Labelled().label == "?"
+
+
+def test_replace_asdict_is_dataclass_copy_and_pickle():
+    p = Point(1, 2, ("t",))
+    assert records.replace(p, y=5) == Point(1, 5, ("t",))
+    with pytest.raises(TypeError):
+        records.replace(p, nope=1)
+    assert records.asdict(Bag("b", [1, 2])) == {"name": "b", "items": [1, 2], "weight": 1.0}
+    assert records.asdict(p) == dataclasses.asdict(StdPoint(1, 2, ("t",)))
+    assert records.is_dataclass(p) and records.is_dataclass(Point) and not records.is_dataclass(1)
+    assert copy.copy(p) == p and copy.deepcopy(p) == p
+    assert pickle.loads(pickle.dumps(p)) == p
+
+
+def test_one_shot_imports_leave_dataclasses_out():
+    code = ("import sys; import repl.cli, repl.dispatch, snapshot, snapshot.target, snapshot.model; "
+            "print(' '.join(sorted(m for m in ('dataclasses', 'inspect') if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, check=True,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.stdout.decode().split() == []
