@@ -22,7 +22,7 @@ import struct
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import SnapshotError
-from ..walk.walker import RawFrame
+from ..walk.raw import RawFrame
 
 _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")

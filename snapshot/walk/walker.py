@@ -16,7 +16,6 @@ whose ``previous`` is the entry shim the eval loop pushed on the C stack.
 from __future__ import annotations
 
 import struct
-from layouts.records import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from layouts import Layout
@@ -25,8 +24,9 @@ from ..budget import Unlimited, WorkBudget
 from ..errors import CorruptDataError
 from ..process.base import Process as MemoryReader
 from .chunks import CHUNK_READ, MAX_DEPTH, ThreadCopy, _Copies
-from .codecache import CodeCache, CodeInfo
+from .codecache import CodeCache
 from .copying import CopyStep
+from .raw import RawFrame, RawThread, copy_frame as _copy_frame
 from .tails import TailRecorder, Tails
 
 MAX_THREADS = 4096
@@ -37,36 +37,6 @@ MAX_INTERPRETERS = 1024
 _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")
 _I64 = struct.Struct("<q")
-
-
-class RawFrame:
-    """One Python frame as found in memory, before it becomes a model.Frame."""
-
-    __slots__ = ("code", "line", "frame_addr", "localsplus", "globals_addr", "code_addr", "offset", "is_entry",
-                 "model")
-
-    def __init__(self, code: CodeInfo, line: int, frame_addr: int, localsplus: Optional[Tuple[int, ...]] = None,
-                 globals_addr: int = 0, code_addr: int = 0, offset: int = 0, is_entry: bool = False):
-        self.code = code
-        self.line = line
-        self.frame_addr = frame_addr
-        self.localsplus = localsplus  # slot values, when locals (or self/cls) were asked for
-        self.globals_addr = globals_addr  # the frame's globals dict, when locals were asked for
-        self.code_addr = code_addr  # to resolve the frame again if the cached code object was stale
-        self.offset = offset  # bytecode offset the line was computed from
-        self.is_entry = is_entry  # an eval-loop call started with this frame
-        self.model = None  # its stack-only model.Frame, kept by FrameBuilder for a remembered frame
-
-
-@dataclass
-class RawThread:
-    tstate_addr: int
-    thread_id: int
-    native_id: Optional[int]
-    frames: List[RawFrame]
-    truncated: bool = False
-    #: the remembered tail (``tails.Tail``) that ``frames[1:]`` are, when the walk used one
-    tail: Optional[object] = None
 
 
 class Walker(CopyStep):
@@ -506,12 +476,6 @@ class Walker(CopyStep):
             below = frames[1:]
             self._tails.keep(tail_from, recorder.tail(below, [f.code_addr for f in below], bool(shim_first)))
         return frames, truncated
-
-
-def _copy_frame(frame: RawFrame, is_entry: bool) -> RawFrame:
-    """A remembered frame's copy with another entry mark (the remembered one stays as it was)."""
-    return RawFrame(frame.code, frame.line, frame.frame_addr, frame.localsplus, frame.globals_addr,
-                    frame.code_addr, frame.offset, is_entry)
 
 
 #: facts.frames.tstate_frame -> whether the thread state points at a _PyCFrame holding the frame.
