@@ -47,7 +47,8 @@ def thread_count(argv, env) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--python", default=C.DEFAULT_PYTHON, help="interpreter running the target")
-    parser.add_argument("--tool-python", default=sys.executable, help="interpreter running pyspy-repl")
+    parser.add_argument("--tool-python", default=None,
+                        help="interpreter running pyspy-repl (default: setup.sh's venv of its dependencies)")
     parser.add_argument("--runs", type=int, default=None, help="CLI runs per cell (default 15, --quick 5)")
     parser.add_argument("--calls", type=int, default=None, help="in-process snapshot() calls (default 200)")
     parser.add_argument("--quick", action="store_true")
@@ -55,6 +56,7 @@ def main() -> int:
     runs = args.runs or (5 if args.quick else 15)
     calls = args.calls or (50 if args.quick else 200)
     tools = C.tools()
+    args.tool_python = args.tool_python or tools.get("TOOL_PYTHON") or sys.executable
     pyspy = tools["PYSPY"]
     print("# dump bench: %s" % C.machine_line(args.python))
     print("# py-spy %s (%s); pyspy-repl from %s; %d CLI runs per cell, %d in-process calls\n"

@@ -317,7 +317,8 @@ def report(args, d, s, f, m) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--python", default=C.DEFAULT_PYTHON, help="interpreter running the targets")
-    parser.add_argument("--tool-python", default=sys.executable, help="interpreter running pyspy-repl")
+    parser.add_argument("--tool-python", default=None,
+                        help="interpreter running pyspy-repl (default: setup.sh's venv of its dependencies)")
     parser.add_argument("--repo", default=C.REPO, help="pyspy-repl tree to measure (default: this one)")
     parser.add_argument("--runs", type=int, default=None, help="CLI runs per cell (default 11, --quick 5)")
     parser.add_argument("--memory-seconds", type=float, default=None, help="memory run length (default 90, --quick 40)")
@@ -335,6 +336,7 @@ def main() -> int:
     C.REPO = args.repo  # bench_sampling and _common run pyspy-repl from here
     env = C.pyspy_repl_env(tempfile.mkdtemp(prefix="pyspy-issue13-cache-"))
     tools = C.tools()
+    args.tool_python = args.tool_python or tools.get("TOOL_PYTHON") or sys.executable
     prof = S.Profilers(tools, args.tool_python, "record")
     log = lambda text: print(text, flush=True)  # noqa: E731
     started = time.monotonic()

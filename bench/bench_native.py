@@ -89,7 +89,8 @@ def raw_passes(path: str, threads: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--python", default=C.DEFAULT_PYTHON, help="interpreter running the target")
-    parser.add_argument("--tool-python", default=sys.executable, help="interpreter running pyspy-repl")
+    parser.add_argument("--tool-python", default=None,
+                        help="interpreter running pyspy-repl (default: setup.sh's venv of its dependencies)")
     parser.add_argument("--runs", type=int, default=None, help="CLI dump runs per cell (default 9, --quick 3)")
     parser.add_argument("--seconds", type=float, default=None, help="record duration (default 10, --quick 4)")
     parser.add_argument("--quick", action="store_true")
@@ -97,6 +98,7 @@ def main() -> int:
     runs = args.runs or (3 if args.quick else 9)
     seconds = float(int(args.seconds or (4 if args.quick else 10)))   # py-spy takes whole seconds
     tools = C.tools()
+    args.tool_python = args.tool_python or tools.get("TOOL_PYTHON") or sys.executable
     pyspy = tools["PYSPY"]
     print("# native bench: %s" % C.machine_line(args.python))
     print("# py-spy %s (%s); pyspy-repl from %s; %d dump runs per cell, record %gs at 100 Hz\n"

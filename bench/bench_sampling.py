@@ -251,7 +251,8 @@ def measure(prof: Profilers, name: str, target: C.Target, threads: int, blocking
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--python", default=C.DEFAULT_PYTHON, help="interpreter running every workload")
-    parser.add_argument("--tool-python", default=sys.executable, help="interpreter running pyspy-repl")
+    parser.add_argument("--tool-python", default=None,
+                        help="interpreter running pyspy-repl (default: setup.sh's venv of its dependencies)")
     parser.add_argument("--quick", action="store_true", help="shorter runs (about 3-4 minutes)")
     parser.add_argument("--workloads", default="a,b,c")
     parser.add_argument("--modes", default="blocking,nonblocking")
@@ -261,6 +262,7 @@ def main() -> int:
     args = parser.parse_args()
     s = Settings(args.quick)
     tools = C.tools()
+    args.tool_python = args.tool_python or tools.get("TOOL_PYTHON") or sys.executable
     prof = Profilers(tools, args.tool_python, args.pyspy_repl_mode)
     started = time.monotonic()
     header = ["# sampling bench: %s" % C.machine_line(args.python),
