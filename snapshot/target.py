@@ -189,11 +189,14 @@ class Target:
         calls = {}
         if blocking:
             states = {}
-        elif hasattr(process, "syscalls"):
+        elif getattr(process, "reads_running_syscalls", False):
             calls = process.syscalls(self._python_tids or process.thread_ids())
             states = {tid: "R" if nr < 0 else "S" for tid, (nr, _) in calls.items()}
         else:
+            # other sources (a debugger's inferior): run states, and the calls of those not running
             states = {t.tid: t.state for t in process.threads()}
+            if hasattr(process, "syscalls"):
+                calls = process.syscalls([tid for tid, st in states.items() if st != "R"])
         if not blocking and not states and self._gone():
             raise ProcessExitedError("process %d exited" % self.pid)
         # Without pausing, a read can race the target (a frame popped between two
@@ -227,7 +230,7 @@ class Target:
                 # The target runs again: names, method names and locals' reprs are read now,
                 # so the pause never depends on how many threads have names or how big locals are.
                 threads = self._build_threads(copied, with_locals, max_repr, max_depth,
-                                              fresh_names, states, calls, ask=not blocking and hasattr(process, "syscalls"))
+                                              fresh_names, states, calls, ask=not blocking and getattr(process, "reads_running_syscalls", False))
                 break
             except (MemoryReadError, CorruptDataError) as e:
                 self._interp = None

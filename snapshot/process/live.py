@@ -63,6 +63,9 @@ class LiveProcess:
         self.read_many = self.memory.read_many
         # A sampler's pass: its reads are the next pass's one batched re-read (ProcessMemory).
         self.begin_pass = self.memory.begin_pass
+        #: ``syscalls`` answers for running threads too ("running"), so a sampler that does not
+        #: pause asks only that (Target._take), with no task listing or ``stat``
+        self.reads_running_syscalls = True
         self.end_pass = self.memory.end_pass
         self.tasks = TaskStates(pid)
         self._maps: Optional[List[MemoryMap]] = None
