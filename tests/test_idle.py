@@ -84,6 +84,7 @@ def test_threads_new_to_a_nonblocking_sampler_are_judged_too(python, tmp_path):
     late = Target(python.path, target_script("gil_waits.py"), [truth, "late"], workdir=str(tmp_path))
     target = None
     try:
+        late.wait_for_file(truth + ".waiting", 60)  # the interpreter is up
         target = attach(late.pid)
         for _ in range(3):
             assert len(target.sample(blocking=False).threads) == 1

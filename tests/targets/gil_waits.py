@@ -42,6 +42,7 @@ def reader(fd):
 
 
 if sys.argv[2:] == ["late"]:
+    open(truth_path + ".waiting", "w").close()
     while not os.path.exists(truth_path + ".go"):
         time.sleep(0.05)
 read_end, write_end = os.pipe()
