@@ -40,6 +40,19 @@ def bench_root() -> str:
     return os.environ.get("PYSPY_REPL_BENCH") or os.path.join(os.path.expanduser("~"), ".cache", "pyspy-repl", "bench")
 
 
+#: How the installed ``pyspy-repl`` command starts: pip's generated script (``re``, ``sys``, then the
+#: entry point), so a bench pays what a user pays, not ``python -m``'s runpy and importlib.util (~3 ms).
+PYSPY_REPL_SCRIPT = ("import re, sys\n"
+                     "try:\n    from repl.entry import console_main\n"
+                     "except ImportError:\n    from repl.cli import console_main\n"
+                     "sys.argv[0] = 'pyspy-repl'\nconsole_main()")
+
+
+def pyspy_repl_argv(tool_python: str, *args: str) -> List[str]:
+    """The command line of ``pyspy-repl ARGS...`` run by ``tool_python`` (the work tree on PYTHONPATH)."""
+    return [tool_python, "-c", PYSPY_REPL_SCRIPT] + list(args)
+
+
 def pyspy_repl_env(cache_dir: Optional[str] = None) -> Dict[str, str]:
     """Environment for running pyspy-repl from the work tree like an installed package:
     byte-code cached (under the bench root, not in the tree) even where the

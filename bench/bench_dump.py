@@ -70,7 +70,7 @@ def main() -> int:
             pid = str(target.pid)
             variants = [("dump", []), ("dump --locals", ["--locals"])]
             cmds = {
-                "pyspy-repl": lambda extra: [args.tool_python, "-m", "repl.cli", "dump", "--pid", pid] + extra,
+                "pyspy-repl": lambda extra: C.pyspy_repl_argv(args.tool_python) + ["dump", "--pid", pid] + extra,
                 "py-spy": lambda extra: [pyspy, "dump", "--pid", pid] + extra,
             }
             # sanity: both see the same 20 threads

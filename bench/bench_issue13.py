@@ -123,7 +123,7 @@ def dump_rows(args, tools, env, log):
     out = {}
     with C.Target(args.python, "dump20.py") as target:
         pid = str(target.pid)
-        ours = [args.tool_python, "-m", "repl.cli", "dump", "--pid", pid]
+        ours = C.pyspy_repl_argv(args.tool_python) + ["dump", "--pid", pid]
         theirs = [pyspy, "dump", "--pid", pid]
         phases_argv = [args.tool_python, os.path.join(C.BENCH, "_dump_phases.py"), pid]
         for argv in (ours, theirs, phases_argv):  # prime the per-binary cache and the page cache
@@ -193,7 +193,7 @@ def first_sample_rows(args, tools, env, log):
     try:
         with C.Target(args.python, "deep50.py", cpu=S.TARGET_CPU) as target:
             cmds = {
-                "pyspy-repl": [args.tool_python, "-m", "repl.cli", "record", "--pid", str(target.pid), "-d", "1",
+                "pyspy-repl": C.pyspy_repl_argv(args.tool_python) + ["record", "--pid", str(target.pid), "-d", "1",
                                "--format", "raw", "-o", os.path.join(scratch, "ours.raw")],
                 "py-spy": [tools["PYSPY"], "record", "--pid", str(target.pid), "-d", "1", "--format", "raw",
                            "-o", os.path.join(scratch, "theirs.raw")],
@@ -232,7 +232,7 @@ def memory_rows(args, tools, env, log):
             pid = str(target.pid)
             procs = {
                 "pyspy-repl": subprocess.Popen(
-                    [args.tool_python, "-m", "repl.cli", "record", "--pid", pid, "--rate", "100", "--idle",
+                    C.pyspy_repl_argv(args.tool_python) + ["record", "--pid", pid, "--rate", "100", "--idle",
                      "--nonblocking", "--format", "raw", "-o", os.path.join(scratch, "ours.raw")],
                     env=env, cwd=args.repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
                 "py-spy": subprocess.Popen(

@@ -110,7 +110,7 @@ def main() -> int:
     try:
         with C.Target(args.python, "dump20.py") as target:
             pid = str(target.pid)
-            dump = {"pyspy-repl": [args.tool_python, "-m", "repl.cli", "dump", "--pid", pid, "--native"],
+            dump = {"pyspy-repl": C.pyspy_repl_argv(args.tool_python) + ["dump", "--pid", pid, "--native"],
                     "py-spy": [pyspy, "dump", "--pid", pid, "--native"]}
             for tool, argv in dump.items():
                 text = subprocess.run(argv, env=env_warm, stdout=subprocess.PIPE, universal_newlines=True).stdout
@@ -144,7 +144,7 @@ def main() -> int:
             for tool in ("pyspy-repl", "py-spy"):
                 out = os.path.join(scratch, "%s.txt" % tool)
                 if tool == "pyspy-repl":
-                    argv = [args.tool_python, "-m", "repl.cli", "record", "--pid", pid, "--native", "--idle",
+                    argv = C.pyspy_repl_argv(args.tool_python) + ["record", "--pid", pid, "--native", "--idle",
                             "-r", "100", "-d", str(int(seconds)), "-f", "raw", "-o", out]
                 else:
                     argv = [pyspy, "record", "--pid", pid, "--native", "--idle", "-r", "100", "-d", str(int(seconds)),

@@ -31,7 +31,7 @@ Per (workload, mode, profiler):
                  its rate measured just before (1.00 = no slowdown), skipping
                  the profiler's first 1.5 s (its start-up).
 
-pyspy-repl: `python -m repl.cli record` when repl/commands/record.py exists,
+pyspy-repl: `pyspy-repl record` (started as the installed script starts it) when repl/commands/record.py exists,
 else bench/_loop_sampler.py (attach + Target.sample(blocking=...) on a deadline
 loop) -- the report says which was used (--pyspy-repl-mode to force one).
 Ratios: pyspy-repl / py-spy and pyspy-repl / austin.
@@ -92,7 +92,7 @@ class Profilers:
         if name == "austin":
             return [self.austin, "-p", str(pid), "-i", "%dus" % max(1, int(1e6 / rate)), "-o", os.devnull]
         if self.repl_mode == "record":
-            return [self.tool_python, "-m", "repl.cli", "record", "--pid", str(pid), "--rate", str(rate), "--idle",
+            return C.pyspy_repl_argv(self.tool_python) + ["record", "--pid", str(pid), "--rate", str(rate), "--idle",
                     "--format", "raw", "-o", out] + ([] if blocking else ["--nonblocking"])
         return [self.tool_python, os.path.join(C.BENCH, "_loop_sampler.py"), "--pid", str(pid), "--rate",
                 str(rate)] + ([] if blocking else ["--nonblocking"])
