@@ -46,6 +46,22 @@ def _wait_until_blocked(target, roles, timeout=10.0):
     raise AssertionError("threads did not block: %s" % states)
 
 
+def _wait_until_main_waits(pid, main_tid, timeout=30.0):
+    """Until a reader of its own sees the main thread's innermost frame in ``Condition.wait``
+    (``wait`` on 2.7, which has no qualified names)."""
+    probe = attach(pid)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            main = [t for t in probe.snapshot(blocking=False).threads if t.native_id == main_tid]
+            if main and main[0].frames and main[0].frames[0].function.split(".")[-1] == "wait":  # 2.7: no class
+                return
+            time.sleep(0.02)
+    finally:
+        probe.close()
+    raise AssertionError("the main thread did not reach Event.wait")
+
+
 def _state(pid, tid):
     try:
         with open("/proc/%d/task/%d/stat" % (pid, tid), "rb") as fh:
@@ -93,6 +109,10 @@ def test_threads_new_to_a_nonblocking_sampler_are_judged_too(python, tmp_path):
         with open(truth, encoding="utf-8") as fh:
             roles = json.load(fh)["threads"]
         _wait_until_blocked(late, roles)
+        # After writing the truth, the main thread still runs Python to reach Event.wait, and
+        # takes the GIL from the spinners for that: until then it rightly counts as active.
+        # A second reader waits for it there, so that the four workers stay new to `target`.
+        _wait_until_main_waits(late.pid, roles["main"])
         snap = target.sample(blocking=False)  # the first sample that meets the four workers
         by_tid = {t.native_id: t for t in snap.threads}
         got = {role: by_tid[tid].is_idle for role, tid in roles.items() if tid in by_tid}
