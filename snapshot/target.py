@@ -24,7 +24,7 @@ from .frames import FrameBuilder
 from .layoutcache import load_layout
 from .model import Frame, Snapshot, ThreadStack
 from .objects import ObjectReader
-from .process.base import Process, syscalls_of
+from .process.base import RUNNING_SYSCALLS, Process, syscalls_of
 from .threads import ThreadFacts
 from .threadstatus import ThreadStatusReader, status_of
 from .walk.walker import ThreadCopy, Walker
@@ -183,13 +183,14 @@ class Target:
         # walk and, for threads not running, the system call each sleeps in;
         # with pausing, the system call each stopped thread was in (read while
         # paused).  ``ThreadFacts.is_idle`` tells a GIL wait from other waits.
-        # Not pausing, a source that tells system calls is asked only that, for the Python
+        # Not pausing, a source with RUNNING_SYSCALLS (live) is asked only that, for the Python
         # threads of the last sample (one read each: "running" or the call it sleeps in);
         # a thread that is new since then is asked when its stack is built.
         calls = {}
+        quick = not blocking and RUNNING_SYSCALLS in getattr(process, "capabilities", ())
         if blocking:
             states = {}
-        elif getattr(process, "reads_running_syscalls", False):
+        elif quick:
             calls = process.syscalls(self._python_tids or process.thread_ids())
             states = {tid: "R" if nr < 0 else "S" for tid, (nr, _) in calls.items()}
         else:
@@ -230,7 +231,7 @@ class Target:
                 # The target runs again: names, method names and locals' reprs are read now,
                 # so the pause never depends on how many threads have names or how big locals are.
                 threads = self._build_threads(copied, with_locals, max_repr, max_depth,
-                                              fresh_names, states, calls, ask=not blocking and getattr(process, "reads_running_syscalls", False))
+                                              fresh_names, states, calls, ask=quick)
                 break
             except (MemoryReadError, CorruptDataError) as e:
                 self._interp = None

@@ -28,6 +28,9 @@ LIVE = "live"          # the process runs: it can be paused, sampled, followed
 PAUSABLE = "pausable"  # ``paused()`` really stops it (live, blocking mode)
 REGISTERS = "registers"  # ``registers(tid)`` works (native unwinding possible)
 FILES = "files"        # mapped files can be opened (symbols, CFI, read-only data)
+#: ``syscalls`` answers for running threads too, with no pause and no task listing, so a sampler
+#: that does not pause asks only that (``Target._take``)
+RUNNING_SYSCALLS = "running-syscalls"
 
 
 @dataclass(**_FROZEN)

@@ -17,7 +17,7 @@ from typing import (BinaryIO, Dict, FrozenSet, Iterable, Iterator, List, Optiona
                     Tuple)
 
 from ..errors import BinaryReadError, MemoryReadError
-from .base import FILES, REGISTERS, MappedFile, MemoryMap, OSThread, Registers, syscalls_of
+from .base import FILES, REGISTERS, RUNNING_SYSCALLS, MappedFile, MemoryMap, OSThread, Registers, syscalls_of
 from .ptrace import RegistersUnavailableError
 
 FORMAT = 1
@@ -187,7 +187,8 @@ class RecordingProcess:
     def __init__(self, inner):
         self.inner = inner
         self.pid = inner.pid
-        self.capabilities = inner.capabilities
+        # not RUNNING_SYSCALLS: the image needs the thread list, which only ``threads()`` records
+        self.capabilities = inner.capabilities - {RUNNING_SYSCALLS}
         self._pieces: List[Tuple[int, bytes]] = []
         self._registers: Dict[int, Registers] = {}
         self._in_syscall: Dict[int, bool] = {}

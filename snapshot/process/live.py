@@ -16,7 +16,7 @@ from typing import BinaryIO, Dict, FrozenSet, Iterator, List, Optional, Sequence
 from ..errors import BinaryReadError, KernelThreadError, ProcessExitedError, ProcessNotFoundError
 from .. import elf
 from . import procfs
-from .base import FILES, LIVE, PAUSABLE, REGISTERS, MappedFile, MemoryMap, OSThread, Registers
+from .base import FILES, LIVE, PAUSABLE, REGISTERS, RUNNING_SYSCALLS, MappedFile, MemoryMap, OSThread, Registers
 from .memory import ProcessMemory
 from .pause import not_paused, paused
 from .ptrace import RegistersUnavailableError, get_registers
@@ -45,7 +45,7 @@ def check_process(pid: int) -> None:
 class LiveProcess:
     """A live process.  Memory reads go straight to the kernel; maps and files are cached."""
 
-    capabilities: FrozenSet[str] = frozenset({LIVE, PAUSABLE, REGISTERS, FILES})
+    capabilities: FrozenSet[str] = frozenset({LIVE, PAUSABLE, REGISTERS, FILES, RUNNING_SYSCALLS})
 
     def __init__(self, pid: int):
         check_process(pid)
@@ -63,9 +63,6 @@ class LiveProcess:
         self.read_many = self.memory.read_many
         # A sampler's pass: its reads are the next pass's one batched re-read (ProcessMemory).
         self.begin_pass = self.memory.begin_pass
-        #: ``syscalls`` answers for running threads too ("running"), so a sampler that does not
-        #: pause asks only that (Target._take), with no task listing or ``stat``
-        self.reads_running_syscalls = True
         self.end_pass = self.memory.end_pass
         self.tasks = TaskStates(pid)
         self._maps: Optional[List[MemoryMap]] = None
