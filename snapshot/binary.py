@@ -3,12 +3,13 @@
 Even read with ``struct`` (a few milliseconds), a 20 MB libpython is worth not
 reading again, and on-call engineers attach repeatedly; so
 what we learn about a binary (symbol offsets, section addresses, version) is
-stored under ``$XDG_CACHE_HOME/pyspy-repl/binaries/BUILDID.json`` and the
-second attach reads only that.
+stored under ``$XDG_CACHE_HOME/pyspy-repl/binaries/BUILDID.vN.marshal`` and the
+second attach reads only that (``marshal``: built in, where ``json`` cost its import on
+every one-shot dump).
 """
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import re
 import struct
@@ -26,8 +27,8 @@ SYMBOLS = ("_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NoneStruct", "interp_
            # where GIL waiters sleep (2.7: the lock ``interpreter_lock`` points to; 3.6: ceval_gil.h)
            "collecting", "interpreter_lock", "switch_mutex", "switch_cond", "gil_mutex", "gil_cond")
 #: 5: 2.7/3.6 GC and GIL symbols; the checksum is a CRC-32 (zlib is loaded anyway; hashlib
-#: cost ~3 ms of every warm attach).
-CACHE_FORMAT = 6
+#: cost ~3 ms of every warm attach).  7: marshal, not JSON.
+CACHE_FORMAT = 7
 # PY_VERSION may be tail-merged into a longer string (".../versions/3.8.18"), so
 # only require that no digit or dot precedes it.
 _VERSION_TEXT = re.compile(rb"(?<![\d.])([23]\.\d{1,2}\.\d{1,2})((?:a|b|rc)\d{1,2})?\+?\x00")
@@ -226,8 +227,10 @@ def cache_warnings() -> List[str]:
 
 
 def _checksum(data: dict) -> str:
-    body = json.dumps({k: v for k, v in data.items() if k != "checksum"}, sort_keys=True)
+    # Over the repr (dicts keep their order through marshal), not marshal's bytes: those
+    # depend on reference counts, so the same data may be written two ways.
     # It guards against a damaged file, not an adversary (the cache folder is the user's own).
+    body = repr(sorted((k, v) for k, v in data.items() if k != "checksum"))
     return "%08x" % zlib.crc32(body.encode())
 
 
@@ -235,14 +238,14 @@ def _cache_path(key: str) -> str:
     """An entry's file, named by the cache format too: tool versions that share a cache (an
     upgrade, two checkouts) never read each other's entries, whose fields may differ (the
     fields are what ``BinaryInfo`` declares; a bump of ``CACHE_FORMAT`` names new files)."""
-    return os.path.join(cache_dir(), "%s.v%d.json" % (key, CACHE_FORMAT))
+    return os.path.join(cache_dir(), "%s.v%d.marshal" % (key, CACHE_FORMAT))
 
 
 def _read_cache(key: str) -> Optional[BinaryInfo]:
     path = _cache_path(key)
     try:
-        with open(path) as f:
-            data = json.load(f)
+        with open(path, "rb") as f:
+            data = marshal.loads(f.read())
         if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
             return None
         if "checksum" not in data:
@@ -257,7 +260,7 @@ def _read_cache(key: str) -> Optional[BinaryInfo]:
     except OSError as e:
         _warn_once("read", "cannot read the binary cache %s: %s" % (path, e.strerror or e))
         return None
-    except (ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError, EOFError):
         # a damaged entry: discard it, so the next attach does not meet it again
         try:
             os.unlink(path)
@@ -274,8 +277,8 @@ def _write_cache(key: str, info: BinaryInfo) -> None:
         tmp = os.path.join(cache_dir(), ".%s.%d.tmp" % (key, os.getpid()))
         data = asdict(info)
         data["checksum"] = _checksum(data)
-        with open(tmp, "w") as f:
-            json.dump(data, f)
+        with open(tmp, "wb") as f:
+            f.write(marshal.dumps(data))
         os.replace(tmp, _cache_path(key))
     except OSError as e:
         # a cache we cannot write only costs time, but every attach pays it: say so once

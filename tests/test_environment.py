@@ -2,6 +2,8 @@
 
 * a damaged binary-cache entry is discarded (the dump is right, the next run quiet);
   an unwritable cache folder: attach works, one warning line;
+* the data classes' compiled methods come from the cache on a second start (nothing
+  compiled); a cache file others could write, or a damaged one, is ignored, silently;
 * ``dump --pid TID`` of a thread id: labelled as its process, and says so;
 * ``record -s -- CMD`` leaves none of CMD's descendants running.
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import json
+import marshal
 import os
 import subprocess
 import sys
@@ -50,15 +53,15 @@ def test_damaged_cache_entry_is_discarded(sleeper, tmp_path):
     env = _env(tmp_path)
     good = run_tool(["dump", "--pid", sleeper.pid], env=env)
     assert good.returncode == 0 and "napping" in good.stdout.decode()
-    entries = glob.glob(str(tmp_path / "pyspy-repl" / "binaries" / "*.json"))
+    entries = glob.glob(str(tmp_path / "pyspy-repl" / "binaries" / "*.marshal"))
     assert entries
     for path in entries:          # a plausible but wrong entry: the runtime moved by a page
-        with open(path) as fh:
-            data = json.load(fh)
+        with open(path, "rb") as fh:
+            data = marshal.loads(fh.read())
         if data.get("symbols", {}).get("_PyRuntime"):
             data["symbols"]["_PyRuntime"] += 0x1000
-        with open(path, "w") as fh:
-            json.dump(data, fh)
+        with open(path, "wb") as fh:
+            fh.write(marshal.dumps(data))
     r = run_tool(["dump", "--pid", sleeper.pid], env=env)
     err = r.stderr.decode()
     assert r.returncode == 0 and "napping" in r.stdout.decode(), (r.stdout.decode(), err)
@@ -67,7 +70,7 @@ def test_damaged_cache_entry_is_discarded(sleeper, tmp_path):
     assert r.returncode == 0 and r.stderr.decode().strip() == "", r.stderr.decode()
     for path in entries:
         with open(path, "w") as fh:
-            fh.write("{not json")
+            fh.write("{not marshal")
     r = run_tool(["dump", "--pid", sleeper.pid], env=env)
     assert r.returncode == 0 and "napping" in r.stdout.decode(), r.stderr.decode()
 
@@ -78,6 +81,42 @@ def test_unwritable_cache_folder(sleeper, tmp_path):
     err = [l for l in r.stderr.decode().splitlines() if l.strip()]
     assert r.returncode == 0 and "napping" in r.stdout.decode(), err
     assert len(err) == 1 and "cannot write the binary cache" in err[0] and "XDG_CACHE_HOME" in err[0], err
+
+
+#: ``pyspy-repl ARGS`` that says on stderr how many data classes it compiled (none were
+#: declared before the front end's start-up took the cache: importing ``layouts.records``
+#: declares nothing).
+COUNTING = [sys.executable, "-c",
+            "import atexit, sys\n"
+            "from layouts import records\n"
+            "atexit.register(lambda: sys.stderr.write('compiled %d\\n' % len(records.COMPILED)))\n"
+            "sys.argv[0] = 'pyspy-repl'\n"
+            "from repl.cli import console_main\n"
+            "console_main()\n"]
+
+
+def _compiled(r) -> int:
+    err = r.stderr.decode()
+    assert r.returncode == 0 and "napping" in r.stdout.decode(), err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("compiled "), err
+    return int(lines[0].split()[1])
+
+
+def test_second_start_compiles_no_data_class(sleeper, tmp_path):
+    env = _env(tmp_path)
+    first = run_tool(["dump", "--pid", sleeper.pid], env=env, prefix=COUNTING)
+    assert _compiled(first) >= 20           # the model, facts, layouts...
+    files = glob.glob(str(tmp_path / "pyspy-repl" / "records" / "*.marshal"))
+    assert len(files) == 1 and os.stat(files[0]).st_mode & 0o077 == 0, files
+    second = run_tool(["dump", "--pid", sleeper.pid], env=env, prefix=COUNTING)
+    assert _compiled(second) == 0 and second.stdout == first.stdout
+    os.chmod(files[0], 0o620)               # another user could have written it: not run
+    assert _compiled(run_tool(["dump", "--pid", sleeper.pid], env=env, prefix=COUNTING)) >= 20
+    assert _compiled(run_tool(["dump", "--pid", sleeper.pid], env=env, prefix=COUNTING)) == 0
+    with open(files[0], "wb") as fh:       # damaged: compiled again, nothing said
+        fh.write(b"\xe3not marshal")
+    assert _compiled(run_tool(["dump", "--pid", sleeper.pid], env=env, prefix=COUNTING)) >= 20
 
 
 def test_thread_id_is_labelled_as_its_process(sleeper):

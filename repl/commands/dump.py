@@ -1,7 +1,6 @@
 """``dump``: every thread's stack (and locals), as text or py-spy-compatible JSON."""
 from __future__ import annotations
 
-import json
 import os
 
 from ..render import render_snapshot
@@ -105,6 +104,7 @@ class DumpCommand(Command):
                                          max_repr=args.max_repr, pid=args.pid, native=native,
                                          native_all=native_all, **kwargs)
         if args.json:
+            import json     # here: a text dump does not pay for the module
             from ..streams import encodes_unicode
             data = snapshot.threads_json()
             if args.async_tasks:
@@ -168,6 +168,7 @@ def dump_tree(session, args) -> int:
     if args.json:
         doc = [{"pid": snap.pid, "command_line": " ".join(snap.command_line), "threads": snap.threads_json()}
                for snap in snapshots]
+        import json
         session.out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         return 0
     for index, snap in enumerate(snapshots):
