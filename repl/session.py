@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import struct
 import sys
-import threading
+from _thread import RLock
 from typing import Dict, Optional, TextIO, Tuple
 
 from snapshot import SnapshotError, attach
@@ -51,7 +51,7 @@ class Session:
         self.color = False                       # ANSI colours on self.out
         self.interactive = False                 # a person at a terminal (live tables, screen clears)
         self.exited = False                      # the target process is gone
-        self.pause_lock = threading.RLock()
+        self.pause_lock = RLock()      # _thread's: the same lock, without importing threading
         self.jobs: Dict[str, object] = {}        # background jobs (record)
         self.child = None                        # supervise.Child when we started the target
         self.source = LIVE                       # where the data comes from (commands.base sources)

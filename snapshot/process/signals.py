@@ -13,7 +13,7 @@ again, so the tool acts on each exactly as it would have, only later.
 from __future__ import annotations
 
 import signal
-import threading
+import sys
 from contextlib import contextmanager
 from typing import Iterator, List
 
@@ -38,7 +38,11 @@ def deferred_signals() -> Iterator[None]:
     old_handlers = {}
     # With one thread the mask alone holds them (a process-directed signal waits
     # for a thread that does not block it); the handler swap costs ~14 system calls.
-    if threading.current_thread() is threading.main_thread() and threading.active_count() > 1:
+    # A tool that never imported ``threading`` started no thread (a one-shot dump does not pay
+    # for the module to learn that).
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.current_thread() is threading.main_thread() \
+            and threading.active_count() > 1:
         for sig in DEFERRED:
             try:
                 current = signal.getsignal(sig)

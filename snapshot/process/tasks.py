@@ -124,9 +124,9 @@ class TaskStates:
 
 def _descriptor_budget(cap: int) -> int:
     """Kept-open descriptors allowed: a quarter of the soft limit, at most ``cap``."""
+    # sysconf gives the soft RLIMIT_NOFILE (glibc), -1 for unlimited, without ``resource``'s import
     try:
-        import resource
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    except (ImportError, OSError, ValueError):
+        soft = os.sysconf("SC_OPEN_MAX")
+    except (OSError, ValueError):
         return min(cap, 16)
-    return cap if soft == resource.RLIM_INFINITY else max(0, min(cap, soft // 4))
+    return cap if soft < 0 else max(0, min(cap, soft // 4))
