@@ -32,7 +32,7 @@ including what was filtered out (threads seen, active, holding the GIL).
 of one session never pause the target at the same time.
 
 ``subprocesses``: a background thread lists the descendants of the root
-process about once a second (psutil, ``attaching.ChildWatcher``) and attaches to each new one with its
+process about once a second (psutil, ``children.ChildWatcher``) and attaches to each new one with its
 own ``Target``; each process is sampled in every pass.  A process that exits
 is dropped, keeping what was collected; when the root process and every
 follower are gone the loop ends (``stop_reason == "exited"``).
@@ -43,12 +43,15 @@ from __future__ import annotations
 
 import time
 from layouts.records import dataclass, field
-from typing import Callable, ContextManager, Dict, List, Optional, Set
+from typing import TYPE_CHECKING, Callable, ContextManager, Dict, List, Optional, Set
 
-from .attaching import ChildWatcher, attach_when_ready, gone  # noqa: F401 - attach_when_ready: kept importable here
+from .attaching import attach_when_ready, gone  # noqa: F401 - attach_when_ready: kept importable here
 from .errors import ProcessExitedError, SnapshotError
 from .model import Snapshot
 from .profile import Sample
+
+if TYPE_CHECKING:
+    from .children import ChildWatcher    # imported when children are followed (a thread)
 
 #: Missed deadlines are still sampled (late, back to back) while the loop is at most this
 #: many seconds behind, so a starved sampler keeps its rate; further behind, they are skipped.
@@ -209,6 +212,7 @@ class Sampler:
             attach = self._attach
             if attach is None:
                 from .target import attach
+            from .children import ChildWatcher
             self._watcher = ChildWatcher(self.root_pid, set(self.targets), attach)
             self._watcher.start()
         deadline = start

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import signal
-import threading
-from typing import List
+import sys
+from typing import TYPE_CHECKING, List
 
 from snapshot.errors import NotPythonError, ProcessExitedError
 
-from ..supervise import Child
 from .base import CommandError, finite, remainder_command
+
+if TYPE_CHECKING:
+    from ..supervise import Child     # imported by launch(): ``subprocess`` only for a launched command
 
 #: Seconds a launched command gets to show an initialised interpreter.
 LAUNCH_TIMEOUT = 30.0  # generous: a loaded machine can take this long to start an interpreter
@@ -64,6 +66,7 @@ def command_of(args) -> List[str]:
 
 def launch(command: List[str]) -> Child:
     """Start ``command``; a command that cannot run is a one-line CommandError."""
+    from ..supervise import Child
     try:
         return Child(command)
     except OSError as e:
@@ -135,7 +138,9 @@ class StopOnSignal:
     def __enter__(self):
         from .. import interrupts
         interrupts.check()     # a Ctrl-C Python dropped during attach still stops us here
-        if threading.current_thread() is threading.main_thread():
+        # signal handlers are the main thread's to set; without ``threading`` loaded no other runs
+        threading = sys.modules.get("threading")
+        if threading is None or threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self.old[sig] = signal.signal(sig, self._handle)
         return self

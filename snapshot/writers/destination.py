@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import tempfile
 from typing import IO, Optional
 
 from ..errors import SnapshotError
@@ -87,13 +86,27 @@ def check_destination(path: str, stdout_fd: Optional[int] = None) -> None:
         raise OutputPathError("cannot write %s: the folder %s does not exist" % (path, folder),
                               "create it first (mkdir -p %s), or choose another path" % folder)
     try:
-        fd, probe = tempfile.mkstemp(prefix="." + os.path.basename(real) + ".", suffix=".probe", dir=folder)
+        fd, probe = _create_probe(folder, os.path.basename(real))
     except OSError as e:
         if st is not None and os.access(real, os.W_OK):
             return      # a writable file in a folder we cannot add to: written in place
         raise OutputPathError("cannot write %s: %s" % (path, _reason(e))) from None
     os.close(fd)
     os.unlink(probe)
+
+
+def _create_probe(folder: str, base: str):
+    """A new empty file in ``folder`` (O_EXCL), as ``tempfile.mkstemp`` makes one.
+
+    Why not mkstemp: this runs before the first sample, and ``tempfile`` (with ``random``,
+    ``weakref``, ``shutil``) is milliseconds of imports that only the final write needs."""
+    for attempt in range(100):
+        probe = os.path.join(folder, ".%s.%d-%d.probe" % (base, os.getpid(), attempt))
+        try:
+            return os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), probe
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free probe name", folder)
 
 
 def _umask() -> int:
@@ -163,6 +176,7 @@ def write_output(path: str, writer, stdout: Optional[IO] = None) -> str:
 
 def _write_atomic(real: str, writer, st) -> None:
     """Temp file beside ``real``, fsync, keep the old mode, rename over it (regular or missing only)."""
+    import tempfile     # at the end of a recording, not before its first sample
     directory = os.path.dirname(real) or "."
     fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(real) + ".", suffix=".tmp", dir=directory)
     try:
@@ -188,6 +202,7 @@ def fallback_path(path: str, extension: str, pid: int, stamp: str) -> str:
     if extension and not base.lower().endswith(extension.lower()):
         base += extension
     stem = "pyspy-repl-saved-" + base
+    import tempfile
     for folder in (os.getcwd(), tempfile.gettempdir()):
         candidate = os.path.join(folder, stem)
         n = 1
