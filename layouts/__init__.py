@@ -3,17 +3,34 @@
 ``get_layout((3, 12))`` returns the static layout; for 3.13 and later the
 snapshot engine then overlays the target's own ``_Py_DebugOffsets`` with
 ``with_debug_offsets``.  This package is pure data: it imports construct and
-nothing of pyspy-repl's, and does no I/O.
+nothing of pyspy-repl's, and does no I/O (``records`` takes compiled code from a store its
+caller fills).
 """
 from __future__ import annotations
 
 import importlib
 from functools import lru_cache
-from typing import Tuple
+from typing import TYPE_CHECKING, Tuple
 
-from .base import Layout, layout_from_module
-from .debug_offsets import COOKIE, apply_debug_offsets, parse_debug_offsets, table_size
-from .facts import Facts
+if TYPE_CHECKING:
+    from .base import Layout
+    from .facts import Facts
+
+#: Names this package gives from its modules, imported on first use (PEP 562): importing
+#: ``layouts.records`` alone declares no data class, so a front end can give it its cache of
+#: compiled methods first (``repl/startup.py``).
+_LAZY = {"Layout": "base", "layout_from_module": "base", "Facts": "facts", "COOKIE": "debug_offsets",
+         "table_size": "debug_offsets", "apply_debug_offsets": "debug_offsets",
+         "parse_debug_offsets": "debug_offsets"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError("module %r has no attribute %r" % (__name__, name))
+    value = getattr(importlib.import_module("." + module, __name__), name)
+    globals()[name] = value
+    return value
 
 SUPPORTED_VERSIONS: Tuple[Tuple[int, int], ...] = (
     (2, 7), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13), (3, 14), (3, 15))
@@ -28,6 +45,7 @@ def get_layout(version: Tuple[int, int]) -> Layout:
     version = tuple(version[:2])
     if version not in SUPPORTED_VERSIONS:
         raise UnknownLayoutError("no layout for CPython %d.%d" % version)
+    from .base import layout_from_module
     return layout_from_module(importlib.import_module(version_module_name(version)))
 
 
@@ -49,6 +67,7 @@ def is_debug_offsets_version(value: int) -> bool:
 
 def with_debug_offsets(layout: Layout, table_bytes: bytes) -> Layout:
     """Overlay a target's ``_Py_DebugOffsets`` (raw bytes) on a static layout."""
+    from .debug_offsets import COOKIE, apply_debug_offsets, parse_debug_offsets
     name = layout.facts.debug_offsets
     if name is None:
         return layout

@@ -10,7 +10,7 @@ base classes' fields first; ``field(default=, default_factory=, repr=, compare=)
 immutable instances (``FrozenInstanceError``, an ``AttributeError``), value equality and
 hashing over the compared fields, ``__slots__`` by recreating the class, pickling and copying
 of frozen slotted instances; and ``fields``, ``replace``, ``asdict`` and ``is_dataclass``.
-Each class's methods are compiled from one generated source, once.
+Each class's methods are compiled from one generated source, once (or taken from ``CODE``).
 
 Not supported (not used here): ``order``, ``InitVar``, ``__post_init__``, keyword-only
 fields, zero-argument ``super()`` in a slotted class's methods.
@@ -30,6 +30,13 @@ class _Missing:
 
 MISSING = _Missing()
 _FIELDS = "__dataclass_fields__"
+
+#: Compiled methods by (file name, generated source): a front end may fill it from a cache of
+#: earlier runs before any class is declared (``repl/startup.py``), so no ``compile`` runs at
+#: start-up; this module itself does no I/O.
+CODE: dict = {}
+#: The keys compiled in this run (what a cache lacks).
+COMPILED: list = []
 
 
 class FrozenInstanceError(AttributeError):
@@ -234,7 +241,12 @@ def _compile(cls, found, frozen: bool, init: bool, repr_: bool, eq: bool, hash_:
         lines.append("  super(_cls, self).__delattr__(name)")
     if not lines:
         return {}
-    exec(compile("\n".join(lines), "<records of %s>" % cls.__qualname__, "exec"), env)
+    key = ("<records of %s>" % cls.__qualname__, "\n".join(lines))
+    code = CODE.get(key)
+    if code is None:
+        code = CODE[key] = compile(key[1], key[0], "exec")
+        COMPILED.append(key)
+    exec(code, env)
     wanted = [n for n, on in (("__init__", init), ("__repr__", repr_), ("__eq__", eq), ("__hash__", hash_),
                               ("__setattr__", frozen), ("__delattr__", frozen)) if on]
     return {n: env[n] for n in wanted}

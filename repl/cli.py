@@ -80,6 +80,8 @@ def _run_console(entry) -> None:
     """Run ``entry`` as a console script: a Ctrl-C at any moment (imports, attach, sampling)
     is one ``interrupted`` line and status 130, and stdout trouble at exit is silent."""
     try:
+        from .startup import use_code_cache
+        use_code_cache()    # before any of our data classes is declared (repl/startup.py)
         from . import interrupts
         interrupts.install()
         interrupts.check()  # a Ctrl-C that repl.entry remembered before this handler was in place

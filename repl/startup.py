@@ -1,0 +1,87 @@
+"""The compiled methods of our data classes, kept between runs.
+
+Why: ``layouts.records`` generates each data class's methods as source and compiles it;
+some thirty classes are declared before a one-shot ``dump`` reads a byte, and compiling them
+was milliseconds of every start.  Their code objects are stored with ``marshal`` under
+``$XDG_CACHE_HOME/pyspy-repl/records/`` (one file per interpreter build: code objects are
+only valid for the Python that made them) and given to ``records.CODE`` before any class is
+declared; a run that compiled something new writes the file again when it exits.
+
+A cache file is code we run, so it is used only when this user owns it and nobody else
+can write it; anything wrong with it (missing, damaged, foreign) only means compiling as
+before, silently: it costs time, never output.
+"""
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+
+#: Entries kept at most: past it (sources changed many times) the file keeps this run's only.
+MAX_ENTRIES = 400
+
+
+def cache_path() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    # the build's identity: the version string names the release, compiler and build date
+    tag = "%s-%08x" % (sys.implementation.cache_tag, hash_text(sys.version))
+    return os.path.join(base, "pyspy-repl", "records", tag + ".marshal")
+
+
+def hash_text(text: str) -> int:
+    """A stable 32-bit hash (``hash()`` of a str changes per process)."""
+    value = 2166136261
+    for byte in text.encode():
+        value = ((value ^ byte) * 16777619) & 0xFFFFFFFF
+    return value
+
+
+def use_code_cache() -> None:
+    """Fill ``records.CODE`` from the cache and save what this run adds at exit."""
+    from layouts import records
+    path = cache_path()
+    loaded = _load(path)
+    if loaded:
+        records.CODE.update(loaded)
+    import atexit
+    atexit.register(_save, path, records, len(loaded))
+
+
+def _load(path: str) -> dict:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return {}
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return {}       # not ours alone: never run code someone else could have written
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = marshal.loads(f.read())
+    except (OSError, ValueError, EOFError, TypeError):
+        return {}
+    finally:
+        os.close(fd)
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items()
+            if isinstance(k, tuple) and len(k) == 2 and type(v).__name__ == "code"}
+
+
+def _save(path: str, records, loaded: int) -> None:
+    if not records.COMPILED:
+        return
+    keep = dict(records.CODE) if loaded + len(records.COMPILED) <= MAX_ENTRIES else \
+        {key: records.CODE[key] for key in records.COMPILED}
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(marshal.dumps(keep))
+        os.replace(tmp, path)
+    except (OSError, ValueError):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
