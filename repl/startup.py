@@ -22,6 +22,8 @@ MAX_ENTRIES = 400
 
 
 def cache_path() -> str:
+    # the base as snapshot.binary.cache_dir has it; not imported from there: importing the
+    # snapshot package declares the data classes this file is to give their code first
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     # the build's identity: the version string names the release, compiler and build date
     tag = "%s-%08x" % (sys.implementation.cache_tag, hash_text(sys.version))

@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from typing import Callable, Optional
 
-from .errors import NotPythonError, PermissionDeniedError, ProcessExitedError, ProcessNotFoundError, \
-    SnapshotError, UnsupportedVersionError
+from .errors import (NotPythonError, PermissionDeniedError, ProcessExitedError, ProcessNotFoundError,
+                     SnapshotError, UnsupportedVersionError)
 
 
 def gone(pid: int) -> bool:
