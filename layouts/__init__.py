@@ -8,13 +8,16 @@ caller fills).
 """
 from __future__ import annotations
 
-import importlib
+import sys
 from functools import lru_cache
-from typing import TYPE_CHECKING, Tuple
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Tuple
+
     from .base import Layout
     from .facts import Facts
+
 
 #: Names this package gives from its modules, imported on first use (PEP 562): importing
 #: ``layouts.records`` alone declares no data class, so a front end can give it its cache of
@@ -24,11 +27,18 @@ _LAZY = {"Layout": "base", "layout_from_module": "base", "Facts": "facts", "COOK
          "parse_debug_offsets": "debug_offsets"}
 
 
+def _module(name: str):
+    """``importlib.import_module`` for an absolute name, without importing ``importlib``
+    (and ``warnings``): a one-shot command's start-up is counted in milliseconds."""
+    __import__(name)
+    return sys.modules[name]
+
+
 def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError("module %r has no attribute %r" % (__name__, name))
-    value = getattr(importlib.import_module("." + module, __name__), name)
+    value = getattr(_module("%s.%s" % (__name__, module)), name)
     globals()[name] = value
     return value
 
@@ -46,7 +56,7 @@ def get_layout(version: Tuple[int, int]) -> Layout:
     if version not in SUPPORTED_VERSIONS:
         raise UnknownLayoutError("no layout for CPython %d.%d" % version)
     from .base import layout_from_module
-    return layout_from_module(importlib.import_module(version_module_name(version)))
+    return layout_from_module(_module(version_module_name(version)))
 
 
 def decode_hexversion(value: int) -> Tuple[Tuple[int, int, int], str]:

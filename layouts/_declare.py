@@ -10,12 +10,16 @@ declaration once and turns it into plain offsets plus precompiled
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
 
 from construct import (Array, Bytes, Construct, Float64l, Int8sl, Int8ul, Int16sl, Int16ul,
                        Int32sl, Int32ul, Int64sl, Int64ul, Padding, Pass, Struct)
 
 from .compiled import Field, StructOffsets
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, Tuple
+
 
 #: A remote pointer (x86-64 / aarch64: 8 bytes, little endian).
 Ptr = Int64ul

@@ -8,7 +8,11 @@ offsets into ``TaskObj``, ``PyInterpreterState`` and ``_PyThreadStateImpl``.
 from __future__ import annotations
 
 import struct
-from typing import Dict
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict
+
 
 #: Field names in table order (groups: task object, interpreter state, thread state).
 FIELDS = (

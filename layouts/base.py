@@ -9,13 +9,15 @@ tests version numbers itself.
 """
 from __future__ import annotations
 
-import importlib
 from .records import dataclass, field, replace
 from types import ModuleType
-from typing import Dict, Mapping, Tuple
 
 from .compiled import StructOffsets
 from .facts import Facts
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, Mapping, Tuple
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Layout:
     @property
     def declarations(self) -> Mapping:
         """The construct declarations (imports construct; not for the hot path)."""
+        import importlib
         module = importlib.import_module("%s.v%d_%d" % ((__package__,) + tuple(self.version)))
         return _declarations(module)
 

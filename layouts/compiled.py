@@ -6,7 +6,10 @@ without importing construct at all (see ``Layout.to_data``).
 from __future__ import annotations
 
 from .records import dataclass
-from typing import Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Mapping
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,13 @@ target's own values on the static declaration of the same version.
 from __future__ import annotations
 
 import struct
-from typing import Dict, List, Mapping, Tuple
 
 from .compiled import StructOffsets
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Mapping, Tuple
+
 
 _INTERP_313 = ("size", "id", "next", "threads_head", "gc", "imports_modules", "sysdict", "builtins",
                "ceval_gil", "gil_runtime_state", "gil_runtime_state_enabled",

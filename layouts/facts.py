@@ -15,7 +15,10 @@ function), never by comparing version numbers.  Groups:
 from __future__ import annotations
 
 from .records import dataclass, field, fields, is_dataclass
-from typing import Any, Dict, Optional, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Any, Dict, Optional, Tuple
 
 
 @dataclass(frozen=True)

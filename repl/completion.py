@@ -6,7 +6,10 @@ it for the REPL and debuggers); ``ReplCompleter`` adapts it to prompt_toolkit.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Type
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, Iterable, List, Type
+
 
 try:
     from prompt_toolkit.completion import Completer, Completion

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Dict, List, Optional, TextIO, Type
 
 from snapshot.errors import ProcessExitedError, SnapshotError
 
@@ -53,6 +52,11 @@ from . import interrupts
 from .commands import CLI_MODULES, load_all, load_cli
 from .commands.base import (CORE, DEBUGGER, LIVE, SNAPSHOT_FILE, Command, CommandError,  # noqa: F401
                             HelpShown, QuitRequested)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, TextIO, Type
+
 
 #: Front ends: which command table a dispatcher offers.
 CLI = "cli"        # pyspy-repl SUBCOMMAND / pyspy-snapshot SUBCOMMAND

@@ -9,9 +9,13 @@ engine's ``HangReport.to_dict()``.
 from __future__ import annotations
 
 import io
-from typing import TextIO
 
 from .render import frame_line, native_note
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import TextIO
+
 
 RULE = "=" * 78
 

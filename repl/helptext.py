@@ -6,7 +6,10 @@ text, the shell completions and the dispatcher cannot disagree.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Tuple
+
 
 #: Subcommands handled in ``repl.cli`` before dispatch, with their one-line help.
 EXTRA = (("gdb-path", "Print the path of the gdb script (gdb -ex \"source $(pyspy-repl gdb-path)\")."),

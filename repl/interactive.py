@@ -16,7 +16,6 @@ import argparse
 import os
 import sys
 import time
-from typing import List, Optional
 
 from snapshot.errors import SnapshotError
 
@@ -24,6 +23,10 @@ from .commands import CommandError, QuitRequested
 from .commands.dump import add_core_options, add_load_option, open_core_if_asked
 from .dispatch import REPL, Dispatcher, split_line
 from .session import Session
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import List, Optional
 
 
 # --------------------------------------------------------------------------- options

@@ -8,7 +8,10 @@ a record of what happened.
 from __future__ import annotations
 
 import time
-from typing import Optional, TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Optional, TextIO
 
 
 def is_terminal(stream) -> bool:

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import os
-from typing import List, Optional, TextIO
 
 from snapshot.model import Snapshot, ThreadStack
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import List, Optional, TextIO
 
 
 def thread_header(thread: ThreadStack) -> str:

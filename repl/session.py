@@ -24,13 +24,17 @@ from __future__ import annotations
 import struct
 import sys
 from _thread import RLock
-from typing import Dict, Optional, TextIO, Tuple
 
 from snapshot import SnapshotError, attach
 from snapshot.errors import ProcessExitedError
 from snapshot.model import Frame, Snapshot, ThreadStack
 
 from .commands.base import CORE, LIVE, SNAPSHOT_FILE, CommandError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, Optional, TextIO, Tuple
+
 
 _U64 = struct.Struct("<Q")
 

@@ -16,9 +16,13 @@ import errno
 import io
 import os
 import sys
-from typing import Optional, TextIO
 
 from .commands.base import CommandError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Optional, TextIO
+
 
 #: Exit status of a command whose output could not be written (README: exit statuses).
 EXIT_OUTPUT = 10

@@ -20,7 +20,10 @@ import signal
 import subprocess
 import time
 from layouts.records import dataclass, field
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 
 class Child:

@@ -6,11 +6,14 @@ cycle cannot be a tree: the cycles are reported, then every task is listed flat.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, TextIO
 
 from snapshot.model import AsyncTask, Snapshot
 
 from .render import frame_line
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, TextIO
 
 
 def find_cycles(tasks: List[AsyncTask]) -> List[List[int]]:

@@ -11,7 +11,11 @@ capstone is imported only here, and only for binaries without the symbol.
 from __future__ import annotations
 
 import re
-from typing import Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Optional
+
 
 #: Instructions decoded at most (the accessors are 2-3 instructions long).
 MAX_INSTRUCTIONS = 4

@@ -9,10 +9,13 @@ the ``Target`` s this hands it.  psutil is imported only here, off the hot path.
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional
 
 from .errors import (NotPythonError, PermissionDeniedError, ProcessExitedError, ProcessNotFoundError,
                      SnapshotError, UnsupportedVersionError)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Callable, Optional
 
 
 def gone(pid: int) -> bool:

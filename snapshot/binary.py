@@ -15,9 +15,13 @@ import re
 import struct
 import zlib
 from layouts.records import asdict, dataclass, field
-from typing import Dict, List, Optional
 
 from .errors import BinaryReadError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional
+
 
 SYMBOLS = ("_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NoneStruct", "interp_head",
            # 2.7/3.6: the GIL holder, the accessor that gives interp_head on stripped builds,

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Dict, List, Set
 
 from .errors import (NotPythonError, PermissionDeniedError, ProcessExitedError,
                      ProcessNotFoundError, SnapshotError, UnsupportedVersionError)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Set
+
 
 #: How often the subprocess watcher lists descendants.
 CHILD_POLL = 1.0

@@ -16,13 +16,17 @@ import os
 import re
 import struct
 from layouts.records import dataclass
-from typing import List, Optional, Tuple
 
 from layouts import COOKIE, SUPPORTED_VERSIONS, decode_hexversion, is_debug_offsets_version
 
 from . import binary
 from .errors import InterpreterNotFoundError, NotPythonError, SnapshotError, UnsupportedVersionError
 from .process.base import LIVE, MappedFile, MemoryMap, Process
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import List, Optional, Tuple
+
 
 _LIBPYTHON = re.compile(r"libpython(\d)\.(\d+)[a-z]*\.so")
 _PYTHON_NAME = re.compile(r"python(\d)\.(\d+)")

@@ -17,9 +17,17 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+
+from layouts.records import NamedRow
 
 from .errors import SnapshotError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+    Reader = Callable[[int, int], bytes]
+
 
 ELF_MAGIC = b"\x7fELF"
 ET_REL, ET_EXEC, ET_DYN, ET_CORE = 1, 2, 3, 4
@@ -46,8 +54,6 @@ _NHDR = struct.Struct("<III")
 TYPE_NAMES = {0: "no-type", ET_REL: "relocatable object", ET_EXEC: "executable",
               ET_DYN: "shared object or PIE executable", ET_CORE: "core"}
 
-Reader = Callable[[int, int], bytes]
-
 
 class ElfFormatError(SnapshotError, ValueError):
     """The bytes are not the ELF structure they claim to be (cut short, foreign, or not ELF64 LE)."""
@@ -56,7 +62,7 @@ class ElfFormatError(SnapshotError, ValueError):
     hint = "the file may have been replaced on disk since the process started"
 
 
-class Header(NamedTuple):
+class Header(NamedRow):
     type: int
     machine: int
     entry: int
@@ -69,7 +75,7 @@ class Header(NamedTuple):
     shstrndx: int
 
 
-class Segment(NamedTuple):
+class Segment(NamedRow):
     type: int
     flags: int
     offset: int
@@ -78,7 +84,7 @@ class Segment(NamedTuple):
     memsz: int
 
 
-class Section(NamedTuple):
+class Section(NamedRow):
     name: str
     type: int
     flags: int
@@ -89,13 +95,13 @@ class Section(NamedTuple):
     entsize: int
 
 
-class Note(NamedTuple):
+class Note(NamedRow):
     name: bytes
     type: int
     desc: bytes
 
 
-class Identity(NamedTuple):
+class Identity(NamedRow):
     """What a mapped file needs to be placed and recognised."""
 
     type: int              # ET_EXEC, ET_DYN, ...

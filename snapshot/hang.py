@@ -53,11 +53,15 @@ import os
 import platform
 import time
 from layouts.records import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .errors import NotPythonError, ProcessExitedError, SnapshotError
 from .model import Frame, Snapshot, ThreadStack
 from .waits import KERNEL_LABELS, library_wait, source_waits, syscall_wait
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
 
 REPORT_VERSION = 1
 

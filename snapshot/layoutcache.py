@@ -13,12 +13,16 @@ from __future__ import annotations
 import marshal
 import os
 import zlib
-from typing import Tuple
 
 import layouts
 from layouts import Layout, get_layout, version_module_name
 
 from .binary import cache_dir as binaries_cache_dir
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Tuple
+
 
 #: The modules a compiled layout depends on, besides the version's own (files of ``layouts``).
 _SHARED = ("_declare.py", "compiled.py", "facts.py", "base.py")

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 from layouts.records import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
 
 from .hostcompat import FROZEN as _FROZEN
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Any, Dict, List, Optional, Tuple
 
 
 #: Version of the ``to_dict`` form. 1: the first versioned form (format_version,

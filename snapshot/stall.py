@@ -8,10 +8,13 @@ to do then, is the front end's job.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Iterable, Optional, Tuple
 
 from .errors import NotPythonError
 from .hang import process_tree, stack_key
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Any, Dict, Iterable, Optional, Tuple
 
 
 class StallMonitor:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from layouts.records import replace
-from typing import Dict, List, Optional, Tuple
 
 from layouts import UnknownLayoutError, table_size, with_debug_offsets
 
@@ -28,6 +27,10 @@ from .process.base import RUNNING_SYSCALLS, Process, syscalls_of
 from .threads import ThreadFacts
 from .threadstatus import ThreadStatusReader, status_of
 from .walk.walker import ThreadCopy, Walker
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Tuple
 
 
 def attach(pid: int, memory: Optional[Process] = None, method: Optional[str] = None) -> "Target":

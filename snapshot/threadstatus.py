@@ -23,10 +23,14 @@ Read from memory only, never by running code in the target:
 from __future__ import annotations
 
 import struct
-from typing import Optional
 
 from .errors import SnapshotError
 from .model import HandledException
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Optional
+
 
 _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")

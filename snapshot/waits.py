@@ -25,7 +25,10 @@ one-shot ``dump`` path, which never classifies a hang.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Pattern, Tuple
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Pattern, Tuple
+
 
 #: (function, file suffix, kind, API label, idle)
 WAITS: Tuple[Tuple[str, str, str, str, bool], ...] = (

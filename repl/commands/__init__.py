@@ -6,11 +6,15 @@ an on-call engineer runs it in a loop.  ``load_cli(name)`` imports the one
 module a CLI subcommand needs; ``load_all()`` imports every command (the REPL
 and debugger front ends).
 """
-import importlib
-from typing import Dict, Optional, Type
+from __future__ import annotations
 
 from .base import (CLI_COMMANDS, REPL_COMMANDS, ArgumentParser, Command, CommandError,  # noqa: F401
                    QuitRequested, register)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, Optional, Type
+
 
 #: CLI subcommand -> module that defines it.
 CLI_MODULES: Dict[str, str] = {"dump": "dump", "record": "record", "top": "top", "watch": "hangwatch",
@@ -25,12 +29,12 @@ def load_cli(name: str) -> Optional[Type[Command]]:
     module = CLI_MODULES.get(name)
     if module is None:
         return None
-    importlib.import_module("%s.%s" % (__name__, module))
+    __import__("%s.%s" % (__name__, module))
     return CLI_COMMANDS.get(name)
 
 
 def load_all() -> Dict[str, Type[Command]]:
     """Import every command module; returns the prompt's table (name or alias -> class)."""
     for module in ALL_MODULES:
-        importlib.import_module("%s.%s" % (__name__, module))
+        __import__("%s.%s" % (__name__, module))
     return REPL_COMMANDS

@@ -29,7 +29,11 @@ snapshot).  Every command works on a live process; the others opt in.
 from __future__ import annotations
 
 import argparse
-from typing import Dict, Optional, Sequence, Type
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, Optional, Sequence, Type
+
 
 #: Session sources (``Session.source``).
 LIVE = "live"

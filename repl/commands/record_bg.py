@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Optional
 
 from snapshot import attach
 from snapshot.errors import SnapshotError
@@ -20,6 +19,11 @@ from snapshot.profile import Profile, ProfileOptions
 from snapshot.writers import format_for_path, formats, write_atomic, writer_class
 
 from .base import Command, CommandError, finite, register
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Optional
+
 
 JOB = "record"
 

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import time
-from typing import Dict, List, Tuple
 
 from .base import Command, CommandError, finite, register
 from .sampling import StopOnSignal
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Tuple
 
 
 class HotTable:

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import threading
 import time
-from typing import Callable, List, Optional
 
 from prompt_toolkit.application import Application
 from prompt_toolkit.filters import Condition
@@ -33,6 +32,11 @@ from prompt_toolkit.output import create_output
 from prompt_toolkit.widgets import Frame
 
 from .topview import HELP, TopView
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Callable, List, Optional
+
 
 #: How often the application looks whether sampling ended.
 POLL = 0.2

@@ -6,9 +6,13 @@ screen is drawn; keeping the model here lets neither view import the other.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
 
 from ..progress import format_seconds
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Tuple
+
 
 COLUMNS = ("%Own", "%Total", "OwnTime", "TotalTime")
 Key = tuple  # (function, filename), or (function, filename, line) with line numbers on

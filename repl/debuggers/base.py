@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import BinaryIO, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
 from snapshot import elf
 from snapshot.errors import MemoryReadError
 from snapshot.process.base import FILES, REGISTERS, MappedFile, MemoryMap, OSThread, Registers
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import BinaryIO, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
+
 
 PAGE = 4096
 #: Reads at least this large bypass the page cache (a data-stack chunk, a big string).

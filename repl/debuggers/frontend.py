@@ -11,10 +11,14 @@ answer with why they are unavailable here.
 """
 from __future__ import annotations
 
-from typing import Callable, Hashable, Optional, TextIO
 
 from ..commands.base import CommandError
 from ..session import Session
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Callable, Hashable, Optional, TextIO
+
 
 PROG = "pyspy"
 

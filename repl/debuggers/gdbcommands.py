@@ -10,12 +10,16 @@ or resumes the inferior: gdb owns it.
 from __future__ import annotations
 
 import io
-from typing import List, Optional
 
 import gdb
 
 from . import frontend
 from .gdbprocess import GdbProcess
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import List, Optional
+
 
 _generation = 0
 _front: Optional[frontend.DebuggerSession] = None

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Dict, List, Optional, Tuple
 
 import gdb  # noqa: F401 - only this module and gdbcommands import gdb
 
 from snapshot.process.base import DWARF_X86_64, MemoryMap
 
 from .base import DebuggerProcess, core_psargs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Tuple
+
 
 _MAPPING = re.compile(r"^\s*(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+0x[0-9a-f]+\s+(0x[0-9a-f]+)\s*([rwxsp-]{4})?\s*(.*)$")
 _CORE_SECTION = re.compile(r"^\s*\[\s*\d+\]\s+(0x[0-9a-f]+)->(0x[0-9a-f]+)\s+at\s+0x[0-9a-f]+:\s+(load\S*)\s+(.*)$")

@@ -10,12 +10,16 @@ output, messages and warnings on its error stream.
 from __future__ import annotations
 
 import io
-from typing import List, Optional
 
 import lldb
 
 from . import frontend
 from .lldbprocess import LldbProcess
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import List, Optional
+
 
 _front: Optional[frontend.DebuggerSession] = None
 

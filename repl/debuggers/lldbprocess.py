@@ -13,13 +13,17 @@ regions no module covers (heap, stacks, anonymous memory).
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Tuple
 
 import lldb  # noqa: F401 - only this module and lldbcommands import lldb
 
 from snapshot.process.base import DWARF_X86_64, MemoryMap, Registers
 
 from .base import DebuggerProcess
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Tuple
+
 
 _SYSCALL = b"\x0f\x05"
 #: rax of a thread stopped inside a blocking system call: the kernel's restart codes

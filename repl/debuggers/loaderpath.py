@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import List
 
 from . import loader_path, sitepaths
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import List
+
 
 USAGE = {
     "gdb": "usage: pyspy-repl gdb-path\n\nPrint the path of pyspy-repl's gdb script; load it with\n"

@@ -17,7 +17,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Dict, List, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional
+
 
 #: import name -> distribution name, for every dependency the engine imports.
 DEPENDENCIES = {"capstone": "capstone", "construct": "construct", "elftools": "pyelftools",

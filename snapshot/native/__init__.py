@@ -8,7 +8,11 @@ here is imported on first use: a plain ``dump`` never pays for it.
 from __future__ import annotations
 
 import weakref
-from typing import Dict, Iterable, List
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, Iterable, List
+
 
 _UNWINDERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import marshal
 import os
-from typing import Any, Optional
 
 from ..binary import cache_dir
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Any, Optional
+
 
 #: 2: symbol tables name PLT stubs (``foo@plt``).
 FORMAT = 2

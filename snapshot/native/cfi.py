@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
-from typing import Dict, List, Optional, Tuple
 
 from ..errors import SnapshotError
 from .dwarfexpr import sleb, uleb
 from .elf import PT_GNU_EH_FRAME, ElfFile
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Tuple
+
 
 CFA_REGISTER = 0
 CFA_EXPRESSION = 1

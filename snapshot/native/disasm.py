@@ -17,9 +17,15 @@ first use.
 from __future__ import annotations
 
 import re
-from typing import Callable, List, NamedTuple, Optional, Tuple
+
+from layouts.records import NamedRow
 
 from .cfi import CFA_REGISTER, OFFSET
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Callable, List, Optional, Tuple
+
 
 RSP, RBP, RA = 7, 6, 16
 _REG = {"rax": 0, "rdx": 1, "rcx": 2, "rbx": 3, "rsi": 4, "rdi": 5, "rbp": 6, "rsp": 7,
@@ -183,7 +189,7 @@ def recover_row(read_code: Callable[[int, int], Optional[bytes]], pc: int,
     return None
 
 
-class Instruction(NamedTuple):
+class Instruction(NamedRow):
     address: int
     size: int
     mnemonic: str

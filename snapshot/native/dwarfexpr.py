@@ -11,9 +11,13 @@ guessing.
 from __future__ import annotations
 
 import struct
-from typing import Callable, List, Optional, Sequence
 
 from ..errors import SnapshotError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Callable, List, Optional, Sequence
+
 
 MASK = (1 << 64) - 1
 #: Bound on executed operations: expressions come from files we do not trust.

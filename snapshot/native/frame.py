@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import os
 from layouts.records import dataclass
-from typing import Optional
 
 from ..hostcompat import FROZEN as _FROZEN
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Optional
 
 
 @dataclass(**_FROZEN)

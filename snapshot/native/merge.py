@@ -18,7 +18,13 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
+
+from layouts.records import NamedRow
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Any, Callable, List, Optional, Sequence, Tuple
+
 
 _SUFFIX = re.compile(r"(\.(cold|part|isra|constprop|lto_priv|localalias|llvm)(\.\d+)?)+$")
 _INTERPRETER = re.compile(r"^(lib)?python\d")
@@ -31,7 +37,7 @@ START_FUNCTIONS = frozenset(("_start", "__libc_start_main", "__libc_start_call_m
                              "start_thread", "clone", "clone3", "__clone", "__clone3"))
 
 
-class MergeResult(NamedTuple):
+class MergeResult(NamedRow):
     """``frames`` innermost first, Python frames (the walker's objects) and ``NativeFrame``s mixed;
     ``merged`` False means ``frames`` is the Python stack alone and ``reason`` says why."""
 
@@ -56,7 +62,7 @@ _KINDS: dict = {}
 _KINDS_MAX = 100_000
 
 
-class EvalNames(NamedTuple):
+class EvalNames(NamedRow):
     """The eval-loop functions of one version (``layout.facts.frames``: ``eval_functions``,
     ``eval_prefixes``); ``ANY_VERSION`` when the version is not known."""
 

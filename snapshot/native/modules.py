@@ -8,12 +8,16 @@ process that maps the same build-id.
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import Dict, List, Optional, Tuple
 
 from . import cache
 from .cfi import CfiError, EhFrame
 from .elf import ElfFile, ElfFormatError
 from .symbols import SymbolTable, load_symbols
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Tuple
+
 
 #: Shared by every unwinder in this process: the same build-id means the same bytes.
 _ROWS: Dict[str, dict] = {}

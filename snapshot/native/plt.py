@@ -14,9 +14,13 @@ the lazy ``push``/``jmp`` stubs of an IBT ``.plt`` whose calls go through
 from __future__ import annotations
 
 import struct
-from typing import Dict, Optional, Tuple
 
 from .elf import ElfFile
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, Optional, Tuple
+
 
 PLT_SECTIONS = (".plt", ".plt.sec", ".plt.got")
 R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT, R_X86_64_IRELATIVE = 6, 7, 37

@@ -13,9 +13,13 @@ interpreter lock, called straight from ``PyEval_EvalFrameEx``; Python-level lock
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
 
 from .merge import base_name, is_eval_frame, is_interpreter_module
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Optional, Sequence
+
 
 WAITING_FOR_GIL = "waiting for the GIL"
 COLLECTING_GARBAGE = "collecting garbage"

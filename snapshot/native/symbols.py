@@ -16,10 +16,14 @@ import shutil
 import struct
 import subprocess
 from bisect import bisect_right
-from typing import List, Optional, Sequence, Tuple
 
 from . import cache
 from .elf import ElfFile, ElfFormatError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import List, Optional, Sequence, Tuple
+
 
 DEBUG_ROOTS = ("/usr/lib/debug",)
 #: More debug directories (each holding ``.build-id/xx/rest.debug``), ``os.pathsep``-separated,

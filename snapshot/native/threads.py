@@ -12,12 +12,16 @@ hundred again and again.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..model import Frame, ThreadStack
 from .frame import NativeFrame, to_model_frame
 from .merge import ANY_VERSION, EvalNames, merge, native_only
 from .status import WAITING_FOR_GIL, native_status
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
 
 #: Interned native model frames kept before the table is emptied.
 MAX_INTERNED = 50_000

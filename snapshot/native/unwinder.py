@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
-from typing import Dict, List, Optional, Tuple
 
 from . import disasm
 from .cfi import (CFA_EXPRESSION, EXPRESSION, OFFSET, REGISTER, SAME_VALUE, UNDEFINED, VAL_EXPRESSION,
@@ -21,6 +20,11 @@ from .cfi import (CFA_EXPRESSION, EXPRESSION, OFFSET, REGISTER, SAME_VALUE, UNDE
 from .dwarfexpr import ExpressionError, evaluate
 from .frame import NativeFrame
 from .modules import ModuleMap
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Tuple
+
 
 MAX_DEPTH = 512
 STACK_WINDOW = 64 << 10

@@ -14,10 +14,16 @@ from __future__ import annotations
 
 import struct
 from functools import wraps
-from typing import Callable, Dict, Iterable, Optional, TypeVar
 
 from ..budget import Unlimited, WorkBudget
 from ..errors import CorruptDataError, MemoryReadError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Callable, Dict, Iterable, Optional, TypeVar
+
+    _T = TypeVar("_T")
+
 
 #: Most items read from one container (list, tuple, dict, set, instance dict).
 MAX_ITEMS = 10_000
@@ -43,7 +49,6 @@ TABLE_CHUNK = 1024
 MAX_ADDRESS = 1 << 48
 
 _U64 = struct.Struct("<Q")
-_T = TypeVar("_T")
 
 
 class CallCapError(CorruptDataError):

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Optional
 
 from layouts import numpy_objects as NP
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Optional
+
 
 _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")

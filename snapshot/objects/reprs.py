@@ -17,13 +17,17 @@ would raise.
 from __future__ import annotations
 
 import struct
-from typing import Callable, Dict, List, Optional
 
 from ..errors import CorruptDataError, MemoryReadError
 from .base import MAX_CSTRING, MAX_INT_DIGITS, MAX_ITEMS, MAX_STR_CHARS, MAX_VISITS, CallCapError, entry
 from .namespaces import NamespaceReader
 from .types import TypeInfo
 from .values import decode_chars
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Callable, Dict, List, Optional
+
 
 #: Characters (or bytes) of a long str/bytes read to choose the quote like CPython does.
 QUOTE_SCAN = 4096

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import struct
 from layouts.records import dataclass
-from typing import Dict, Optional, Tuple
 
 from ..errors import CorruptDataError
 from .base import MAX_BASES, RemoteReader, check_addr, entry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, Optional, Tuple
+
 
 _U64 = struct.Struct("<Q")
 _I64 = struct.Struct("<q")

@@ -18,10 +18,15 @@ from __future__ import annotations
 
 import struct
 from layouts.records import dataclass
-from typing import (BinaryIO, ContextManager, Dict, FrozenSet, List, Optional, Protocol, Sequence,
-                    Tuple)
 
 from ..hostcompat import FROZEN as _FROZEN
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import BinaryIO, ContextManager, Dict, FrozenSet, List, Optional, Protocol, Sequence, Tuple
+else:
+    Protocol = object  # ``Process`` is a structural type: nothing subclasses or instantiates it
+
 
 #: Capability words a source may declare.
 LIVE = "live"          # the process runs: it can be paused, sampled, followed

@@ -16,13 +16,17 @@ from __future__ import annotations
 import bisect
 import os
 from contextlib import contextmanager
-from typing import BinaryIO, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
 from .. import elf
 from ..errors import MemoryReadError
 from .base import FILES, REGISTERS, MappedFile, MemoryMap, OSThread, Registers
 from .corebinaries import BinaryFinder, BinaryNotFoundError, BuildIdMismatchError, Resolved
 from .corefile import CoreFile, CoreFileError, CoreTruncatedError, FileEntry, NotACoreError, perms
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import BinaryIO, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
+
 
 #: Largest single read accepted (remote sizes are untrusted), as for live processes.
 MAX_READ = 64 << 20

@@ -11,11 +11,17 @@ instead.  A missing file is an error only when something needs its bytes.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from layouts.records import NamedRow
 
 from .. import elf
 from ..errors import BinaryReadError, MemoryReadError, SnapshotError
 from .corefile import CoreFile, FileEntry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Sequence, Tuple
+
 
 _DELETED = " (deleted)"
 _SEARCH_HINT = "give the directory holding a copy with --lib-search-path DIR (or the program with --executable PATH)"
@@ -45,7 +51,7 @@ class BuildIdMismatchError(BinaryNotFoundError):
             "--lib-search-path DIR (or --executable PATH)")
 
 
-class Resolved(NamedTuple):
+class Resolved(NamedRow):
     local_path: str
     error: Optional[BinaryNotFoundError]
     build_id: str          # what the core says (or, when it has no header page, the file's)

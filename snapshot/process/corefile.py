@@ -15,11 +15,17 @@ import bisect
 import mmap
 import os
 import struct
-from typing import Dict, List, NamedTuple, Optional, Tuple
+
+from layouts.records import NamedRow
 
 from .. import elf
 from ..errors import SnapshotError
 from .base import USER_REGS_SIZE, Registers
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Tuple
+
 
 NT_PRSTATUS, NT_PRPSINFO, NT_AUXV, NT_FILE, NT_SIGINFO = 1, 3, 6, 0x46494C45, 0x53494749
 AT_NULL, AT_ENTRY, AT_EXECFN = 0, 9, 31
@@ -52,7 +58,7 @@ class CoreTruncatedError(CoreFileError):
             "take or copy it again")
 
 
-class FileEntry(NamedTuple):
+class FileEntry(NamedRow):
     """One ``NT_FILE`` record: a file-backed mapping and its byte offset in the file."""
 
     start: int

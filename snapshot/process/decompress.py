@@ -14,9 +14,13 @@ import os
 import re
 import shutil
 import subprocess
-from typing import Optional
 
 from ..errors import SnapshotError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Optional
+
 
 #: Decompressed copies kept in the cache (the oldest others are removed).
 KEEP = 2

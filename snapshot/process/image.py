@@ -13,12 +13,15 @@ import base64
 import bisect
 import os
 from contextlib import contextmanager
-from typing import (BinaryIO, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence,
-                    Tuple)
 
 from ..errors import BinaryReadError, MemoryReadError
 from .base import FILES, REGISTERS, RUNNING_SYSCALLS, MappedFile, MemoryMap, OSThread, Registers, syscalls_of
 from .ptrace import RegistersUnavailableError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import BinaryIO, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple
+
 
 FORMAT = 1
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import BinaryIO, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import BinaryReadError, KernelThreadError, ProcessExitedError, ProcessNotFoundError
 from .. import elf
@@ -21,6 +20,10 @@ from .memory import ProcessMemory
 from .pause import not_paused, paused
 from .ptrace import RegistersUnavailableError, get_registers
 from .tasks import TaskStates
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import BinaryIO, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
 
 def check_process(pid: int) -> None:

@@ -15,10 +15,14 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import MemoryReadError, PermissionDeniedError, ProcessExitedError
 from . import procfs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Sequence, Tuple
+
 
 #: Largest single read we accept; remote sizes are untrusted.
 MAX_READ = 64 << 20

@@ -22,12 +22,16 @@ import os
 import signal
 import time
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Optional, Set
 
 from ..errors import PermissionDeniedError, SnapshotError, TracerAttachedError
 from . import procfs
 from .ptrace import PTRACE_DETACH, PTRACE_EVENT_STOP, PTRACE_INTERRUPT, PTRACE_SEIZE, call
 from .signals import deferred_signals
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Callable, Dict, Iterator, List, Optional, Set
+
 
 WALL = 0x40000000
 #: Attach rounds: threads started while we attach are picked up by a new round.

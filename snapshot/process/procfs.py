@@ -10,10 +10,14 @@ return None (or an empty value) for a process or thread that is gone; only
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Tuple
 
 from ..errors import PermissionDeniedError, ProcessExitedError
 from .base import MemoryMap
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Tuple
+
 
 #: ``PF_KTHREAD`` in the ``flags`` field of ``stat``: a kernel thread has no user memory.
 PF_KTHREAD = 0x00200000

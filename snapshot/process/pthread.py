@@ -8,7 +8,11 @@ again on every use.
 from __future__ import annotations
 
 import struct
-from typing import Callable, Dict, Iterable, List, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Callable, Dict, Iterable, List, Optional
+
 
 PTHREAD_PROBE = 2048
 #: glibc x86-64 keeps ``tid`` here; tried first, but always verified.

@@ -11,10 +11,14 @@ import ctypes
 import errno
 import os
 import struct
-from typing import Optional, Tuple
 
 from ..errors import SnapshotError
 from .base import USER_REGS_SIZE, Registers
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Optional, Tuple
+
 
 PTRACE_GETREGS = 12
 PTRACE_DETACH = 17

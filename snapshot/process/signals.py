@@ -15,7 +15,11 @@ from __future__ import annotations
 import signal
 import sys
 from contextlib import contextmanager
-from typing import Iterator, List
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Iterator, List
+
 
 #: Signals whose action must wait until every thread of the target runs again.
 DEFERRED = tuple(getattr(signal, name) for name in

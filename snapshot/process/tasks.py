@@ -13,9 +13,12 @@ namespace's ids while ``/proc`` here lists ours; ``NSpid`` in each thread's
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, Tuple
 
 from . import procfs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, Iterable, Tuple
 
 
 class TaskStates:

@@ -10,12 +10,16 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from layouts.records import asdict, dataclass
-from typing import Any, Dict, List, Optional
 
 from ..errors import SnapshotError
 from ..process.image import RecordingProcess
 from .explore import Explorer
 from .fileformat import SavedSnapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Any, Dict, List, Optional
+
 
 @dataclass(frozen=True)
 class ExploreLimits:

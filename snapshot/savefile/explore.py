@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import SnapshotError
 from ..model import Snapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Any, Dict, List, Optional, Sequence
+
 
 class Explorer:
     """Reads what ``print`` may later ask for, breadth first, within ``ExploreLimits``.

@@ -33,10 +33,14 @@ import struct
 import time
 import zlib
 from layouts.records import dataclass, field
-from typing import Any, Dict, List, Tuple
 
 from ..errors import SnapshotError
 from ..model import Snapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Any, Dict, List, Tuple
+
 
 MAGIC = b"PYSPYSNP"
 #: Version of the file layout above (not of the snapshot's own ``to_dict`` form).

@@ -19,10 +19,14 @@ calls instead of twenty thousand.
 from __future__ import annotations
 
 import struct
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import SnapshotError
 from ..walk.raw import RawFrame
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Sequence, Tuple
+
 
 _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")

@@ -23,12 +23,16 @@ coroutine as CPython's task repr shows it, ``coro=<QUALNAME()>`` (``coro=<main()
 from __future__ import annotations
 
 import struct
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import CorruptDataError, SnapshotError
 from ..model import AsyncTask
 from .coroutines import CoroutineReader
 from .registries import find_debug_table, find_static
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Sequence, Tuple
+
 
 _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")

@@ -8,9 +8,12 @@
 from __future__ import annotations
 
 import struct
-from typing import Dict, Optional
 
 from ..errors import MemoryReadError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, Optional
 
 
 def find_static(process, library: str, name: str) -> Optional[int]:

@@ -11,7 +11,11 @@ copies instead of the target's memory.
 from __future__ import annotations
 
 import struct
-from typing import List, Optional, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import List, Optional, Tuple
+
 
 #: First read of a data-stack chunk; chunks are at least 16 KiB.
 CHUNK_READ = 16 * 1024

@@ -8,10 +8,14 @@ frames after the detach.
 from __future__ import annotations
 
 import struct
-from typing import List, Tuple
 
 from ..errors import MemoryReadError
 from .chunks import MAX_DEPTH, ThreadCopy, _Copies
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import List, Tuple
+
 
 #: Bytes copied past the current frame's start: its header and the slots of most code objects
 #: (a frame whose cached code needs more completes the copy in one more batched read, inside the pause).

@@ -15,7 +15,11 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
-from typing import List, Optional, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import List, Optional, Tuple
+
 
 #: Entries decoded from one table at most (remote data is untrusted).
 MAX_ENTRIES = 1 << 20

@@ -6,11 +6,14 @@ these around; a remembered ``RawFrame`` is shared between walks and never change
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
 
 from layouts.records import dataclass
 
 from .codecache import CodeInfo
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import List, Optional, Tuple
 
 
 class RawFrame:

@@ -17,9 +17,13 @@ stale entries drops the tails too.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
 
 from ..errors import MemoryReadError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Tuple
+
 
 #: Tails kept, and the bytes their checks hold, before the table is emptied.
 MAX_TAILS = 4096

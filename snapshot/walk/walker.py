@@ -16,7 +16,6 @@ whose ``previous`` is the entry shim the eval loop pushed on the C stack.
 from __future__ import annotations
 
 import struct
-from typing import Dict, List, Optional, Tuple
 
 from layouts import Layout
 
@@ -28,6 +27,11 @@ from .codecache import CodeCache
 from .copying import CopyStep
 from .raw import RawFrame, RawThread, copy_frame as _copy_frame
 from .tails import TailRecorder, Tails
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Tuple
+
 
 MAX_THREADS = 4096
 #: Frames remembered by their words (``Walker._remembered``) before the table is emptied.

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Dict, List, Optional, Tuple, Type
 
 from .base import Writer
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Tuple, Type
+
 
 __all__ = ["Writer", "formats", "writer_class", "writer_for", "format_for_path", "write_atomic"]
 

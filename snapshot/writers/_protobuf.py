@@ -5,7 +5,10 @@ used; repeated integers are written packed, as proto3 does by default.
 """
 from __future__ import annotations
 
-from typing import Iterable
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Iterable
+
 
 _MASK64 = (1 << 64) - 1
 

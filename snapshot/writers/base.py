@@ -9,9 +9,12 @@ speedscope file from the same recording.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import IO, ClassVar, Optional
 
 from ..profile import Profile, Sample
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import ClassVar, IO, Optional
 
 
 class Writer(ABC):

@@ -11,11 +11,14 @@ trace says so in ``otherData``.
 from __future__ import annotations
 
 import json
-from typing import IO, Any, Dict, Iterator, List, Tuple
 
 from ..profile import Profile, ThreadKey
 from .base import Writer
 from .speedscope import exporter
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Any, Dict, IO, Iterator, List, Tuple
 
 
 class ChrometraceWriter(Writer):

@@ -19,9 +19,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import IO, Optional
 
 from ..errors import SnapshotError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import IO, Optional
+
 
 #: The path meaning "standard output" (as py-spy's ``-o -``... and most Unix tools).
 STDOUT = "-"

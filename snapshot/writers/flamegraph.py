@@ -11,11 +11,15 @@ still says everything when scripts are off (e.g. in an ``<img>``).
 from __future__ import annotations
 
 import zlib
-from typing import IO, Dict, List, Optional, Tuple
 from xml.sax.saxutils import escape
 
 from ..profile import Profile
 from .base import Writer
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, IO, List, Optional, Tuple
+
 
 _FRAME_HEIGHT = 16
 _FONT_SIZE = 12

@@ -12,11 +12,14 @@ Field numbers are those of perftools.profiles.Profile (profile.proto).
 from __future__ import annotations
 
 import gzip
-from typing import IO, Dict, List, Tuple
 
 from ..profile import Profile
 from ._protobuf import bytes_field, int_field, message_field, packed_field
 from .base import Writer
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, IO, List, Tuple
 
 
 class _Strings:

@@ -6,10 +6,13 @@ same program diff cleanly.
 """
 from __future__ import annotations
 
-from typing import IO
 
 from ..profile import Profile
 from .base import Writer
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import IO
 
 
 class RawWriter(Writer):

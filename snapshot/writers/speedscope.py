@@ -11,10 +11,14 @@ otherwise.
 from __future__ import annotations
 
 import json
-from typing import IO, Any, Dict, List, Optional
 
 from ..profile import Profile, ThreadKey
 from .base import Writer
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Any, Dict, IO, List, Optional
+
 
 SCHEMA_URL = "https://www.speedscope.app/file-format-schema.json"
 
