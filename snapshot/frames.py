@@ -9,10 +9,14 @@ object reader and never fail the frame: an unreadable value becomes
 from __future__ import annotations
 
 import struct
-from typing import Dict, Optional, Tuple
 
 from .errors import SnapshotError, WorkBudgetError
 from .model import Frame, Local
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, Optional, Tuple
+
 
 _U64 = struct.Struct("<Q")
 _FIELDS = set(getattr(Frame, "__dataclass_fields__", ()))
@@ -92,8 +96,12 @@ class FrameBuilder:
         refs = self.layout.facts.stackrefs
         tagged = refs.tag_mask
         mask = ~tagged & 0xFFFFFFFFFFFFFFFF
+        try:
+            names, kinds = code.slot_names, code.slot_kinds
+        except (SnapshotError, UnicodeDecodeError, struct.error, ValueError) as e:
+            return (Local("<invalid names>", "<unreadable: %s>" % e, 0, False),)
         result = []
-        for index, (name, kind, value) in enumerate(zip(code.slot_names, code.slot_kinds, raw.localsplus)):
+        for index, (name, kind, value) in enumerate(zip(names, kinds, raw.localsplus)):
             if kind == "hidden":
                 continue
             if tagged and value & tagged == refs.int_tag:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import Dict, List, Optional, Tuple
 
 from .errors import MemoryReadError, SnapshotError
 from .waits import is_idle_function
 from .process.base import SYSCALL_FUTEX, SYSCALL_RESTART, SYSCALL_UNKNOWN
 from .process.pthread import PthreadTidFinder
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Tuple
+
 
 #: facts.gil -> where the GIL holder is read: "runtime" (_PyRuntime.gilstate.tstate_current, with
 #: the GIL's ``locked``), "interpreter" (the interpreter's GIL struct), "variable" (2.7/3.6: the
@@ -228,19 +232,25 @@ class ThreadFacts:
         # One pass over the dict (a lookup per thread would scan it once per thread: quadratic).
         wanted = set(thread_ids)
         by_ident: Dict[int, int] = {}
-        for key_addr, value_addr in self.objects.dict_items(active):
-            try:
-                ident = self.objects.int_value(key_addr)
-            except (SnapshotError, ValueError, struct.error):
-                continue
-            if ident in wanted:
-                by_ident[ident] = value_addr
+        pairs = self.objects.dict_items(active)
+        self.objects.hold_heads(k for k, _ in pairs)  # every key int in one read
+        try:
+            for key_addr, value_addr in pairs:
+                try:
+                    ident = self.objects.int_value(key_addr)
+                except (SnapshotError, ValueError, struct.error):
+                    continue
+                if ident in wanted:
+                    by_ident[ident] = value_addr
+        finally:
+            self.objects.release_heads()
+        threads = [by_ident[t] for t in thread_ids if by_ident.get(t)]
+        name_of = self.objects.getattr_many(threads, self.layout.facts.thread_name_attr)
+        addrs = [a for a in name_of.values() if a]
+        texts = dict(zip(addrs, self.objects.strings(addrs, 1024)))
         names: Dict[int, Optional[str]] = {}
         for thread_id in thread_ids:
-            thread = by_ident.get(thread_id)
-            if not thread:
-                continue
-            name_addr = self.objects.getattr(thread, self.layout.facts.thread_name_attr)
-            if name_addr:
-                names[thread_id] = self.objects.string(name_addr, 1024)
+            name_addr = name_of.get(by_ident.get(thread_id, 0))
+            if name_addr and texts.get(name_addr) is not None:
+                names[thread_id] = texts[name_addr]
         return names

@@ -16,7 +16,7 @@ import pytest
 
 import snapshot
 from layouts import get_layout
-from snapshot.errors import WorkBudgetError
+from snapshot.errors import SnapshotError, WorkBudgetError
 from snapshot.memory import ProcessMemory
 from snapshot.objects import ObjectReader
 from snapshot.walk.codecache import CodeCache
@@ -130,6 +130,29 @@ def test_names_must_match_the_declared_count(victim):
     codes = CodeCache(corrupt, layout, ObjectReader(corrupt, layout))
     assert codes.get(code_addr) is None
     assert corrupt.reads < 64 * 1024   # rejected before reading 5,000 names
+
+
+def test_slot_names_are_read_when_asked(victim):
+    """3.11+: a plain stack needs only the slot count; the names are read on first use, and
+    names turned to garbage meanwhile give a typed error there, not a wrong name."""
+    pid, layout, code_addr, _ = victim
+    memory = ProcessMemory(pid)
+    co = layout.PyCodeObject
+    counting = Patched(memory, {})
+    info = CodeCache(counting, layout, ObjectReader(counting, layout)).get(code_addr)
+    assert info.nslots == 2 and info.nargs == 1
+    before = counting.reads
+    assert info.slot_names == ("a", "b") and info.slot_kinds == ("local", "local")
+    if "co_localsplusnames" not in co:
+        assert counting.reads == before       # before 3.11 they come with the code object
+        return
+    assert counting.reads > before
+    names = struct.unpack("<Q", memory.read(code_addr + co.co_localsplusnames, 8))[0]
+    corrupt = Patched(memory, {names + layout.PyTupleObject.ob_item: struct.pack("<Q", 0x10)})
+    lazy = CodeCache(corrupt, layout, ObjectReader(corrupt, layout)).get(code_addr)
+    assert lazy is not None and lazy.nslots == 2 and lazy.function == "victim"
+    with pytest.raises(SnapshotError):
+        lazy.slot_names
 
 
 def test_work_budget_stops_a_snapshot(victim):

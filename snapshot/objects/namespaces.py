@@ -8,14 +8,19 @@ array or dict before the object (3.11, 3.12), or values inline after
 from __future__ import annotations
 
 import struct
-from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from ..errors import CorruptDataError
+from ..errors import CorruptDataError, SnapshotError
 from .base import MAX_CSTRING, MAX_INT_DIGITS, MAX_ITEMS, entry
 from .types import TypeInfo
 from .values import ValueReader
 
-Key = Union[str, int]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
+
+    Key = Union[str, int]
+
+
 #: Classes of an MRO searched (a sane hierarchy is far shorter).
 MAX_MRO = 256
 #: PyMemberDef types holding an object pointer (T_OBJECT, T_OBJECT_EX: what ``__slots__`` creates).
@@ -183,6 +188,25 @@ class NamespaceReader(ValueReader):
         attribute is returned as found (a function, not a bound method; a
         property object, since its getter cannot be run).
         """
+        return self._getattr(addr, name, set())
+
+    @entry
+    def getattr_many(self, addrs: Sequence[int], name: str) -> Dict[int, Optional[int]]:
+        """``getattr(addr, name)`` of many objects; an object whose attribute cannot be read
+        maps to None.  Why not ``getattr`` in a loop: instances of one class share their key
+        strings, so a key object that matched once is recognised by its address after that,
+        with no read (the thread names of a dump: one key comparison, not one per thread)."""
+        matched: Set[int] = set()
+        out: Dict[int, Optional[int]] = {}
+        for addr in addrs:
+            try:
+                out[addr] = self._getattr(addr, name, matched)
+            except (SnapshotError, UnicodeDecodeError, struct.error, ValueError):
+                out[addr] = None
+        return out
+
+    def _getattr(self, addr: int, name: str, matched: Set[int]) -> Optional[int]:
+        """``getattr``; ``matched``: addresses of key objects known to equal ``name``."""
         info = self._info_of(addr)
         if info.kind == "module":
             md_dict = self._ptr(addr + self.layout.PyModuleObject.md_dict)
@@ -190,7 +214,8 @@ class NamespaceReader(ValueReader):
         if info.kind == "type":
             return self._mro_lookup(self._type_info(addr), name)
         for key_addr, value_addr in self._instance_pairs(addr):
-            if self._key_equals(key_addr, name):
+            if key_addr in matched or self._key_equals(key_addr, name):
+                matched.add(key_addr)
                 return value_addr
         found = self._mro_lookup(info, name)
         if found is None:

@@ -12,11 +12,15 @@ from __future__ import annotations
 import array
 import struct
 from layouts.records import dataclass
-from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from ..errors import CorruptDataError, MemoryReadError
 from .base import MAX_INT_DIGITS, MAX_ITEMS, MAX_STR_CHARS, MAX_TABLE, TABLE_CHUNK, check_addr, entry
 from .types import TypeInfo, TypeReader
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Any, Callable, List, Optional, Sequence, Tuple
+
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
@@ -214,6 +218,11 @@ class ValueReader(TypeReader):
     def sequence_items(self, addr: int, limit: int = MAX_ITEMS) -> List[int]:
         """Element addresses of a tuple or list (or subclass), at most ``limit`` (capped at MAX_ITEMS)."""
         return self._sequence(addr, self._info_of(addr), limit)[1]
+
+    @entry
+    def sequence_len(self, addr: int) -> int:
+        """The true length of a tuple or list (or subclass), reading its head only."""
+        return self._sequence(addr, self._info_of(addr), 0)[0]
 
     @entry
     def sequence_item(self, addr: int, index: int) -> Tuple[int, Optional[int]]:

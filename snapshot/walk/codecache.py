@@ -14,7 +14,6 @@ about it is cached, and decoding never runs past the end of the code.
 from __future__ import annotations
 
 import struct
-from typing import Dict, List, Optional, Tuple
 
 from layouts import Layout
 
@@ -22,6 +21,11 @@ from ..budget import Unlimited, WorkBudget
 from ..errors import CorruptDataError, MemoryReadError
 from ..process.base import Process as MemoryReader
 from .linetable import DECODERS, LineTable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, List, Optional, Tuple
+
 
 _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")
@@ -42,24 +46,32 @@ LINE_TABLE_SLACK = 4096
 
 
 class CodeInfo:
-    """What the walker needs from one code object."""
+    """What the walker needs from one code object.
 
-    __slots__ = ("address", "name", "qualname", "filename", "first_line", "code_offset", "slot_names",
-                 "slot_kinds", "nargs", "needs_first_local", "_table", "_raw_table", "_decoder",
-                 "_lines", "header", "function", "code_size")
+    The names and kinds of its local slots are read only when something asks for them
+    (locals, a pre-3.11 method name): a plain stack needs the slot count alone, and
+    decoding every code object's name tuple was a seventh of a cold dump's walk."""
+
+    __slots__ = ("address", "name", "qualname", "filename", "first_line", "code_offset", "_slot_names",
+                 "_slot_kinds", "_load_slots", "nslots", "nargs", "needs_first_local", "_table",
+                 "_raw_table", "_decoder", "_lines", "header", "function", "code_size")
 
     def __init__(self, address: int, name: str, qualname: Optional[str], filename: str, first_line: int,
-                 code_offset: int, slot_names: Tuple[str, ...], slot_kinds: Tuple[str, ...], nargs: int,
-                 raw_table: bytes, decoder, header: bytes, code_size: int = 1 << 62):
+                 code_offset: int, slot_names: Optional[Tuple[str, ...]], slot_kinds: Optional[Tuple[str, ...]],
+                 nargs: int, raw_table: bytes, decoder, header: bytes, code_size: int = 1 << 62,
+                 nslots: Optional[int] = None, load_slots=None):
         self.address = address
         self.name = name
         self.qualname = qualname
         self.filename = filename
         self.first_line = first_line
         self.code_offset = code_offset
-        self.slot_names = slot_names
-        self.slot_kinds = slot_kinds  # "local" | "cell" | "free" | "hidden" per slot
-        self.nargs = nargs
+        self._slot_names = slot_names
+        self._slot_kinds = slot_kinds  # "local" | "cell" | "free" | "hidden" per slot
+        #: () -> (names, kinds), for slots not read yet; raises a SnapshotError on garbage.
+        self._load_slots = load_slots
+        self.nslots = len(slot_names) if slot_names is not None else (nslots or 0)
+        self.nargs = min(nargs, self.nslots)
         self.function = qualname or name
         # Before 3.11 there is no qualname: methods are named from self/cls, like py-spy.
         self.needs_first_local = (qualname is None and nargs > 0 and bool(slot_names)
@@ -72,8 +84,20 @@ class CodeInfo:
         self.code_size = code_size  # bytes of bytecode: decoding never goes past it
 
     @property
-    def nslots(self) -> int:
-        return len(self.slot_names)
+    def slot_names(self) -> Tuple[str, ...]:
+        if self._slot_names is None:
+            self._read_slots()
+        return self._slot_names
+
+    @property
+    def slot_kinds(self) -> Tuple[str, ...]:
+        if self._slot_kinds is None:
+            self._read_slots()
+        return self._slot_kinds
+
+    def _read_slots(self) -> None:
+        names, kinds = self._load_slots()
+        self._slot_names, self._slot_kinds, self._load_slots = names, kinds, None
 
     def line_for(self, offset: int) -> int:
         line = self._lines.get(offset)
@@ -246,26 +270,48 @@ class CodeCache:
         # another tuple (or a garbage count) would make every frame render thousands of "locals".
         if "co_localsplusnames" in co:
             count = geti("co_nlocalsplus")
-            names = self._names(get("co_localsplusnames"), address, count)
-            kind_bytes = objects.bytes_value(get("co_localspluskinds"), MAX_SLOTS)
-            if len(kind_bytes) != count:
+            if not 0 <= count <= MAX_SLOTS:
+                raise CorruptDataError("code object 0x%x claims %d locals" % (address, count))
+            names_addr, kinds_addr = get("co_localsplusnames"), get("co_localspluskinds")
+            # The counts are checked now, from the heads already held (no read); the names
+            # themselves are read when asked for.
+            named = objects.sequence_len(names_addr) if names_addr else 0
+            if named != count:
+                raise CorruptDataError("code object 0x%x declares %d locals but names %d"
+                                       % (address, count, named))
+            kinded = objects.bytes_size(kinds_addr)
+            if kinded != count:
                 raise CorruptDataError("code object 0x%x: %d local kinds for %d locals"
-                                       % (address, len(kind_bytes), count))
-            kinds = tuple(self._kind(b) for b in kind_bytes)
-            code_offset = co.co_code_adaptive
-        else:
-            nlocals = geti("co_nlocals")
-            varnames = self._names(get("co_varnames"), address, nlocals)
-            cells = self._names(get("co_cellvars"), address)
-            frees = self._names(get("co_freevars"), address)
-            names = varnames + cells + frees
-            kinds = ("local",) * nlocals + ("cell",) * len(cells) + ("free",) * len(frees)
-            code_offset = 0
+                                       % (address, kinded, count))
+            header = raw[self.header_start:self.header_span]
+            return CodeInfo(address, name, qualname, filename, first_line, co.co_code_adaptive, None, None,
+                            nargs, raw_table, self.decoder, header, code_size, nslots=count,
+                            load_slots=lambda: self._slots(address, names_addr, kinds_addr, count))
+        nlocals = geti("co_nlocals")
+        varnames = self._names(get("co_varnames"), address, nlocals)
+        cells = self._names(get("co_cellvars"), address)
+        frees = self._names(get("co_freevars"), address)
+        names = varnames + cells + frees
+        kinds = ("local",) * nlocals + ("cell",) * len(cells) + ("free",) * len(frees)
         if len(names) > MAX_SLOTS:
             raise CorruptDataError("code object 0x%x claims %d locals" % (address, len(names)))
         header = raw[self.header_start:self.header_span]
-        return CodeInfo(address, name, qualname, filename, first_line, code_offset, names, kinds,
-                        min(nargs, len(names)), raw_table, self.decoder, header, code_size)
+        return CodeInfo(address, name, qualname, filename, first_line, 0, names, kinds, nargs, raw_table,
+                        self.decoder, header, code_size)
+
+    def _slots(self, address: int, names_addr: int, kinds_addr: int, count: int):
+        """A 3.11+ code object's slot names and kinds, read (once) when first asked for."""
+        objects = self.objects
+        objects.hold_heads((names_addr, kinds_addr), CODE_HEAD_PREFETCH)
+        try:
+            names = self._names(names_addr, address, count)
+            kind_bytes = objects.bytes_value(kinds_addr, MAX_SLOTS)
+        finally:
+            objects.release_heads()
+        if len(kind_bytes) != count:
+            raise CorruptDataError("code object 0x%x: %d local kinds for %d locals"
+                                   % (address, len(kind_bytes), count))
+        return names, tuple(self._kind(b) for b in kind_bytes)
 
     def _code_size(self, address: int, raw: bytes, get) -> int:
         """Bytes of bytecode: 3.11+ code objects are var-sized (ob_size code units), older ones hold co_code."""
