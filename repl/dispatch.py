@@ -44,7 +44,6 @@ becomes one "internal error" line and the session goes on.
 from __future__ import annotations
 
 import os
-import re
 
 from snapshot.errors import ProcessExitedError, SnapshotError
 
@@ -141,14 +140,16 @@ class Dispatcher:
             if why:
                 raise CommandError(why)
             command = cls()
-            prog = "%s %s" % (self.prog, cls.name) if cli else cls.name
-            parser = command.parser(prog)
-            if not cli and "--fresh" in argv and not any("--fresh" in a.option_strings for a in parser._actions):
-                argv.remove("--fresh")
-                session.refresh()
-            if not cli and cls.needs_target and session.pid is None:
-                raise CommandError("not attached: `attach PID` first")
-            args = parser.parse_args(argv)
+            if cli:
+                args = command.parse(argv, "%s %s" % (self.prog, cls.name))
+            else:
+                parser = command.parser(cls.name)
+                if "--fresh" in argv and not any("--fresh" in a.option_strings for a in parser._actions):
+                    argv.remove("--fresh")
+                    session.refresh()
+                if cls.needs_target and session.pid is None:
+                    raise CommandError("not attached: `attach PID` first")
+                args = parser.parse_args(argv)
             interrupts.check()
             status = command.run(session, args) or 0
             session.out.flush()
@@ -254,6 +255,7 @@ def _scan(text: str, keep_quotes: bool) -> List[str]:
             if keep_quotes:
                 parts.append(text[i:end + 1])
             elif c == '"':
+                import re
                 parts.append(re.sub(r'\\([\\"$`])', r"\1", body))
             else:
                 parts.append(body)

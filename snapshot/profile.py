@@ -31,11 +31,15 @@ from __future__ import annotations
 
 from array import array
 from layouts.records import dataclass, replace
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .model import _FROZEN, Frame, Snapshot
 
-ThreadKey = Tuple[int, int]  # (pid, thread_id)
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+
+    ThreadKey = Tuple[int, int]  # (pid, thread_id)
+
 #: Stacks remembered by frame identity before that cache is emptied (samples with locals
 #: bring new Frame objects every time; the real tables are not affected).
 MAX_IDENTITY_STACKS = 50_000

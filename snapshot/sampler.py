@@ -43,25 +43,27 @@ from __future__ import annotations
 
 import time
 from layouts.records import dataclass, field
-from typing import TYPE_CHECKING, Callable, ContextManager, Dict, List, Optional, Set
 
 from .attaching import attach_when_ready, gone  # noqa: F401 - attach_when_ready: kept importable here
 from .errors import ProcessExitedError, SnapshotError
 from .model import Snapshot
 from .profile import Sample
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import Callable, ContextManager, Dict, List, Optional, Set
+
     from .children import ChildWatcher    # imported when children are followed (a thread)
+
+    Sink = Callable[[Sample], None]
+    SnapshotSink = Callable[[Snapshot], None]
+    ErrorSink = Callable[[int, BaseException], None]
 
 #: Missed deadlines are still sampled (late, back to back) while the loop is at most this
 #: many seconds behind, so a starved sampler keeps its rate; further behind, they are skipped.
 CATCH_UP = 0.25
 #: The longest single sleep, so ``stop()`` from a signal handler acts quickly.
 MAX_SLEEP = 0.05
-
-Sink = Callable[[Sample], None]
-SnapshotSink = Callable[[Snapshot], None]
-ErrorSink = Callable[[int, BaseException], None]
 
 
 @dataclass

@@ -8,8 +8,7 @@ and debugger front ends).
 """
 from __future__ import annotations
 
-from .base import (CLI_COMMANDS, REPL_COMMANDS, ArgumentParser, Command, CommandError,  # noqa: F401
-                   QuitRequested, register)
+from .base import CLI_COMMANDS, REPL_COMMANDS, Command, CommandError, QuitRequested, register  # noqa: F401
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up

@@ -28,10 +28,9 @@ snapshot).  Every command works on a live process; the others opt in.
 """
 from __future__ import annotations
 
-import argparse
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    import argparse
     from typing import Dict, Optional, Sequence, Type
 
 
@@ -70,29 +69,50 @@ def terminal_columns() -> int:
     return columns or 80
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Help text as argparse writes it, with the width found without ``shutil``.
+def _argparse_classes():
+    """(HelpFormatter, ArgumentParser), built on first use: ``argparse`` (with ``re``,
+    ``gettext`` and ``locale``) is imported only when a parser is really needed (the REPL,
+    ``--help``, an error, a form the quick parser leaves to argparse)."""
+    global _CLASSES
+    if _CLASSES is not None:
+        return _CLASSES
+    import argparse
 
-    Why: argparse builds a formatter for every ``add_argument`` (to check the metavar) and
-    the stock one asks ``shutil`` for the terminal width; importing shutil (with zlib, bz2,
-    lzma and fnmatch) was over a millisecond of every command's start-up, a one-shot dump's
-    included, for nothing it needs."""
+    class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+        """Help text as argparse writes it, with the width found without ``shutil``.
 
-    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
-        super().__init__(prog, indent_increment, max_help_position,
-                         terminal_columns() - 2 if width is None else width)
+        Why: argparse builds a formatter for every ``add_argument`` (to check the metavar) and
+        the stock one asks ``shutil`` for the terminal width; importing shutil (with zlib, bz2,
+        lzma and fnmatch) was over a millisecond of every command's start-up, for nothing it
+        needs."""
+
+        def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+            super().__init__(prog, indent_increment, max_help_position,
+                             terminal_columns() - 2 if width is None else width)
+
+    class ArgumentParser(argparse.ArgumentParser):
+        """argparse that raises instead of exiting, so a bad REPL line never ends the session."""
+
+        def error(self, message: str):
+            raise CommandError("%s: %s" % (self.prog, message))
+
+        def exit(self, status: int = 0, message: Optional[str] = None):
+            if message:
+                raise CommandError(message.strip())
+            raise HelpShown()
+
+    _CLASSES = (HelpFormatter, ArgumentParser)
+    return _CLASSES
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that raises instead of exiting, so a bad REPL line never ends the session."""
+_CLASSES = None
 
-    def error(self, message: str):
-        raise CommandError("%s: %s" % (self.prog, message))
 
-    def exit(self, status: int = 0, message: Optional[str] = None):
-        if message:
-            raise CommandError(message.strip())
-        raise HelpShown()
+def __getattr__(name: str):
+    """``HelpFormatter`` and ``ArgumentParser`` as module attributes, built on first use."""
+    if name in ("HelpFormatter", "ArgumentParser"):
+        return _argparse_classes()[name == "ArgumentParser"]
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 class HelpShown(Exception):
@@ -121,11 +141,22 @@ class Command:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Declare this command's flags."""
 
-    def parser(self, prog: Optional[str] = None) -> ArgumentParser:
-        parser = ArgumentParser(prog=prog or self.name, description=self.help,
-                                formatter_class=HelpFormatter)
+    def parser(self, prog: Optional[str] = None) -> argparse.ArgumentParser:
+        formatter, parser_class = _argparse_classes()
+        parser = parser_class(prog=prog or self.name, description=self.help, formatter_class=formatter)
         self.add_arguments(parser)
         return parser
+
+    def parse(self, words: Sequence[str], prog: Optional[str] = None):
+        """``self.parser(prog).parse_args(words)``, without argparse where its plain forms
+        suffice (``quickparse``): the same values; help and errors are argparse's own."""
+        from .quickparse import NotQuick, QuickParser
+        quick = QuickParser()
+        try:
+            self.add_arguments(quick)
+            return quick.parse_args(words)
+        except NotQuick:
+            return self.parser(prog).parse_args(words)
 
     def run(self, session, args: argparse.Namespace) -> int:
         raise NotImplementedError
@@ -169,9 +200,10 @@ def finite(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("not a number: %r" % text) from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError("not a finite number: %r" % text)
+        value = None
+    if value is None or not math.isfinite(value):
+        from argparse import ArgumentTypeError  # only for a bad value: start-up does not pay for it
+        raise ArgumentTypeError(("not a number: %r" if value is None else "not a finite number: %r") % text)
     return value
 
 
@@ -179,8 +211,13 @@ def positive(text: str) -> float:
     """An argparse type: a finite number above zero (rates, durations, intervals)."""
     value = finite(text)
     if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive: %r" % text)
+        from argparse import ArgumentTypeError
+        raise ArgumentTypeError("must be positive: %r" % text)
     return value
+
+
+#: ``argparse.REMAINDER`` (its documented value), for declarations that do not import argparse.
+REMAINDER = "..."
 
 
 def remainder_command(words: Optional[Sequence[str]]) -> list:

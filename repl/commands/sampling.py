@@ -6,16 +6,17 @@ module holds their common front-end parts.
 """
 from __future__ import annotations
 
-import argparse
-import signal
+import _signal as signal  # not ``signal``: its enums cost start-up (see snapshot/process/signals.py)
 import sys
-from typing import TYPE_CHECKING, List
 
 from snapshot.errors import NotPythonError, ProcessExitedError
 
-from .base import CommandError, finite, remainder_command
+from .base import REMAINDER, CommandError, finite, remainder_command
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import List
+
     from ..supervise import Child     # imported by launch(): ``subprocess`` only for a launched command
 
 #: Seconds a launched command gets to show an initialised interpreter.
@@ -29,7 +30,7 @@ SUBPROCESSES_HINT = "add --subprocesses to sample the Python processes it starts
 
 def add_target_arguments(parser) -> None:
     parser.add_argument("--pid", "-p", type=int, help="PID of a running Python program to sample")
-    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...",
+    parser.add_argument("command", nargs=REMAINDER, metavar="-- COMMAND ...",
                         help="a Python program to run and sample until it exits")
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 
-from ..profile import Profile, ThreadKey
+from ..profile import Profile
 from .base import Writer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from ..profile import ThreadKey
     from typing import Any, Dict, IO, List, Optional
 
 
