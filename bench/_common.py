@@ -40,17 +40,28 @@ def bench_root() -> str:
     return os.environ.get("PYSPY_REPL_BENCH") or os.path.join(os.path.expanduser("~"), ".cache", "pyspy-repl", "bench")
 
 
-#: How the installed ``pyspy-repl`` command starts: pip's generated script (``re``, ``sys``, then the
-#: entry point), so a bench pays what a user pays, not ``python -m``'s runpy and importlib.util (~3 ms).
-PYSPY_REPL_SCRIPT = ("import re, sys\n"
-                     "try:\n    from repl.entry import console_main\n"
-                     "except ImportError:\n    from repl.cli import console_main\n"
-                     "sys.argv[0] = 'pyspy-repl'\nconsole_main()")
+#: How an installed ``pyspy-repl`` command started before the tree shipped its own script:
+#: pip's generated wrapper (``re``, ``sys``, then the entry point).
+PIP_WRAPPER_SCRIPT = ("import re, sys\n"
+                      "try:\n    from repl.entry import console_main\n"
+                      "except ImportError:\n    from repl.cli import console_main\n"
+                      "sys.argv[0] = 'pyspy-repl'\nconsole_main()")
+
+
+def pyspy_repl_script() -> str:
+    """What the installed ``pyspy-repl`` command runs, so a bench pays what a user pays (not
+    ``python -m``'s runpy and importlib.util, ~3 ms): the measured tree's ``bin/pyspy-repl``
+    (installed as written), or pip's wrapper for a tree without one."""
+    path = os.path.join(REPO, "bin", "pyspy-repl")
+    if not os.path.exists(path):
+        return PIP_WRAPPER_SCRIPT
+    with open(path) as fh:
+        return "import sys\nsys.argv[0] = 'pyspy-repl'\n" + fh.read()
 
 
 def pyspy_repl_argv(tool_python: str, *args: str) -> List[str]:
     """The command line of ``pyspy-repl ARGS...`` run by ``tool_python`` (the work tree on PYTHONPATH)."""
-    return [tool_python, "-c", PYSPY_REPL_SCRIPT] + list(args)
+    return [tool_python, "-c", pyspy_repl_script()] + list(args)
 
 
 def pyspy_repl_env(cache_dir: Optional[str] = None) -> Dict[str, str]:
