@@ -12,7 +12,7 @@ console scripts' first module) holds a Ctrl-C by only remembering it;
 """
 from __future__ import annotations
 
-import signal
+import _signal as signal  # not ``signal``: its enums cost start-up (as in repl/entry.py)
 import sys
 
 _seen = False

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import marshal
 import os
-import re
 import struct
 import zlib
 from layouts.records import asdict, dataclass, field
@@ -35,7 +34,7 @@ SYMBOLS = ("_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NoneStruct", "interp_
 CACHE_FORMAT = 7
 # PY_VERSION may be tail-merged into a longer string (".../versions/3.8.18"), so
 # only require that no digit or dot precedes it.
-_VERSION_TEXT = re.compile(rb"(?<![\d.])([23]\.\d{1,2}\.\d{1,2})((?:a|b|rc)\d{1,2})?\+?\x00")
+_VERSION_TEXT = rb"(?<![\d.])([23]\.\d{1,2}\.\d{1,2})((?:a|b|rc)\d{1,2})?\+?\x00"
 #: pyelftools' names of e_type, which discovery compares with.
 _ELF_TYPES = {1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
 _SYM_SIZE = 24          # Elf64_Sym: st_name, st_info, st_other, st_shndx, st_value, st_size
@@ -168,7 +167,8 @@ def _analyse(path: str) -> BinaryInfo:
                 info.py_version_hex = int.from_bytes(raw[:4], "little")
         rodata = image.section_bytes(".rodata") if info.py_version_hex is None else None
         if rodata:
-            match = _VERSION_TEXT.search(rodata)
+            import re       # here: analysis runs once per binary (then cached), not at start-up
+            match = re.search(_VERSION_TEXT, rodata)
             if match:
                 info.version_text = match.group(1).decode() + (match.group(2) or b"").decode()
     finally:

@@ -13,7 +13,6 @@ and last the file name.  Everything comes from a ``Process``: its mapped files
 from __future__ import annotations
 
 import os
-import re
 import struct
 from layouts.records import dataclass
 
@@ -28,8 +27,6 @@ if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
     from typing import List, Optional, Tuple
 
 
-_LIBPYTHON = re.compile(r"libpython(\d)\.(\d+)[a-z]*\.so")
-_PYTHON_NAME = re.compile(r"python(\d)\.(\d+)")
 #: Ways of finding ``_PyRuntime``, in the order tried: the exported symbol, the
 #: ``.PyRuntime`` section (3.10+), the 3.13+ debug-offsets cookie in writable memory.
 METHODS = ("symbol", "section", "cookie")
@@ -56,7 +53,7 @@ class Interpreter:
 
 def _candidates(files: List[MappedFile], exe: str) -> List[MappedFile]:
     """libpython and the executable among the mapped files, libpython first."""
-    libs = [f for f in files if _LIBPYTHON.search(os.path.basename(f.path))]
+    libs = [f for f in files if _libpython_version(os.path.basename(f.path))]
     exes = [f for f in files if (f.path == exe or f.path == exe + " (deleted)") and f not in libs]
     return libs + exes
 
@@ -72,9 +69,33 @@ def _binary_info(process: Process, mapped: MappedFile) -> binary.BinaryInfo:
     return binary.load(mapped.local_path)
 
 
+def _libpython_version(name: str) -> Optional[Tuple[int, int]]:
+    """(major, minor) of a file named like ``libpython3.12.so.1.0`` or ``libpython3.8d.so``
+    (``libpython<digit>.<digits>[a-z]*.so`` anywhere in the name), else None.  Scanned by
+    hand: this runs on every attach, and ``re`` is not otherwise imported by a dump."""
+    start = name.find("libpython")
+    while start >= 0:
+        i = start + len("libpython")
+        if i + 2 < len(name) and "0" <= name[i] <= "9" and name[i + 1] == ".":
+            j = i + 2
+            while j < len(name) and "0" <= name[j] <= "9":
+                j += 1
+            k = j
+            while k < len(name) and "a" <= name[k] <= "z":
+                k += 1
+            if j > i + 2 and name.startswith(".so", k):
+                return int(name[i]), int(name[i + 2:j])
+        start = name.find("libpython", start + 1)
+    return None
+
+
 def _version_from_name(path: str) -> Optional[Tuple[int, int]]:
     name = os.path.basename(path)
-    match = _LIBPYTHON.search(name) or _PYTHON_NAME.search(name)
+    found = _libpython_version(name)
+    if found:
+        return found
+    import re       # the last resort of version finding, after the binary's own facts
+    match = re.search(r"python(\d)\.(\d+)", name)
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
@@ -153,6 +174,7 @@ def _detect_version(memory: Process, info: binary.BinaryInfo, runtime_addr: int,
     if info.py_version_hex:
         return decode_hexversion(info.py_version_hex)
     if info.version_text:
+        import re   # a stripped binary without a version number (rare): its PY_VERSION text
         parts = re.match(r"(\d+)\.(\d+)\.(\d+)", info.version_text)
         if parts:
             return (int(parts.group(1)), int(parts.group(2)), int(parts.group(3))), info.version_text

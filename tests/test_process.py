@@ -337,3 +337,21 @@ def test_pause_stops_threads_born_while_attaching(once_python, tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+def test_libpython_names_are_recognised_as_the_pattern_says():
+    """Discovery's hand scan equals ``libpython(\\d)\\.(\\d+)[a-z]*\\.so`` searched anywhere in the name."""
+    import random
+    import re
+
+    from snapshot.discovery import _libpython_version
+    pattern = re.compile(r"libpython(\d)\.(\d+)[a-z]*\.so")
+    names = ["libpython3.12.so.1.0", "libpython3.8d.so", "libpython2.7.so", "python3.12", "libpython3.so",
+             "libpython3.10.a", "xlibpython3.11m.so.1", "libpythonlibpython3.9.so", "libpython3..so",
+             "libpython31.2.so", "libpython3.12A.so", "libpython3.1"]
+    chooser = random.Random(13)
+    names += ["libpython" + "".join(chooser.choice("3.12.soabz9") for _ in range(chooser.randint(0, 10)))
+              for _ in range(20000)]
+    for name in names:
+        match = pattern.search(name)
+        assert _libpython_version(name) == ((int(match.group(1)), int(match.group(2))) if match else None), name

@@ -10,7 +10,6 @@ such pid, a kernel thread) happen in the constructor.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 
 from ..errors import BinaryReadError, KernelThreadError, ProcessExitedError, ProcessNotFoundError
 from .. import elf
@@ -23,7 +22,7 @@ from .tasks import TaskStates
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
-    from typing import BinaryIO, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
+    from typing import BinaryIO, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 
 def check_process(pid: int) -> None:
@@ -194,13 +193,12 @@ class LiveProcess:
             result.update(self.tasks.syscalls(rest))
         return result
 
-    @contextmanager
-    def paused(self) -> Iterator[List[int]]:
+    def paused(self):
+        """A ``with`` block with every thread stopped (``pause.paused``); ``as``: the tids."""
         def remember(tids: List[int]) -> None:
             self._stopped = frozenset(tids)
 
-        with paused(self.pid, remember) as stopped:
-            yield stopped
+        return paused(self.pid, remember)
 
     def not_paused(self):
         """The ``--nonblocking`` stand-in for ``paused()``."""

@@ -19,9 +19,10 @@ from __future__ import annotations
 import errno
 import gc
 import os
-import signal
+import sys
 import time
-from contextlib import contextmanager
+
+import _signal as signal  # not ``signal``: its enums cost start-up (see signals.py)
 
 from ..errors import PermissionDeniedError, SnapshotError, TracerAttachedError
 from . import procfs
@@ -30,7 +31,7 @@ from .signals import deferred_signals
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
-    from typing import Callable, Dict, Iterator, List, Optional, Set
+    from typing import Callable, Dict, List, Optional, Set
 
 
 WALL = 0x40000000
@@ -241,30 +242,55 @@ class Pause:
             call(PTRACE_DETACH, tid, 0, self.pending_signals.get(tid, sig))
 
 
-@contextmanager
-def paused(pid: int, on_pause: Callable[[List[int]], None] = lambda tids: None) -> Iterator[List[int]]:
-    """Stop all threads of ``pid`` for the duration of the block; yields the stopped tids.
+class paused:
+    """Stop all threads of ``pid`` for the duration of the ``with`` block; ``as``: the stopped tids.
 
     For the block the tool's cyclic garbage collector is held (a full collection of a
     large heap would stretch a pause now and then) and, where allowed, the pausing
-    thread runs at a higher priority (``PAUSE_NICE_BOOST``).
+    thread runs at a higher priority (``PAUSE_NICE_BOOST``).  ``on_pause`` is told the
+    stopped tids once they are all stopped, and ``[]`` before they run again.  (A class,
+    not ``contextlib.contextmanager``: see signals.py.)
     """
-    collecting = gc.isenabled()
-    with deferred_signals():
-        pause = Pause(pid)
-        gc.disable()
-        niceness = _raise_priority()
+
+    def __init__(self, pid: int, on_pause: Callable[[List[int]], None] = lambda tids: None):
+        self.pid = pid
+        self.on_pause = on_pause
+
+    def __enter__(self) -> List[int]:
+        self._collecting = gc.isenabled()
+        self._signals = deferred_signals()
+        self._signals.__enter__()
         try:
-            pause.attach_all()
-            stopped = list(pause.attached)
-            on_pause(stopped)
-            yield stopped
+            self._pause = Pause(self.pid)
+            gc.disable()
+            self._niceness = _raise_priority()
+            try:
+                self._pause.attach_all()
+                stopped = list(self._pause.attached)
+                self.on_pause(stopped)
+            except BaseException:
+                self._resume()
+                raise
+        except BaseException:
+            self._signals.__exit__(*sys.exc_info())
+            raise
+        return stopped
+
+    def __exit__(self, *exc) -> bool:
+        try:
+            self._resume()
         finally:
-            on_pause([])
-            pause.detach_all()
-            _restore_priority(niceness)
-            if collecting:
-                gc.enable()
+            self._signals.__exit__(*exc)
+        return False
+
+    def _resume(self) -> None:
+        """What the block's end undoes, in this order: tell ``on_pause``, detach every
+        thread, restore the priority and the collector."""
+        self.on_pause([])
+        self._pause.detach_all()
+        _restore_priority(self._niceness)
+        if self._collecting:
+            gc.enable()
 
 
 #: How much the pausing thread's nice value is lowered for the pause, where allowed (root,
@@ -295,7 +321,14 @@ def _restore_priority(old: Optional[int]) -> None:
             pass
 
 
-@contextmanager
-def not_paused(pid: int = 0) -> Iterator[List[int]]:
-    """The ``--nonblocking`` stand-in for ``paused``."""
-    yield []
+class not_paused:
+    """The ``--nonblocking`` stand-in for ``paused``: nothing stopped, ``as`` gives ``[]``."""
+
+    def __init__(self, pid: int = 0):
+        self.pid = pid
+
+    def __enter__(self) -> List[int]:
+        return []
+
+    def __exit__(self, *exc) -> bool:
+        return False
