@@ -39,6 +39,8 @@ _FIELDS = "__dataclass_fields__"
 CODE: dict = {}
 #: The keys compiled in this run (what a cache lacks).
 COMPILED: list = []
+#: The keys taken from ``CODE`` in this run (what a cache must keep first).
+USED: list = []
 
 
 class FrozenInstanceError(AttributeError):
@@ -245,7 +247,9 @@ def _compile(cls, found, frozen: bool, init: bool, repr_: bool, eq: bool, hash_:
         return {}
     key = ("<records of %s>" % cls.__qualname__, "\n".join(lines))
     code = CODE.get(key)
-    if code is None:
+    if code is not None:
+        USED.append(key)
+    else:
         code = CODE[key] = compile(key[1], key[0], "exec")
         COMPILED.append(key)
     exec(code, env)

@@ -46,7 +46,7 @@ def use_code_cache() -> None:
     if loaded:
         records.CODE.update(loaded)
     import atexit
-    atexit.register(_save, path, records, len(loaded))
+    atexit.register(_save, path, records)
 
 
 def _load(path: str) -> dict:
@@ -70,11 +70,14 @@ def _load(path: str) -> dict:
             if isinstance(k, tuple) and len(k) == 2 and type(v).__name__ == "code"}
 
 
-def _save(path: str, records, loaded: int) -> None:
+def _save(path: str, records) -> None:
     if not records.COMPILED:
         return
-    keep = dict(records.CODE) if loaded + len(records.COMPILED) <= MAX_ENTRIES else \
-        {key: records.CODE[key] for key in records.COMPILED}
+    # Least recently used first, then what this run used and compiled; the newest MAX_ENTRIES
+    # are kept (two installs, or a clone beside an install, take turns without evicting each other).
+    recent = dict.fromkeys(records.USED + records.COMPILED)
+    order = [key for key in records.CODE if key not in recent] + list(recent)
+    keep = {key: records.CODE[key] for key in order[-MAX_ENTRIES:]}
     tmp = "%s.%d.tmp" % (path, os.getpid())
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
