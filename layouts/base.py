@@ -36,11 +36,15 @@ class Layout:
         return self.facts
 
     def __getattr__(self, name: str) -> StructOffsets:
-        # Only called for names that are not dataclass fields: struct lookups.
+        # Only called for names that are not dataclass fields: struct lookups.  The struct is
+        # then kept in the instance dict, so the next ``layout.PyASCIIObject`` is a plain
+        # attribute hit, not a Python call (readers ask it for every object they decode).
         try:
-            return self.__dict__["structs"][name]
+            found = self.__dict__["structs"][name]
         except KeyError:
             raise AttributeError(name) from None
+        self.__dict__[name] = found
+        return found
 
     @property
     def declarations(self) -> Mapping:

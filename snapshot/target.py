@@ -333,7 +333,7 @@ class Target:
                                           is_idle=idle, frames=frames, interpreter_id=interp_id,
                                           status=status_of(holds, requested, idle),
                                           gc_collecting=collecting,
-                                          exception=status.exception(tstate_raw) if fresh_names else None))
+                                          exception=status.exception(tstate_raw, raw.tstate_addr) if fresh_names else None))
         if ask:
             self._python_tids = tuple(seen_tids)
         return result

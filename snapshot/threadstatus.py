@@ -102,15 +102,16 @@ class ThreadStatusReader:
             return False
 
     # -- handled exception --------------------------------------------------------------
-    def exception(self, tstate_raw: bytes) -> Optional[HandledException]:
-        """The exception the thread is handling (None: none, or unreadable)."""
+    def exception(self, tstate_raw: bytes, tstate_addr: int = 0) -> Optional[HandledException]:
+        """The exception the thread is handling (None: none, or unreadable).  ``tstate_addr``:
+        where ``tstate_raw`` was copied from (the usual handler stack entry is inside it)."""
         try:
             if self.ts_exc_info is None and self.ts_exc_value is not None:
                 value = self._own_value(tstate_raw)
             elif self.ts_exc_info is None or self.item_value is None or self.ts_exc_info + 8 > len(tstate_raw):
                 return None
             else:
-                value = self._current_value(_U64.unpack_from(tstate_raw, self.ts_exc_info)[0])
+                value = self._current_value(_U64.unpack_from(tstate_raw, self.ts_exc_info)[0], tstate_addr, tstate_raw)
             if not value:
                 return None
             return HandledException(self._type_name(value), self._message(value), value)
@@ -126,11 +127,15 @@ class ThreadStatusReader:
             return 0
         return value
 
-    def _current_value(self, item: int) -> int:
+    def _current_value(self, item: int, tstate_addr: int = 0, tstate_raw: bytes = b"") -> int:
         seen = set()
         while item and item not in seen and len(seen) < MAX_STACK_ITEMS:
             seen.add(item)
-            raw = self.process.read(item, self.item_size)
+            start = item - tstate_addr
+            if tstate_addr and 0 <= start and start + self.item_size <= len(tstate_raw):
+                raw = tstate_raw[start:start + self.item_size]  # the thread state's own entry: no read
+            else:
+                raw = self.process.read(item, self.item_size)
             value = _U64.unpack_from(raw, self.item_value)[0]
             if value and value != self.none_addr and self.objects.kind(value) != "none":
                 return value

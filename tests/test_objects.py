@@ -178,6 +178,18 @@ def test_instance_attributes(target, name):
     assert r.getattr(addr, "missing") is None
 
 
+def test_getattr_many_equals_getattr(target):
+    """Many objects' attribute at once (thread names), with the key objects that matched or did
+    not match once recognised by address: every answer is ``getattr``'s, a bad address is None."""
+    r = target.reader
+    names = ["attrs_few", "attrs_many", "attrs_materialised", "attrs_deleted", "attrs_dictsub", "attrs_initialised"]
+    addrs = [target.extra[n][0] for n in names]
+    attrs = {a for n in names for a in target.extra[n][1]} | {"missing"}
+    for attr in sorted(attrs):
+        many = r.getattr_many(addrs + [0x10], attr)
+        assert many == {**{a: r.getattr(a, attr) for a in addrs}, 0x10: None}, attr
+
+
 def test_module_and_type_attributes(target):
     r = target.reader
     addr, expected = target.extra["module_main"]

@@ -111,7 +111,10 @@ class RemoteReader:
         if self._bytes_read > MAX_TOTAL_READ:
             raise CallCapError("refusing to read %d more bytes at 0x%x (per-call cap reached)" % (size, addr))
         self.budget.charge(size)
-        return self.memory.read(addr, size)
+        data = self.memory.read(addr, size)
+        if self._held:
+            self._heads[addr] = data  # while heads are held, a second read of it is free too
+        return data
 
     def _read_in(self, obj_addr: int, addr: int, size: int) -> bytes:
         """Read part of the object at ``obj_addr`` (its prefetched head often already holds it)."""

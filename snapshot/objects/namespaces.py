@@ -115,8 +115,9 @@ class NamespaceReader(ValueReader):
                 out.append((self._string(key_addr, MAX_CSTRING), value_addr))
         return out
 
-    def _instance_pairs(self, addr: int) -> List[Tuple[int, int]]:
-        info = self._info_of(addr)
+    def _instance_pairs(self, addr: int, info: Optional[TypeInfo] = None) -> List[Tuple[int, int]]:
+        if info is None:
+            info = self._info_of(addr)
         if info.kind == "classic_instance":
             return self._dict_or_nothing(self._ptr(addr + self.layout.PyInstanceObject.in_dict))
         if info.kind == "classic_class":
@@ -197,26 +198,40 @@ class NamespaceReader(ValueReader):
         strings, so a key object that matched once is recognised by its address after that,
         with no read (the thread names of a dump: one key comparison, not one per thread)."""
         matched: Set[int] = set()
+        other: Set[int] = set()
         out: Dict[int, Optional[int]] = {}
-        for addr in addrs:
-            try:
-                out[addr] = self._getattr(addr, name, matched)
-            except (SnapshotError, UnicodeDecodeError, struct.error, ValueError):
-                out[addr] = None
+        # The objects' heads in one read, and what the lookups read (shared keys) kept for
+        # the call: the second instance of a class costs its own values only.
+        self.hold_heads(addrs)
+        try:
+            for addr in addrs:
+                try:
+                    out[addr] = self._getattr(addr, name, matched, other)
+                except (SnapshotError, UnicodeDecodeError, struct.error, ValueError):
+                    out[addr] = None
+        finally:
+            self.release_heads()
         return out
 
-    def _getattr(self, addr: int, name: str, matched: Set[int]) -> Optional[int]:
-        """``getattr``; ``matched``: addresses of key objects known to equal ``name``."""
+    def _getattr(self, addr: int, name: str, matched: Set[int], other: Optional[Set[int]] = None) -> Optional[int]:
+        """``getattr``; ``matched`` / ``other``: addresses of key objects known to equal ``name``
+        / known not to (a key object is immutable while it is a dict's key)."""
         info = self._info_of(addr)
         if info.kind == "module":
             md_dict = self._ptr(addr + self.layout.PyModuleObject.md_dict)
             return self._dict_get(md_dict, name) if md_dict else None
         if info.kind == "type":
             return self._mro_lookup(self._type_info(addr), name)
-        for key_addr, value_addr in self._instance_pairs(addr):
-            if key_addr in matched or self._key_equals(key_addr, name):
+        for key_addr, value_addr in self._instance_pairs(addr, info):
+            if key_addr in matched:
+                return value_addr
+            if other is not None and key_addr in other:
+                continue
+            if self._key_equals(key_addr, name):
                 matched.add(key_addr)
                 return value_addr
+            if other is not None:
+                other.add(key_addr)
         found = self._mro_lookup(info, name)
         if found is None:
             return None

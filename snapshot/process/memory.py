@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+from _thread import get_ident
 
 from ..errors import MemoryReadError, PermissionDeniedError, ProcessExitedError
 from . import procfs
@@ -28,6 +29,9 @@ if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
 MAX_READ = 64 << 20
 #: Linux's IOV_MAX: process_vm_readv takes at most this many iovecs per call.
 IOV_MAX = 1024
+#: Single reads up to this size land in one buffer made once per reader (in the thread that
+#: made it): a ctypes buffer per read (an allocation and an audit event) was a tenth of a read.
+SCRATCH = 1 << 16
 #: Bounds of what one pass's plan re-reads at the start of the next (ranges, bytes).
 PLAN_RANGES = 8192
 PLAN_BYTES = 8 << 20
@@ -56,6 +60,13 @@ class ProcessMemory:
         self._served: Optional[Dict[int, bytes]] = None  # this pass's re-read of the plan
         self._asked: Dict[int, int] = {}  # address -> largest size this pass read there
         self._prepared: Optional[_PreparedPlan] = None  # the plan's iovecs, built once per plan
+        self._scratch = bytearray(SCRATCH)
+        self._scratch_view = memoryview(self._scratch)
+        self._scratch_owner = get_ident()
+        self._scratch_c = (ctypes.c_char * SCRATCH).from_buffer(self._scratch)  # held: the address stays ours
+        self._local = _IOVec(ctypes.addressof(self._scratch_c), 0)
+        self._remote = _IOVec(0, 0)
+        self._local_ref, self._remote_ref = ctypes.byref(self._local), ctypes.byref(self._remote)
 
     # -- passes ---------------------------------------------------------
     def begin_pass(self) -> None:
@@ -116,13 +127,20 @@ class ProcessMemory:
         if size == 0:
             return b""
         if self._use_vm_readv:
-            buffer = ctypes.create_string_buffer(size)
-            local = _IOVec(ctypes.addressof(buffer), size)
-            remote = _IOVec(address, size)
             self.read_calls += 1
-            got = _process_vm_readv(self.pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
-            if got == size:
-                return buffer.raw
+            if size <= SCRATCH and self._scratch_owner == get_ident():
+                self._local.iov_len = self._remote.iov_len = size
+                self._remote.iov_base = address
+                got = _process_vm_readv(self.pid, self._local_ref, 1, self._remote_ref, 1, 0)
+                if got == size:
+                    return bytes(self._scratch_view[:size])
+            else:
+                buffer = ctypes.create_string_buffer(size)
+                local = _IOVec(ctypes.addressof(buffer), size)
+                remote = _IOVec(address, size)
+                got = _process_vm_readv(self.pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+                if got == size:
+                    return buffer.raw
             if got < 0:
                 err = ctypes.get_errno()
                 if err in (errno.ENOSYS, errno.EINVAL) or (err == errno.EPERM and self._mem_usable()):

@@ -84,6 +84,7 @@ class Walker(CopyStep):
         #: 3.11+ stack-only walks: what lies below a thread's innermost frame (``tails``).
         self._tails = Tails()
         self._tail_used = None  # the tail the last interpreter-frame walk took, if any
+        self._prefetched = False  # whether a decode read its code objects in one batch yet
 
     def _setup_frame_objects(self, layout: Layout, frames) -> None:
         fo = layout.PyFrameObject
@@ -220,8 +221,14 @@ class Walker(CopyStep):
         return self._copy_threads_of(tstates, follow)
 
     def decode_threads(self, copies: List[ThreadCopy], with_locals: bool) -> List[RawThread]:
-        """Stacks from ``copy_threads``'s copies, with every cached code object they used checked once."""
+        """Stacks from ``copy_threads``'s copies, with every cached code object they used checked once.
+
+        The first decode after attaching reads the code objects the copies name in one batch
+        (``CodeCache.prefetch``); later ones meet few new code objects and read them as met."""
         self.codes.begin()
+        if not self._prefetched:
+            self._prefetched = True
+            self.codes.prefetch(address for copy in copies for address in self._code_addresses(copy))
         threads = [self._decode_thread(copy, with_locals) for copy in copies]
         stale = set(self.codes.stale_hits())
         if stale:
@@ -241,6 +248,29 @@ class Walker(CopyStep):
                     kept.append(frame)
                 thread.frames = kept
         return threads
+
+    def _code_addresses(self, copy: ThreadCopy) -> List[int]:
+        """The code objects of the frames ``copy`` holds, in chain order (no read: only what
+        the pause copied; frames outside the copies are met by the walk itself)."""
+        memory = copy.memory
+        if isinstance(memory, dict):  # frame objects (3.10 and older)
+            return [_U64.unpack_from(data, self.fo_code)[0] for data in memory.values()
+                    if len(data) >= self.fo_code + 8]
+        out: List[int] = []
+        if memory is None:
+            return out
+        address, header, seen = copy.frame, self.frame_header, 0
+        unpack, mask = _U64.unpack_from, self.tag_mask
+        while address and seen < 2 * MAX_DEPTH:
+            found = memory.find(address, header)
+            if found is None:
+                break
+            data, base, _ = found
+            if data[base + self.if_owner] < self.skip_owner_from:
+                out.append(unpack(data, base + self.if_code)[0] & mask)
+            address = unpack(data, base + self.if_previous)[0]
+            seen += 1
+        return out
 
     def forget_frames(self) -> None:
         """Drop the remembered frames and tails (a cached code object was found stale)."""
