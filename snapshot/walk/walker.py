@@ -249,29 +249,6 @@ class Walker(CopyStep):
                 thread.frames = kept
         return threads
 
-    def _code_addresses(self, copy: ThreadCopy) -> List[int]:
-        """The code objects of the frames ``copy`` holds, in chain order (no read: only what
-        the pause copied; frames outside the copies are met by the walk itself)."""
-        memory = copy.memory
-        if isinstance(memory, dict):  # frame objects (3.10 and older)
-            return [_U64.unpack_from(data, self.fo_code)[0] for data in memory.values()
-                    if len(data) >= self.fo_code + 8]
-        out: List[int] = []
-        if memory is None:
-            return out
-        address, header, seen = copy.frame, self.frame_header, 0
-        unpack, mask = _U64.unpack_from, self.tag_mask
-        while address and seen < 2 * MAX_DEPTH:
-            found = memory.find(address, header)
-            if found is None:
-                break
-            data, base, _ = found
-            if data[base + self.if_owner] < self.skip_owner_from:
-                out.append(unpack(data, base + self.if_code)[0] & mask)
-            address = unpack(data, base + self.if_previous)[0]
-            seen += 1
-        return out
-
     def forget_frames(self) -> None:
         """Drop the remembered frames and tails (a cached code object was found stale)."""
         self._remembered = {}
