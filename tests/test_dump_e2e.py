@@ -423,39 +423,37 @@ def test_dump_text_shape(python, dump_target, with_locals):
 
 
 # ---- console scripts (once, on the interpreter running the tests if in the matrix) ----
-def _project_scripts():
-    """[project.scripts] of pyproject.toml: {name: "module:function"}."""
+def _script_files():
+    """``[tool.setuptools] script-files`` of pyproject.toml: the console scripts installed as written."""
     with open(os.path.join(pythons.REPO, "pyproject.toml"), encoding="utf-8") as fh:
         text = fh.read()
     try:
         import tomllib
-        return tomllib.loads(text)["project"]["scripts"]
+        return tomllib.loads(text)["tool"]["setuptools"]["script-files"]
     except ImportError:
-        section = re.search(r"^\[project\.scripts\]\s*$(.*?)(?=^\[)", text, re.M | re.S).group(1)
-        return dict(re.findall(r'^\s*([\w.-]+)\s*=\s*"([^"]+)"', section, re.M))
+        return re.findall(r'"(bin/[\w.-]+)"', re.search(r"^script-files\s*=\s*\[(.*?)\]", text, re.M | re.S).group(1))
 
 
 @pytest.fixture(scope="session")
 def console_scripts(tmp_path_factory):
-    """{'pyspy-repl': path, 'pyspy-snapshot': path}: the installed console scripts if they
-    are on PATH, else wrappers generated from pyproject's [project.scripts] exactly the way
-    pip writes them (``sys.exit(func())``), run with this checkout on PYTHONPATH."""
-    scripts = _project_scripts()
+    """{'pyspy-repl': path, 'pyspy-snapshot': path}: the installed console scripts (beside the
+    interpreter running the tests, or on PATH), else the checkout's ``bin/`` scripts with the
+    ``#!python`` line rewritten to this interpreter, as pip installs them."""
+    files = _script_files()
     out = {}
     bindir = tmp_path_factory.mktemp("console-scripts")
     for name in ("pyspy-repl", "pyspy-snapshot"):
-        assert name in scripts, "pyproject.toml [project.scripts] lacks %s" % name
-        installed = shutil.which(name)
+        assert "bin/" + name in files, "pyproject.toml [tool.setuptools] script-files lacks bin/%s" % name
+        beside = os.path.join(os.path.dirname(sys.executable), name)
+        installed = beside if os.access(beside, os.X_OK) else shutil.which(name)
         if installed:
             out[name] = installed
             continue
-        module, func = scripts[name].split(":")
+        with open(os.path.join(pythons.REPO, "bin", name), encoding="utf-8") as fh:
+            first, rest = fh.read().split("\n", 1)
+        assert first == "#!python", first
         path = bindir / name
-        path.write_text("#!%s\n# generated like pip's console-script wrapper\nimport re, sys\n"
-                        "from %s import %s\n"
-                        "if __name__ == '__main__':\n"
-                        "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
-                        "    sys.exit(%s())\n" % (sys.executable, module, func.split(".")[0], func))
+        path.write_text("#!%s\n%s" % (sys.executable, rest))
         path.chmod(0o755)
         out[name] = str(path)
     return out
