@@ -231,3 +231,25 @@ def test_plt_stub_of_the_interpreter_is_kept():
     native = [nf("clock_nanosleep@plt"), nf("time_sleep"), nf("cfunction_vectorcall_O"),
               nf("_PyEval_EvalFrameDefault")] + START
     assert names(merge(native, [Py("nap", True)])) == ["clock_nanosleep@plt", "time_sleep", "nap"]
+
+
+def test_name_scans_match_their_patterns():
+    """``base_name`` and ``is_interpreter_module`` scan by hand what these patterns say."""
+    import os
+    import random
+    import re
+
+    from snapshot.native.merge import base_name, is_interpreter_module
+    suffix = re.compile(r"(\.(cold|part|isra|constprop|lto_priv|localalias|llvm)(\.\d+)?)+$")
+    interpreter = re.compile(r"^(lib)?python\d")
+    rng = random.Random(5)
+    words = ["cold", "part", "isra", "constprop", "lto_priv", "localalias", "llvm", "0", "12", "x", "", "col"]
+    names = ["_PyEval_EvalFrameDefault.cold.12", "f.part.0.isra.0", "f.part.1.2", "x.llvm.123.cold", ".cold", "f."]
+    names += [rng.choice(["f", "_Py", "", "a.b"]) + "".join("." + rng.choice(words) for _ in range(rng.randint(0, 4)))
+              for _ in range(20000)]
+    for name in names:
+        assert base_name(name) == suffix.sub("", name), name
+    paths = ["/usr/bin/python3.11", "/x/libpython3.12.so.1.0", "python", "libpython", "liblibpython3", "/a/lib/python3"]
+    paths += ["/d/" + "".join(rng.choice("libpython3x.") for _ in range(rng.randint(0, 12))) for _ in range(20000)]
+    for path in paths:
+        assert is_interpreter_module(path) == bool(interpreter.match(os.path.basename(path))), path

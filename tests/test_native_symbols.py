@@ -98,7 +98,7 @@ def test_demangling(monkeypatch):
         pytest.skip("c++filt not on PATH: names stay mangled")
     assert symbols.demangle(names) == ["foo::bar()", "plain",
                                        "std::vector<int, std::allocator<int> >::push_back(int const&)"]
-    monkeypatch.setattr(symbols.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)   # the module demangle imports when asked
     assert symbols.demangle(names) == names
 
 

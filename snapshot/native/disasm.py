@@ -16,7 +16,6 @@ first use.
 """
 from __future__ import annotations
 
-import re
 
 from layouts.records import NamedRow
 
@@ -59,7 +58,7 @@ def _imm(text: str) -> Optional[int]:
         return None
 
 
-_LEA_RBP = re.compile(r"^rsp, \[rbp ([+-]) (0x[0-9a-f]+|\d+)\]$")
+_LEA_RBP = r"^rsp, \[rbp ([+-]) (0x[0-9a-f]+|\d+)\]$"
 
 
 def _row(cfa_reg: int, cfa_off: int, saved) -> tuple:
@@ -108,7 +107,8 @@ def row_from_prologue(code: bytes, start: int, pc: int) -> Optional[tuple]:
             return None           # not straight-line: the forward scan decides
         elif ops.startswith("rsp,") or ops.startswith("esp,"):
             if mnemonic == "lea" and frame is not None:
-                m = _LEA_RBP.match(ops)
+                import re   # here: this analysis runs only where CFI is missing (cached per pc)
+                m = re.match(_LEA_RBP, ops)
                 if m:
                     off = int(m.group(2), 0) * (1 if m.group(1) == "+" else -1)
                     depth = frame - 8 - off

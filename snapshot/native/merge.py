@@ -17,7 +17,6 @@ returned unchanged with the reason (never a wrong interleaving).
 from __future__ import annotations
 
 import os
-import re
 
 from layouts.records import NamedRow
 
@@ -26,8 +25,9 @@ if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
     from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 
-_SUFFIX = re.compile(r"(\.(cold|part|isra|constprop|lto_priv|localalias|llvm)(\.\d+)?)+$")
-_INTERPRETER = re.compile(r"^(lib)?python\d")
+#: Suffixes the compiler gives function copies (``name.cold``, ``name.isra.0``...), stripped by
+#: ``base_name`` (a hand scan: ``re`` would be a warm ``dump --native``'s only user of it and enum).
+_SUFFIXES = frozenset(("cold", "part", "isra", "constprop", "lto_priv", "localalias", "llvm"))
 #: Interpreter functions kept in the merged stack: where a thread really waits or works.
 KEEP_PREFIXES = ("time_", "sys_", "gc_", "os_", "select_", "sock_", "sre_", "lock_", "rlock_", "PyThread_",
                  "PyGILState_", "take_gil", "drop_gil", "PyEval_RestoreThread", "PyEval_AcquireThread",
@@ -47,13 +47,35 @@ class MergeResult(NamedRow):
 
 
 def base_name(name: Optional[str]) -> Optional[str]:
-    """``_PyEval_EvalFrameDefault.cold.12`` -> ``_PyEval_EvalFrameDefault``."""
-    return _SUFFIX.sub("", name) if name else name
+    """``_PyEval_EvalFrameDefault.cold.12`` -> ``_PyEval_EvalFrameDefault``: every trailing
+    ``.cold``, ``.part``, ``.isra``, ``.constprop``, ``.lto_priv``, ``.localalias`` or ``.llvm``,
+    each with an optional ``.NUMBER`` after it."""
+    if not name or "." not in name:
+        return name
+    end = len(name)
+    while True:
+        head, dot, last = name[:end].rpartition(".")
+        if not dot:
+            break
+        if last in _SUFFIXES:
+            end = len(head)
+            continue
+        if last and last.isascii() and last.isdigit():
+            before, dot2, word = head.rpartition(".")
+            if dot2 and word in _SUFFIXES:
+                end = len(before)
+                continue
+        break
+    return name[:end]
 
 
 def is_interpreter_module(path: str) -> bool:
     """The python executable or libpython (not extension modules)."""
-    return bool(path) and bool(_INTERPRETER.match(os.path.basename(path)))
+    if not path:
+        return False
+    name = os.path.basename(path)
+    name = name[3:] if name.startswith("libpython") else name
+    return name.startswith("python") and name[6:7].isascii() and name[6:7].isdigit()
 
 
 #: (symbol, module, eval names) -> (is an eval frame, is plumbing): a sampler classifies the same

@@ -12,9 +12,7 @@ they stay mangled.
 from __future__ import annotations
 
 import os
-import shutil
 import struct
-import subprocess
 from bisect import bisect_right
 
 from . import cache
@@ -189,8 +187,12 @@ def debug_file_for(elf: ElfFile, build_id: str, roots: Optional[Sequence[str]] =
 def demangle(names: List[str]) -> List[str]:
     """C++ names through one ``c++filt`` call; unchanged when it is missing or fails."""
     wanted = [i for i, n in enumerate(names) if n.startswith("_Z")]
+    if not wanted:
+        return names
+    import shutil       # here: with subprocess, they were a sixth of a warm ``dump --native``
+    import subprocess
     tool = shutil.which("c++filt")
-    if not wanted or tool is None:
+    if tool is None:
         return names
     try:
         result = subprocess.run([tool], input="\n".join(names[i] for i in wanted) + "\n",
