@@ -13,6 +13,10 @@ if __name__ == "__main__":  # ``python -m repl.cli``: hold Ctrl-C before anythin
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from typing import List, Optional
+
 
 # Nothing else is imported at module level: a Ctrl-C during the imports must
 # reach console_main's handler (one line, status 130), not print a traceback.
@@ -63,6 +67,8 @@ def main(argv: Optional[List[str]] = None, prog: str = PROG, interactive: bool =
         except ImportError:
             repl_main = None
         if repl_main is not None:
+            from .startup import collect_again
+            collect_again()
             return repl_main(argv, prog)
     if argv in ([], ["-h"], ["--help"]):
         sys.stdout.write(_usage(prog, interactive))
@@ -80,7 +86,8 @@ def _run_console(entry) -> None:
     """Run ``entry`` as a console script: a Ctrl-C at any moment (imports, attach, sampling)
     is one ``interrupted`` line and status 130, and stdout trouble at exit is silent."""
     try:
-        from .startup import use_code_cache
+        from .startup import hold_collection, use_code_cache
+        hold_collection()   # until a long-running command starts (Command.one_shot)
         use_code_cache()    # before any of our data classes is declared (repl/startup.py)
         from . import interrupts
         interrupts.install()

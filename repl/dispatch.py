@@ -142,6 +142,9 @@ class Dispatcher:
             command = cls()
             if cli:
                 args = command.parse(argv, "%s %s" % (self.prog, cls.name))
+                if not cls.one_shot:
+                    from .startup import collect_again
+                    collect_again()
             else:
                 parser = command.parser(cls.name)
                 if "--fresh" in argv and not any("--fresh" in a.option_strings for a in parser._actions):

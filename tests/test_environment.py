@@ -119,6 +119,29 @@ def test_second_start_compiles_no_data_class(sleeper, tmp_path):
     assert _compiled(run_tool(["dump", "--pid", sleeper.pid], env=env, prefix=COUNTING)) >= 20
 
 
+#: ``pyspy-repl ARGS`` that says at exit whether cyclic collection is on and how much start-up froze.
+GC_STATE = [sys.executable, "-c",
+            "import atexit, gc, sys\n"
+            "atexit.register(lambda: sys.stderr.write('gc %d %d\\n' % (gc.isenabled(), gc.get_freeze_count())))\n"
+            "sys.argv[0] = 'pyspy-repl'\n"
+            "from repl.cli import console_main\n"
+            "console_main()\n"]
+
+
+def test_collection_is_held_for_one_shot_commands_only(sleeper, tmp_path):
+    """A dump runs without cyclic collection passes (start-up creates no cycle worth one); a
+    long-running command turns it back on, with start-up's objects frozen out of its passes."""
+    def state(args):
+        r = run_tool(args, env=_env(tmp_path), prefix=GC_STATE)
+        assert r.returncode == 0, r.stderr.decode()
+        enabled, frozen = r.stderr.decode().strip().splitlines()[-1].split()[1:]
+        return int(enabled), int(frozen)
+    assert state(["dump", "--pid", sleeper.pid]) == (0, 0)
+    enabled, frozen = state(["record", "--pid", sleeper.pid, "-d", "0.3", "--idle", "-f", "raw",
+                             "-o", str(tmp_path / "p.raw")])
+    assert enabled == 1 and frozen > 1000
+
+
 def test_thread_id_is_labelled_as_its_process(sleeper):
     tids = sorted(int(t) for t in os.listdir("/proc/%d/task" % sleeper.pid))
     tid = [t for t in tids if t != sleeper.pid][0]

@@ -129,6 +129,9 @@ class Command:
     repl: bool = True
     #: Needs an attached target (the REPL says "not attached" otherwise).
     needs_target: bool = True
+    #: Runs briefly and exits (dump, save): the CLI leaves cyclic garbage collection off for it,
+    #: as during start-up (``repl.startup.hold_collection``); any other command turns it back on.
+    one_shot: bool = False
     # -- capability flags (see the module docstring) --
     needs_live: bool = False
     samples: bool = False

@@ -75,6 +75,7 @@ class DumpCommand(Command):
     name = "dump"
     help = "Print the Python stack of every thread (like py-spy dump)."
     cli = True
+    one_shot = True
     on_core = in_debugger = on_snapshot_file = True
 
     def add_arguments(self, parser) -> None:

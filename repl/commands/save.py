@@ -19,6 +19,7 @@ class SaveCommand(Command):
     name = "save"
     help = "Save a snapshot file (stacks, locals and the memory behind them) to open later with --load."
     cli = True
+    one_shot = True
     on_core = True
     needs = "a process or a core to read"
 
