@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GET_PYTHONS = os.path.join(HERE, "tools", "get-pythons.sh")
@@ -454,6 +454,15 @@ def run_tool(args, timeout: float = 120.0, prefix=None, **kw) -> subprocess.Comp
     cmd = (list(prefix) if prefix else [sys.executable, "-m", "repl.cli"]) + [str(a) for a in args]
     return subprocess.run(cmd, capture_output=True, timeout=timeout, cwd=REPO,
                           env=kw.pop("env", None) or tool_env(), **kw)
+
+
+def modules_loaded_after(code: str, names: Sequence[str]) -> List[str]:
+    """Which of ``names`` are in ``sys.modules`` after running ``code`` in a fresh interpreter
+    with this checkout on the path (what a start-up test asserts stays out)."""
+    probe = code + "\nimport sys\nprint(' '.join(m for m in %r if m in sys.modules))" % (tuple(names),)
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, stdout=subprocess.PIPE, check=True,
+                         env=dict(os.environ, PYTHONPATH=REPO))
+    return out.stdout.decode().split()
 
 
 @contextlib.contextmanager

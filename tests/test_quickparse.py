@@ -7,17 +7,14 @@ and ``Command.parse`` must then give exactly argparse's result or error.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import pytest
 
+from pythons import modules_loaded_after
 from repl.commands import CLI_MODULES, load_cli
 from repl.commands.base import CommandError, HelpShown
 from repl.commands.quickparse import Namespace, NotQuick, QuickParser
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PLAIN = [
     [],
@@ -147,10 +144,7 @@ def test_namespace_reads_like_argparses():
 
 def test_a_text_dump_leaves_argparse_out():
     """Parsing ``dump --pid N`` imports none of argparse, re, gettext, locale."""
-    code = ("import sys; from repl.commands import load_cli; "
-            "args = load_cli('dump')().parse(['--pid', '5', '--locals'], 'pyspy-repl dump'); "
-            "assert args.pid == 5 and args.locals; "
-            "print(' '.join(m for m in ('argparse', 'gettext', 'locale') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, check=True,
-                         env=dict(os.environ, PYTHONPATH=ROOT))
-    assert out.stdout.decode().split() == []
+    code = ("from repl.commands import load_cli\n"
+            "args = load_cli('dump')().parse(['--pid', '5', '--locals'], 'pyspy-repl dump')\n"
+            "assert args.pid == 5 and args.locals")
+    assert modules_loaded_after(code, ("argparse", "gettext", "locale")) == []

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 import pickle
-import subprocess
-import sys
 import typing
 from typing import ClassVar, List, Tuple
 
 import pytest
 
+from pythons import modules_loaded_after
 from layouts import records
 from layouts.records import FrozenInstanceError, dataclass, field
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,13 +140,9 @@ def test_named_rows_behave_as_named_tuples():
 def test_one_shot_imports_leave_dataclasses_out():
     """Nor ``typing``: our annotations are never evaluated (``from __future__ import
     annotations``, names under ``TYPE_CHECKING``), and the module costs ~3 ms of start-up."""
-    code = ("import sys; import repl.cli, repl.dispatch, repl.session, repl.commands.dump, snapshot, "
-            "snapshot.target, snapshot.model, snapshot.process.live, snapshot.elf, snapshot.binary; "
-            "print(' '.join(sorted(m for m in ('dataclasses', 'inspect', 'typing') "
-            "if m in sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, check=True,
-                         env=dict(os.environ, PYTHONPATH=ROOT))
-    assert out.stdout.decode().split() == []
+    code = ("import repl.cli, repl.dispatch, repl.session, repl.commands.dump, snapshot, "
+            "snapshot.target, snapshot.model, snapshot.process.live, snapshot.elf, snapshot.binary")
+    assert modules_loaded_after(code, ("dataclasses", "inspect", "typing")) == []
 
 
 def test_methods_come_from_the_code_store():
