@@ -19,6 +19,7 @@ from layouts import Layout
 
 from ..budget import Unlimited, WorkBudget
 from ..errors import CorruptDataError, MemoryReadError
+from ..objects.base import MAX_ADDRESS
 from ..process.base import Process as MemoryReader
 from .linetable import DECODERS, LineTable
 
@@ -237,7 +238,7 @@ class CodeCache:
         at.  Why: a first walk met some forty code objects and read each apart (two system
         calls each, a fifth of a one-shot dump's); ``get`` then finds them cached.  Addresses
         that are no code object, or garbage, are left for ``get`` to judge as usual."""
-        wanted = [a for a in dict.fromkeys(addresses) if a and a not in self._entries and 0 < a < (1 << 48)]
+        wanted = [a for a in dict.fromkeys(addresses) if a and a not in self._entries and 0 < a < MAX_ADDRESS]
         if len(wanted) < 2:
             return
         co = self.co
