@@ -189,7 +189,7 @@ class NamespaceReader(ValueReader):
         attribute is returned as found (a function, not a bound method; a
         property object, since its getter cannot be run).
         """
-        return self._getattr(addr, name, set())
+        return self._getattr(addr, name, set(), set())
 
     @entry
     def getattr_many(self, addrs: Sequence[int], name: str) -> Dict[int, Optional[int]]:
@@ -213,7 +213,7 @@ class NamespaceReader(ValueReader):
             self.release_heads()
         return out
 
-    def _getattr(self, addr: int, name: str, matched: Set[int], other: Optional[Set[int]] = None) -> Optional[int]:
+    def _getattr(self, addr: int, name: str, matched: Set[int], other: Set[int]) -> Optional[int]:
         """``getattr``; ``matched`` / ``other``: addresses of key objects known to equal ``name``
         / known not to (a key object is immutable while it is a dict's key)."""
         info = self._info_of(addr)
@@ -225,13 +225,12 @@ class NamespaceReader(ValueReader):
         for key_addr, value_addr in self._instance_pairs(addr, info):
             if key_addr in matched:
                 return value_addr
-            if other is not None and key_addr in other:
+            if key_addr in other:
                 continue
             if self._key_equals(key_addr, name):
                 matched.add(key_addr)
                 return value_addr
-            if other is not None:
-                other.add(key_addr)
+            other.add(key_addr)
         found = self._mro_lookup(info, name)
         if found is None:
             return None
