@@ -85,8 +85,9 @@ def snapshot_main(argv: Optional[List[str]] = None) -> int:
 def _run_console(entry) -> None:
     """Run ``entry`` as a console script: a Ctrl-C at any moment (imports, attach, sampling)
     is one ``interrupted`` line and status 130, and stdout trouble at exit is silent."""
+    finish = sys.exit   # until repl.startup is imported (a Ctrl-C may come first)
     try:
-        from .startup import hold_collection, use_code_cache
+        from .startup import finish, hold_collection, use_code_cache
         hold_collection()   # until a long-running command starts (Command.one_shot)
         use_code_cache()    # before any of our data classes is declared (repl/startup.py)
         from . import interrupts
@@ -104,7 +105,7 @@ def _run_console(entry) -> None:
         except (OSError, ValueError):
             pass
         code = 130
-    sys.exit(code)
+    finish(code)
 
 
 def console_main() -> None:

@@ -142,6 +142,39 @@ def test_collection_is_held_for_one_shot_commands_only(sleeper, tmp_path):
     assert enabled == 1 and frozen > 1000
 
 
+#: ``pyspy-repl ARGS`` that says whether its ``atexit`` functions ran ("atexit") and whether
+#: the interpreter tore itself down ("teardown": an object in ``builtins`` finalised at exit).
+EXIT_PROBE = [sys.executable, "-c",
+              "import atexit, builtins, sys\n"
+              "class Probe:\n"
+              "    def __del__(self): sys.stderr.write('teardown\\n')\n"
+              "builtins._exit_probe = Probe()\n"
+              "atexit.register(lambda: sys.stderr.write('atexit\\n'))\n"
+              "sys.argv[0] = 'pyspy-repl'\n"
+              "from repl.cli import console_main\n"
+              "console_main()\n"]
+
+
+def test_one_shot_commands_skip_the_interpreter_teardown(sleeper, tmp_path):
+    """After a dump the process ends with ``os._exit`` once the streams are flushed and the
+    ``atexit`` functions ran (the teardown was a tenth of its CPU); a long command, an error
+    and a one-shot run with a live thread exit the normal way, with the same status."""
+    def lines(args, prefix=EXIT_PROBE):
+        r = run_tool(args, env=_env(tmp_path), prefix=prefix)
+        return r, r.stderr.decode().splitlines()
+    r, err = lines(["dump", "--pid", sleeper.pid])
+    assert r.returncode == 0 and "atexit" in err and "teardown" not in err, err
+    assert "napping (<string>:3)" in r.stdout.decode()   # all of the output was flushed
+    r, err = lines(["dump", "--pid", "999999999"])
+    assert r.returncode != 0 and "atexit" in err and "teardown" not in err, err
+    r, err = lines(["record", "--pid", sleeper.pid, "-d", "0.2", "--idle", "-f", "raw", "-o", str(tmp_path / "p.raw")])
+    assert r.returncode == 0 and "atexit" in err and "teardown" in err, err
+    alive = [EXIT_PROBE[0], "-c", "import threading, time\n"
+             "threading.Thread(target=time.sleep, args=(0.5,)).start()\n" + EXIT_PROBE[2]]
+    r, err = lines(["dump", "--pid", sleeper.pid], prefix=alive)
+    assert r.returncode == 0 and "atexit" in err and "teardown" in err, err
+
+
 def test_thread_id_is_labelled_as_its_process(sleeper):
     tids = sorted(int(t) for t in os.listdir("/proc/%d/task" % sleeper.pid))
     tid = [t for t in tids if t != sleeper.pid][0]
