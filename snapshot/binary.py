@@ -176,15 +176,18 @@ def _analyse(path: str) -> BinaryInfo:
     return info
 
 
-def load(path: str, use_cache: bool = True) -> BinaryInfo:
-    """``analyse`` with a cache keyed by build-id (falls back to path+size+mtime)."""
+def load(path: str, use_cache: bool = True, build_id: str = "") -> BinaryInfo:
+    """``analyse`` with a cache keyed by build-id (falls back to path+size+mtime).
+
+    ``build_id``: the file's own, when the caller has just read it from this very file
+    (a live process's ``mapped_files``), so it is not read a second time."""
     try:
         st = os.stat(path)
     except OSError as e:
         raise BinaryReadError("cannot open %s: %s" % (path, e.strerror)) from None
     key = None
     if use_cache:
-        key = _cache_key(path, st)
+        key = _cache_key(path, st, build_id)
         cached = _read_cache(key)
         if cached is not None:
             cached.path = path

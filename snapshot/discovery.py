@@ -58,6 +58,16 @@ def _candidates(files: List[MappedFile], exe: str) -> List[MappedFile]:
     return libs + exes
 
 
+def candidate_files(process: Process) -> List[MappedFile]:
+    """The files the interpreter can be in (``_candidates``), only those identified."""
+    exe = process.executable()
+
+    def maybe(path: str) -> bool:
+        return path == exe or path == exe + " (deleted)" or bool(_libpython_version(os.path.basename(path)))
+
+    return _candidates(process.mapped_files(only=maybe), exe)
+
+
 def _binary_info(process: Process, mapped: MappedFile) -> binary.BinaryInfo:
     """The file's facts: from the source when it carries them (a snapshot file opened
     without the binaries, ``binary_info``), else read from the file itself."""
@@ -66,7 +76,9 @@ def _binary_info(process: Process, mapped: MappedFile) -> binary.BinaryInfo:
         info = known(mapped)
         if info is not None:
             return info
-    return binary.load(mapped.local_path)
+    # A live process read the build-id from this same file a moment ago; a core's or a
+    # debugger's is what they recorded, which the file here may not match: read it again.
+    return binary.load(mapped.local_path, build_id=mapped.build_id if LIVE in process.capabilities else "")
 
 
 def _libpython_version(name: str) -> Optional[Tuple[int, int]]:
@@ -124,7 +136,7 @@ def locate(process: Process, method: Optional[str] = None) -> Interpreter:
     pid = process.pid
     exe = process.executable()
     if method != "cookie":
-        for mapped in _candidates(process.mapped_files(), exe):
+        for mapped in candidate_files(process):
             if not mapped.local_path:
                 # The source knows why it has no file here (a core's binary missing or rebuilt): say so.
                 process.open_file(mapped.path).close()

@@ -161,6 +161,27 @@ def test_forced_discovery_methods_agree(python, dump_target):
     print("%s: methods found %s, not applicable %s" % (python.id, sorted(found), skipped))
 
 
+def test_discovery_identifies_only_the_files_the_interpreter_can_be_in(python, dump_target, monkeypatch):
+    """``mapped_files(only=...)`` gives what filtering every file would, and discovery opens
+    only libpython and the executable (not the thirty-odd extension modules and libraries)."""
+    from snapshot import elf
+    t, _ = dump_target
+    opened = []
+    real = elf.identify
+    monkeypatch.setattr(elf, "identify", lambda path: opened.append(path) or real(path))
+    process = LiveProcess(t.pid)
+    try:
+        interp = locate(process)
+        located = list(opened)
+        wanted = {interp.binary_path, process.executable()}
+        assert 1 <= len(located) <= 2 and len(located) == len(set(located)), located
+        every = LiveProcess(t.pid).mapped_files()
+        assert len(every) > len(located)
+        assert process.mapped_files(only=wanted.__contains__) == [f for f in every if f.path in wanted]
+    finally:
+        process.close()
+
+
 def _pyelftools_build_id(elf) -> str:
     for section in elf.iter_sections():
         if section.header.sh_type == "SHT_NOTE":

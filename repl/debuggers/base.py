@@ -20,7 +20,7 @@ from snapshot.process.base import FILES, REGISTERS, MappedFile, MemoryMap, OSThr
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
-    from typing import BinaryIO, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
+    from typing import BinaryIO, Callable, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
 
 PAGE = 4096
@@ -164,10 +164,10 @@ class DebuggerProcess:
             self._maps = sorted(self._read_maps(), key=lambda m: m.start)
         return list(self._maps)
 
-    def mapped_files(self) -> List[MappedFile]:
+    def mapped_files(self, only: Optional[Callable[[str], bool]] = None) -> List[MappedFile]:
         if self._files is None:
             self._files = self._mapped_files()
-        return list(self._files)
+        return [f for f in self._files if only is None or only(f.path)]
 
     def _mapped_files(self) -> List[MappedFile]:
         spans: Dict[str, List[MemoryMap]] = {}

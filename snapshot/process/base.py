@@ -23,7 +23,7 @@ from ..hostcompat import FROZEN as _FROZEN
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
-    from typing import BinaryIO, ContextManager, Dict, FrozenSet, List, Optional, Protocol, Sequence, Tuple
+    from typing import BinaryIO, Callable, ContextManager, Dict, FrozenSet, List, Optional, Protocol, Sequence, Tuple
 else:
     Protocol = object  # ``Process`` is a structural type: nothing subclasses or instantiates it
 
@@ -206,8 +206,12 @@ class Process(Protocol):
         """Every mapping, lowest address first (``refresh``: read again where the address space
         can change, a live process that loaded a module since; ``mapped_files`` follows)."""
 
-    def mapped_files(self) -> List[MappedFile]:
-        """ELF files mapped into the target, with load bias, build-id and a local path."""
+    def mapped_files(self, only: Optional[Callable[[str], bool]] = None) -> List[MappedFile]:
+        """ELF files mapped into the target, with load bias, build-id and a local path.
+
+        ``only``: just the files whose target path it accepts.  Why: telling a file's identity
+        means opening and parsing it (or, for a core, finding it on this machine), and
+        discovery needs two of the thirty-odd files a process maps."""
 
     def open_file(self, path: str) -> BinaryIO:
         """Open a file the target maps (by the target's path), as the target sees it."""

@@ -25,7 +25,7 @@ from .corefile import CoreFile, CoreFileError, CoreTruncatedError, FileEntry, No
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
-    from typing import BinaryIO, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
+    from typing import BinaryIO, Callable, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
 
 #: Largest single read accepted (remote sizes are untrusted), as for live processes.
@@ -166,14 +166,17 @@ class CoreProcess:
         except OSError as e:
             raise BinaryNotFoundError("cannot open %s: %s" % (resolved.local_path, e.strerror), path) from None
 
-    def mapped_files(self) -> List[MappedFile]:
-        """Every ELF file the core maps (an unresolved one has ``local_path`` '')."""
+    def mapped_files(self, only: Optional[Callable[[str], bool]] = None) -> List[MappedFile]:
+        """Every ELF file the core maps (an unresolved one has ``local_path`` ''); ``only``: those
+        whose path it accepts (the others are not looked for on this machine)."""
         result = []
         seen = set()
         for entry in self._entries:
             if entry.path in seen or entry.offset != 0:
                 continue
             seen.add(entry.path)
+            if only is not None and not only(entry.path):
+                continue
             resolved = self._resolve(entry.path)
             if not resolved.elf_type:
                 continue

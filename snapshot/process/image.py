@@ -20,7 +20,7 @@ from .ptrace import RegistersUnavailableError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
-    from typing import BinaryIO, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple
+    from typing import BinaryIO, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 
 FORMAT = 1
@@ -99,8 +99,8 @@ class ImageProcess:
     def maps(self, refresh: bool = False) -> List[MemoryMap]:
         return list(self._maps)
 
-    def mapped_files(self) -> List[MappedFile]:
-        return list(self._files)
+    def mapped_files(self, only: Optional[Callable[[str], bool]] = None) -> List[MappedFile]:
+        return [f for f in self._files if only is None or only(f.path)]
 
     def open_file(self, path: str) -> BinaryIO:
         local = next((f.local_path for f in self._files if f.path == path), path)
@@ -213,8 +213,8 @@ class RecordingProcess:
     def maps(self, refresh: bool = False) -> List[MemoryMap]:
         return self.inner.maps()
 
-    def mapped_files(self) -> List[MappedFile]:
-        return self.inner.mapped_files()
+    def mapped_files(self, only: Optional[Callable[[str], bool]] = None) -> List[MappedFile]:
+        return self.inner.mapped_files(only)
 
     def open_file(self, path: str) -> BinaryIO:
         return self.inner.open_file(path)

@@ -22,7 +22,7 @@ from .tasks import TaskStates
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
-    from typing import BinaryIO, Dict, FrozenSet, List, Optional, Sequence, Tuple
+    from typing import BinaryIO, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 
 def check_process(pid: int) -> None:
@@ -94,24 +94,32 @@ class LiveProcess:
         """A path this process can open for ``mapping``'s file (through the target's root)."""
         return procfs.local_path(self.pid, mapping.path, mapping.start, mapping.end)
 
-    def mapped_files(self) -> List[MappedFile]:
+    def mapped_files(self, only: Optional[Callable[[str], bool]] = None) -> List[MappedFile]:
         """Each ELF file mapped at file offset 0, with its load bias and build-id."""
-        if self._files is None:
-            files = []
-            seen = set()
-            for m in self.maps():
-                if not m.path.startswith("/") or m.offset != 0 or m.path in seen:
-                    continue
-                seen.add(m.path)
-                local = self.local_path(m)
-                ident = elf.identify(local)
-                if ident is None:
-                    continue
-                end = max(x.end for x in self._maps if x.path == m.path)
-                files.append(MappedFile(m.path, m.start, end, m.start - ident.first_load_vaddr,
-                                        ident.build_id, local))
+        if self._files is not None:
+            return self._files if only is None else [f for f in self._files if only(f.path)]
+        files = self._identify(only)
+        if only is None:
             self._files = files
-        return self._files
+        return files
+
+    def _identify(self, only: Optional[Callable[[str], bool]]) -> List[MappedFile]:
+        files = []
+        seen = set()
+        for m in self.maps():
+            if not m.path.startswith("/") or m.offset != 0 or m.path in seen:
+                continue
+            seen.add(m.path)
+            if only is not None and not only(m.path):
+                continue
+            local = self.local_path(m)
+            ident = elf.identify(local)
+            if ident is None:
+                continue
+            end = max(x.end for x in self._maps if x.path == m.path)
+            files.append(MappedFile(m.path, m.start, end, m.start - ident.first_load_vaddr,
+                                    ident.build_id, local))
+        return files
 
     def open_file(self, path: str) -> BinaryIO:
         local = procfs.local_path(self.pid, path)

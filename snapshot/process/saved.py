@@ -50,9 +50,9 @@ class FileProcess(ImageProcess):
         self._binaries = list(binaries)
         self._all_files = all_files
 
-    def mapped_files(self):
+    def mapped_files(self, only=None):
         """Every file the target mapped (``local_path`` empty where this machine lacks it)."""
-        return [MappedFile(*f) for f in self._all_files]
+        return [MappedFile(*f) for f in self._all_files if only is None or only(f[0])]
 
     def binary_info(self, mapped):
         """Discovery's facts about ``mapped`` as saved (None: not saved, read the file)."""

@@ -93,10 +93,10 @@ def _take(target, locals: bool, max_repr: int):
 def _binary_facts(process, target) -> List[Dict[str, Any]]:
     """Discovery's facts for every file it may consider (libpython and the executable)."""
     from .. import binary
-    from ..discovery import _candidates
+    from ..discovery import candidate_files
     out = []
     try:
-        candidates = _candidates(process.mapped_files(), process.executable())
+        candidates = candidate_files(process)
     except SnapshotError:
         return out
     for mapped in candidates:
