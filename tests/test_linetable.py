@@ -76,3 +76,28 @@ def test_line_tables(python):
             assert table.line_for(offset) == line, (entry["first"], offset)
             checked += 1
     assert checked > 1000
+
+
+def test_partial_decoding_gives_the_same_lines(python):
+    """``until``: decoding stops at the range holding that offset and still answers it as the
+    whole table does; an offset past the decoded part is said not to be covered (the code
+    cache then decodes it all), and the first question of a ``CodeInfo`` works either way."""
+    version = tuple(int(x) for x in python.minor.split("."))
+    decoder = DECODERS[get_layout(version).facts.line_table]
+    result = subprocess.run([python.path, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True)
+    checked = partial = 0
+    for entry in json.loads(result.stdout):
+        raw = bytes.fromhex(entry["table"])
+        whole = decoder(raw, entry["first"])
+        assert whole.complete
+        offsets = [offset for offset, line in entry["lines"] if line is not None]
+        for offset in offsets[::7] + offsets[-1:]:
+            head = decoder(raw, entry["first"], until=offset)
+            assert head.covers(offset)
+            assert head.line_for(offset) == whole.line_for(offset), (entry["first"], offset)
+            if not head.complete:
+                partial += 1
+                past = head.ends[-1]
+                assert not head.covers(past) and len(head.starts) < len(whole.starts)
+            checked += 1
+    assert checked > 100 and partial > 50, (checked, partial)

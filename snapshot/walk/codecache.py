@@ -103,10 +103,15 @@ class CodeInfo:
     def line_for(self, offset: int) -> int:
         line = self._lines.get(offset)
         if line is None:
-            if self._table is None:
-                self._table = self._decoder(self._raw_table, self.first_line, self.code_size)
+            table = self._table
+            if table is None:
+                # the first question decodes only as far as its answer (most get one question)
+                table = self._table = self._decoder(self._raw_table, self.first_line, self.code_size, until=offset)
+            elif not table.covers(offset):
+                table = self._table = self._decoder(self._raw_table, self.first_line, self.code_size)
+            if table.complete:
                 self._raw_table = b""
-            line = self._table.line_for(offset)
+            line = table.line_for(offset)
             if len(self._lines) < 4096:
                 self._lines[offset] = line
         return line
