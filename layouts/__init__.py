@@ -9,7 +9,6 @@ caller fills).
 from __future__ import annotations
 
 import sys
-from functools import lru_cache
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
@@ -22,7 +21,11 @@ if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
 #: Names this package gives from its modules, imported on first use (PEP 562): importing
 #: ``layouts.records`` alone declares no data class, so a front end can give it its cache of
 #: compiled methods first (``repl/startup.py``).
-_LAZY = {"Layout": "base", "layout_from_module": "base", "Facts": "facts", "COOKIE": "debug_offsets",
+#: What ``_Py_DebugOffsets`` (3.13+, the start of ``_PyRuntime``) begins with.  Here, not only
+#: in ``debug_offsets``: every attach compares with it, most of them to older versions.
+COOKIE = b"xdebugpy"
+
+_LAZY = {"Layout": "base", "layout_from_module": "base", "Facts": "facts",
          "table_size": "debug_offsets", "apply_debug_offsets": "debug_offsets",
          "parse_debug_offsets": "debug_offsets"}
 
@@ -50,13 +53,20 @@ class UnknownLayoutError(LookupError):
     """No layout is declared for this CPython version."""
 
 
-@lru_cache(maxsize=None)
+#: Layouts built so far, by version (a memo, not ``functools.lru_cache``: importing functools
+#: imports ``collections``, a millisecond of every start).
+_BUILT: dict = {}
+
+
 def get_layout(version: Tuple[int, int]) -> Layout:
     version = tuple(version[:2])
-    if version not in SUPPORTED_VERSIONS:
-        raise UnknownLayoutError("no layout for CPython %d.%d" % version)
-    from .base import layout_from_module
-    return layout_from_module(_module(version_module_name(version)))
+    layout = _BUILT.get(version)
+    if layout is None:
+        if version not in SUPPORTED_VERSIONS:
+            raise UnknownLayoutError("no layout for CPython %d.%d" % version)
+        from .base import layout_from_module
+        layout = _BUILT[version] = layout_from_module(_module(version_module_name(version)))
+    return layout
 
 
 def decode_hexversion(value: int) -> Tuple[Tuple[int, int, int], str]:

@@ -10,13 +10,13 @@ tests version numbers itself.
 from __future__ import annotations
 
 from .records import dataclass, field, replace
-from types import ModuleType
 
 from .compiled import StructOffsets
 from .facts import Facts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
+    from types import ModuleType
     from typing import Dict, Mapping, Tuple
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 
+from . import COOKIE  # declared in the package: every attach compares with it
 from .compiled import StructOffsets
 
 TYPE_CHECKING = False
@@ -104,7 +105,6 @@ TABLES: Dict[str, List[Tuple[str, Tuple[str, ...]]]] = {
     ]),
 }
 
-COOKIE = b"xdebugpy"
 
 # (debug-offsets group, field) -> (our struct, our field); "size" maps to the struct size.
 _MAP: Mapping[Tuple[str, str], Tuple[str, str]] = {

@@ -17,7 +17,7 @@ fields, zero-argument ``super()`` in a slotted class's methods.
 """
 from __future__ import annotations
 
-from operator import itemgetter as _itemgetter
+from _operator import itemgetter as _itemgetter  # built in; ``operator`` is a module to load
 
 __all__ = ["FrozenInstanceError", "MISSING", "Field", "NamedRow", "asdict", "dataclass", "field", "fields",
            "is_dataclass", "replace"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import marshal
 import os
 import struct
-import zlib
 from layouts.records import asdict, dataclass, field
 
 from .errors import BinaryReadError
@@ -29,9 +28,9 @@ SYMBOLS = ("_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NoneStruct", "interp_
            # 2.7/3.6: the GC's ``collecting`` flag (a gcmodule.c static: .symtab only) and
            # where GIL waiters sleep (2.7: the lock ``interpreter_lock`` points to; 3.6: ceval_gil.h)
            "collecting", "interpreter_lock", "switch_mutex", "switch_cond", "gil_mutex", "gil_cond")
-#: 5: 2.7/3.6 GC and GIL symbols; the checksum is a CRC-32 (zlib is loaded anyway; hashlib
-#: cost ~3 ms of every warm attach).  7: marshal, not JSON.
-CACHE_FORMAT = 7
+#: 5: 2.7/3.6 GC and GIL symbols; a checksum (hashlib cost ~3 ms of every warm attach).
+#: 7: marshal, not JSON.  8: the checksum is ``stable_hash``, not zlib's CRC-32.
+CACHE_FORMAT = 8
 # PY_VERSION may be tail-merged into a longer string (".../versions/3.8.18"), so
 # only require that no digit or dot precedes it.
 _VERSION_TEXT = rb"(?<![\d.])([23]\.\d{1,2}\.\d{1,2})((?:a|b|rc)\d{1,2})?\+?\x00"
@@ -233,12 +232,28 @@ def cache_warnings() -> List[str]:
     return out
 
 
+#: The largest prime below 2**64: 2 has a huge order modulo it, so no two byte positions of a
+#: cache file weigh the same (unlike 2**61 - 1, the modulus of ``hash(int)``).
+_DIGEST_PRIME = (1 << 64) - 59
+
+
+def stable_hash(data: bytes) -> int:
+    """A 64-bit digest of ``data`` that every process and Python version computes alike.
+
+    The bytes read as one integer (a final 1 byte makes their length count) modulo a prime:
+    a polynomial fingerprint, so one changed byte, or two swapped, always change it.  Why not
+    zlib's CRC-32: loading zlib and libz was a millisecond of every start, for checking a file;
+    ``hash()`` is salted for bytes.
+    """
+    return int.from_bytes(data + b"\x01", "little") % _DIGEST_PRIME
+
+
 def _checksum(data: dict) -> str:
     # Over the repr (dicts keep their order through marshal), not marshal's bytes: those
     # depend on reference counts, so the same data may be written two ways.
     # It guards against a damaged file, not an adversary (the cache folder is the user's own).
     body = repr(sorted((k, v) for k, v in data.items() if k != "checksum"))
-    return "%08x" % zlib.crc32(body.encode())
+    return "%016x" % stable_hash(body.encode())
 
 
 def _cache_path(key: str) -> str:

@@ -14,7 +14,6 @@ or a huge allocation.  Only 64-bit little-endian ELF (x86-64 Linux) is read.
 """
 from __future__ import annotations
 
-import mmap
 import os
 import struct
 
@@ -264,6 +263,7 @@ class ElfFile:
     """One ELF file opened read-only and memory-mapped; cheap to keep open."""
 
     def __init__(self, path: str):
+        import mmap     # here: a dump that only identifies files never maps one
         self.path = path
         try:
             with open(path, "rb") as f:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import marshal
 import os
-import zlib
 
 import layouts
 from layouts import Layout, get_layout, version_module_name
 
-from .binary import cache_dir as binaries_cache_dir
+from .binary import cache_dir as binaries_cache_dir, stable_hash
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
@@ -45,7 +44,7 @@ def fingerprint(version: Tuple[int, int]) -> str:
             return ""
         parts.append("%s:%d:%d" % (name, st.st_size, st.st_mtime_ns))
     text = "|".join(parts).encode()
-    return "%08x%08x" % (zlib.crc32(text), zlib.adler32(text))
+    return "%016x" % stable_hash(text)
 
 
 def load_layout(version: Tuple[int, int]) -> Layout:

@@ -175,6 +175,27 @@ def test_one_shot_commands_skip_the_interpreter_teardown(sleeper, tmp_path):
     assert r.returncode == 0 and "atexit" in err and "teardown" in err, err
 
 
+def test_cache_checksums_are_the_same_in_every_process():
+    """``binary.stable_hash`` (the binary cache's checksum, the compiled layouts' key) does not
+    change with the hash seed; one changed byte, two swapped or trailing zero bytes change it."""
+    code = "from snapshot.binary import stable_hash; print(stable_hash(b'pyspy-repl' * 1000))"
+    seen = {subprocess.run([sys.executable, "-c", code], cwd=pythons.REPO, capture_output=True, check=True,
+                           env=dict(os.environ, PYTHONPATH=pythons.REPO, PYTHONHASHSEED=seed)).stdout
+            for seed in ("0", "1", "12345")}
+    assert len(seen) == 1
+    sys.path.insert(0, pythons.REPO)
+    from snapshot.binary import stable_hash
+    data = bytes(range(256)) * 40
+    changed = {stable_hash(data[:i] + bytes([(data[i] + 1) % 256]) + data[i + 1:]) for i in range(0, len(data), 97)}
+    assert stable_hash(data) not in changed and len(changed) == len(range(0, len(data), 97))
+    for i, j in ((0, 61), (5, 5 + 61 * 8), (100, 9000)):
+        swapped = bytearray(data)
+        swapped[i], swapped[j] = data[j], data[i]
+        assert stable_hash(bytes(swapped)) != stable_hash(data)
+    assert len({stable_hash(data + b"\0" * n) for n in range(4)}) == 4
+    assert int(seen.pop()) == stable_hash(b"pyspy-repl" * 1000)
+
+
 def test_thread_id_is_labelled_as_its_process(sleeper):
     tids = sorted(int(t) for t in os.listdir("/proc/%d/task" % sleeper.pid))
     tid = [t for t in tids if t != sleeper.pid][0]

@@ -13,7 +13,6 @@ batches), so one reader must not be shared between threads.
 from __future__ import annotations
 
 import struct
-from functools import wraps
 
 from ..budget import Unlimited, WorkBudget
 from ..errors import CorruptDataError, MemoryReadError
@@ -58,7 +57,6 @@ class CallCapError(CorruptDataError):
 def entry(method: Callable[..., _T]) -> Callable[..., _T]:
     """Wrap a public method: fresh per-call budget at the outermost call, MemoryReadError -> corrupt."""
 
-    @wraps(method)
     def wrapper(self: "RemoteReader", *args, **kwargs):
         outermost = self._calls == 0
         if outermost:
@@ -76,6 +74,9 @@ def entry(method: Callable[..., _T]) -> Callable[..., _T]:
             if outermost and not self._held:
                 self._heads = {}
 
+    # what functools.wraps would copy (not imported: it costs start-up)
+    wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = method.__name__, method.__qualname__, method.__doc__
+    wrapper.__module__, wrapper.__wrapped__ = method.__module__, method
     return wrapper
 
 

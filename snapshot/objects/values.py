@@ -9,7 +9,6 @@ picked from tables keyed by the layout's facts.
 """
 from __future__ import annotations
 
-import array
 import struct
 from layouts.records import dataclass
 
@@ -109,8 +108,9 @@ class ValueReader(TypeReader):
         if sign == 0:
             return 0
         bits = self._digit_bits
-        digits = array.array(self._digit_format,
-                             self._read_in(addr, addr + self._digits_offset, self._digit_size * ndigits))
+        # a cast, not ``array``: importing it imports ``collections``, a millisecond of every start
+        digits = memoryview(self._read_in(addr, addr + self._digits_offset, self._digit_size * ndigits)
+                            ).cast(self._digit_format)
         if max(digits) >> bits:
             raise CorruptDataError("int at 0x%x has a digit above 2**%d" % (addr, bits))
         value = 0
@@ -444,10 +444,10 @@ def decode_chars(raw: bytes, kind: int, addr: int) -> str:
         return raw.decode("latin-1")
     try:
         if kind == 2:
-            # Widen first: decoding UTF-16 would merge two lone surrogates into one character.
-            raw = array.array("I", array.array("H", raw)).tobytes()
+            # Each unit is one character: decoding UTF-16 would merge two lone surrogates into one.
+            return "".join(map(chr, memoryview(raw).cast("H")))
         return raw.decode("utf-32-le", "surrogatepass")
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, TypeError):
         raise CorruptDataError("str at 0x%x holds characters beyond U+10FFFF" % addr) from None
 
 

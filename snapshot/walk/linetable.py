@@ -9,7 +9,7 @@ Each table is decoded into sorted ranges and then looked up with bisect,
 because code objects are immutable and the walker caches the decoded table.
 Decoding never goes past ``code_size`` (the bytes of bytecode the table
 describes), so its cost is bounded by the code, not by what a corrupted table
-claims; the ranges are kept in flat arrays (24 bytes per entry).
+claims; the ranges are kept packed (16 bytes per entry).
 
 ``until``: decode only as far as the range holding that offset.  Why: a one-shot
 dump asks one line of most code objects, and the whole table of forty of them
@@ -19,12 +19,11 @@ answers are the same.
 """
 from __future__ import annotations
 
-from array import array
-from bisect import bisect_right
+import struct
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
-    from typing import List, Optional, Tuple
+    from typing import List, Optional
 
 
 #: Entries decoded from one table at most (remote data is untrusted).
@@ -36,45 +35,48 @@ _NO_LINE = -(1 << 62)
 
 
 class LineTable:
-    """Sorted (start, end, line) ranges over instruction offsets in bytes."""
+    """Consecutive ranges over instruction offsets in bytes, from offset 0, each with a line.
 
-    __slots__ = ("starts", "ends", "_lines", "first_line", "complete")
+    Every format's ranges follow each other (each starts where the one before it ended), so
+    only the ends and lines are kept, packed (16 bytes a range, no ``array`` module: importing
+    it imports ``collections``, a millisecond of every start)."""
 
-    def __init__(self, ranges: List[Tuple[int, int, Optional[int]]], first_line: int, complete: bool = True):
-        self.starts = array("q", [r[0] for r in ranges])
-        self.ends = array("q", [min(r[1], UNBOUNDED) for r in ranges])
-        self._lines = array("q", [_NO_LINE if r[2] is None else r[2] for r in ranges])
+    __slots__ = ("ends", "_lines", "first_line", "complete")
+
+    def __init__(self, ends: List[int], lines: List[int], first_line: int, complete: bool = True):
+        """``lines``: ``_NO_LINE`` for a range without one."""
+        count = len(ends)
+        self.ends = memoryview(struct.pack("%dq" % count, *ends)).cast("q")
+        self._lines = memoryview(struct.pack("%dq" % count, *lines)).cast("q")
         self.first_line = first_line
         #: False when decoding stopped early (``until``): offsets past the last range are unknown
         self.complete = complete
 
-    @classmethod
-    def contiguous(cls, ends: List[int], lines: List[int], first_line: int, complete: bool = True) -> "LineTable":
-        """Ranges that follow each other from offset 0 (each starts where the last ended),
-        given by their ends and lines (``_NO_LINE`` for none): what the 3.11+ decoder makes,
-        without a tuple per instruction."""
-        table = cls.__new__(cls)
-        table.ends = array("q", ends)
-        table.starts = array("q", [0])
-        table.starts.extend(table.ends[:-1])
-        del table.starts[len(ends):]    # no ranges: no starts either
-        table._lines = array("q", lines)
-        table.first_line = first_line
-        table.complete = complete
-        return table
-
-    def covers(self, offset: int) -> bool:
-        """Whether ``line_for(offset)`` is the answer the whole table gives."""
-        return self.complete or (len(self.ends) > 0 and offset < self.ends[-1])
+    @property
+    def starts(self) -> List[int]:
+        return [0] + list(self.ends[:-1]) if len(self.ends) else []
 
     @property
     def lines(self) -> List[Optional[int]]:
         return [None if line == _NO_LINE else line for line in self._lines]
 
+    def covers(self, offset: int) -> bool:
+        """Whether ``line_for(offset)`` is the answer the whole table gives."""
+        return self.complete or (len(self.ends) > 0 and offset < self.ends[-1])
+
     def line_for(self, offset: int) -> int:
         """Line of the instruction at byte ``offset``; the first line if unknown."""
-        index = bisect_right(self.starts, offset) - 1
-        if 0 <= index < len(self.starts) and offset < self.ends[index]:
+        # The range holding ``offset`` is the first to end after it: a binary search by hand
+        # (``bisect`` is a shared library to load, for a few calls per code object).
+        ends = self.ends
+        index, high = 0, len(ends)
+        while index < high:
+            middle = (index + high) >> 1
+            if ends[middle] <= offset:
+                index = middle + 1
+            else:
+                high = middle
+        if 0 <= offset and index < len(ends):
             lines = self._lines
             line = lines[index]
             if line != _NO_LINE:
@@ -98,23 +100,24 @@ def decode_lnotab(table: bytes, first_line: int, code_size: int = UNBOUNDED,
     Line increments are signed bytes from 3.6 (bpo-26107), unsigned before (2.7).
     """
     line_delta_of = _signed_byte if signed else int
-    ranges = []
+    ends: List[int] = []
+    lines: List[int] = []
     line = first_line
     address = 0
-    start = 0
     for i in range(0, min(len(table), 2 * MAX_ENTRIES) - 1, 2):
         if address >= code_size:
             break
         address_delta, line_delta = table[i], line_delta_of(table[i + 1])
         if address_delta:
-            ranges.append((start, address + address_delta, line))
-            start = address + address_delta
-            if start > until:
-                return LineTable(ranges, first_line, complete=False)
+            ends.append(address + address_delta)
+            lines.append(line)
+            if address + address_delta > until:
+                return LineTable(ends, lines, first_line, complete=False)
         address += address_delta
         line += line_delta
-    ranges.append((start, 1 << 62, line))
-    return LineTable(ranges, first_line)
+    ends.append(UNBOUNDED)
+    lines.append(line)
+    return LineTable(ends, lines, first_line)
 
 
 def decode_lnotab_unsigned(table: bytes, first_line: int, code_size: int = UNBOUNDED,
@@ -126,25 +129,23 @@ def decode_lnotab_unsigned(table: bytes, first_line: int, code_size: int = UNBOU
 def decode_linetable_310(table: bytes, first_line: int, code_size: int = UNBOUNDED,
                          until: int = UNBOUNDED) -> LineTable:
     """3.10 ``co_linetable``: (start delta, line delta) pairs; -128 means no line."""
-    ranges = []
+    ends: List[int] = []
+    lines: List[int] = []
     line = first_line
     end = 0
     for i in range(0, min(len(table), 2 * MAX_ENTRIES) - 1, 2):
         if end >= code_size:
             break
         start_delta, line_delta = table[i], _signed_byte(table[i + 1])
-        start = end
         end += start_delta
-        if line_delta == -128:
-            if start_delta:
-                ranges.append((start, end, None))
-            continue
-        line += line_delta
+        if line_delta != -128:
+            line += line_delta
         if start_delta:
-            ranges.append((start, end, line))
+            ends.append(end)
+            lines.append(_NO_LINE if line_delta == -128 else line)
             if end > until:
-                return LineTable(ranges, first_line, complete=i + 2 >= len(table) or end >= code_size)
-    return LineTable(ranges, first_line)
+                return LineTable(ends, lines, first_line, complete=i + 2 >= len(table) or end >= code_size)
+    return LineTable(ends, lines, first_line)
 
 
 def decode_locations(table: bytes, first_line: int, code_size: int = UNBOUNDED,
@@ -195,10 +196,10 @@ def decode_locations(table: bytes, first_line: int, code_size: int = UNBOUNDED,
             line_append(line)
         end_append(address)
         if address > until:
-            return LineTable.contiguous(ends, lines, first_line, complete=position >= size or address >= code_size)
+            return LineTable(ends, lines, first_line, complete=position >= size or address >= code_size)
         if len(ends) >= MAX_ENTRIES:
             break
-    return LineTable.contiguous(ends, lines, first_line)
+    return LineTable(ends, lines, first_line)
 
 
 DECODERS = {
