@@ -17,6 +17,7 @@ fields, zero-argument ``super()`` in a slotted class's methods.
 """
 from __future__ import annotations
 
+import marshal
 from _operator import itemgetter as _itemgetter  # built in; ``operator`` is a module to load
 
 __all__ = ["FrozenInstanceError", "MISSING", "Field", "NamedRow", "asdict", "dataclass", "field", "fields",
@@ -33,9 +34,9 @@ class _Missing:
 MISSING = _Missing()
 _FIELDS = "__dataclass_fields__"
 
-#: Compiled methods by (file name, generated source): a front end may fill it from a cache of
-#: earlier runs before any class is declared (``repl/startup.py``), so no ``compile`` runs at
-#: start-up; this module itself does no I/O.
+#: Compiled methods by (file name, generated source), or their ``marshal`` bytes: a front end
+#: may fill it from a cache of earlier runs before any class is declared (``repl/startup.py``),
+#: so no ``compile`` runs at start-up; this module itself does no I/O.
 CODE: dict = {}
 #: The keys compiled in this run (what a cache lacks).
 COMPILED: list = []
@@ -247,6 +248,13 @@ def _compile(cls, found, frozen: bool, init: bool, repr_: bool, eq: bool, hash_:
         return {}
     key = ("<records of %s>" % cls.__qualname__, "\n".join(lines))
     code = CODE.get(key)
+    if type(code) is bytes:     # as a cache stores it: unmarshalled when first used
+        try:
+            code = CODE[key] = marshal.loads(code)
+        except (ValueError, EOFError, TypeError):
+            code = None
+        if type(code).__name__ != "code":
+            code = None
     if code is not None:
         USED.append(key)
     else:

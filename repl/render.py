@@ -1,6 +1,7 @@
 """Text rendering of snapshots, in py-spy's dump shape."""
 from __future__ import annotations
 
+import io
 import os
 
 from snapshot.model import Snapshot, ThreadStack
@@ -87,17 +88,22 @@ def render_thread(thread: ThreadStack, out: TextIO, show_locals: bool, full_file
 
 def render_snapshot(snapshot: Snapshot, out: TextIO, show_locals: bool = False,
                     full_filenames: bool = False) -> None:
+    """The whole dump, written to ``out`` at once.  Why at once: an unbuffered stdout
+    (``PYTHONUNBUFFERED``, ``python -u``, common in containers) made every line a system
+    call, hundreds per dump."""
+    text = io.StringIO()
     for line in process_header(snapshot):
-        out.write(line + "\n")
+        text.write(line + "\n")
     interpreters = sorted({thread.interpreter_id for thread in snapshot.threads})
     if len(interpreters) <= 1:
         for thread in snapshot.threads:
-            render_thread(thread, out, show_locals, full_filenames)
-        return
-    # Several interpreters: threads grouped by interpreter, main (0) first, as pystack does.
-    for interp_id in interpreters:
-        out.write("Interpreter %d%s:\n" % (interp_id, " (main)" if interp_id == 0 else ""))
-        for thread in snapshot.threads:
-            if thread.interpreter_id == interp_id:
-                render_thread(thread, out, show_locals, full_filenames)
-        out.write("\n")
+            render_thread(thread, text, show_locals, full_filenames)
+    else:
+        # Several interpreters: threads grouped by interpreter, main (0) first, as pystack does.
+        for interp_id in interpreters:
+            text.write("Interpreter %d%s:\n" % (interp_id, " (main)" if interp_id == 0 else ""))
+            for thread in snapshot.threads:
+                if thread.interpreter_id == interp_id:
+                    render_thread(thread, text, show_locals, full_filenames)
+            text.write("\n")
+    out.write(text.getvalue())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from layouts.records import replace
 
-from layouts import UnknownLayoutError, table_size, with_debug_offsets
+from layouts import UnknownLayoutError, with_debug_offsets
 
 from .budget import WorkBudget
 from .walk.codecache import CodeCache
@@ -108,6 +108,7 @@ class Target:
         if layout.facts.strings.model == "py2" and self.interpreter.symbol("PyUnicodeUCS2_FromString"):
             layout = replace(layout, facts=layout.facts.narrow_unicode())
         if layout.facts.debug_offsets:
+            from layouts import table_size   # 3.13+ only (layouts.debug_offsets is loaded for it)
             name = layout.facts.debug_offsets
             raw = self.process.read(self.interpreter.runtime_addr, table_size(name))
             try:

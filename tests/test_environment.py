@@ -107,7 +107,7 @@ def test_second_start_compiles_no_data_class(sleeper, tmp_path):
     env = _env(tmp_path)
     first = run_tool(["dump", "--pid", sleeper.pid], env=env, prefix=COUNTING)
     assert _compiled(first) >= 20           # the model, facts, layouts...
-    files = glob.glob(str(tmp_path / "pyspy-repl" / "records" / "*.marshal"))
+    files = glob.glob(str(tmp_path / "pyspy-repl" / "startup" / "*.marshal"))
     assert len(files) == 1 and os.stat(files[0]).st_mode & 0o077 == 0, files
     second = run_tool(["dump", "--pid", sleeper.pid], env=env, prefix=COUNTING)
     assert _compiled(second) == 0 and second.stdout == first.stdout
@@ -117,6 +117,67 @@ def test_second_start_compiles_no_data_class(sleeper, tmp_path):
     with open(files[0], "wb") as fh:       # damaged: compiled again, nothing said
         fh.write(b"\xe3not marshal")
     assert _compiled(run_tool(["dump", "--pid", sleeper.pid], env=env, prefix=COUNTING)) >= 20
+
+
+#: ``pyspy-repl ARGS`` that says on stderr which of our modules were imported the usual way
+#: (not served by the start-up cache) and whether ``repl.render`` carries an ``EDITED`` mark.
+USUAL_IMPORTS = [sys.executable, "-c",
+                 "import atexit, sys\n"
+                 "def report():\n"
+                 "    usual = sorted(n for n, m in list(sys.modules.items()) if n.split('.')[0] in\n"
+                 "                   ('repl', 'snapshot', 'layouts') and type(getattr(m.__spec__, 'loader', None))\n"
+                 "                   .__name__ != '_CachedModules')\n"
+                 "    edited = getattr(sys.modules.get('repl.render'), 'EDITED', False)\n"
+                 "    sys.stderr.write('usual %s edited %s\\n' % (','.join(usual), edited))\n"
+                 "atexit.register(report)\n"
+                 "sys.argv[0] = 'pyspy-repl'\n"
+                 "from repl.cli import console_main\n"
+                 "console_main()\n"]
+#: What is imported before the cache's finder is in place (it lives in repl.startup).
+BEFORE_FINDER = ["repl", "repl.cli", "repl.startup"]
+
+
+def test_second_start_imports_our_modules_from_the_cache(sleeper, tmp_path):
+    """Our modules come from the start-up cache on a second start; an edited source is imported
+    anew (and its new code runs), a cache file others could write or a damaged one is ignored,
+    and the output never changes."""
+    import shutil
+    root = tmp_path / "install"
+    for package in ("repl", "snapshot", "layouts"):
+        shutil.copytree(os.path.join(pythons.REPO, package), root / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    env = _env(tmp_path / "cache")
+    env["PYTHONPATH"] = str(root)
+
+    def run():   # not from the checkout: ``-c`` puts the working directory first on the path
+        r = subprocess.run(USUAL_IMPORTS + ["dump", "--pid", str(sleeper.pid)], capture_output=True,
+                           timeout=120, cwd=str(tmp_path), env=env)
+        err = r.stderr.decode().splitlines()
+        assert r.returncode == 0 and len(err) == 1 and err[0].startswith("usual "), r.stderr.decode()
+        words = err[0].split()
+        return r.stdout, words[1].split(","), words[3] == "True"
+
+    first, usual, _ = run()
+    assert len(usual) > 40 and "snapshot.target" in usual
+    files = glob.glob(str(tmp_path / "cache" / "pyspy-repl" / "startup" / "*.marshal"))
+    assert len(files) == 1 and os.stat(files[0]).st_mode & 0o077 == 0, files
+    out, usual, _ = run()
+    assert usual == BEFORE_FINDER and out == first
+    with open(root / "repl" / "render.py", "a") as fh:
+        fh.write("\nEDITED = True\n")
+    out, usual, edited = run()
+    assert usual == sorted(BEFORE_FINDER + ["repl.render"]) and edited and out == first
+    out, usual, edited = run()
+    assert usual == BEFORE_FINDER and edited and out == first
+    os.chmod(files[0], 0o620)               # another user could have written it: not run
+    out, usual, _ = run()
+    assert len(usual) > 40 and out == first
+    out, usual, _ = run()
+    assert usual == BEFORE_FINDER
+    with open(files[0], "wb") as fh:        # damaged: imported the usual way, nothing said
+        fh.write(b"\xe3not marshal")
+    out, usual, _ = run()
+    assert len(usual) > 40 and out == first
 
 
 #: ``pyspy-repl ARGS`` that says at exit whether cyclic collection is on and how much start-up froze.
