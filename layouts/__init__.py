@@ -21,11 +21,7 @@ if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
 #: Names this package gives from its modules, imported on first use (PEP 562): importing
 #: ``layouts.records`` alone declares no data class, so a front end can give it its cache of
 #: compiled methods first (``repl/startup.py``).
-#: What ``_Py_DebugOffsets`` (3.13+, the start of ``_PyRuntime``) begins with.  Here, not only
-#: in ``debug_offsets``: every attach compares with it, most of them to older versions.
-COOKIE = b"xdebugpy"
-
-_LAZY = {"Layout": "base", "layout_from_module": "base", "Facts": "facts",
+_LAZY = {"Layout": "base", "layout_from_module": "base", "Facts": "facts", "COOKIE": "compiled",
          "table_size": "debug_offsets", "apply_debug_offsets": "debug_offsets",
          "parse_debug_offsets": "debug_offsets"}
 

@@ -11,6 +11,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
     from typing import Mapping
 
+#: What a 3.13+ target's ``_Py_DebugOffsets`` (the start of ``_PyRuntime``) begins with, whose
+#: offsets overlay a compiled layout.  Here, not in ``debug_offsets``: every attach compares
+#: with it (discovery), most of them to interpreters older than the table.
+COOKIE = b"xdebugpy"
 
 @dataclass(frozen=True)
 class Field:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from . import COOKIE  # declared in the package: every attach compares with it
-from .compiled import StructOffsets
+from .compiled import COOKIE, StructOffsets
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up

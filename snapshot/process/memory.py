@@ -12,13 +12,12 @@ failure leaves as a ``MemoryReadError`` (address and size),
 """
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 from _thread import get_ident
 
 from ..errors import MemoryReadError, PermissionDeniedError, ProcessExitedError
-from . import procfs
+from . import libc, procfs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
@@ -37,15 +36,13 @@ PLAN_RANGES = 8192
 PLAN_BYTES = 8 << 20
 
 
-class _IOVec(ctypes.Structure):
-    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+class _IOVec(libc.Structure):
+    _fields_ = [("iov_base", libc.c_void_p), ("iov_len", libc.c_size_t)]
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_process_vm_readv = _libc.process_vm_readv
-_process_vm_readv.argtypes = [ctypes.c_int, ctypes.POINTER(_IOVec), ctypes.c_ulong,
-                              ctypes.POINTER(_IOVec), ctypes.c_ulong, ctypes.c_ulong]
-_process_vm_readv.restype = ctypes.c_ssize_t
+_process_vm_readv = libc.function("process_vm_readv", libc.c_ssize_t,
+                                  [libc.c_int, libc.POINTER(_IOVec), libc.c_ulong,
+                                   libc.POINTER(_IOVec), libc.c_ulong, libc.c_ulong])
 
 
 class ProcessMemory:
@@ -63,10 +60,10 @@ class ProcessMemory:
         self._scratch = bytearray(SCRATCH)
         self._scratch_view = memoryview(self._scratch)
         self._scratch_owner = get_ident()
-        self._scratch_c = (ctypes.c_char * SCRATCH).from_buffer(self._scratch)  # held: the address stays ours
-        self._local = _IOVec(ctypes.addressof(self._scratch_c), 0)
+        self._scratch_c = (libc.c_char * SCRATCH).from_buffer(self._scratch)  # held: the address stays ours
+        self._local = _IOVec(libc.addressof(self._scratch_c), 0)
         self._remote = _IOVec(0, 0)
-        self._local_ref, self._remote_ref = ctypes.byref(self._local), ctypes.byref(self._remote)
+        self._local_ref, self._remote_ref = libc.byref(self._local), libc.byref(self._remote)
 
     # -- passes ---------------------------------------------------------
     def begin_pass(self) -> None:
@@ -135,14 +132,14 @@ class ProcessMemory:
                 if got == size:
                     return bytes(self._scratch_view[:size])
             else:
-                buffer = ctypes.create_string_buffer(size)
-                local = _IOVec(ctypes.addressof(buffer), size)
+                buffer = libc.create_string_buffer(size)
+                local = _IOVec(libc.addressof(buffer), size)
                 remote = _IOVec(address, size)
-                got = _process_vm_readv(self.pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+                got = _process_vm_readv(self.pid, libc.byref(local), 1, libc.byref(remote), 1, 0)
                 if got == size:
                     return buffer.raw
             if got < 0:
-                err = ctypes.get_errno()
+                err = libc.get_errno()
                 if err in (errno.ENOSYS, errno.EINVAL) or (err == errno.EPERM and self._mem_usable()):
                     self._use_vm_readv = False
                     return self._read_mem(address, size)
@@ -186,8 +183,8 @@ class ProcessMemory:
         while pending:
             batch, rest = pending[:IOV_MAX], pending[IOV_MAX:]
             total = sum(s for _, _, s in batch)
-            buffer = ctypes.create_string_buffer(total)
-            base = ctypes.addressof(buffer)
+            buffer = libc.create_string_buffer(total)
+            base = libc.addressof(buffer)
             n = len(batch)
             local = (_IOVec * n)()
             remote = (_IOVec * n)()
@@ -201,7 +198,7 @@ class ProcessMemory:
             self.read_calls += 1
             got = _process_vm_readv(self.pid, local, n, remote, n, 0)
             if got < 0:
-                err = ctypes.get_errno()
+                err = libc.get_errno()
                 if err == errno.ESRCH:
                     raise ProcessExitedError("process %d exited" % self.pid)
                 if err in (errno.EPERM, errno.ENOSYS, errno.EINVAL) and self._mem_usable():
@@ -285,8 +282,8 @@ class _PreparedPlan:
         self.plan = plan
         self.count = n = len(plan)
         self.total = sum(s for _, s in plan)
-        self.buffer = ctypes.create_string_buffer(self.total)
-        base = ctypes.addressof(self.buffer)
+        self.buffer = libc.create_string_buffer(self.total)
+        base = libc.addressof(self.buffer)
         self.local = (_IOVec * n)()
         self.remote = (_IOVec * n)()
         spans = []

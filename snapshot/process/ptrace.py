@@ -1,4 +1,4 @@
-"""ptrace requests the engine makes, through ctypes (x86-64 Linux).
+"""ptrace requests the engine makes, through ``libc`` (x86-64 Linux).
 
 Kept apart from ``live.py`` so the pause logic and the register reads share
 one binding and one errno convention: every call returns ``-errno`` on
@@ -7,12 +7,12 @@ failure instead of raising, because the callers decide what a failure means
 """
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import struct
 
 from ..errors import SnapshotError
+from . import libc
 from .base import USER_REGS_SIZE, Registers
 
 TYPE_CHECKING = False
@@ -26,10 +26,7 @@ PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
 PTRACE_EVENT_STOP = 128
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_ptrace = _libc.ptrace
-_ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-_ptrace.restype = ctypes.c_long
+_ptrace = libc.function("ptrace", libc.c_long, [libc.c_long, libc.c_long, libc.c_void_p, libc.c_void_p])
 
 
 class RegistersUnavailableError(SnapshotError):
@@ -41,11 +38,11 @@ class RegistersUnavailableError(SnapshotError):
 
 def call(request: int, tid: int, addr: int = 0, data: int = 0) -> int:
     """One ptrace request; 0 or a positive result on success, ``-errno`` on failure."""
-    ctypes.set_errno(0)
-    result = _ptrace(request, tid, ctypes.c_void_p(addr) if addr else None,
-                     ctypes.c_void_p(data) if data else None)
+    libc.set_errno(0)
+    result = _ptrace(request, tid, libc.c_void_p(addr) if addr else None,
+                     libc.c_void_p(data) if data else None)
     if result < 0:
-        err = ctypes.get_errno()
+        err = libc.get_errno()
         if err:
             return -err
     return result
@@ -61,14 +58,14 @@ def syscall_number(tid: int) -> Optional[int]:
     running user code, None if that cannot be had.  One word (PTRACE_PEEKUSER), no buffer: the
     pause of a 1,000-thread target asks this of every thread, where /proc/TID/syscall costs
     an open and a read each."""
-    ctypes.set_errno(0)
-    result = _ptrace(PTRACE_PEEKUSER, tid, ctypes.c_void_p(_ORIG_RAX_OFFSET), None)
-    if result == -1 and ctypes.get_errno():
+    libc.set_errno(0)
+    result = _ptrace(PTRACE_PEEKUSER, tid, libc.c_void_p(_ORIG_RAX_OFFSET), None)
+    if result == -1 and libc.get_errno():
         return None
     return result
 
 
-_REGS_BUFFER = ctypes.create_string_buffer(USER_REGS_SIZE)
+_REGS_BUFFER = libc.create_string_buffer(USER_REGS_SIZE)
 #: user_regs_struct word indexes of orig_rax and the six system call arguments
 #: (rdi, rsi, rdx, r10, r8, r9).
 _ORIG_RAX, _ARGS = 15, (14, 13, 12, 7, 9, 8)
@@ -92,13 +89,13 @@ def syscall_of(tid: int) -> Optional[Tuple[int, Tuple[int, ...]]]:
 
 def get_registers(tid: int) -> Registers:
     """PTRACE_GETREGS of a thread this process has stopped (seized and interrupted)."""
-    buffer = ctypes.create_string_buffer(USER_REGS_SIZE)
-    err = call(PTRACE_GETREGS, tid, 0, ctypes.addressof(buffer))
+    buffer = libc.create_string_buffer(USER_REGS_SIZE)
+    err = call(PTRACE_GETREGS, tid, 0, libc.addressof(buffer))
     if err < 0:
         reason = "thread %d exited" % tid if err == -errno.ESRCH else os.strerror(-err)
         raise RegistersUnavailableError("could not read the registers of thread %d: %s" % (tid, reason))
     return Registers.from_user_regs(buffer.raw)
 
 
-_REGS_ADDR = ctypes.c_void_p(ctypes.addressof(_REGS_BUFFER))
+_REGS_ADDR = libc.c_void_p(libc.addressof(_REGS_BUFFER))
 _WORDS = struct.Struct("<%dQ" % (USER_REGS_SIZE // 8))
