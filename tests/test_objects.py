@@ -158,6 +158,7 @@ def test_dict_get(target):
     v = target.values
     assert r.int_value(r.dict_get(v["dict_str"][0], "a")) == 1
     assert r.dict_get(v["dict_str"][0], "zz") is None
+    assert r.string(r.dict_get(v["dict_str"][0], "b")) == "two"   # past a key of the same length
     assert r.dict_get(v["dict_general"][0], 1) is not None
     assert r.string(r.dict_get(v["dict_general"][0], 1)) == "x"
     int_keyed, ids = target.extra["int_keyed"]

@@ -74,14 +74,38 @@ class NamespaceReader(ValueReader):
             raise CorruptDataError("0x%x is a %s, not a dict" % (addr, self._info_of(addr).name))
         pairs = self._dict_pairs(addr, MAX_ITEMS)
         self._prefetch(k for k, _ in pairs)
+        cannot_match = self._length_mismatch(keys)
         found: Dict[Key, int] = {}
         for key_addr, value_addr in pairs:
+            if cannot_match is not None and cannot_match(key_addr):
+                continue
             for key in keys:
                 if key not in found and self._key_equals(key_addr, key):
                     found[key] = value_addr
             if len(found) == len(keys):
                 break
         return found
+
+    def _length_mismatch(self, keys: Sequence[Key]):
+        """For str keys and PEP 393 strings: a test telling from a key object's prefetched head
+        alone that it equals none of ``keys`` (the word where a str keeps its length is none of
+        theirs: a str of another length, or no str at all); None where no such test holds.
+        Why: looking "threading" up in a target's ``sys.modules`` compared some seventy keys
+        through the type and string readers, a few microseconds each."""
+        if self.facts.strings.model != "pep393" or self.facts.strings.native_str != "str" \
+                or not all(isinstance(key, str) for key in keys):
+            return None
+        lengths = {len(key) for key in keys}
+        at = self.layout.PyASCIIObject.length
+        end = at + 8
+        heads = self._heads
+        unpack = _I64.unpack_from
+
+        def cannot_match(key_addr: int) -> bool:
+            head = heads.get(key_addr)
+            return head is not None and len(head) >= end and unpack(head, at)[0] not in lengths
+
+        return cannot_match
 
     def _key_equals(self, key_addr: int, key: Key) -> bool:
         kind = self._info_of(key_addr).kind
