@@ -118,7 +118,10 @@ def use_code_cache() -> None:
     data = _load(path)
     roots = data["modules"]
     finder = _CachedModules(roots.pop(ROOT, {}), set(sys.modules))
-    sys.meta_path.insert(0, finder)
+    # Just ahead of Python's path finder: a finder someone put in front of it still comes first.
+    path_finder = sys.modules["_frozen_importlib_external"].PathFinder
+    place = sys.meta_path.index(path_finder) if path_finder in sys.meta_path else len(sys.meta_path)
+    sys.meta_path.insert(place, finder)
     from layouts import records     # served by the finder already
     records.CODE.update(data["records"])
     import atexit
