@@ -56,6 +56,11 @@ def main() -> int:
                 phase[key] += (time.process_time() - t) - (_import_cpu[0] - imp)
         return wrapper
 
+    # start-up as the console script has it (repl.cli._run_console): collection held, the
+    # start-up cache's data-class methods and module finder in place
+    from repl.startup import hold_collection, use_code_cache
+    hold_collection()
+    use_code_cache()
     import repl.cli as cli
     import repl.session as session_mod
     session_mod.attach = timed("attach", session_mod.attach)
