@@ -51,21 +51,26 @@ class Interpreter:
         return dict(self.symbols).get(name)
 
 
+def _is_libpython(path: str) -> bool:
+    return bool(_libpython_version(os.path.basename(path)))
+
+
+def _is_executable(path: str, exe: str) -> bool:
+    return path == exe or path == exe + " (deleted)"
+
+
 def _candidates(files: List[MappedFile], exe: str) -> List[MappedFile]:
     """libpython and the executable among the mapped files, libpython first."""
-    libs = [f for f in files if _libpython_version(os.path.basename(f.path))]
-    exes = [f for f in files if (f.path == exe or f.path == exe + " (deleted)") and f not in libs]
+    libs = [f for f in files if _is_libpython(f.path)]
+    exes = [f for f in files if _is_executable(f.path, exe) and f not in libs]
     return libs + exes
 
 
 def candidate_files(process: Process) -> List[MappedFile]:
     """The files the interpreter can be in (``_candidates``), only those identified."""
     exe = process.executable()
-
-    def maybe(path: str) -> bool:
-        return path == exe or path == exe + " (deleted)" or bool(_libpython_version(os.path.basename(path)))
-
-    return _candidates(process.mapped_files(only=maybe), exe)
+    return _candidates(process.mapped_files(only=lambda path: _is_libpython(path) or _is_executable(path, exe)),
+                       exe)
 
 
 def _binary_info(process: Process, mapped: MappedFile) -> binary.BinaryInfo:
