@@ -91,7 +91,7 @@ class SamplerStats:
     late: int = 0            # passes started after their deadline
     missed: int = 0          # deadlines skipped because the loop fell too far behind
     threads_seen: int = 0    # thread samples read, before filtering
-    threads_active: int = 0  # ... of which not idle
+    threads_active: int = 0  # ... of which not idle (not counted when nothing asks which are idle)
     gil_passes: int = 0      # passes where some thread held the GIL
     threads: int = 0         # threads in the latest pass (all processes)
     processes: int = 0       # processes sampled in the latest pass
@@ -158,6 +158,12 @@ class Sampler:
         owner = getattr(sink, "__self__", None)
         self._add_parts = (getattr(owner, "add_parts", None)
                            if getattr(sink, "__name__", None) == "add" else None)
+        #: Whether anything looks at which threads are idle.  Not when idle threads are kept,
+        #: no GIL filter applies and the sink is a Profile (its samples carry no idle flag) with
+        #: no snapshot consumer: a sample then skips the per-thread system call reads, and
+        #: ``threads_active`` is not counted.
+        self._idleness = not (self.options.idle and not self.options.gil and self._add_parts is not None
+                              and on_snapshot is None)
         self.on_pass = on_pass
         self.on_snapshot = on_snapshot
         self.on_error = on_error
@@ -286,7 +292,9 @@ class Sampler:
                                    native=opts.native, native_all=opts.native_all)
         if opts.native or opts.native_all:
             return target.sample(opts.blocking, native=True, native_all=opts.native_all)
-        return target.sample(opts.blocking)
+        if self._idleness:
+            return target.sample(opts.blocking)
+        return target.sample(opts.blocking, idleness=False)
 
     def sample_once(self) -> None:
         """One pass over every followed process."""
@@ -345,6 +353,7 @@ class Sampler:
         add_parts = self._add_parts
         command = None
         gil_held = False
+        idleness = self._idleness
         for t in snapshot.threads:
             stats.threads_seen += 1
             if t.holds_gil:
@@ -356,7 +365,7 @@ class Sampler:
             if t.is_idle:
                 if not opts.idle:
                     continue
-            else:
+            elif idleness:
                 stats.threads_active += 1
             stats.samples += 1
             if sink is not None:

@@ -28,6 +28,7 @@ class FakeTarget:
 
     def sample(self, blocking=True, **kwargs):
         self.calls += 1
+        self.kwargs = kwargs
         if self.exit_after is not None and self.calls > self.exit_after:
             raise ProcessExitedError("gone")
         if self.calls in self.fail:
@@ -95,6 +96,28 @@ def test_filters_idle_and_gil():
     assert seen[("idle",)] == {"MainThread", "nogil", "idler"}
     assert seen[("gil",)] == {"MainThread"}
     assert seen[("gil", "idle")] == {"MainThread"}
+
+
+def test_idleness_is_read_only_when_something_looks_at_it():
+    """``record --idle`` keeps every thread and writes no idle flag: its samples ask the target for
+    no idleness (``idleness=False``) and count no active threads; any filter, a snapshot consumer or
+    a sink that sees ``Sample.is_idle`` keeps the full read."""
+    def run(sink=None, on_snapshot=None, **opts):
+        target = FakeTarget()
+        profile = Profile()
+        sampler = Sampler(target, sink or profile.add, SamplerOptions(rate=200, passes=5, **opts),
+                          on_snapshot=on_snapshot)
+        sampler.run()
+        return target.kwargs.get("idleness", True), sampler.stats, profile
+    idleness, stats, profile = run(idle=True)
+    assert idleness is False and stats.threads_active == 0
+    assert stats.threads_seen == stats.samples == 3 * stats.passes  # every thread is still kept
+    assert profile.samples == stats.samples
+    for opts in ({}, {"gil": True}, {"idle": True, "gil": True}):
+        idleness, stats, _ = run(**opts)
+        assert idleness is True and stats.threads_active == 2 * stats.passes, opts
+    assert run(idle=True, on_snapshot=lambda snap: None)[0] is True
+    assert run(sink=lambda sample: None, idle=True)[0] is True
 
 
 def test_target_exit_ends_sampling_and_keeps_samples():
@@ -180,6 +203,15 @@ def test_real_target(mixed, blocking):
         names = {info.name for info in profile.threads.values()}
         assert names == {"MainThread", "sleeper-0", "sleeper-1"}
         assert s.gil_passes >= s.passes * 0.5  # the busy thread holds the GIL most of the time
+        if not blocking:
+            # kept idle threads in a profile: no thread's system call is read (one read each)
+            asked = []
+            real = target.process.syscalls
+            target.process.syscalls = lambda tids: asked.append(tids) or real(tids)
+            again = Profile(rate_hz=100)
+            kept = Sampler(target, again.add, SamplerOptions(rate=100, passes=20, blocking=False, idle=True))
+            kept.run()
+            assert asked == [] and again.samples == 3 * (20 - kept.stats.errors) > 0
     finally:
         target.close()
 

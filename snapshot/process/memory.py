@@ -35,6 +35,9 @@ SCRATCH = 1 << 16
 #: Bounds of what one pass's plan re-reads at the start of the next (ranges, bytes).
 PLAN_RANGES = 8192
 PLAN_BYTES = 8 << 20
+#: A plan holding up to PLAN_SPARE ranges more than a pass read is kept for up to PLAN_KEEP passes.
+PLAN_SPARE = 8
+PLAN_KEEP = 64
 
 
 class _IOVec(libc.Structure):
@@ -74,6 +77,8 @@ class ProcessMemory:
         self._use_vm_readv = True
         self.read_calls = 0  # system calls made, for benchmarks
         self._plan: List[Tuple[int, int]] = []  # what the last pass read (address, size)
+        self._plan_asked: Dict[int, int] = {}  # the same, as the pass's ``_asked`` dict
+        self._plan_spare = 0  # passes in a row that read less than the plan held
         self._served: Optional[Dict[int, bytes]] = None  # this pass's re-read of the plan
         self._asked: Dict[int, int] = {}  # address -> largest size this pass read there
         self._prepared: Optional[_PreparedPlan] = None  # the plan's iovecs, built once per plan
@@ -109,18 +114,25 @@ class ProcessMemory:
         self._served = None
         self._asked = {}
         if len(asked) <= PLAN_RANGES and sum(asked.values()) <= PLAN_BYTES:
-            plan = list(asked.items())
-            if plan != self._plan:  # a steady stack keeps its plan, and so its prepared iovecs
-                self._plan = plan
+            # A steady stack keeps its plan, and so its prepared iovecs: the same ranges asked
+            # in another order (a dict compares without order) are the same plan.
+            # A pass that read less than the plan holds (the leaf was elsewhere for a moment)
+            # keeps it too, unless the plan has held more than was read for PLAN_KEEP passes in
+            # a row: re-preparing it cost more than the ranges it would leave out.
+            if asked != self._plan_asked:
+                kept = self._plan_asked
+                if (self._plan_spare < PLAN_KEEP and len(kept) <= len(asked) + PLAN_SPARE
+                        and all(kept.get(address, 0) >= size for address, size in asked.items())):
+                    self._plan_spare += 1
+                else:
+                    self._plan = list(asked.items())
+                    self._plan_asked = asked
+                    self._plan_spare = 0
+            else:
+                self._plan_spare = 0
         else:
             self._plan = []
-
-    def _served_read(self, address: int, size: int) -> Optional[bytes]:
-        data = self._served.get(address)
-        if data is None or len(data) < size:
-            return None
-        self._note(address, size)
-        return data if len(data) == size else data[:size]
+            self._plan_asked = {}
 
     def _note(self, address: int, size: int) -> None:
         asked = self._asked
@@ -129,14 +141,20 @@ class ProcessMemory:
 
     # -- single reads ---------------------------------------------------
     def read(self, address: int, size: int) -> bytes:
-        if self._served is not None:
-            data = self._served_read(address, size)
-            if data is None:
-                data = self._read(address, size)
-                if size > 0:
-                    self._note(address, size)
-            return data
-        return self._read(address, size)
+        served = self._served
+        if served is None:
+            return self._read(address, size)
+        # served from the pass's copy, and noted for the next plan (inline: a dozen times a sample)
+        data = served.get(address)
+        asked = self._asked
+        if data is not None and len(data) >= size:
+            if asked.get(address, 0) < size:
+                asked[address] = size
+            return data if len(data) == size else data[:size]
+        data = self._read(address, size)
+        if size > 0 and asked.get(address, 0) < size:
+            asked[address] = size
+        return data
 
     def _read(self, address: int, size: int) -> bytes:
         if size < 0 or size > MAX_READ or address <= 0:
@@ -170,11 +188,21 @@ class ProcessMemory:
     def read_many(self, requests: Sequence[Tuple[int, int]]) -> List[Optional[bytes]]:
         """Read many ranges with as few system calls as the kernel allows (none for ranges
         this pass's copy holds)."""
-        if self._served is None:
+        served = self._served
+        if served is None:
             return self._read_many(requests)
-        served_read = self._served_read
-        results = [served_read(address, size) for address, size in requests]
-        missing = [i for i, data in enumerate(results) if data is None]
+        asked = self._asked
+        results: List[Optional[bytes]] = []
+        missing = []
+        for address, size in requests:  # as in ``read``, written out
+            data = served.get(address)
+            if data is not None and len(data) >= size:
+                if asked.get(address, 0) < size:
+                    asked[address] = size
+                results.append(data if len(data) == size else data[:size])
+            else:
+                missing.append(len(results))
+                results.append(None)
         if missing:
             fetched = self._read_many([requests[i] for i in missing])
             note = self._note
