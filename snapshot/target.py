@@ -247,6 +247,7 @@ class Target:
                 break
             except (MemoryReadError, CorruptDataError) as e:
                 self._interp = None
+                self.walker.forget_interpreters()
                 self.thread_facts.forget()
                 if self._gone():
                     raise ProcessExitedError("process %d exited while being read" % self.pid) from None

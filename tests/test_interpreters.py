@@ -40,3 +40,50 @@ def test_threads_of_every_interpreter(python, tmp_path):
             assert subs[0]["thread_id"] == thread_id, (thread_id, interp_id, sorted(found))
     for interp_id in [0] + truth["subinterpreters"]:
         assert "Interpreter %d" % interp_id in text, text
+
+
+def test_subinterpreters_made_while_sampling_are_seen(python, tmp_path):
+    """A sampler that has seen one interpreter (and so reads no ``next`` link while the list's head
+    stays the same) sees subinterpreters made afterwards, and their threads."""
+    if tuple(int(x) for x in python.minor.split(".")) < (3, 12):
+        pytest.skip("%s: subinterpreters with their own threads need 3.12+ (_xxsubinterpreters)" % python.id)
+    from snapshot import attach
+    truth_path = str(tmp_path / "truth.json")
+    start = str(tmp_path / "start")
+    target = Target(python.path, target_script("subinterp_target.py"), [truth_path, start], workdir=str(tmp_path))
+    try:
+        attached = attach_when_up(target)
+        try:
+            for _ in range(20):
+                before = attached.sample(blocking=False)
+            assert {t.interpreter_id for t in before.threads} == {0}
+            open(start, "w").close()
+            try:
+                truth = target.wait_truth(truth_path, 60)
+            except AssertionError:
+                if target.proc.poll() == 3:
+                    pytest.skip("%s has no subinterpreter module" % python.id)
+                raise
+            after = attached.sample(blocking=False)
+        finally:
+            attached.close()
+    finally:
+        target.stop()
+    assert {t.interpreter_id for t in after.threads} >= {0} | set(truth["subinterpreters"]), after.threads
+
+
+def attach_when_up(target):
+    """Attach once the target's interpreter is running its script (retried while it starts)."""
+    import time
+    from snapshot import attach
+    from snapshot.errors import SnapshotError
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            attached = attach(target.pid)
+            attached.sample(blocking=False)
+            return attached
+        except (SnapshotError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

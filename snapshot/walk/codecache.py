@@ -133,6 +133,9 @@ class CodeCache:
         self.code_type_addr = code_type_addr
         self._entries: Dict[int, Optional[CodeInfo]] = {}
         self._hits: set = set()
+        #: The last ``stale_hits`` that found nothing stale: (its hits, its header reads, the headers
+        #: they matched).  Forgotten whenever an entry is added or dropped.
+        self._last_check: Optional[tuple] = None
         co = layout.PyCodeObject
         self.co = co
         self.size = co.size
@@ -167,8 +170,10 @@ class CodeCache:
             info = None  # not cached: a later walk reads it again (cheaply, the bounds come first)
         if len(self._entries) >= MAX_CACHE:
             self._entries.clear()
+            self._last_check = None
         if info is not None:
             self._entries[address] = info
+            self._last_check = None
         return info
 
     def peek(self, address: int) -> Optional[CodeInfo]:
@@ -201,17 +206,25 @@ class CodeCache:
         every cached entry a walk used, in one batched call, and stale entries
         are dropped so the caller can resolve those frames again.
         """
-        addresses = [a for a in self._hits if self._entries.get(a) is not None]
+        hits = self._hits
         self._hits = set()
+        last = self._last_check
+        if last is not None and last[0] == hits:
+            # the same entries as the last check: their headers compared in one list comparison
+            if self.memory.read_many(last[1]) == last[2]:
+                return []
+        addresses = [a for a in hits if self._entries.get(a) is not None]
         if not addresses:
             return []
         span = self.header_span - self.header_start
-        results = self.memory.read_many([(a + self.header_start, span) for a in addresses])
+        requests = [(a + self.header_start, span) for a in addresses]
+        results = self.memory.read_many(requests)
         stale = []
         for address, data in zip(addresses, results):
             if data != self._entries[address].header:
                 del self._entries[address]
                 stale.append(address)
+        self._last_check = None if stale else (hits, requests, [self._entries[a].header for a in addresses])
         return stale
 
     def revalidate(self) -> int:
@@ -227,6 +240,8 @@ class CodeCache:
             if data is None or data != info.header:
                 del self._entries[address]
                 dropped += 1
+        if dropped:
+            self._last_check = None
         return dropped
 
     def _is_code_type(self, type_addr: int) -> bool:
@@ -264,6 +279,7 @@ class CodeCache:
                 except (MemoryReadError, CorruptDataError, UnicodeDecodeError, struct.error, ValueError):
                     continue  # not cached: ``get`` reads it again and judges it alone
                 self._entries[address] = info
+                self._last_check = None
         finally:
             objects.release_heads()
 

@@ -75,6 +75,7 @@ class Walker(CopyStep):
         self.head_offset = _HEAD_OFFSET[facts.interpreter_list](layout)
         self.main_offset = _MAIN_OFFSET[facts.interpreter_list](layout)
         self._known_tstates: Dict[int, List[int]] = {}  # interpreter -> its thread states last time
+        self._sole_interpreter = 0  # the interpreter list's only member last time (0: several, or not read)
         self._frame_chains: Dict[int, List[int]] = {}
         #: 3.11+ stack-only walks: (address, previous, code word, instruction word, first slot) ->
         #: the RawFrame decoded from those words.  A sampler meets the same frames pass after
@@ -140,6 +141,10 @@ class Walker(CopyStep):
         address = _U64.unpack(self.memory.read(self.runtime_addr + self.head_offset, 8))[0]
         if not address:
             raise CorruptDataError("the interpreter is not initialised (no interpreter state yet)")
+        if address == self._sole_interpreter:
+            # Last time the list was this one interpreter.  A new one would be the head now, and
+            # the only one cannot leave while the process lives: no ``next`` link to read.
+            return [address]
         next_offset = self.layout.PyInterpreterState.next
         found: List[int] = []
         seen = set()
@@ -148,6 +153,7 @@ class Walker(CopyStep):
             found.append(address)
             address = _U64.unpack(self.memory.read(address + next_offset, 8))[0]
         found.reverse()
+        self._sole_interpreter = found[0] if len(found) == 1 and not address else 0
         return found
 
     def interpreter_id(self, interp_addr: int) -> int:
@@ -248,6 +254,10 @@ class Walker(CopyStep):
                     kept.append(frame)
                 thread.frames = kept
         return threads
+
+    def forget_interpreters(self) -> None:
+        """Walk the interpreter list in full next time (a read failed: the process may be changing)."""
+        self._sole_interpreter = 0
 
     def forget_frames(self) -> None:
         """Drop the remembered frames and tails (a cached code object was found stale)."""

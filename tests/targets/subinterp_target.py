@@ -1,11 +1,12 @@
 """Target for the every-interpreter test: threads in the main interpreter and in two subinterpreters.
 
-    python subinterp_target.py TRUTH.json
+    python subinterp_target.py TRUTH.json [START_FILE]
 
 3.12: ``_xxsubinterpreters``; 3.13+: ``_interpreters``.  Two threads each run
 code in their own subinterpreter (sleeping there); TRUTH has the interpreter
 ids and when every thread is in place.  Exits 3 when the interpreter has no
-subinterpreter module.
+subinterpreter module.  With START_FILE, the subinterpreters are made only
+once that file exists (a sampler attached before then sees them appear).
 """
 import json
 import os
@@ -22,6 +23,9 @@ except ImportError:
         sys.exit(3)
 
 TRUTH_PATH = os.path.abspath(sys.argv[1])
+if len(sys.argv) > 2:
+    while not os.path.exists(sys.argv[2]):
+        time.sleep(0.01)
 subs = [interpreters.create() for _ in range(2)]   # kept: 3.12 destroys an interpreter with its last ID object
 ids = [int(sub) for sub in subs]
 marker_dir = os.path.dirname(TRUTH_PATH)
