@@ -43,6 +43,9 @@ if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
 #: Stacks remembered by frame identity before that cache is emptied (samples with locals
 #: bring new Frame objects every time; the real tables are not affected).
 MAX_IDENTITY_STACKS = 50_000
+#: Stack tuples known by their own identity (a sampler that builds a new tuple per sample fills
+#: this with tuples seen once: it is emptied when full).
+MAX_TUPLE_STACKS = 1024
 
 
 @dataclass(**_FROZEN)
@@ -163,6 +166,9 @@ class Profile:
         # sample instead of hashing every frozen Frame. Each entry keeps its frames tuple alive, so
         # an id cannot be reused while it is a key; bounded, since it is only a cache.
         self._by_identity: Dict[Tuple[int, ...], Tuple[int, Tuple[Frame, ...]]] = {}
+        #: id(frames tuple) -> (stack id, that tuple): a sampler handing the very same tuple again
+        #: (the walker keeps one per remembered stack) skips even the tuple of ids.
+        self._by_tuple: Dict[int, Tuple[int, Tuple[Frame, ...]]] = {}
         self.counts: Dict[Tuple[ThreadKey, int], int] = {}
         self.threads: Dict[ThreadKey, ThreadInfo] = {}
         self._tracks: Dict[ThreadKey, _Track] = {}
@@ -282,9 +288,13 @@ class Profile:
         return fid
 
     def _intern_stack(self, frames: Tuple[Frame, ...]) -> int:
+        same = self._by_tuple.get(id(frames))
+        if same is not None and same[1] is frames:  # the very tuple seen before (a remembered tail's)
+            return same[0]
         identity = tuple(map(id, frames))
         hit = self._by_identity.get(identity)
         if hit is not None:
+            self._remember_tuple(frames, hit[0])
             return hit[0]
         ids = tuple(self._intern_frame(frame) for frame in reversed(frames))
         sid = self._stack_ids.get(ids)
@@ -294,7 +304,15 @@ class Profile:
         if len(self._by_identity) >= MAX_IDENTITY_STACKS:
             self._by_identity.clear()
         self._by_identity[identity] = (sid, tuple(frames))
+        self._remember_tuple(frames, sid)
         return sid
+
+    def _remember_tuple(self, frames: Tuple[Frame, ...], sid: int) -> None:
+        by_tuple = self._by_tuple
+        if type(frames) is tuple:
+            if len(by_tuple) >= MAX_TUPLE_STACKS:
+                by_tuple.clear()
+            by_tuple[id(frames)] = (sid, frames)  # keeps the tuple alive: its id stays its own
 
     def _extend_timeline(self, key: ThreadKey, ts: int, stack_id: int) -> None:
         track = self._tracks.get(key)

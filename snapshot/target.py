@@ -33,6 +33,10 @@ if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
     from typing import Dict, List, Optional, Tuple
 
 
+#: Whole stacks kept per remembered tail (one per innermost frame met above it).
+MAX_TAIL_STACKS = 64
+
+
 def attach(pid: int, memory: Optional[Process] = None, method: Optional[str] = None) -> "Target":
     """Attach to a live process by pid (``memory``: another source to read it through)."""
     if memory is not None:
@@ -329,7 +333,13 @@ class Target:
                     models = tail.models
                     if models is None:
                         models = tail.models = tuple(build(f, False, 0, 0) for f in tail.frames)
-                    frames = (build(raw.frames[0], False, 0, 0),) + models
+                    first = build(raw.frames[0], False, 0, 0)
+                    stacks = tail.stacks
+                    frames = stacks.get(id(first))
+                    if frames is None or frames[0] is not first:
+                        frames = (first,) + models
+                        if len(stacks) < MAX_TAIL_STACKS:
+                            stacks[id(first)] = frames
                 else:
                     frames = tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
                 tstate_raw = tstate_raws.get(raw.tstate_addr, b"")

@@ -56,3 +56,23 @@ def test_thread_missing_from_marked_passes_still_splits():
     p.tick(20 * PERIOD)
     p.add_parts(20 * PERIOD, 1, 5, None, None, True, (RUN, MAIN))
     assert p.interval_count == 2
+
+
+def test_the_same_tuple_again_is_the_same_stack_and_a_freed_one_is_not_mistaken():
+    """A tuple handed again (the walker keeps one per remembered stack) is found by its identity;
+    a tuple that was freed and whose id another stack's tuple now has cannot be, as the profile
+    keeps every tuple it knows by identity alive."""
+    p = Profile()
+    kept = (SERVE, RUN, MAIN)
+    for _ in range(3):
+        p.add_parts(0, 1, 5, None, None, True, kept)
+    for i in range(200):  # fresh tuples, some equal to ``kept``, most not
+        stack = tuple([_copy(SERVE), RUN, MAIN]) if i % 2 else tuple([Frame("f%d" % i, "/x.py", i), MAIN])
+        p.add_parts(0, 1, 5, None, None, True, stack)
+    plain = Profile()
+    for _ in range(3):
+        plain.add(Sample(0, 1, 5, None, None, True, False, (SERVE, RUN, MAIN)))
+    for i in range(200):
+        stack = (SERVE, RUN, MAIN) if i % 2 else (Frame("f%d" % i, "/x.py", i), MAIN)
+        plain.add(Sample(0, 1, 5, None, None, True, False, stack))
+    assert p.counts == plain.counts and p.stacks == plain.stacks

@@ -33,7 +33,7 @@ MAX_TAIL_BYTES = 32 << 20
 class Tail:
     """The walk from one frame address down: the bytes it depended on and what it found."""
 
-    __slots__ = ("checks", "frames", "addresses", "code_addrs", "shim_first", "models", "size")
+    __slots__ = ("checks", "frames", "addresses", "code_addrs", "shim_first", "models", "stacks", "size")
 
     def __init__(self, checks: List[Tuple[int, int, int, bytes]], frames: list, addresses: frozenset,
                  code_addrs: Tuple[int, ...], shim_first: bool):
@@ -43,6 +43,9 @@ class Tail:
         self.code_addrs = code_addrs
         self.shim_first = shim_first  # the walk began at an eval-loop entry shim
         self.models: Optional[tuple] = None  # the frames' stack-only models, built once by FrameBuilder
+        #: id(innermost model) -> (that model,) + models: the whole stack, one tuple per innermost
+        #: frame met above this tail, so a sampler hands the same tuple again (kept: ids stay valid)
+        self.stacks: Dict[int, tuple] = {}
         self.size = sum(c[2] for c in checks)
 
     def holds(self, chunks, read) -> bool:
