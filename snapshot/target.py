@@ -227,7 +227,7 @@ class Target:
             self.budget.reset()
             in_pass = False
             try:
-                with (process.paused() if blocking else _nothing_paused()) as stopped:
+                with (process.paused() if blocking else _NOTHING_PAUSED) as stopped:
                     if passes:
                         process.begin_pass()  # inside the pause: the re-read sees the stopped state
                         in_pass = True
@@ -267,7 +267,8 @@ class Target:
             if self.codes.revalidate():
                 self.walker.forget_frames()
         tasks, self._tasks = self._tasks, ()
-        return Snapshot(self.pid, self.python_version, self.executable, taken_at, tuple(threads),
+        interpreter = self.interpreter
+        return Snapshot(self.pid, interpreter.version_text, interpreter.executable, taken_at, tuple(threads),
                         self.command_line, tasks=tasks)
 
     def _copy_stacks(self, with_locals: bool, fresh_names: bool = True, follow: bool = True):
@@ -425,3 +426,6 @@ class _nothing_paused:
 
     def __exit__(self, *exc) -> None:
         return None
+
+
+_NOTHING_PAUSED = _nothing_paused()  # it keeps no state: one serves every sample
