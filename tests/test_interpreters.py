@@ -15,12 +15,7 @@ def test_threads_of_every_interpreter(python, tmp_path):
     truth_path = str(tmp_path / "truth.json")
     target = Target(python.path, target_script("subinterp_target.py"), [truth_path], workdir=str(tmp_path))
     try:
-        try:
-            truth = target.wait_truth(truth_path, 60)
-        except AssertionError:
-            if target.proc.poll() == 3:
-                pytest.skip("%s has no subinterpreter module" % python.id)
-            raise
+        truth = _truth_or_skip(target, truth_path, python)
         result = run_tool(["dump", "--json", "--pid", target.pid], timeout=120)
         text = run_tool(["dump", "--pid", target.pid], timeout=120).stdout.decode("utf-8")
     finally:
@@ -58,12 +53,7 @@ def test_subinterpreters_made_while_sampling_are_seen(python, tmp_path):
                 before = attached.sample(blocking=False)
             assert {t.interpreter_id for t in before.threads} == {0}
             open(start, "w").close()
-            try:
-                truth = target.wait_truth(truth_path, 60)
-            except AssertionError:
-                if target.proc.poll() == 3:
-                    pytest.skip("%s has no subinterpreter module" % python.id)
-                raise
+            truth = _truth_or_skip(target, truth_path, python)
             after = attached.sample(blocking=False)
         finally:
             attached.close()
@@ -87,3 +77,13 @@ def attach_when_up(target):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def _truth_or_skip(target, truth_path, python):
+    """The target's truth file, or a skip when its interpreter has no subinterpreter module (exit 3)."""
+    try:
+        return target.wait_truth(truth_path, 60)
+    except AssertionError:
+        if target.proc.poll() == 3:
+            pytest.skip("%s has no subinterpreter module" % python.id)
+        raise

@@ -219,12 +219,12 @@ class _FailingTarget:
         self.n = 0
         self.fail_every_but = fail_every_but
 
-    def sample(self, blocking=True):
+    def sample(self, blocking=True, **kwargs):
         from snapshot.errors import CorruptDataError
         self.n += 1
         if self.n % self.fail_every_but:
             raise CorruptDataError("the interpreter state at 0x1000 went away")
-        return self.real.sample(blocking)
+        return self.real.sample(blocking, **kwargs)
 
     def close(self):
         pass

@@ -25,6 +25,7 @@ from ..process.base import Process as MemoryReader
 from .chunks import CHUNK_READ, MAX_DEPTH, ThreadCopy, _Copies
 from .codecache import CodeCache
 from .copying import CopyStep
+from .interpreters import InterpreterList
 from .raw import RawFrame, RawThread, copy_frame as _copy_frame
 from .tails import TailRecorder, Tails
 
@@ -36,14 +37,11 @@ if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
 MAX_THREADS = 4096
 #: Frames remembered by their words (``Walker._remembered``) before the table is emptied.
 MAX_REMEMBERED = 100_000
-#: Most interpreters (main + subinterpreters) followed along ``PyInterpreterState.next``.
-MAX_INTERPRETERS = 1024
 _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")
-_I64 = struct.Struct("<q")
 
 
-class Walker(CopyStep):
+class Walker(CopyStep, InterpreterList):
     """Walks threads and frames of one interpreter with one layout."""
 
     def __init__(self, memory: MemoryReader, layout: Layout, runtime_addr: int, codes: CodeCache,
@@ -71,11 +69,8 @@ class Walker(CopyStep):
         _SETUP[frames.model](self, layout, frames)
         interp = layout.PyInterpreterState
         self.interp_threads = interp.get("threads_head", interp.get("tstate_head"))
-        self.interp_id_offset = interp.get("id")
-        self.head_offset = _HEAD_OFFSET[facts.interpreter_list](layout)
-        self.main_offset = _MAIN_OFFSET[facts.interpreter_list](layout)
+        self._setup_interpreter_list(layout)
         self._known_tstates: Dict[int, List[int]] = {}  # interpreter -> its thread states last time
-        self._sole_interpreter = 0  # the interpreter list's only member last time (0: several, or not read)
         self._frame_chains: Dict[int, List[int]] = {}
         #: 3.11+ stack-only walks: (address, previous, code word, instruction word, first slot) ->
         #: the RawFrame decoded from those words.  A sampler meets the same frames pass after
@@ -119,49 +114,6 @@ class Walker(CopyStep):
         self._decode_stack = self._decode_interpreter_frames
 
     # -- interpreter and thread states --------------------------------------
-    def interpreter_addr(self) -> int:
-        """The main interpreter (``_PyRuntime.interpreters.main``), not the newest one (``head``):
-        a subinterpreter created and destroyed while sampling must not become our interpreter.
-        (2.7/3.6 keep no ``main``: the list head, ``interp_head``, is used.)"""
-        address = 0
-        if self.main_offset is not None:
-            address = _U64.unpack(self.memory.read(self.runtime_addr + self.main_offset, 8))[0]
-        if not address:
-            address = _U64.unpack(self.memory.read(self.runtime_addr + self.head_offset, 8))[0]
-        if not address:
-            raise CorruptDataError("the interpreter is not initialised (no interpreter state yet)")
-        return address
-
-    def interpreter_addrs(self) -> List[int]:
-        """Every interpreter state (main and subinterpreters), in id order, bounded.
-
-        ``_PyRuntime.interpreters.head`` is the newest; ``next`` links lead to
-        the main interpreter, which is last.
-        """
-        address = _U64.unpack(self.memory.read(self.runtime_addr + self.head_offset, 8))[0]
-        if not address:
-            raise CorruptDataError("the interpreter is not initialised (no interpreter state yet)")
-        if address == self._sole_interpreter:
-            # Last time the list was this one interpreter.  A new one would be the head now, and
-            # the only one cannot leave while the process lives: no ``next`` link to read.
-            return [address]
-        next_offset = self.layout.PyInterpreterState.next
-        found: List[int] = []
-        seen = set()
-        while address and address not in seen and len(found) < MAX_INTERPRETERS:
-            seen.add(address)
-            found.append(address)
-            address = _U64.unpack(self.memory.read(address + next_offset, 8))[0]
-        found.reverse()
-        self._sole_interpreter = found[0] if len(found) == 1 and not address else 0
-        return found
-
-    def interpreter_id(self, interp_addr: int) -> int:
-        """``PyInterpreterState.id`` (0 for the main interpreter; 2.7/3.6 have no ids: 0)."""
-        if self.interp_id_offset is None:
-            return 0
-        return _I64.unpack(self.memory.read(interp_addr + self.interp_id_offset, 8))[0]
-
     def thread_states(self, interp_addr: int, head: Optional[int] = None) -> List[Tuple[int, bytes]]:
         """Every thread state of the interpreter as (address, raw struct).
 
@@ -254,10 +206,6 @@ class Walker(CopyStep):
                     kept.append(frame)
                 thread.frames = kept
         return threads
-
-    def forget_interpreters(self) -> None:
-        """Walk the interpreter list in full next time (a read failed: the process may be changing)."""
-        self._sole_interpreter = 0
 
     def forget_frames(self) -> None:
         """Drop the remembered frames and tails (a cached code object was found stale)."""
@@ -504,13 +452,6 @@ _THROUGH_CFRAME = {"frame": False, "cframe": True, "current_frame": False}
 #: facts.frames.entry_marker -> (marked by the shim below the frame, marked by the frame's is_entry byte);
 #: "every_frame" is the frame-object walk, which marks every frame itself.
 _ENTRY_MARKERS = {"every_frame": (False, False), "is_entry_field": (False, True), "above_shim": (True, False)}
-#: facts.interpreter_list -> offset of the interpreter list head from the root address
-#: (``_PyRuntime.interpreters.head``, or 0: before 3.7 the root is ``interp_head`` itself).
-_HEAD_OFFSET = {"runtime": lambda layout: layout._PyRuntimeState.interpreters_head,
-                "interp_head": lambda layout: 0}
-#: facts.interpreter_list -> offset of the main interpreter from the root, None where not kept.
-_MAIN_OFFSET = {"runtime": lambda layout: layout._PyRuntimeState.get("interpreters_main"),
-                "interp_head": lambda layout: None}
 #: facts.frames.model -> how the walker reads frames.
 _SETUP = {"frame_object": Walker._setup_frame_objects, "interpreter_frame": Walker._setup_interpreter_frames}
 
