@@ -19,6 +19,7 @@ import time
 
 from snapshot.errors import SnapshotError
 
+from . import interrupts
 from .commands import CommandError, QuitRequested
 from .commands.dump import add_core_options, add_load_option, open_core_if_asked
 from .dispatch import REPL, Dispatcher, split_line
@@ -218,22 +219,41 @@ def run_prompt(session: Session, dispatcher: Dispatcher) -> int:
     session.out.write(banner(session) + "\n")
     session.out.flush()
     while True:
-        message = session.check_alive()
-        if message:
-            session.note(message)
-        text = session.prompt_text()
-        shown = FormattedText([("ansicyan bold", text)]) if session.color else text
         try:
+            return _prompt_loop(session, dispatcher, prompt, FormattedText)
+        except KeyboardInterrupt:
+            interrupts.acted()  # landed between two steps of the loop: the session goes on
+
+
+def _prompt_loop(session: Session, dispatcher: Dispatcher, prompt, FormattedText) -> int:
+    """Read and run lines until quit or EOF.
+
+    Why every step is guarded: Ctrl-C is a signal, and it can land anywhere,
+    after a command's own handler has run (while the prompt is set up, the
+    target's liveness checked, the prompt text built).  Such a late Ctrl-C
+    never ends the REPL, and it is spent: it must not cancel the next command
+    the user types (``interrupts.check()`` would act on the remembered one)."""
+    while True:
+        try:
+            message = session.check_alive()
+            if message:
+                session.note(message)
+            text = session.prompt_text()
+            shown = FormattedText([("ansicyan bold", text)]) if session.color else text
             line = prompt.prompt(shown)
         except KeyboardInterrupt:
+            interrupts.acted()
             continue            # Ctrl-C at the prompt clears the line
         except EOFError:
             session.out.write("\n")
             return 0
+        interrupts.acted()      # a Ctrl-C before Enter belonged to the previous command
         try:
             dispatcher.run_line(session, line)
         except QuitRequested:
             return 0
+        except KeyboardInterrupt:
+            interrupts.acted()  # after the command's own handler: nothing left to cancel
 
 
 if __name__ == "__main__":

@@ -267,3 +267,45 @@ def test_no_color_and_help_scripted(tmp_path):
     text = r.stdout.decode()
     assert "print" in text and "sample" in text and "record" in text and "watch" in text
     assert "\x1b" not in text
+
+
+def test_a_late_ctrl_c_neither_ends_the_repl_nor_cancels_the_next_command():
+    """Ctrl-C is a signal: it can land after a command's own handler ran (while the prompt is set
+    up, or liveness checked).  The REPL goes on, and the spent interrupt must not cancel the next
+    line (the CI failure of test_repl_pause: `dump` answered "interrupted" at once)."""
+    from repl import dispatch, interactive, interrupts
+    session = _offline_session(dispatch.SNAPSHOT_FILE)
+    lines = []
+
+    class ScriptedPrompt:
+        steps = ["late", "late-in-check", "bt", "eof"]
+
+        def prompt(self, shown):
+            step = self.steps.pop(0)
+            if step == "late":                 # the signal handler ran: remembered, then raised
+                interrupts._seen = True
+                raise KeyboardInterrupt
+            if step == "eof":
+                raise EOFError
+            if step == "late-in-check":
+                interrupts._seen = True        # arrives while the user types; Enter follows
+                session.check_alive = check_alive_interrupted_once
+                return "frame 0"
+            lines.append(step)
+            return step
+
+    real_check_alive = session.check_alive
+    calls = []
+
+    def check_alive_interrupted_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt            # between two steps of the loop, outside any command
+        return real_check_alive()
+
+    assert interactive._prompt_loop(session, dispatch.Dispatcher(dispatch.REPL), ScriptedPrompt(),
+                                    lambda parts: parts) == 0
+    err = session.err.getvalue()
+    assert "interrupted" not in err, err
+    assert "#0   f (x.py:3)" in session.out.getvalue()
+    assert lines == ["bt"] and calls and not interrupts._seen
