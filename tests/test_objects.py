@@ -246,6 +246,84 @@ def test_depth_cap(target):
     assert r.repr(addr, depth=1) == "[1, 'a', None, 2.5, b'x', ..., ...]"
 
 
+def test_held_heads_decode_as_the_generic_path_does(target):
+    """``string``/``bytes_value`` over held heads (the fast path for the exact ``str``/``bytes``
+    types) give what the generic path gives, for every str and bytes of the target, subclasses,
+    non-ASCII and cut ones included; and the fast path is really taken for ASCII ones."""
+    r = target.reader
+    names = sorted(n for n in target.values if n.startswith(("str_", "bytes_")))
+    addrs = [target.values[n][0] for n in names]
+
+    def read_all():
+        out = {}
+        for name, addr in zip(names, addrs):
+            read = r.string if name.startswith("str_") else r.bytes_value
+            out[name] = [read(addr, cap) for cap in (0, 3, 100_000)]
+        return out
+
+    generic = read_all()   # nothing held: the generic path (and the exact types learned)
+    assert generic["str_hello"][2] == "hello" and generic["bytes_all"][2] == bytes(range(256))
+    assert r._exact_str and r._exact_bytes
+    r.hold_heads(addrs, 1024)
+    try:
+        assert read_all() == generic
+        # the fast path ran: a str read with its type lookup failing still decodes from the head
+        real_info, r._info_of = r._info_of, None
+        try:
+            assert r.string(target.values["str_hello"][0]) == "hello"
+            assert r.bytes_value(target.values["bytes_abc"][0]) == b"abc"
+        finally:
+            r._info_of = real_info
+    finally:
+        r.release_heads()
+
+
+def test_held_heads_of_garbage_take_the_checked_path():
+    """A held head of the learned str type whose state is not compact ASCII, or whose length is
+    negative or runs past the head, is judged by the generic path: a typed error, never a
+    slice of garbage."""
+    layout = get_layout((3, 12))
+    A, facts = layout.PyASCIIObject, layout.facts
+    ob_type, length_at, state_at = layout.PyObject.ob_type, A.length, A.state
+    str_type, meta = 0x2000, 0x2400
+    image = bytearray(0x3000)
+
+    def put(at, value, size=8, signed=False):
+        image[at - 0x1000:at - 0x1000 + size] = value.to_bytes(size, "little", signed=signed)
+
+    T = layout.PyTypeObject
+    put(str_type + ob_type, meta)
+    put(meta + ob_type, meta)
+    put(meta + T.tp_flags, facts.type_flags.type_subclass)
+    put(str_type + T.tp_flags, facts.type_flags.unicode_subclass)
+    put(str_type + T.tp_name, 0x2800)
+    image[0x2800 - 0x1000:0x2804 - 0x1000] = b"str\0"
+    ascii_state = (1 << facts.unicode_kind_shift) | (1 << facts.unicode_compact_bit) | (1 << facts.unicode_ascii_bit)
+
+    def obj(at, length, state, text=b""):
+        put(at + ob_type, str_type)
+        put(at + length_at, length, signed=True)
+        put(at + state_at, state, size=4)
+        image[at - 0x1000 + A.size:at - 0x1000 + A.size + len(text)] = text
+
+    good, bad_state, negative, too_long = 0x1000, 0x1100, 0x1200, 0x1300
+    obj(good, 5, ascii_state, b"hello")
+    obj(bad_state, 5, 7 << facts.unicode_kind_shift, b"hello")      # kind 7: no such kind
+    obj(negative, -1, ascii_state)
+    obj(too_long, 1 << 45, ascii_state)
+    reader = ObjectReader(ImageProcess({0x1000: bytes(image)}), layout)
+    assert reader.string(good) == "hello"      # generic: learns the type
+    assert reader._exact_str == str_type
+    reader.hold_heads([good, bad_state, negative, too_long], 64)
+    try:
+        assert reader.string(good) == "hello"
+        for addr in (bad_state, negative, too_long):
+            with pytest.raises(CorruptDataError):
+                reader.string(addr)
+    finally:
+        reader.release_heads()
+
+
 def test_garbage_raises_corrupt():
     layout = get_layout((3, 12))
     # A "type" whose own type is not a metatype, and an object pointing at unmapped memory.

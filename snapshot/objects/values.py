@@ -62,6 +62,25 @@ class ValueReader(TypeReader):
         self._unicode_char_size = strings.unicode_char_size
         bytes_struct = layout.structs.get("PyBytesObject") or layout.PyStringObject
         self._bytes_data = bytes_struct.ob_sval
+        # The fast paths of ``_string`` and ``_bytes_layout``: an object of the exact builtin
+        # ``str`` (compact ASCII) or ``bytes`` type whose head is already held is decoded from
+        # that head in place.  Why: a one-shot dump decodes some forty code objects, each with
+        # three names and two or three byte strings, and the generic path (type lookup, layout,
+        # a second slice of the head) was most of their cost.  The types' addresses are learned
+        # from the first object the generic path classified; anything else takes that path.
+        self._exact_str = 0
+        self._exact_bytes = 0
+        self._ob_type = layout.PyObject.ob_type
+        self._ob_size = layout.PyVarObject.ob_size
+        self._pep393 = strings.model == "pep393"
+        if self._pep393:
+            A = layout.PyASCIIObject
+            self._ascii_size, self._ascii_length, self._ascii_state = A.size, A.length, A.state
+            # kind 1 (one byte per char), compact, ASCII: the characters follow the head
+            self._ascii_mask = (7 << facts.unicode_kind_shift) | (1 << facts.unicode_compact_bit) | (
+                1 << facts.unicode_ascii_bit)
+            self._ascii_want = (1 << facts.unicode_kind_shift) | (1 << facts.unicode_compact_bit) | (
+                1 << facts.unicode_ascii_bit)
 
     # ------------------------------------------------------------------ scalars
     @entry
@@ -149,9 +168,20 @@ class ValueReader(TypeReader):
         return out
 
     def _string(self, addr: int, max_chars: int) -> str:
-        kind_name = self._info_of(addr).kind
+        head = self._heads.get(addr)
+        if head is not None and self._exact_str and len(head) >= self._ascii_size and \
+                _U64.unpack_from(head, self._ob_type)[0] == self._exact_str and \
+                _U32.unpack_from(head, self._ascii_state)[0] & self._ascii_mask == self._ascii_want:
+            length = _I64.unpack_from(head, self._ascii_length)[0]
+            end = self._ascii_size + min(length, max_chars)
+            if length >= 0 and end <= len(head):
+                return head[self._ascii_size:end].decode("latin-1")
+        info = self._info_of(addr)
+        kind_name = info.kind
         if kind_name not in self._text_kinds:
-            raise CorruptDataError("0x%x is a %s, not a str" % (addr, self._info_of(addr).name))
+            raise CorruptDataError("0x%x is a %s, not a str" % (addr, info.name))
+        if kind_name == "str" and self._pep393 and not info.is_heap and info.name == "str":
+            self._exact_str = info.addr
         if kind_name == "bytes":
             # 2.7: names, file names and namespace keys are byte strings (UTF-8 by convention).
             size, data = self._bytes_layout(addr)
@@ -206,9 +236,18 @@ class ValueReader(TypeReader):
         return self._bytes_layout(addr)[0]
 
     def _bytes_layout(self, addr: int) -> Tuple[int, int]:
-        if self._info_of(addr).kind != "bytes":
-            raise CorruptDataError("0x%x is a %s, not bytes" % (addr, self._info_of(addr).name))
-        size = _I64.unpack_from(self._read(addr, 24), self.layout.PyVarObject.ob_size)[0]
+        head = self._heads.get(addr)
+        if head is not None and self._exact_bytes and len(head) >= 24 and \
+                _U64.unpack_from(head, self._ob_type)[0] == self._exact_bytes:
+            size = _I64.unpack_from(head, self._ob_size)[0]
+            if 0 <= size < (1 << 40):
+                return size, addr + self._bytes_data
+        info = self._info_of(addr)
+        if info.kind != "bytes":
+            raise CorruptDataError("0x%x is a %s, not bytes" % (addr, info.name))
+        if not info.is_heap and info.name == ("str" if self._native_bytes else "bytes"):
+            self._exact_bytes = info.addr
+        size = _I64.unpack_from(self._read(addr, 24), self._ob_size)[0]
         if not 0 <= size < (1 << 40):
             raise CorruptDataError("bytes at 0x%x has size %d" % (addr, size))
         return size, addr + self._bytes_data
