@@ -122,8 +122,11 @@ def _asdict(value, dict_factory):
 
 
 def _is_classvar(annotation) -> bool:
-    text = annotation if isinstance(annotation, str) else repr(annotation)
-    return text.startswith(("ClassVar", "typing.ClassVar"))
+    text = annotation if type(annotation) is str else repr(annotation)
+    return text.startswith(_CLASSVAR)
+
+
+_CLASSVAR = ("ClassVar", "typing.ClassVar")
 
 
 def _process(cls, frozen: bool, slots: bool, eq: bool, want_repr: bool, want_init: bool):
@@ -133,15 +136,17 @@ def _process(cls, frozen: bool, slots: bool, eq: bool, want_repr: bool, want_ini
         if inherited:
             found.update(inherited)
     own = []
-    for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+    body = cls.__dict__     # one mapping proxy for the loop (each ``cls.__dict__`` makes one)
+    for name, annotation in body.get("__annotations__", {}).items():
         if _is_classvar(annotation):
             continue
-        value = cls.__dict__.get(name, MISSING)
-        f = value if isinstance(value, Field) else Field(default=value)
+        value = body.get(name, MISSING)
+        is_field = type(value) is Field
+        f = value if is_field else Field(value)
         f.name = name
         found[name] = f
         own.append(name)
-        if isinstance(value, Field):  # a class attribute holds the plain default, as in dataclasses
+        if is_field:  # a class attribute holds the plain default, as in dataclasses
             if f.default is MISSING:
                 delattr(cls, name)
             else:
@@ -187,50 +192,97 @@ def _with_slots(cls, own):
 
 
 def _compile(cls, found, frozen: bool, init: bool, repr_: bool, eq: bool, hash_: bool):
-    """The asked methods, compiled from one source (one ``compile`` per class)."""
+    """The asked methods, compiled from one source (one ``compile`` per class), or taken from
+    ``CODE`` by the class's signature: what the source is made of (field names, which have
+    defaults or factories, which are set through a slot, which ``repr`` and ``==`` use, which
+    methods are asked for).  Why a signature and not the source as the key: building the
+    source was most of the cost of declaring a class whose code was stored."""
     names = list(found)
     env = {"_M": MISSING, "_set": object.__setattr__, "_cls": cls, "_Frozen": FrozenInstanceError,
            "_fieldset": frozenset(names)}
+    # per field: (name, how __init__ sets it, whether repr shows it, whether == compares it);
+    # how: "" a parameter, "d"/"f" a parameter with a default / factory, "D"/"F" not a
+    # parameter (init=False), "-" not set; upper-case "S" suffix: through its slot
+    shape = []
+    # a slot can hold a field only if some class of the MRO declares ``__slots__``
+    slotted = frozen and any("__slots__" in klass.__dict__ for klass in cls.__mro__[:-1])
+    for i, name in enumerate(names):
+        f = found[name]
+        how = "-"
+        if init:
+            if f.default_factory is not MISSING:
+                env["_f%d" % i] = f.default_factory
+                how = "f" if f.init else "F"
+            elif f.default is not MISSING:
+                env["_d%d" % i] = f.default
+                how = "d" if f.init else "D"
+            else:
+                how = "" if f.init else "-"
+            if how != "-" and slotted:
+                slot = _slot_of(cls, name)
+                if slot is not None:
+                    # a frozen slotted field is set through its slot's own ``__set__``: 40% faster
+                    # than ``object.__setattr__`` (no lookup by name), and the model makes many
+                    env["_s%d" % i] = slot.__set__
+                    how += "S"
+        shape.append((name, how, f.repr, f.compare))
+    signature = (init, repr_, eq, hash_, frozen, tuple(shape))
+    if not (init or repr_ or eq or hash_ or frozen):
+        return {}
+    key = ("<records of %s>" % cls.__qualname__, signature)
+    code = CODE.get(key)
+    if type(code) is bytes:     # as a cache stores it: unmarshalled when first used
+        try:
+            code = CODE[key] = marshal.loads(code)
+        except (ValueError, EOFError, TypeError):
+            code = None
+        if type(code).__name__ != "code":
+            code = None
+    if code is not None:
+        USED.append(key)
+    else:
+        code = CODE[key] = compile(_source(signature), key[0], "exec")
+        COMPILED.append(key)
+    exec(code, env)
+    wanted = [n for n, on in (("__init__", init), ("__repr__", repr_), ("__eq__", eq), ("__hash__", hash_),
+                              ("__setattr__", frozen), ("__delattr__", frozen)) if on]
+    return {n: env[n] for n in wanted}
+
+
+def _source(signature) -> str:
+    """The methods' source for a signature of ``_compile`` (the names it binds are in its env)."""
+    init, repr_, eq, hash_, frozen, shape = signature
     lines = []
     if init:
         params, body = ["self"], []
-        for i, name in enumerate(names):
-            f = found[name]
-            if not f.init:
-                if f.default_factory is not MISSING:
-                    env["_f%d" % i] = f.default_factory
-                    value = "_f%d()" % i
-                elif f.default is not MISSING:
-                    env["_d%d" % i] = f.default
-                    value = "_d%d" % i
-                else:
-                    continue
-            elif f.default_factory is not MISSING:
-                env["_f%d" % i] = f.default_factory
+        for i, (name, how, _, _) in enumerate(shape):
+            kind = how.rstrip("S")
+            if kind == "-":
+                continue
+            if kind == "F":
+                value = "_f%d()" % i
+            elif kind == "D":
+                value = "_d%d" % i
+            elif kind == "f":
                 params.append("%s=_M" % name)
                 value = "_f%d() if %s is _M else %s" % (i, name, name)
-            elif f.default is not MISSING:
-                env["_d%d" % i] = f.default
+            elif kind == "d":
                 params.append("%s=_d%d" % (name, i))
                 value = name
             else:
                 params.append(name)
                 value = name
-            slot = _slot_of(cls, name) if frozen else None
-            if slot is not None:
-                # a frozen slotted field is set through its slot's own ``__set__``: 40% faster
-                # than ``object.__setattr__`` (no lookup by name), and the model makes many
-                env["_s%d" % i] = slot.__set__
+            if how.endswith("S"):
                 body.append("  _s%d(self, %s)" % (i, value))
             else:
                 body.append(("  _set(self, %r, %s)" if frozen else "  self.%s = %s") % (name, value))
         lines.append("def __init__(%s):" % ", ".join(params))
         lines.extend(body or ["  pass"])
     if repr_:
-        shown = ", ".join("%s={self.%s!r}" % (n, n) for n in names if found[n].repr)
+        shown = ", ".join("%s={self.%s!r}" % (name, name) for name, _, shows, _ in shape if shows)
         lines.append("def __repr__(self):")
         lines.append("  return f'{self.__class__.__qualname__}(%s)'" % shown.replace("'", "\\'"))
-    compared = [n for n in names if found[n].compare]
+    compared = [name for name, _, _, compares in shape if compares]
     key = "(%s,)" % ", ".join("self.%s" % n for n in compared) if compared else "()"
     if eq:
         other = "(%s,)" % ", ".join("other.%s" % n for n in compared) if compared else "()"
@@ -250,26 +302,7 @@ def _compile(cls, found, frozen: bool, init: bool, repr_: bool, eq: bool, hash_:
         lines.append("  if type(self) is _cls or name in _fieldset:")
         lines.append("    raise _Frozen('cannot delete field %r' % name)")
         lines.append("  super(_cls, self).__delattr__(name)")
-    if not lines:
-        return {}
-    key = ("<records of %s>" % cls.__qualname__, "\n".join(lines))
-    code = CODE.get(key)
-    if type(code) is bytes:     # as a cache stores it: unmarshalled when first used
-        try:
-            code = CODE[key] = marshal.loads(code)
-        except (ValueError, EOFError, TypeError):
-            code = None
-        if type(code).__name__ != "code":
-            code = None
-    if code is not None:
-        USED.append(key)
-    else:
-        code = CODE[key] = compile(key[1], key[0], "exec")
-        COMPILED.append(key)
-    exec(code, env)
-    wanted = [n for n, on in (("__init__", init), ("__repr__", repr_), ("__eq__", eq), ("__hash__", hash_),
-                              ("__setattr__", frozen), ("__delattr__", frozen)) if on]
-    return {n: env[n] for n in wanted}
+    return "\n".join(lines)
 
 
 def _slot_of(cls, name: str):
