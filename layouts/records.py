@@ -197,12 +197,14 @@ def _compile(cls, found, frozen: bool, init: bool, repr_: bool, eq: bool, hash_:
     defaults or factories, which are set through a slot, which ``repr`` and ``==`` use, which
     methods are asked for).  Why a signature and not the source as the key: building the
     source was most of the cost of declaring a class whose code was stored."""
+    if not (init or repr_ or eq or hash_ or frozen):
+        return {}
     names = list(found)
     env = {"_M": MISSING, "_set": object.__setattr__, "_cls": cls, "_Frozen": FrozenInstanceError,
            "_fieldset": frozenset(names)}
     # per field: (name, how __init__ sets it, whether repr shows it, whether == compares it);
     # how: "" a parameter, "d"/"f" a parameter with a default / factory, "D"/"F" not a
-    # parameter (init=False), "-" not set; upper-case "S" suffix: through its slot
+    # parameter (init=False), "-" not set; an "S" after it: set through its slot
     shape = []
     # a slot can hold a field only if some class of the MRO declares ``__slots__``
     slotted = frozen and any("__slots__" in klass.__dict__ for klass in cls.__mro__[:-1])
@@ -227,8 +229,6 @@ def _compile(cls, found, frozen: bool, init: bool, repr_: bool, eq: bool, hash_:
                     how += "S"
         shape.append((name, how, f.repr, f.compare))
     signature = (init, repr_, eq, hash_, frozen, tuple(shape))
-    if not (init or repr_ or eq or hash_ or frozen):
-        return {}
     key = ("<records of %s>" % cls.__qualname__, signature)
     code = CODE.get(key)
     if type(code) is bytes:     # as a cache stores it: unmarshalled when first used

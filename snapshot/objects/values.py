@@ -77,10 +77,9 @@ class ValueReader(TypeReader):
             A = layout.PyASCIIObject
             self._ascii_size, self._ascii_length, self._ascii_state = A.size, A.length, A.state
             # kind 1 (one byte per char), compact, ASCII: the characters follow the head
-            self._ascii_mask = (7 << facts.unicode_kind_shift) | (1 << facts.unicode_compact_bit) | (
-                1 << facts.unicode_ascii_bit)
-            self._ascii_want = (1 << facts.unicode_kind_shift) | (1 << facts.unicode_compact_bit) | (
-                1 << facts.unicode_ascii_bit)
+            compact_ascii = (1 << facts.unicode_compact_bit) | (1 << facts.unicode_ascii_bit)
+            self._ascii_mask = (7 << facts.unicode_kind_shift) | compact_ascii
+            self._ascii_want = (1 << facts.unicode_kind_shift) | compact_ascii
 
     # ------------------------------------------------------------------ scalars
     @entry
