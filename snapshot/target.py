@@ -94,6 +94,9 @@ class Target:
         #: OS ids of the Python threads the last sample saw (a sampler not pausing reads their
         #: system calls only, instead of listing every task and reading its ``stat`` too)
         self._python_tids: Tuple[int, ...] = ()
+        #: Stack-only samples: thread state address -> (RawThread, the other facts its ThreadStack
+        #: was built from, that ThreadStack), from the last sample (``_build_threads``).
+        self._built: Dict[int, tuple] = {}
         #: Samples mark each running asyncio task with a ``<task NAME>`` frame (``record --async``).
         self.async_aware = False
 
@@ -311,6 +314,11 @@ class Target:
         result = []
         status = self.thread_status
         seen_tids: List[int] = []
+        # A thread whose walk handed back last sample's very RawThread (nothing it was decoded from
+        # changed: ``Walker._steady_thread``) gets last sample's ThreadStack again when the other
+        # facts it is made of are the same too; the same frames tuple then costs a profile one lookup.
+        reuse = not with_locals and not fresh_names
+        last_built, built = self._built, {}
         for interp, interp_id, holder, tstates, raw_threads, collecting, marks in copied:
             if raw_threads and isinstance(raw_threads[0], ThreadCopy):
                 raw_threads = self.walker.decode_threads(raw_threads, with_locals)
@@ -326,6 +334,16 @@ class Target:
             gil = self.thread_facts.gil_span(interp) if calls else None
             tstate_raws = dict(tstates)
             for raw in raw_threads:
+                if reuse and not marks:
+                    native_id = raw.native_id
+                    facts = (holder == raw.tstate_addr, names.get(raw.thread_id),
+                             states.get(native_id) if states else None, calls.get(native_id) if calls else None,
+                             gil, interp_id, collecting)
+                    last = last_built.get(raw.tstate_addr)
+                    if last is not None and last[0] is raw and last[1] == facts:
+                        built[raw.tstate_addr] = last
+                        result.append(last[2])
+                        continue
                 tail = raw.tail
                 if marks:
                     frames = _with_task_frames(raw.frames, marks, build, with_locals, max_repr, max_depth)
@@ -355,6 +373,10 @@ class Target:
                                           status=status_of(holds, requested, idle),
                                           gc_collecting=collecting,
                                           exception=status.exception(tstate_raw, raw.tstate_addr) if fresh_names else None))
+                if reuse and not marks:
+                    built[raw.tstate_addr] = (raw, facts, result[-1])
+        if reuse:
+            self._built = built
         if ask:
             self._python_tids = tuple(seen_tids)
         return result

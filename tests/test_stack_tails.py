@@ -5,7 +5,8 @@ frames, at the same addresses (another caller's code, a caller's local, a
 deeper chain, a C call between): every sample, blocking or not, must equal
 the truth the target prints, with the same entry marks as a walk that uses
 no remembered frames (a walk with locals), and on 3.11+ steady samples must
-be served by tails.
+be served by tails, or by the last sample's very thread when none of the bytes
+it was decoded from changed (``Walker._steady_thread``).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import subprocess
 
 import snapshot
 from snapshot.walk import tails as tails_module
+from snapshot.walk import walker as walker_module
 from pythons import target_script
 
 STEPS = 14
@@ -33,6 +35,27 @@ def test_tails_follow_changes_below_the_innermost_frame(python, monkeypatch):
         return result
 
     monkeypatch.setattr(tails_module.Tail, "holds", holds)
+    original_outside = tails_module.Tail.holds_outside
+
+    def holds_outside(self, read):
+        # a thread whose copies did not change at all checks only its tail's reads outside them
+        result = original_outside(self, read)
+        held.append(result)
+        return result
+
+    monkeypatch.setattr(tails_module.Tail, "holds_outside", holds_outside)
+    original_steady = walker_module.Walker._steady_thread
+    unwalked = []
+
+    def steady_thread(self, copy, last_pass):
+        last = last_pass.get(copy.tstate_addr)
+        thread = original_steady(self, copy, last_pass)
+        if last is not None and thread is last[3] and last[3].tail is None:
+            unwalked.append(True)  # served without a walk, and without a tail to check
+        return thread
+
+    monkeypatch.setattr(walker_module.Walker, "_steady_thread", steady_thread)
+    reused = 0  # samples that handed back the last sample's very ThreadStack (nothing changed)
     proc = subprocess.Popen([python.path, target_script("tails_target.py")],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     target = None
@@ -50,12 +73,21 @@ def test_tails_follow_changes_below_the_innermost_frame(python, monkeypatch):
                     frames = target.sample(blocking=blocking).threads[0].frames
                     assert _names(frames) == truth, (python.id, step, blocking)
                     assert [f.is_entry for f in frames] == marks, (python.id, step, blocking)
+            for blocking in (True, False):  # samples in a row of one kind, as a sampler takes them
+                last = None
+                for _ in range(SAMPLES):
+                    thread = target.sample(blocking=blocking).threads[0]
+                    assert _names(thread.frames) == truth, (python.id, step, blocking)
+                    reused += thread is last
+                    last = thread
             proc.stdin.write("\n")
             proc.stdin.flush()
         if python.version_tuple >= (3, 11):
-            # the same stack sampled again is served by its tail; a changed one is walked again
-            assert held.count(True) >= STEPS * (2 * SAMPLES - 2), held
+            # the same stack sampled again is served by its tail (or unchanged); a changed one is walked again
+            assert held.count(True) + len(unwalked) >= STEPS * (2 * SAMPLES - 2), held
             assert held.count(False) >= 1, held
+            # the thread waits on stdin between steps: its bytes stay the same across samples
+            assert reused >= STEPS * 2 * (SAMPLES - 2), reused
         else:
             assert not held, "frame-object walks (3.10 and older) keep no tails"
     finally:

@@ -33,11 +33,13 @@ MAX_TAIL_BYTES = 32 << 20
 class Tail:
     """The walk from one frame address down: the bytes it depended on and what it found."""
 
-    __slots__ = ("checks", "frames", "addresses", "code_addrs", "shim_first", "models", "stacks", "size")
+    __slots__ = ("checks", "outside", "frames", "addresses", "code_addrs", "shim_first", "models", "stacks",
+                 "size")
 
     def __init__(self, checks: List[Tuple[int, int, int, bytes]], frames: list, addresses: frozenset,
                  code_addrs: Tuple[int, ...], shim_first: bool):
         self.checks = checks  # (segment start or -1 for a read outside the copies, address, size, bytes)
+        self.outside = [(address, size, data) for segment, address, size, data in checks if segment < 0]
         self.frames = frames  # RawFrames, shared: never changed once kept
         self.addresses = addresses  # every frame address the walk visited (shims too)
         self.code_addrs = code_addrs
@@ -64,6 +66,17 @@ class Tail:
                         return False
                 except MemoryReadError:
                     return False
+        return True
+
+    def holds_outside(self, read) -> bool:
+        """``holds`` for the checks read outside the copies only: for a caller that knows the
+        copies are byte for byte those this tail was last found to hold in."""
+        for address, size, expected in self.outside:
+            try:
+                if read(address, size) != expected:
+                    return False
+            except MemoryReadError:
+                return False
         return True
 
 

@@ -80,6 +80,10 @@ class Walker(CopyStep, InterpreterList):
         #: 3.11+ stack-only walks: what lies below a thread's innermost frame (``tails``).
         self._tails = Tails()
         self._tail_used = None  # the tail the last interpreter-frame walk took, if any
+        #: Stack-only decodes: thread state address -> (its raw words, current frame, the copies'
+        #: bytes, the RawThread they gave, its code addresses), from the last pass (``_steady_thread``).
+        self._steady: Dict[int, tuple] = {}
+        self._outside_reads = 0  # reads of frame memory outside the copies in the current walk
         self._prefetched = False  # whether a decode read its code objects in one batch yet
 
     def _setup_frame_objects(self, layout: Layout, frames) -> None:
@@ -187,12 +191,18 @@ class Walker(CopyStep, InterpreterList):
         if not self._prefetched:
             self._prefetched = True
             self.codes.prefetch(address for copy in copies for address in self._code_addresses(copy))
-        threads = [self._decode_thread(copy, with_locals) for copy in copies]
+        if with_locals:
+            threads = [self._decode_thread(copy, True) for copy in copies]
+        else:
+            steady, self._steady = self._steady, {}
+            threads = [self._steady_thread(copy, steady) for copy in copies]
         stale = set(self.codes.stale_hits())
         if stale:
             self.forget_frames()
-            for thread in threads:
-                thread.tail = None
+            for index, thread in enumerate(threads):
+                # a new RawThread (the old one may be a steady thread's, handed out before)
+                thread = threads[index] = RawThread(thread.tstate_addr, thread.thread_id, thread.native_id,
+                                                    thread.frames, thread.truncated, None)
                 kept = []
                 for frame in thread.frames:
                     if frame.code_addr in stale:
@@ -211,6 +221,32 @@ class Walker(CopyStep, InterpreterList):
         """Drop the remembered frames and tails (a cached code object was found stale)."""
         self._remembered = {}
         self._tails.clear()
+        self._steady = {}
+
+    def _steady_thread(self, copy: ThreadCopy, last_pass: Dict[int, tuple]) -> RawThread:
+        """A stack-only decode that hands back last pass's RawThread when nothing it was decoded
+        from changed: the same thread state words, current frame and copied frame memory, and
+        the remembered tail's own checks still holding.  Why: most threads of a sampled process
+        do not run between two passes (they wait for the GIL, a lock, I/O), and a walk from the
+        same bytes gives the same frames, so comparing the bytes (a few ``memcmp`` in C) replaces
+        the walk.  A walk that read frame memory outside the copies above its tail is not reused
+        (those reads are not in what is compared); the tail's own reads outside are read again.
+
+        The code objects of a reused thread are not re-checked each pass (``stale_hits``): its
+        frames, unchanged in every byte, still hold their references to them, so none of them
+        was freed for another to take its address; the periodic ``CodeCache.revalidate`` still
+        covers them."""
+        key = copy.memory.segments if type(copy.memory) is _Copies else copy.memory
+        last = last_pass.get(copy.tstate_addr)
+        if (last is not None and last[0] == copy.raw and last[1] == copy.frame and last[2] == key
+                and (last[3].tail is None or last[3].tail.holds_outside(self.memory.read))):
+            self._steady[copy.tstate_addr] = last
+            return last[3]
+        self._outside_reads = 0
+        thread = self._decode_thread(copy, False)
+        if not self._outside_reads and not thread.truncated:
+            self._steady[copy.tstate_addr] = (copy.raw, copy.frame, key, thread)
+        return thread
 
     def _decode_thread(self, copy: ThreadCopy, with_locals: bool) -> RawThread:
         raw = copy.raw
@@ -239,6 +275,7 @@ class Walker(CopyStep, InterpreterList):
             data = copies.get(address)
             if data is None:
                 self.budget.charge(header, 1)
+                self._outside_reads += 1
                 data = read(address, header)
             code_addr = _U64.unpack_from(data, self.fo_code)[0]
             code = codes.get(code_addr)
@@ -260,6 +297,7 @@ class Walker(CopyStep, InterpreterList):
                         slots = struct.unpack_from("<%dQ" % count, data, self.fo_localsplus)
                     else:
                         self.budget.charge(8 * count)
+                        self._outside_reads += 1
                         slot_data = read(address + self.fo_localsplus, 8 * count)
                         slots = struct.unpack_from("<%dQ" % count, slot_data)
             globals_addr = _U64.unpack_from(data, self.fo_globals)[0] if with_locals else 0
@@ -353,6 +391,7 @@ class Walker(CopyStep, InterpreterList):
             else:
                 found = chunks.find(address, header) if chunks is not None else None
                 if found is None:
+                    self._outside_reads += 1
                     data, base, in_chunk = self.memory.read(address, header), 0, False
                 else:
                     chunk_data, base, chunk_start = found
@@ -423,6 +462,7 @@ class Walker(CopyStep, InterpreterList):
                 if in_chunk and start + 8 * count <= len(data):
                     slots = struct.unpack_from("<%dQ" % count, data, start)
                 else:
+                    self._outside_reads += 1
                     slot_data = self.memory.read(address + header, 8 * count)
                     if recorder is not None:
                         recorder.visit(address + header, 8 * count, -1, slot_data)
