@@ -14,7 +14,9 @@ from --repo, default this work tree):
    imports, attach, walk + names (snapshot and rendering);
 3. CPU per 1,000 samples at 1 kHz, non-blocking, workloads (a) deep50 and (b)
    threads8: (CPU of a long run - CPU of a short run) / (their sample counts'
-   difference), as in bench_sampling.py, for pyspy-repl, py-spy and austin;
+   difference), as in bench_sampling.py, for pyspy-repl, py-spy and austin, and for
+   Python's floor (bench/_floor_sampler.py: the least any Python sampler does per
+   pass, a lower bound for pyspy-repl measured the same way);
 4. `record --pid -d 1` (default rate, blocking): wall time from launch to the
    first sample, seen from outside as the first moment the target has a tracer
    (/proc/PID/status TracerPid, polled every ~0.5 ms), and the whole run's wall time;
@@ -55,6 +57,10 @@ def cli_cpu(argv, env, cwd=None):
     return usage.ru_utime + usage.ru_stime, wall, err.decode(errors="replace")
 
 
+#: The least a Python sampler does per pass (bench/_floor_sampler.py), run like pyspy-repl.
+FLOOR = "python floor"
+
+
 def run(prof, name, target, threads, rate, blocking, seconds):
     """One profiler run of ``seconds`` of sampling.
 
@@ -65,13 +71,17 @@ def run(prof, name, target, threads, rate, blocking, seconds):
     still cancels its start-up exactly.  ``sampling_from`` is where its sampling began
     (stop minus the duration), for the slowdown window.
     """
-    if name != "pyspy-repl":
+    if name not in ("pyspy-repl", FLOOR):
         result = S.run_profiler(prof, name, target, threads, rate, blocking, seconds)
         result["sampling_from"] = result["launched"] + 1.5
         return result
     scratch = tempfile.mkdtemp(prefix="pyspy-issue13-")
     try:
-        argv = prof.argv(name, target.pid, rate, blocking, os.path.join(scratch, "out.raw")) + ["-d", str(seconds)]
+        if name == FLOOR:
+            argv = [prof.tool_python, os.path.join(C.BENCH, "_floor_sampler.py"), "--pid", str(target.pid),
+                    "--rate", str(rate), "-d", str(seconds)]
+        else:
+            argv = prof.argv(name, target.pid, rate, blocking, os.path.join(scratch, "out.raw")) + ["-d", str(seconds)]
         err_path = os.path.join(scratch, "stderr")
         with open(err_path, "wb") as err_file:
             launched = time.monotonic()
@@ -157,7 +167,7 @@ def sampling_rows(args, prof, log):
         script, threads, desc = S.WORKLOADS[key]
         with C.Target(args.python, script, cpu=S.TARGET_CPU) as target:
             time.sleep(1.0)
-            for name in ("pyspy-repl", "py-spy", "austin"):
+            for name in ("pyspy-repl", "py-spy", "austin", FLOOR):
                 values = []
                 for _ in range(args.sampling_repeats):
                     long = run(prof, name, target, threads, 1000, False, args.long)
@@ -289,6 +299,9 @@ def report(args, d, s, f, m) -> str:
         mine, py, au = s[(key, "pyspy-repl")], s[(key, "py-spy")], s[(key, "austin")]
         rows.append(["CPU ms per 1,000 samples at 1 kHz, non-blocking, (%s) %s" % (key, desc),
                      C.fmt(mine, 0), C.fmt(py, 0), C.fmt(au, 0), C.ratio(mine, py), C.ratio(mine, au), "<= austin"])
+        floor = s[(key, FLOOR)]
+        rows.append(["  Python's floor (bench/_floor_sampler.py: sleep, one read, a count per thread), (%s)" % key,
+                     C.fmt(floor, 0), "", "", "", C.ratio(floor, au), "(a lower bound for us)"])
     rows.append(["`record --pid -d 1`, wall s to the first sample (whole run)",
                  "%s (%s)" % (C.fmt(f["pyspy-repl"], 3), C.fmt(f["pyspy-repl wall"], 3)),
                  "%s (%s)" % (C.fmt(f["py-spy"], 3), C.fmt(f["py-spy wall"], 3)), "-",
