@@ -60,13 +60,7 @@ class Tail:
                 data, base, _ = found
                 if data[base:base + size] != expected:
                     return False
-            else:
-                try:
-                    if read(address, size) != expected:
-                        return False
-                except MemoryReadError:
-                    return False
-        return True
+        return self.holds_outside(read)
 
     def holds_outside(self, read) -> bool:
         """``holds`` for the checks read outside the copies only: for a caller that knows the

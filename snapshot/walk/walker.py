@@ -81,7 +81,7 @@ class Walker(CopyStep, InterpreterList):
         self._tails = Tails()
         self._tail_used = None  # the tail the last interpreter-frame walk took, if any
         #: Stack-only decodes: thread state address -> (its raw words, current frame, the copies'
-        #: bytes, the RawThread they gave, its code addresses), from the last pass (``_steady_thread``).
+        #: bytes, the RawThread they gave), from the last pass (``_steady_thread``).
         self._steady: Dict[int, tuple] = {}
         self._outside_reads = 0  # reads of frame memory outside the copies in the current walk
         self._prefetched = False  # whether a decode read its code objects in one batch yet
