@@ -15,7 +15,8 @@ import pytest
 
 from pythons import Target, target_script
 from snapshot import attach
-from snapshot.process.base import Registers, syscall_of_registers, syscalls_of
+from snapshot.process.base import (SYSCALL_RESTART, SYSCALL_SITE, Registers, syscall_number_before,
+                                   syscall_of_registers, syscalls_of)
 from snapshot.process.procfs import parse_syscall
 
 SNAPSHOTS = 40
@@ -121,6 +122,45 @@ def test_threads_new_to_a_nonblocking_sampler_are_judged_too(python, tmp_path):
         if target is not None:
             target.close()
         late.stop()
+
+
+def test_call_number_read_from_the_code_is_orig_rax(python, gil_target):
+    """Where a source has no ``orig_rax`` (lldb), the number is read from glibc's ``mov $N,
+    %eax; syscall`` before the pc: on the real stopped target it must be what the kernel says
+    for every blocked thread (a wait one of our pauses interrupted resumes as restart_syscall)."""
+    from snapshot.process.live import LiveProcess
+    roles = gil_target.roles
+    _wait_until_blocked(gil_target, roles)
+    process = LiveProcess(gil_target.pid)
+    seen, codes = {}, {}
+    try:
+        for _ in range(5):
+            with process.paused() as stopped:
+                for tid in stopped:
+                    regs = process.registers(tid)
+                    if regs.orig_rax < 0:
+                        continue
+                    code = process.read(regs.pc - SYSCALL_SITE, SYSCALL_SITE)
+                    got = syscall_number_before(code)
+                    assert got in (regs.orig_rax, None) or regs.orig_rax == SYSCALL_RESTART, (
+                        "thread %d: kernel says call %d, the code %s says %s" % (tid, regs.orig_rax, code.hex(), got))
+                    codes[tid] = code.hex()
+                    if got is not None:
+                        seen[tid] = got
+    finally:
+        process.close()
+    # Every blocked thread sits right after a ``syscall`` (what lldb's "inside a call" reads).
+    # Its number is read on glibc 2.36 (Debian 12's); glibc 2.41 (sid) issues cancellable calls
+    # from one site that takes the number in a register, so there it stays unknown.
+    blocked = {roles[r] for r in ("sleeper", "reader", "main")}
+    assert all(codes.get(tid, "").endswith("0f05") for tid in blocked), codes
+    if python.flavour != "sid":
+        assert blocked <= set(seen), "blocked threads whose call was not read from the code: %s" % (
+            {tid: codes.get(tid) for tid in blocked - set(seen)})
+    assert syscall_number_before(b"\xb8\xe6\x00\x00\x00\x0f\x05") == 230
+    assert syscall_number_before(b"\x90\x90\x90\x31\xc0\x0f\x05") == 0
+    assert syscall_number_before(b"\x89\xc7\x90\x90\x90\x0f\x05") is None     # number not loaded just before
+    assert syscall_number_before(b"\xb8\xe6\x00\x00\x00\x90\x90") is None     # not after a syscall
 
 
 def test_syscall_text_parsed():

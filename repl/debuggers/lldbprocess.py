@@ -6,7 +6,8 @@ covers the address (``SBSection.GetSectionData``).  Threads:
 ``SBThread.GetThreadID`` (the kernel tid).  Registers: the general purpose
 set of frame 0.  lldb 16 exposes neither ``orig_rax`` nor ``fs_base`` on
 Linux, so "inside a system call" is read from the code: a thread stopped in
-one sits right after a ``syscall`` instruction.  Mappings: each module's
+one sits right after a ``syscall`` instruction, and glibc's ``mov $N, %eax``
+before it names the call.  Mappings: each module's
 ``PT_LOAD`` segments (path, file offset, permissions), plus the memory
 regions no module covers (heap, stacks, anonymous memory).
 """
@@ -16,7 +17,7 @@ import re
 
 import lldb  # noqa: F401 - only this module and lldbcommands import lldb
 
-from snapshot.process.base import DWARF_X86_64, MemoryMap, Registers
+from snapshot.process.base import DWARF_X86_64, SYSCALL_SITE, MemoryMap, Registers, syscall_number_before
 
 from .base import DebuggerProcess
 
@@ -26,11 +27,6 @@ if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
 
 
 _SYSCALL = b"\x0f\x05"
-#: rax of a thread stopped inside a blocking system call: the kernel's restart codes
-#: (-ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND, -ERESTART_RESTARTBLOCK) or -EINTR (calls
-#: such as epoll_wait that a stop signal ends).  A thread stopped just after a call returned
-#: has that call's result there instead, with the same ``syscall`` before its pc.
-_INTERRUPTED_CALL = frozenset((1 << 64) - n for n in (512, 513, 514, 516, 4))
 _WANTED = set(DWARF_X86_64) | {"fs_base", "gs_base", "orig_rax"}
 
 
@@ -162,9 +158,22 @@ class LldbProcess(DebuggerProcess):
                 name = register.GetName()
                 if name in _WANTED and name not in values:
                     values[name] = register.GetValueAsUnsigned()
+        if values.get("orig_rax") is None:
+            values["orig_rax"] = self._number_from_code(values.get("rip"))
         if values.get("orig_rax") is not None:
             self._with_orig_rax.add(tid)
         return values
+
+    def _number_from_code(self, pc: Optional[int]) -> Optional[int]:
+        """The system call a thread stopped right after its ``syscall`` instruction made, from
+        the ``mov $N, %eax`` before it: what ``orig_rax`` holds whether the call was interrupted
+        or had just returned (the kernel stops a thread on its way out too).  None elsewhere."""
+        if not pc or pc < SYSCALL_SITE:
+            return None
+        try:
+            return syscall_number_before(self.read(pc - SYSCALL_SITE, SYSCALL_SITE))
+        except Exception:  # noqa: BLE001 - unreadable code: unknown
+            return None
 
     def _syscall_hint(self, tid: int, registers: Registers) -> Optional[bool]:
         if tid in self._with_orig_rax:
@@ -173,6 +182,8 @@ class LldbProcess(DebuggerProcess):
         if not pc:
             return None
         try:
-            return self.read(pc - 2, 2) == _SYSCALL and registers.dwarf[0] in _INTERRUPTED_CALL
+            # inside the call or stopped on its way out (rax holds a restart code or the result):
+            # orig_rax is the call's number either way, so both count as inside it
+            return self.read(pc - 2, 2) == _SYSCALL
         except Exception:  # noqa: BLE001 - unreadable code: unknown
             return None

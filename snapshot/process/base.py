@@ -149,6 +149,27 @@ SYSCALL_UNKNOWN = 1 << 20
 _SYSCALL_ARGS = (5, 4, 1, 10, 8, 9)
 
 
+#: Bytes of a glibc system call site: ``mov $N, %eax`` (b8 + imm32) or, for call 0 (read),
+#: ``xor %eax, %eax`` (31 c0), then ``syscall`` (0f 05).
+SYSCALL_SITE = 7
+
+
+def syscall_number_before(code: bytes) -> Optional[int]:
+    """The call number of the system call site that ends ``code`` (the SYSCALL_SITE bytes
+    before a stopped thread's pc), or None where the number was not loaded just before.
+
+    This stands in for ``orig_rax`` where a source lacks it (lldb): the kernel stops a thread on
+    its way out of a call as well as inside one, and rax then holds the result, not the number.
+    """
+    if len(code) != SYSCALL_SITE or code[5:] != b"\x0f\x05":
+        return None
+    if code[3:5] == b"\x31\xc0":      # xor %eax, %eax: read (0)
+        return 0
+    if code[0] == 0xB8:                 # mov $N, %eax
+        return int.from_bytes(code[1:5], "little")
+    return None
+
+
 def syscall_of_registers(regs: "Registers") -> Tuple[int, Tuple[int, ...]]:
     """(number, arguments) of the system call a stopped thread sits in; (-1, ()) when running."""
     if regs.orig_rax < 0:
