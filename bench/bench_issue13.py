@@ -182,17 +182,24 @@ def sampling_rows(args, prof, log):
                 out[(key, name)] = C.median(values) if values else None
                 log("  sampling %s %-10s cpu ms/1k @1kHz: %s" % (key, name, ", ".join("%.0f" % v for v in values)))
             for name in ("pyspy-repl", "py-spy"):  # blocking slowdown at 1 kHz
-                speeds = []
+                # A tool that cannot keep 1 kHz pauses less often and so slows the target less:
+                # the pauses it took per second are kept, and the target time lost per pause
+                # ((1 - speed) / pauses per second) compares the tools' pauses themselves.
+                speeds, rates = [], []
                 for _ in range(args.sampling_repeats):
                     time.sleep(args.baseline)
                     now = time.monotonic()
                     base = target.rate(now - args.baseline, now)
                     one = run(prof, name, target, threads, 1000, True, args.long)
                     profiled = target.rate(one["sampling_from"], one["stopped"])
-                    if base and profiled:
+                    if base and profiled and one.get("samples"):
                         speeds.append(profiled / base)
+                        # ours samples for exactly -d seconds; py-spy from its launch (milliseconds) to SIGINT
+                        rates.append(one["samples"] / (args.long if name == "pyspy-repl" else one["wall"]))
                 out[(key, name, "blocking speed")] = C.median(speeds) if speeds else None
-                log("  blocking %s %-10s speed @1kHz: %s" % (key, name, ", ".join("%.2f" % v for v in speeds)))
+                out[(key, name, "blocking rate")] = C.median(rates) if rates else None
+                log("  blocking %s %-10s speed @1kHz: %s (pauses/s %s)" % (
+                    key, name, ", ".join("%.2f" % v for v in speeds), ", ".join("%.0f" % v for v in rates)))
     return out
 
 
@@ -312,8 +319,12 @@ def report(args, d, s, f, m) -> str:
         mine, py = s[(key, "pyspy-repl", "blocking speed")], s[(key, "py-spy", "blocking speed")]
         rows.append(["blocking 1 kHz: target speed while profiled (1.00 = none), (%s) %s" % (key, desc),
                      C.fmt(mine), C.fmt(py), "-", C.ratio(mine, py), "-", "(above 1: target slowed less)"])
-    for name in ("pyspy-repl", "py-spy"):
-        pass
+        rate_mine, rate_py = s[(key, "pyspy-repl", "blocking rate")], s[(key, "py-spy", "blocking rate")]
+        rows.append(["  pauses per second achieved (asked: 1,000), (%s)" % key,
+                     C.fmt(rate_mine, 0), C.fmt(rate_py, 0), "-", "", "", ""])
+        lost = [None if v is None or not r else (1 - v) / r * 1e3 for v, r in ((mine, rate_mine), (py, rate_py))]
+        rows.append(["  target ms lost per pause, (1 - speed) / pauses per s, (%s)" % key,
+                     C.fmt(lost[0], 2), C.fmt(lost[1], 2), "-", C.ratio(lost[0], lost[1]), "", "(below 1: cheaper pause)"])
     mr, mp = m.get("pyspy-repl"), m.get("py-spy")
     if mr and mp:
         projected = max(mr["seconds"], mp["seconds"]) < 600
