@@ -98,6 +98,9 @@ def run(prof, name, target, threads, rate, blocking, seconds):
             err = f.read()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    if os.environ.get("PYSPY_BENCH_ERR"):
+        with open(os.environ["PYSPY_BENCH_ERR"], "a") as f:
+            f.write("%s %s blocking=%s: %s\n" % (name, seconds, blocking, err.strip()))
     m = re.search(r"(\d+) samples", err)
     result = {"cpu": usage.ru_utime + usage.ru_stime, "wall": stopped - launched, "launched": launched, "stopped": stopped,
               "sampling_from": stopped - seconds, "samples": int(m.group(1)) / threads if m else None}
