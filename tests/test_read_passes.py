@@ -151,5 +151,5 @@ def test_a_steady_plan_keeps_its_prepared_read_and_a_fault_falls_back(sleeper):
     calls = memory.read_calls
     memory.begin_pass()
     assert memory.read_calls - calls >= 2
-    assert [memory._served.get(a) for a, _ in good] == [memory._read(a, s) for a, s in good]
+    assert [memory._served.get((a, s)) for a, s in good] == [memory._read(a, s) for a, s in good]
     memory.end_pass()

@@ -22,7 +22,7 @@ from . import libc, procfs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
-    from typing import Dict, List, Optional, Sequence, Tuple
+    from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 
 #: Largest single read we accept; remote sizes are untrusted.
@@ -76,11 +76,14 @@ class ProcessMemory:
         self._mem_file: Optional[int] = None
         self._use_vm_readv = True
         self.read_calls = 0  # system calls made, for benchmarks
-        self._plan: List[Tuple[int, int]] = []  # what the last pass read (address, size)
-        self._plan_asked: Dict[int, int] = {}  # the same, as the pass's ``_asked`` dict
+        self._plan: List[Tuple[int, int]] = []  # what the last pass read: distinct (address, size)
         self._plan_spare = 0  # passes in a row that read less than the plan held
-        self._served: Optional[Dict[int, bytes]] = None  # this pass's re-read of the plan
-        self._asked: Dict[int, int] = {}  # address -> largest size this pass read there
+        # This pass's re-read of the plan, by (address, size): a request that repeats one of the
+        # last pass's is one dict lookup, its tuple the key (no size checks, no slicing).
+        self._served: Optional[Dict[Tuple[int, int], bytes]] = None
+        self._by_address: Optional[Dict[int, Tuple[Tuple[int, int], bytes]]] = None  # built on an inexact miss
+        self._used: Set[Tuple[int, int]] = set()  # plan ranges this pass was served
+        self._new: Set[Tuple[int, int]] = set()  # ranges this pass read that the plan lacks
         self._prepared: Optional[_PreparedPlan] = None  # the plan's iovecs, built once per plan
         self._scratch = bytearray(SCRATCH)
         self._scratch_view = memoryview(self._scratch)
@@ -103,41 +106,51 @@ class ProcessMemory:
             if prepared is not None:
                 served = prepared.read(self)
             if served is None:  # a range faults, or another reason to take the general path
-                served = {address: data for (address, _), data in zip(plan, self._read_many(plan))
-                          if data is not None}
+                served = {key: data for key, data in zip(plan, self._read_many(plan)) if data is not None}
         self._served = served if served is not None else {}
-        self._asked = {}
+        self._by_address = None
+        self._used = set()
+        self._new = set()
 
     def end_pass(self) -> None:
         """Stop serving from the pass's copy; what was read this pass is the next pass's plan."""
-        asked = self._asked
-        self._served = None
-        self._asked = {}
-        if len(asked) <= PLAN_RANGES and sum(asked.values()) <= PLAN_BYTES:
-            # A steady stack keeps its plan, and so its prepared iovecs: the same ranges asked
-            # in another order (a dict compares without order) are the same plan.
+        used, new = self._used, self._new
+        self._served = self._by_address = None
+        plan = self._plan
+        if not new:
+            # ``used`` holds plan ranges only: as many as the plan, it is the plan.  A steady
+            # stack keeps its plan, and so its prepared iovecs.
+            if len(used) == len(plan):
+                self._plan_spare = 0
+                return
             # A pass that read less than the plan holds (the leaf was elsewhere for a moment)
             # keeps it too, unless the plan has held more than was read for PLAN_KEEP passes in
             # a row: re-preparing it cost more than the ranges it would leave out.
-            if asked != self._plan_asked:
-                kept = self._plan_asked
-                if (self._plan_spare < PLAN_KEEP and len(kept) <= len(asked) + PLAN_SPARE
-                        and all(kept.get(address, 0) >= size for address, size in asked.items())):
-                    self._plan_spare += 1
-                else:
-                    self._plan = list(asked.items())
-                    self._plan_asked = asked
-                    self._plan_spare = 0
-            else:
-                self._plan_spare = 0
+            if self._plan_spare < PLAN_KEEP and len(plan) <= len(used) + PLAN_SPARE:
+                self._plan_spare += 1
+                return
+        keys = used | new
+        self._plan_spare = 0
+        if len(keys) <= PLAN_RANGES and sum(size for _, size in keys) <= PLAN_BYTES:
+            self._plan = list(keys)
         else:
             self._plan = []
-            self._plan_asked = {}
 
-    def _note(self, address: int, size: int) -> None:
-        asked = self._asked
-        if asked.get(address, 0) < size:
-            asked[address] = size
+    def _served_inexact(self, address: int, size: int) -> Optional[bytes]:
+        """A read the plan holds at the same address, but longer (the stack was deeper then):
+        served from its first ``size`` bytes, or None."""
+        by_address = self._by_address
+        if by_address is None:
+            by_address = self._by_address = {}
+            for key, data in self._served.items():
+                known = by_address.get(key[0])
+                if known is None or len(known[1]) < len(data):
+                    by_address[key[0]] = (key, data)
+        known = by_address.get(address)
+        if known is None or len(known[1]) < size:
+            return None
+        self._used.add(known[0])
+        return known[1][:size]
 
     # -- single reads ---------------------------------------------------
     def read(self, address: int, size: int) -> bytes:
@@ -145,15 +158,17 @@ class ProcessMemory:
         if served is None:
             return self._read(address, size)
         # served from the pass's copy, and noted for the next plan (inline: a dozen times a sample)
-        data = served.get(address)
-        asked = self._asked
-        if data is not None and len(data) >= size:
-            if asked.get(address, 0) < size:
-                asked[address] = size
-            return data if len(data) == size else data[:size]
+        key = (address, size)
+        data = served.get(key)
+        if data is not None:
+            self._used.add(key)
+            return data
+        data = self._served_inexact(address, size)
+        if data is not None:
+            return data
         data = self._read(address, size)
-        if size > 0 and asked.get(address, 0) < size:
-            asked[address] = size
+        if size > 0:
+            self._new.add(key)
         return data
 
     def _read(self, address: int, size: int) -> bytes:
@@ -191,25 +206,35 @@ class ProcessMemory:
         served = self._served
         if served is None:
             return self._read_many(requests)
-        asked = self._asked
-        results: List[Optional[bytes]] = []
+        if type(requests) is not list:
+            requests = list(requests)
+        get = served.get
+        try:
+            results: List[Optional[bytes]] = [get(r) for r in requests]
+        except TypeError:  # a request that is not a tuple (a list): hashable once made one
+            requests = [tuple(r) for r in requests]
+            results = [get(r) for r in requests]
+        if None not in results:  # the steady case: every range repeats one of the last pass's
+            self._used.update(requests)
+            return results
+        used = self._used
         missing = []
-        for address, size in requests:  # as in ``read``, written out
-            data = served.get(address)
-            if data is not None and len(data) >= size:
-                if asked.get(address, 0) < size:
-                    asked[address] = size
-                results.append(data if len(data) == size else data[:size])
+        for i, data in enumerate(results):
+            if data is not None:
+                used.add(requests[i])
             else:
-                missing.append(len(results))
-                results.append(None)
+                data = self._served_inexact(*requests[i])
+                if data is not None:
+                    results[i] = data
+                else:
+                    missing.append(i)
         if missing:
             fetched = self._read_many([requests[i] for i in missing])
-            note = self._note
+            new = self._new
             for i, data in zip(missing, fetched):
                 if data is not None:
                     results[i] = data
-                    note(*requests[i])
+                    new.add(requests[i])
         return results
 
     def _read_many(self, requests: Sequence[Tuple[int, int]]) -> List[Optional[bytes]]:
@@ -327,9 +352,9 @@ class _PreparedPlan:
         self.local, self.remote = _iovecs(n, base, plan)
         spans = []
         position = 0
-        for address, size in plan:
-            spans.append((address, position, position + size))
-            position += size
+        for key in plan:
+            spans.append((key, position, position + key[1]))
+            position += key[1]
         self.spans = spans
         return self
 
@@ -341,4 +366,4 @@ class _PreparedPlan:
         if got != self.total:
             return None
         raw = self.buffer.raw
-        return {address: raw[start:end] for address, start, end in self.spans}
+        return {key: raw[start:end] for key, start, end in self.spans}
