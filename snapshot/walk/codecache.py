@@ -189,10 +189,6 @@ class CodeCache:
         (a frame it remembered), so ``stale_hits`` checks that entry too."""
         return self._hits.add
 
-    def hits_recorder(self):
-        """``hit_recorder`` for many addresses at once (a remembered tail's code objects)."""
-        return self._hits.update
-
     def begin(self) -> None:
         """Start a walk: remember which cached entries it relies on."""
         self._hits = set()

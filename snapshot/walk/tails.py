@@ -11,9 +11,11 @@ outside any copy: the eval loop's shim frames, generator frames) and the
 frames it gave; a later walk that finds the same bytes takes the frames
 without decoding them.  Any byte that differs (a frame object created, a
 local written through ``f_locals``, a new call) makes it walk as usual and
-remember the new tail.  Code objects are still checked as for any walk: the
-tail reports every code address it used, and dropping the code cache's
-stale entries drops the tails too.
+remember the new tail.  A tail's code objects are not re-checked each pass
+(``CodeCache.stale_hits``): frames whose every byte is the same still hold
+their references to them, so none was freed for another to take its
+address.  The periodic ``CodeCache.revalidate`` still covers them, and
+dropping the code cache's stale entries drops the tails too.
 """
 from __future__ import annotations
 
@@ -33,16 +35,14 @@ MAX_TAIL_BYTES = 32 << 20
 class Tail:
     """The walk from one frame address down: the bytes it depended on and what it found."""
 
-    __slots__ = ("checks", "outside", "frames", "addresses", "code_addrs", "shim_first", "models", "stacks",
-                 "size")
+    __slots__ = ("checks", "outside", "frames", "addresses", "shim_first", "models", "stacks", "size")
 
     def __init__(self, checks: List[Tuple[int, int, int, bytes]], frames: list, addresses: frozenset,
-                 code_addrs: Tuple[int, ...], shim_first: bool):
+                 shim_first: bool):
         self.checks = checks  # (segment start or -1 for a read outside the copies, address, size, bytes)
         self.outside = [(address, size, data) for segment, address, size, data in checks if segment < 0]
         self.frames = frames  # RawFrames, shared: never changed once kept
         self.addresses = addresses  # every frame address the walk visited (shims too)
-        self.code_addrs = code_addrs
         self.shim_first = shim_first  # the walk began at an eval-loop entry shim
         self.models: Optional[tuple] = None  # the frames' stack-only models, built once by FrameBuilder
         #: id(innermost model) -> (that model,) + models: the whole stack, one tuple per innermost
@@ -92,7 +92,7 @@ class TailRecorder:
         else:
             self.visits.append((address, size, -1, data[:size]))
 
-    def tail(self, frames: list, code_addrs, shim_first: bool) -> Tail:
+    def tail(self, frames: list, shim_first: bool) -> Tail:
         spans: Dict[int, List[int]] = {}
         checks: List[Tuple[int, int, int, bytes]] = []
         for address, size, segment, data in self.visits:
@@ -109,7 +109,7 @@ class TailRecorder:
             data = self.segments[segment]
             checks.append((segment, low, high - low, data[low - segment:high - segment]))
         addresses = frozenset(v[0] for v in self.visits)
-        return Tail(checks, frames, addresses, tuple(set(code_addrs)), shim_first)
+        return Tail(checks, frames, addresses, shim_first)
 
 
 class Tails:

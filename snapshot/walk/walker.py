@@ -373,7 +373,6 @@ class Walker(CopyStep, InterpreterList):
                 tail = tails.get(address)
                 if (tail is not None and len(seen) + len(tail.addresses) < 2 * MAX_DEPTH
                         and seen.isdisjoint(tail.addresses) and tail.holds(chunks, self.memory.read)):
-                    self.codes.hits_recorder()(tail.code_addrs)
                     if marked_by_shim and frames[0].is_entry != tail.shim_first:
                         if last_fresh:
                             frames[0].is_entry = tail.shim_first
@@ -483,7 +482,7 @@ class Walker(CopyStep, InterpreterList):
             remembered[key] = frame
         if recorder is not None and not truncated:
             below = frames[1:]
-            self._tails.keep(tail_from, recorder.tail(below, [f.code_addr for f in below], bool(shim_first)))
+            self._tails.keep(tail_from, recorder.tail(below, bool(shim_first)))
         return frames, truncated
 
 
