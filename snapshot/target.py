@@ -309,10 +309,7 @@ class Target:
 
         ``ask``: ``calls`` holds the threads of the last sample; one missing from it (a new
         thread) has its system call read here, and this sample's threads are kept for the next."""
-        build = self.frame_builder.frame
-        is_idle = self.thread_facts.is_idle
         result = []
-        status = self.thread_status
         seen_tids: List[int] = []
         # A thread whose walk handed back last sample's very RawThread (nothing it was decoded from
         # changed: ``Walker._steady_thread``) gets last sample's ThreadStack again when the other
@@ -344,35 +341,10 @@ class Target:
                         built[raw.tstate_addr] = last
                         result.append(last[2])
                         continue
-                tail = raw.tail
-                if marks:
-                    frames = _with_task_frames(raw.frames, marks, build, with_locals, max_repr, max_depth)
-                elif tail is not None:
-                    # below the innermost frame, a remembered tail: its models were built once
-                    models = tail.models
-                    if models is None:
-                        models = tail.models = tuple(build(f, False, 0, 0) for f in tail.frames)
-                    first = build(raw.frames[0], False, 0, 0)
-                    stacks = tail.stacks
-                    frames = stacks.get(id(first))
-                    if frames is None or frames[0] is not first:
-                        frames = (first,) + models
-                        if len(stacks) < MAX_TAIL_STACKS:
-                            stacks[id(first)] = frames
-                else:
-                    frames = tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
-                tstate_raw = tstate_raws.get(raw.tstate_addr, b"")
-                holds = holder == raw.tstate_addr
-                # A thread state that says it waits for the GIL wants to run Python: active, even
-                # where the source cannot name the system call it blocks in (lldb, no orig_rax).
-                requested = status.gil_requested(tstate_raw)
-                idle = not requested and is_idle(raw.native_id, states, frames, calls, gil, holds)
-                result.append(ThreadStack(thread_id=raw.thread_id, native_id=raw.native_id,
-                                          name=names.get(raw.thread_id), holds_gil=holds,
-                                          is_idle=idle, frames=frames, interpreter_id=interp_id,
-                                          status=status_of(holds, requested, idle),
-                                          gc_collecting=collecting,
-                                          exception=status.exception(tstate_raw, raw.tstate_addr) if fresh_names else None))
+                frames = self._frames_of(raw, marks, with_locals, max_repr, max_depth)
+                result.append(self._stack_of(raw, frames, tstate_raws.get(raw.tstate_addr, b""),
+                                             holder == raw.tstate_addr, names.get(raw.thread_id), states, calls,
+                                             gil, interp_id, collecting, fresh_names))
                 if reuse and not marks:
                     built[raw.tstate_addr] = (raw, facts, result[-1])
         if reuse:
@@ -380,6 +352,41 @@ class Target:
         if ask:
             self._python_tids = tuple(seen_tids)
         return result
+
+    def _frames_of(self, raw, marks, with_locals: bool, max_repr: int, max_depth: int) -> tuple:
+        """A RawThread's model frames, innermost first."""
+        build = self.frame_builder.frame
+        tail = raw.tail
+        if marks:
+            return _with_task_frames(raw.frames, marks, build, with_locals, max_repr, max_depth)
+        if tail is None:
+            return tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
+        # below the innermost frame, a remembered tail: its models were built once
+        models = tail.models
+        if models is None:
+            models = tail.models = tuple(build(f, False, 0, 0) for f in tail.frames)
+        first = build(raw.frames[0], False, 0, 0)
+        stacks = tail.stacks
+        frames = stacks.get(id(first))
+        if frames is None or frames[0] is not first:
+            frames = (first,) + models
+            if len(stacks) < MAX_TAIL_STACKS:
+                stacks[id(first)] = frames
+        return frames
+
+    def _stack_of(self, raw, frames: tuple, tstate_raw: bytes, holds: bool, name: Optional[str],
+                  states: Dict[int, str], calls, gil, interp_id: int, collecting: bool,
+                  fresh_names: bool) -> ThreadStack:
+        """The ThreadStack of a RawThread with these frames and facts."""
+        status = self.thread_status
+        # A thread state that says it waits for the GIL wants to run Python: active, even
+        # where the source cannot name the system call it blocks in (lldb, no orig_rax).
+        requested = status.gil_requested(tstate_raw)
+        idle = not requested and self.thread_facts.is_idle(raw.native_id, states, frames, calls, gil, holds)
+        return ThreadStack(thread_id=raw.thread_id, native_id=raw.native_id, name=name, holds_gil=holds,
+                           is_idle=idle, frames=frames, interpreter_id=interp_id,
+                           status=status_of(holds, requested, idle), gc_collecting=collecting,
+                           exception=status.exception(tstate_raw, raw.tstate_addr) if fresh_names else None)
 
     def _numpy_major(self) -> Optional[int]:
         """The target's numpy major version (``numpy.__version__`` in the main interpreter), or None."""
