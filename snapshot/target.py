@@ -24,6 +24,7 @@ from .layoutcache import load_layout
 from .model import Frame, Snapshot, ThreadStack
 from .objects import ObjectReader
 from .process.base import RUNNING_SYSCALLS, Process, syscalls_of
+from .steadypass import SteadyPasses
 from .threads import ThreadFacts
 from .threadstatus import ThreadStatusReader, status_of
 from .walk.walker import ThreadCopy, Walker
@@ -99,6 +100,8 @@ class Target:
         self._built: Dict[int, tuple] = {}
         #: Samples mark each running asyncio task with a ``<task NAME>`` frame (``record --async``).
         self.async_aware = False
+        #: Passes made from the last one (sources that re-read a plan and compare it: live).
+        self._steady = SteadyPasses(self) if hasattr(process, "unchanged_outside") else None
 
     @property
     def memory(self) -> Process:
@@ -226,6 +229,11 @@ class Target:
         # and this pass's reads are served from it.  Paused, the pass ends with the pause's copy;
         # not paused, it also serves the decoding (frames the copy did not follow).
         passes = hasattr(process, "begin_pass")
+        # Not pausing, stacks only: a pass whose bytes moved only in some threads' newest frames
+        # is made from the last pass (``steadypass``).
+        steady = (self._steady if passes and not (blocking or with_locals or fresh_names or native or self._want_tasks
+                                                   or self.async_aware) and self._steady is not None else None)
+        copied = None
         for attempt in range(attempts):
             self.budget.reset()
             in_pass = False
@@ -235,24 +243,31 @@ class Target:
                         process.begin_pass()  # inside the pause: the re-read sees the stopped state
                         in_pass = True
                     taken_at = time.time_ns()
-                    if stopped:
-                        calls = syscalls_of(process, stopped)
-                        states = {tid: "S" if nr >= 0 else "R" for tid, (nr, _) in calls.items()}
-                    copied = self._copy_stacks(with_locals, fresh_names, follow=blocking)
-                    if self._want_tasks:
-                        self._tasks = self._read_tasks(copied, with_locals, max_repr, max_depth)
-                    if native:
-                        # registers exist only while paused, and must match the Python frames just read
-                        stacks = self._native().unwind(stopped or [t.tid for t in process.threads()])
+                    threads = steady.take(states, calls) if steady is not None else None
+                    if threads is None:
+                        if stopped:
+                            calls = syscalls_of(process, stopped)
+                            states = {tid: "S" if nr >= 0 else "R" for tid, (nr, _) in calls.items()}
+                        copied = self._copy_stacks(with_locals, fresh_names, follow=blocking)
+                        if self._want_tasks:
+                            self._tasks = self._read_tasks(copied, with_locals, max_repr, max_depth)
+                        if native:
+                            # registers exist only while paused, and must match the Python frames just read
+                            stacks = self._native().unwind(stopped or [t.tid for t in process.threads()])
                     if in_pass and blocking:
                         in_pass = False
                         process.end_pass()
                 # The target runs again: names, method names and locals' reprs are read now,
                 # so the pause never depends on how many threads have names or how big locals are.
-                threads = self._build_threads(copied, with_locals, max_repr, max_depth,
-                                              fresh_names, states, calls, ask=quick)
+                if threads is None:
+                    decoded = [] if steady is not None else None
+                    threads = self._build_threads(copied, with_locals, max_repr, max_depth,
+                                                  fresh_names, states, calls, ask=quick, decoded=decoded)
                 break
             except (MemoryReadError, CorruptDataError) as e:
+                copied = None
+                if steady is not None:
+                    steady.forget()
                 self._interp = None
                 self.walker.forget_interpreters()
                 self.thread_facts.forget()
@@ -263,6 +278,14 @@ class Target:
             finally:
                 if in_pass:
                     process.end_pass()
+        if steady is not None:
+            token = process.pass_token()
+            if token is None:
+                steady.forget()
+            elif copied is not None:  # a whole pass: the next one compares with it
+                steady.keep(copied, decoded, threads, states, calls, token)
+            else:  # a pass made from the reference: the next compares with this one's bytes
+                steady.ref.token = token
         if stacks is not None:
             threads = self._native().apply(threads, stacks, native_all, states)
         self.samples_taken += 1
@@ -304,11 +327,12 @@ class Target:
 
     def _build_threads(self, copied, with_locals: bool, max_repr: int, max_depth: int,
                        fresh_names: bool, states: Dict[int, str], calls=None,
-                       ask: bool = False) -> List[ThreadStack]:
+                       ask: bool = False, decoded: Optional[list] = None) -> List[ThreadStack]:
         """Model threads from the copied stacks (after the pause: objects are read as they are now).
 
         ``ask``: ``calls`` holds the threads of the last sample; one missing from it (a new
-        thread) has its system call read here, and this sample's threads are kept for the next."""
+        thread) has its system call read here, and this sample's threads are kept for the next.
+        ``decoded``: gets every thread's RawThread, in order."""
         result = []
         seen_tids: List[int] = []
         # A thread whose walk handed back last sample's very RawThread (nothing it was decoded from
@@ -320,6 +344,8 @@ class Target:
             if raw_threads and isinstance(raw_threads[0], ThreadCopy):
                 raw_threads = self.walker.decode_threads(raw_threads, with_locals)
             self.thread_facts.fill_native_ids(raw_threads)
+            if decoded is not None:
+                decoded.extend(raw_threads)
             names = self.thread_facts.names(interp, raw_threads, fresh_names)
             if ask:
                 new = [t.native_id for t in raw_threads if t.native_id and t.native_id not in calls]

@@ -292,6 +292,21 @@ def target_script(name: str, python: Optional["Interpreter"] = None) -> str:
     return os.path.join(TARGETS, name)
 
 
+def end_stdin_target(proc, target=None, line: str = "quit\n") -> None:
+    """End a target driven through its stdin (``line`` first, then kill), and close the
+    ``snapshot.Target`` attached to it, if any."""
+    if proc.poll() is None:
+        try:
+            proc.stdin.write(line)
+            proc.stdin.flush()
+        except OSError:
+            pass
+    proc.kill()
+    proc.wait()
+    if target is not None:
+        target.close()
+
+
 def proc_state(pid: int) -> Optional[str]:
     """The one-letter state of /proc/PID/stat (None if gone)."""
     try:

@@ -15,7 +15,7 @@ import subprocess
 import snapshot
 from snapshot.walk import tails as tails_module
 from snapshot.walk import walker as walker_module
-from pythons import target_script
+from pythons import end_stdin_target, target_script
 
 STEPS = 14
 SAMPLES = 4
@@ -98,13 +98,4 @@ def test_tails_follow_changes_below_the_innermost_frame(python, monkeypatch):
         else:
             assert not held, "frame-object walks (3.10 and older) keep no tails"
     finally:
-        if proc.poll() is None:
-            try:
-                proc.stdin.write("quit\n")
-                proc.stdin.flush()
-            except OSError:
-                pass
-        proc.kill()
-        proc.wait()
-        if target is not None:
-            target.close()
+        end_stdin_target(proc, target)

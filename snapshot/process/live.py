@@ -66,6 +66,8 @@ class LiveProcess:
         # A sampler's pass: its reads are the next pass's one batched re-read (ProcessMemory).
         self.begin_pass = self.memory.begin_pass
         self.end_pass = self.memory.end_pass
+        self.unchanged_outside = self.memory.unchanged_outside
+        self.pass_token = self.memory.pass_token
         self.tasks = TaskStates(pid)
         self._maps: Optional[List[MemoryMap]] = None
         self._files: Optional[List[MappedFile]] = None

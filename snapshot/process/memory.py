@@ -84,6 +84,12 @@ class ProcessMemory:
         self._by_address: Optional[Dict[int, Tuple[Tuple[int, int], bytes]]] = None  # built on an inexact miss
         self._used: Set[Tuple[int, int]] = set()  # plan ranges this pass was served
         self._new: Set[Tuple[int, int]] = set()  # ranges this pass read that the plan lacks
+        self._pass_raw: Optional[bytes] = None  # this pass's re-read, whole, when it came in one call
+        #: (prepared plan, its bytes) of the last pass when every read it made was served from them
+        self._exact: Optional[tuple] = None
+        self._used_all = False  # ``unchanged_outside`` compared every byte of the plan: all used
+        self._missed = False  # this pass asked for a range its plan lacks (read or not)
+        self._windows: Optional[tuple] = None  # (prepared plan, windows, their spans): the last asked
         self._prepared: Optional[_PreparedPlan] = None  # the plan's iovecs, built once per plan
         self._scratch = bytearray(SCRATCH)
         self._scratch_view = memoryview(self._scratch)
@@ -99,12 +105,16 @@ class ProcessMemory:
         addresses are served from that copy (taken now: inside a pause, it is the paused state)."""
         served: Optional[Dict[int, bytes]] = None
         plan = self._plan
+        self._pass_raw = None
+        self._used_all = self._missed = False
         if plan:
             prepared = self._prepared
             if prepared is None or prepared.plan is not plan:
                 prepared = self._prepared = _PreparedPlan.of(plan) if self._use_vm_readv else None
             if prepared is not None:
                 served = prepared.read(self)
+                if served is not None:
+                    self._pass_raw = prepared.raw
             if served is None:  # a range faults, or another reason to take the general path
                 served = {key: data for key, data in zip(plan, self._read_many(plan)) if data is not None}
         self._served = served if served is not None else {}
@@ -117,6 +127,12 @@ class ProcessMemory:
         used, new = self._used, self._new
         self._served = self._by_address = None
         plan = self._plan
+        self._exact = (self._prepared, self._pass_raw) if not self._missed and self._pass_raw is not None else None
+        if self._used_all:  # every byte of the plan was compared: all of it was used
+            if not new:
+                self._plan_spare = 0
+                return
+            used = set(plan)
         if not new:
             # ``used`` holds plan ranges only: as many as the plan, it is the plan.  A steady
             # stack keeps its plan, and so its prepared iovecs.
@@ -135,6 +151,49 @@ class ProcessMemory:
             self._plan = list(keys)
         else:
             self._plan = []
+
+    def pass_token(self) -> Optional[tuple]:
+        """After a pass that read nothing but its plan's one re-read: what stands for its bytes
+        (``unchanged_outside`` compares with them); None after any other pass."""
+        return self._exact
+
+    def unchanged_outside(self, windows: List[Tuple[Tuple[int, int], int]], token: tuple) -> Optional[List[int]]:
+        """Inside a pass: None unless it re-read the same plan as the pass ``token`` stands for
+        and every byte of it is the same as then outside ``windows``; otherwise the indices of
+        the windows whose bytes changed.  A window ``((address, size), offset)`` is the end of
+        one planned range from ``offset`` on (a thread's newest frames).
+
+        Why: a pass whose bytes are the last pass's but for a few frames at the top of some
+        stacks gives the last pass's threads but for those; one comparison in C of the
+        whole re-read replaces the walk of everything else.  The plan then counts as used."""
+        last, raw = token, self._pass_raw
+        prepared = self._prepared
+        if last is None or raw is None or last[0] is not prepared:
+            return None
+        known = self._windows
+        if known is None or known[0] is not prepared or known[1] is not windows:
+            offsets = {key: (start, end) for key, start, end in prepared.spans}
+            spans = []
+            for key, offset in windows:
+                where = offsets.get(key)
+                if where is None or not 0 <= offset <= key[1]:
+                    return None
+                spans.append((where[0] + offset, where[1]))
+            gaps = []
+            position = 0
+            for start, end in sorted(spans):
+                if start < position:
+                    return None  # overlapping windows: not what a pass plans
+                gaps.append((position, start))
+                position = end
+            gaps.append((position, len(raw)))
+            known = self._windows = (prepared, windows, spans, gaps)
+        old = last[1]
+        for start, end in known[3]:
+            if raw[start:end] != old[start:end]:
+                return None
+        self._used_all = True
+        return [i for i, (start, end) in enumerate(known[2]) if raw[start:end] != old[start:end]]
 
     def _served_inexact(self, address: int, size: int) -> Optional[bytes]:
         """A read the plan holds at the same address, but longer (the stack was deeper then):
@@ -166,6 +225,8 @@ class ProcessMemory:
         data = self._served_inexact(address, size)
         if data is not None:
             return data
+        if size > 0:
+            self._missed = True
         data = self._read(address, size)
         if size > 0:
             self._new.add(key)
@@ -229,6 +290,8 @@ class ProcessMemory:
                 else:
                     missing.append(i)
         if missing:
+            if any(requests[i][1] > 0 and requests[i][0] > 0 for i in missing):
+                self._missed = True  # not for the (0, 0) a caller puts where there is nothing to read
             fetched = self._read_many([requests[i] for i in missing])
             new = self._new
             for i, data in zip(missing, fetched):
@@ -337,7 +400,7 @@ class _PreparedPlan:
     """One plan's iovecs and buffer, built once: a steady stack repeats its plan pass after
     pass, and filling ctypes structures range by range costs more than the read itself."""
 
-    __slots__ = ("plan", "buffer", "local", "remote", "count", "total", "spans")
+    __slots__ = ("plan", "buffer", "local", "remote", "count", "total", "spans", "raw")
 
     @classmethod
     def of(cls, plan: List[Tuple[int, int]]) -> Optional["_PreparedPlan"]:
@@ -356,6 +419,7 @@ class _PreparedPlan:
             spans.append((key, position, position + key[1]))
             position += key[1]
         self.spans = spans
+        self.raw = None
         return self
 
     def read(self, memory: ProcessMemory) -> Optional[Dict[int, bytes]]:
@@ -365,5 +429,5 @@ class _PreparedPlan:
         got = _process_vm_readv(memory.pid, self.local, self.count, self.remote, self.count, 0)
         if got != self.total:
             return None
-        raw = self.buffer.raw
+        raw = self.raw = self.buffer.raw
         return {key: raw[start:end] for key, start, end in self.spans}

@@ -95,15 +95,20 @@ class _Copies:
 
 class ThreadCopy:
     """One thread's raw words as one pause copied them: its thread state, current frame and
-    frame memory (``_Copies`` for data-stack frames, a dict address -> bytes for frame objects)."""
+    frame memory (``_Copies`` for data-stack frames, a dict address -> bytes for frame objects).
 
-    __slots__ = ("tstate_addr", "raw", "frame", "memory")
+    ``window``: ((chunk address, bytes read), offset of the current frame in them) when the
+    current frame lies in the newest chunk's copy: what moves while the thread runs is there,
+    from that offset on (``steadypass``)."""
 
-    def __init__(self, tstate_addr: int, raw: bytes, frame: int, memory):
+    __slots__ = ("tstate_addr", "raw", "frame", "memory", "window")
+
+    def __init__(self, tstate_addr: int, raw: bytes, frame: int, memory, window=None):
         self.tstate_addr = tstate_addr
         self.raw = raw
         self.frame = frame
         self.memory = memory
+        self.window = window
 
 
 __all__ = ["CHUNK_READ", "MAX_CHUNK", "MAX_CHUNKS", "MAX_DEPTH", "ThreadCopy"]

@@ -70,11 +70,14 @@ class CopyStep:
         chunk_data = self.memory.read_many(requests)
         result = []
         pending = []
-        for (addr, raw), frame, chunk, data in zip(tstates, frames, chunk_addrs, chunk_data):
+        for (addr, raw), frame, chunk, data, request in zip(tstates, frames, chunk_addrs, chunk_data, requests):
             copies = _Copies()
+            window = None
             if chunk and data is not None:
                 copies.add_chunk(chunk, data, self.chunk_header)
-            result.append(ThreadCopy(addr, raw, frame, copies))
+                if chunk < frame < chunk + len(data):
+                    window = (request, frame - chunk)
+            result.append(ThreadCopy(addr, raw, frame, copies, window))
             if frame and follow:
                 pending.append((copies, frame))
         if not follow:
@@ -123,6 +126,13 @@ class CopyStep:
                 # else: unreadable; the decode reads it again and reports it
         self._complete_slots(result)
         return result
+
+    def copy_again(self, copy: ThreadCopy, data: bytes) -> ThreadCopy:
+        """``copy`` with its newest chunk's bytes as read now (its thread state words and current
+        frame unchanged): what a pass that found only that window changed decodes."""
+        copies = _Copies()
+        copies.add_chunk(copy.window[0][0], data, self.chunk_header)
+        return ThreadCopy(copy.tstate_addr, copy.raw, copy.frame, copies, copy.window)
 
     def _complete_slots(self, result: List[ThreadCopy]) -> None:
         """Copy the rest of the slots of frames cut short by the copies (the newest frame of

@@ -83,6 +83,7 @@ class Walker(CopyStep, InterpreterList):
         #: Stack-only decodes: thread state address -> (its raw words, current frame, the copies'
         #: bytes, the RawThread they gave), from the last pass (``_steady_thread``).
         self._steady: Dict[int, tuple] = {}
+        self.generation = 0  # counts ``forget_frames``: what was decoded before may name stale code
         self._outside_reads = 0  # reads of frame memory outside the copies in the current walk
         self._prefetched = False  # whether a decode read its code objects in one batch yet
 
@@ -182,11 +183,13 @@ class Walker(CopyStep, InterpreterList):
         """
         return self._copy_threads_of(tstates, follow)
 
-    def decode_threads(self, copies: List[ThreadCopy], with_locals: bool) -> List[RawThread]:
+    def decode_threads(self, copies: List[ThreadCopy], with_locals: bool, some: bool = False) -> List[RawThread]:
         """Stacks from ``copy_threads``'s copies, with every cached code object they used checked once.
 
         The first decode after attaching reads the code objects the copies name in one batch
-        (``CodeCache.prefetch``); later ones meet few new code objects and read them as met."""
+        (``CodeCache.prefetch``); later ones meet few new code objects and read them as met.
+        ``some``: these are only the threads of the pass whose bytes moved (``steadypass``): the
+        others keep what the steady table holds for them."""
         self.codes.begin()
         if not self._prefetched:
             self._prefetched = True
@@ -194,7 +197,10 @@ class Walker(CopyStep, InterpreterList):
         if with_locals:
             threads = [self._decode_thread(copy, True) for copy in copies]
         else:
-            steady, self._steady = self._steady, {}
+            if some:
+                steady = self._steady
+            else:
+                steady, self._steady = self._steady, {}
             threads = [self._steady_thread(copy, steady) for copy in copies]
         stale = set(self.codes.stale_hits())
         if stale:
@@ -222,6 +228,7 @@ class Walker(CopyStep, InterpreterList):
         self._remembered = {}
         self._tails.clear()
         self._steady = {}
+        self.generation += 1
 
     def _steady_thread(self, copy: ThreadCopy, last_pass: Dict[int, tuple]) -> RawThread:
         """A stack-only decode that hands back last pass's RawThread when nothing it was decoded
@@ -246,6 +253,8 @@ class Walker(CopyStep, InterpreterList):
         thread = self._decode_thread(copy, False)
         if not self._outside_reads and not thread.truncated:
             self._steady[copy.tstate_addr] = (copy.raw, copy.frame, key, thread)
+        else:
+            self._steady.pop(copy.tstate_addr, None)  # (a table kept across the pass: ``some``)
         return thread
 
     def _decode_thread(self, copy: ThreadCopy, with_locals: bool) -> RawThread:
