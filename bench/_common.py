@@ -169,6 +169,14 @@ def stop(proc: subprocess.Popen, sig=signal.SIGINT, grace: float = 30.0) -> None
         time.sleep(0.01)
 
 
+def recorded_samples(stderr: str) -> Optional[int]:
+    """The sample count a ``record`` run (or the floor sampler) printed last: its summary.
+    (A "behind in sampling: N of 1000 samples a second" warning names other counts.)"""
+    import re
+    counts = re.findall(r"(\d+) samples(?! a second)", stderr)
+    return int(counts[-1]) if counts else None
+
+
 def median(values: List[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

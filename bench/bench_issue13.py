@@ -36,7 +36,6 @@ import os
 import shutil
 import subprocess
 import sys
-import re
 import tempfile
 import time
 
@@ -101,10 +100,10 @@ def run(prof, name, target, threads, rate, blocking, seconds):
     if os.environ.get("PYSPY_BENCH_ERR"):
         with open(os.environ["PYSPY_BENCH_ERR"], "a") as f:
             f.write("%s %s blocking=%s: %s\n" % (name, seconds, blocking, err.strip()))
-    m = re.search(r"(\d+) samples", err)
+    count = C.recorded_samples(err)
     result = {"cpu": usage.ru_utime + usage.ru_stime, "wall": stopped - launched, "launched": launched, "stopped": stopped,
-              "sampling_from": stopped - seconds, "samples": int(m.group(1)) / threads if m else None}
-    if m is None:
+              "sampling_from": stopped - seconds, "samples": count / threads if count is not None else None}
+    if count is None:
         result["error"] = (err.strip().splitlines() or ["no output"])[-1][:200]
     return result
 

@@ -152,9 +152,9 @@ def run_profiler(prof: Profilers, name: str, target: C.Target, threads: int, rat
                            "loop_cpu": stats["loop_cpu"], "loop_wall": stats["loop_wall"]})
         except (ValueError, IndexError, KeyError):
             pass
-    elif name == "pyspy-repl" and re.search(r"(\d+) samples", stderr):
+    elif name == "pyspy-repl" and C.recorded_samples(stderr) is not None:
         # record's summary counts thread stacks (like py-spy's raw counts): passes = that / threads
-        result["samples"] = int(re.search(r"(\d+) samples", stderr).group(1)) / threads
+        result["samples"] = C.recorded_samples(stderr) / threads
     elif name == "austin":
         m = re.search(r"Error rate\s*:\s*(\d+)/(\d+)", _ANSI.sub("", stderr))
         if m:
