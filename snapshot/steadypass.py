@@ -143,13 +143,10 @@ class SteadyPasses:
             threads[index] = target._stack_of(raw, frames, copy.raw, old.holds_gil, old.name, states, calls,
                                               gil, interp_id, collecting, False)
             ref.copies[index] = copy
-            window = window_of(copy, raw)
+            window = window_of(copy, raw)  # never None: ``copy_again`` keeps the copy's window
             if window != ref.windows[i]:
                 if windows is None:
                     windows = list(ref.windows)
-                if window is None:  # (cannot happen: the copy has its window) a whole pass next
-                    self.ref = None
-                    return threads
                 windows[i] = window
         ref.threads = threads
         if windows is not None:

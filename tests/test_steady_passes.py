@@ -67,7 +67,8 @@ def test_passes_from_the_last_one_equal_whole_passes(python, mode, monkeypatch):
         if python.version_tuple >= (3, 11):
             assert taken == len(checked)
             if mode == "calm":
-                assert taken >= SAMPLES // 4, "only %d of %d passes were made from the last one" % (taken, SAMPLES)
+                # a loose bound: how often the sleeper wakes between passes depends on the machine's load
+                assert taken >= SAMPLES // 10, "only %d of %d passes were made from the last one" % (taken, SAMPLES)
             else:
                 assert taken >= 1
         else:
