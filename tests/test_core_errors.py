@@ -51,9 +51,12 @@ class SleepCore:
         proc = subprocess.Popen([self.exe, "1000"], cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         try:
-            deadline = time.monotonic() + 10
-            while not _maps_mention(proc.pid, self.exe) and time.monotonic() < deadline:
+            # Mapped is not enough: on a loaded machine the program may still be in the
+            # dynamic loader when the signal comes, and its core then says "R".
+            deadline = time.monotonic() + 30
+            while not _in_nanosleep(proc.pid) and time.monotonic() < deadline:
                 time.sleep(0.01)
+            assert _in_nanosleep(proc.pid), "%s never reached clock_nanosleep" % self.exe
             self.pid = proc.pid
             allow_kernel_core(proc.pid)
             self.core = make_kernel_core(proc, root)
@@ -74,12 +77,19 @@ class SleepCore:
         return target
 
 
-def _maps_mention(pid: int, path: str) -> bool:
+NR_CLOCK_NANOSLEEP = 230  # x86-64
+
+
+def _in_nanosleep(pid: int) -> bool:
+    """Blocked in clock_nanosleep, as the kernel says (/proc/PID/syscall, then the run state)."""
     try:
-        with open("/proc/%d/maps" % pid) as fh:
-            return path in fh.read()
-    except OSError:
+        with open("/proc/%d/syscall" % pid) as fh:
+            number = fh.read().split()[0]
+        with open("/proc/%d/stat" % pid) as fh:
+            state = fh.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
         return False
+    return number == str(NR_CLOCK_NANOSLEEP) and state == "S"
 
 
 @pytest.fixture
