@@ -12,8 +12,13 @@ the Python that made them), ``$XDG_CACHE_HOME/pyspy-repl/startup/<tag>.marshal``
   for the sixty modules a dump imports that was a tenth of its CPU, mostly system time.  A
   finder ahead of Python's own (``_CachedModules``) serves them from this one file while each
   source file still has the size and modification time it had when its code was stored (the
-  check Python's own byte-code files rely on), and steps aside for anything else.  Entries are
-  kept per installation folder, so two checkouts or installs never serve each other's code.
+  check Python's own byte-code files rely on), and steps aside for anything else.
+
+One file per interpreter build and installation folder (``<tag>-<folder hash>.marshal``): two
+checkouts or installs never serve each other's code, and a run reads only its own folder's
+code.  (One file for every folder was read whole by every run: with four folders kept, 5 MB,
+about 4 ms of each one-shot dump.)  At most ``MAX_ROOTS`` folders' files are kept per build;
+writing one removes the build's least recently written beyond that.
 
 Each entry is marshalled on its own, so a run unmarshals only what it uses.  A run that
 compiled a class or imported one of our modules the usual way writes the file again when it
@@ -32,11 +37,11 @@ import sys
 
 #: Data-class entries kept at most: past it (sources changed many times) the oldest go.
 MAX_ENTRIES = 400
-#: Modules kept per installation folder, and folders kept (the most recently used).
+#: Modules kept per installation folder, and folders' files kept per build (the most recently written).
 MAX_MODULES = 2000
 MAX_ROOTS = 4
 #: Bumped when the file's form changes.
-FORMAT = 2
+FORMAT = 3
 #: Our top-level packages (what the module finder serves).
 PACKAGES = ("repl", "snapshot", "layouts")
 #: The folder this installation's packages are in.
@@ -47,9 +52,12 @@ def cache_path() -> str:
     # the base as snapshot.binary.cache_dir has it; not imported from there: importing the
     # snapshot package declares the data classes this file is to give their code first
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    # the build's identity: the version string names the release, compiler and build date
-    tag = "%s-%08x" % (sys.implementation.cache_tag, hash_text(sys.version))
-    return os.path.join(base, "pyspy-repl", "startup", tag + ".marshal")
+    return os.path.join(base, "pyspy-repl", "startup", "%s-%08x.marshal" % (build_tag(), hash_text(ROOT)))
+
+
+def build_tag() -> str:
+    """The build's identity: the version string names the release, compiler and build date."""
+    return "%s-%08x" % (sys.implementation.cache_tag, hash_text(sys.version))
 
 
 def hash_text(text: str) -> int:
@@ -116,8 +124,7 @@ def use_code_cache() -> None:
     this run adds at exit."""
     path = cache_path()
     data = _load(path)
-    roots = data["modules"]
-    finder = _CachedModules(roots.pop(ROOT, {}), set(sys.modules))
+    finder = _CachedModules(data["modules"], set(sys.modules))
     # Just ahead of Python's path finder: a finder someone put in front of it still comes first.
     path_finder = sys.modules["_frozen_importlib_external"].PathFinder
     place = sys.meta_path.index(path_finder) if path_finder in sys.meta_path else len(sys.meta_path)
@@ -125,7 +132,7 @@ def use_code_cache() -> None:
     from layouts import records     # served by the finder already
     records.CODE.update(data["records"])
     import atexit
-    atexit.register(_save, path, records, finder, roots)
+    atexit.register(_save, path, records, finder)
 
 
 class _CachedModules:
@@ -214,23 +221,20 @@ def _load(path: str) -> dict:
         return empty
     finally:
         os.close(fd)
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        return empty
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("root") != ROOT:
+        return empty    # (another folder whose name hashed the same: compiled and imported as before)
     records = data.get("records")
     modules = data.get("modules")
     if not isinstance(records, dict) or not isinstance(modules, dict):
         return empty
     records = {k: v for k, v in records.items() if isinstance(k, tuple) and len(k) == 2 and type(v) is bytes}
-    roots = {}
-    for root, entries in modules.items():
-        if isinstance(root, str) and isinstance(entries, dict):
-            roots[root] = {name: entry for name, entry in entries.items()
-                           if isinstance(name, str) and isinstance(entry, tuple) and len(entry) == 5
-                           and isinstance(entry[0], str) and type(entry[4]) is bytes}
-    return {"records": records, "modules": roots}
+    modules = {name: entry for name, entry in modules.items()
+               if isinstance(name, str) and isinstance(entry, tuple) and len(entry) == 5
+               and isinstance(entry[0], str) and type(entry[4]) is bytes}
+    return {"records": records, "modules": modules}
 
 
-def _save(path: str, records, finder: _CachedModules, roots: dict) -> None:
+def _save(path: str, records, finder: _CachedModules) -> None:
     added = finder.imported_elsewhere()
     if not records.COMPILED and not added and not finder.stale:
         return
@@ -246,17 +250,35 @@ def _save(path: str, records, finder: _CachedModules, roots: dict) -> None:
     entries.update(added)
     if len(entries) > MAX_MODULES:
         entries = dict(list(entries.items())[-MAX_MODULES:])
-    roots = dict(list(roots.items())[-(MAX_ROOTS - 1):]) if MAX_ROOTS > 1 else {}
-    roots[ROOT] = entries   # this folder last: the most recently used
     tmp = "%s.%d.tmp" % (path, os.getpid())
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(marshal.dumps({"format": FORMAT, "records": kept_records, "modules": roots}))
+            f.write(marshal.dumps({"format": FORMAT, "root": ROOT, "records": kept_records, "modules": entries}))
         os.replace(tmp, path)
     except (OSError, ValueError):
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        return
+    _forget_old_folders(os.path.dirname(path), path)
+
+
+def _forget_old_folders(folder: str, kept: str) -> None:
+    """Remove this build's files beyond ``MAX_ROOTS``, least recently written first (a folder
+    still in use only writes its file again on its next run)."""
+    prefix = build_tag() + "-"
+    try:
+        if os.path.exists(os.path.join(folder, build_tag() + ".marshal")):
+            os.unlink(os.path.join(folder, build_tag() + ".marshal"))  # the one file of format 2
+        names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(".marshal")]
+        if len(names) <= MAX_ROOTS:
+            return
+        paths = [os.path.join(folder, n) for n in names]
+        paths.sort(key=lambda p: (p == kept, os.stat(p).st_mtime_ns))
+        for old in paths[:len(paths) - MAX_ROOTS]:
+            os.unlink(old)
+    except OSError:
+        pass

@@ -180,6 +180,57 @@ def test_second_start_imports_our_modules_from_the_cache(sleeper, tmp_path):
     assert len(usual) > 40 and out == first
 
 
+def test_each_install_has_its_own_cache_file(sleeper, tmp_path):
+    """Two installs of the same build keep one file each (a run reads only its own folder's
+    code); past ``MAX_ROOTS`` folders the least recently written file goes, and the file of
+    the one format-2 cache (every folder in one file) is removed."""
+    import shutil
+    from repl import startup
+    env = _env(tmp_path / "cache")
+    folder = tmp_path / "cache" / "pyspy-repl" / "startup"
+    installs = []
+    for n in range(startup.MAX_ROOTS + 1):
+        root = tmp_path / ("install%d" % n)
+        for package in ("repl", "snapshot", "layouts"):
+            shutil.copytree(os.path.join(pythons.REPO, package), root / package,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        installs.append(str(root))
+
+    def run(root):
+        env["PYTHONPATH"] = root
+        r = subprocess.run(USUAL_IMPORTS + ["dump", "--pid", str(sleeper.pid)], capture_output=True,
+                           timeout=120, cwd=str(tmp_path), env=env)
+        err = r.stderr.decode().splitlines()
+        assert r.returncode == 0 and len(err) == 1 and err[0].startswith("usual "), r.stderr.decode()
+        return r.stdout, err[0].split()[1].split(",")
+
+    first, usual = run(installs[0])
+    assert len(usual) > 40
+    os.makedirs(folder, exist_ok=True)
+    old_format = folder / (startup.build_tag() + ".marshal")
+    old_format.write_bytes(marshal.dumps({"format": 2}))
+    out, usual = run(installs[1])
+    assert len(usual) > 40 and out == first   # the other install's file serves nothing here
+    files = sorted(glob.glob(str(folder / "*.marshal")))
+    assert len(files) == 2 and str(old_format) not in files, files
+    for path in files:
+        with open(path, "rb") as fh:
+            data = marshal.loads(fh.read())
+        paths = {entry[0] for entry in data["modules"].values()}
+        root = data["root"]
+        assert root in installs[:2] and all(p.startswith(root + os.sep) for p in paths), (root, sorted(paths)[:3])
+    for n, root in enumerate(installs):
+        out, usual = run(root)
+        assert out == first and (usual == BEFORE_FINDER) == (n < 2), (n, usual)
+        time.sleep(0.01)   # distinct modification times
+    files = glob.glob(str(folder / "*.marshal"))
+    assert len(files) == startup.MAX_ROOTS, files
+    out, usual = run(installs[0])   # the least recently written (its file was not written again): gone
+    assert len(usual) > 40
+    out, usual = run(installs[-1])
+    assert usual == BEFORE_FINDER
+
+
 #: ``pyspy-repl ARGS`` that says at exit whether cyclic collection is on and how much start-up froze.
 GC_STATE = [sys.executable, "-c",
             "import atexit, gc, sys\n"
