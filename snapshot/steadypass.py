@@ -9,7 +9,16 @@ windows are all the same (``unchanged_outside``: a few comparisons in C of the
 whole re-read), gives the last pass's threads but for those whose window
 changed; only those are decoded again, by the walker and builders every pass
 uses.  The interpreter and thread lists, the GIL, the names, the copy step
-and every unchanged thread's decode are skipped.
+and every unchanged thread's decode are skipped.  A thread whose window moved
+but whose newest frame reads as it read in an earlier pass of the same run
+(its code, previous frame, instruction, entry byte and first local: the
+walker's ``newest_frame_key``) gets the ThreadStack that pass built: with the
+frames below it and every other fact unchanged, the same key gives the same
+stack.  Only its code object is checked again (``Walker.codes_hold``).  Those
+stacks by key outlive a reference while the thread is the same in every other
+respect (its thread state's words, current frame, window, tail, name, GIL,
+run state and system call, and the walker's generation); they are kept by
+all of these, for a thread that comes back to a frame or takes the GIL again.
 
 What that relies on: the last pass read nothing but its plan's one re-read
 (``pass_was_exact``), so its threads follow from those bytes and from the run
@@ -28,14 +37,20 @@ if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
 
 #: Passes made from a reference in a row before a whole pass.
 RUN = 32
+#: Newest-frame keys kept per thread and frame (a running leaf visits a few dozen instructions),
+#: and (thread, current frame) places kept.
+MAX_KEYS = 64
+MAX_PLACES = 256
 
 
 class _Reference:
     """The last pass a next one may start from."""
 
-    __slots__ = ("threads", "copies", "facts", "windows", "slots", "states", "calls", "generation", "token")
+    __slots__ = ("threads", "copies", "facts", "windows", "slots", "states", "calls", "generation", "token",
+                 "bases", "tails", "stacks")
 
-    def __init__(self, threads, copies, facts, windows, slots, states, calls, generation, token):
+    def __init__(self, threads, copies, facts, windows, slots, states, calls, generation, token, bases, tails,
+                 stacks):
         self.threads = threads    # its ThreadStacks, in order
         self.copies = copies      # the ThreadCopy each was decoded from
         self.facts = facts        # per thread: (gil span, interpreter id, collecting)
@@ -45,6 +60,9 @@ class _Reference:
         self.calls = calls
         self.generation = generation  # the walker's: its caches were not dropped since
         self.token = token  # the memory's stand-in for the bytes these threads were made of
+        self.bases = bases  # per window: where its thread's current frame is in the window's read
+        self.tails = tails  # per window: the tail below its thread's newest frame (its window ends it)
+        self.stacks = stacks  # per window: newest-frame key -> the ThreadStack it gave over that tail (or None)
 
 
 def window_of(copy, raw):
@@ -67,16 +85,20 @@ def window_of(copy, raw):
 class SteadyPasses:
     """One Target's reference pass and the passes taken from it."""
 
-    __slots__ = ("target", "ref", "run", "taken")
+    __slots__ = ("target", "ref", "run", "taken", "by_key", "known")
 
     def __init__(self, target):
         self.target = target
         self.ref: Optional[_Reference] = None
         self.run = 0
         self.taken = 0  # passes made from a reference (tests and benchmarks count them)
+        self.by_key = 0  # threads of those passes given a stack kept by key
+        #: (thread state address, current frame, what else its stacks by key depend on) -> (its tail, those stacks)
+        self.known: Dict[tuple, tuple] = {}
 
     def forget(self) -> None:
         self.ref = None
+        self.known = {}
 
     def keep(self, copied, decoded, threads: List["ThreadStack"], states: Dict[int, str], calls,
              token: tuple) -> None:
@@ -97,13 +119,44 @@ class SteadyPasses:
                 facts.append((gil, interp_id, collecting))
         if not (len(copies) == len(threads) == len(decoded)):
             return
+        walker = self.target.walker
+        bases, tails, stacks = [], [], []
+        known, self.known = self.known, {}
+        status = self.target.thread_status
         for index, (copy, raw) in enumerate(zip(copies, decoded)):
             window = window_of(copy, raw)
             if window is not None:
                 windows.append(window)
                 slots.append(index)
+                start = window[0][0]
+                bases.append(copy.frame - start)
+                tails.append(raw.tail)
+                # stacks by key only for a thread whose frames below the newest are a checked tail
+                found = copy.memory.find(copy.frame, walker.frame_header) if raw.tail is not None else None
+                key = walker.newest_frame_key(found[0], found[1]) if found and found[2] == start else None
+                if key is None:
+                    stacks.append(None)
+                    continue
+                thread = threads[index]
+                native_id = thread.native_id
+                depends = (walker.generation, window, thread.thread_id, native_id, thread.holds_gil, thread.name,
+                           status.gil_requested(copy.raw), states.get(native_id),
+                           calls.get(native_id) if calls else None, facts[index])
+                place = (copy.tstate_addr, copy.frame, depends)
+                last = known.get(place)
+                by_key = last[1] if last is not None and last[0] is raw.tail else {}
+                if len(by_key) >= MAX_KEYS:
+                    by_key.clear()
+                by_key[key] = thread
+                stacks.append(by_key)
+                self.known[place] = (raw.tail, by_key)
+        if len(known) + len(self.known) <= MAX_PLACES:
+            generation = walker.generation
+            for place, entry in known.items():
+                if place[2][0] == generation:
+                    self.known.setdefault(place, entry)  # (a thread's other frames and facts, for when it is back)
         self.ref = _Reference(list(threads), copies, facts, windows, slots, dict(states),
-                              dict(calls) if calls else calls, self.target.walker.generation, token)
+                              dict(calls) if calls else calls, walker.generation, token, bases, tails, stacks)
 
     def take(self, states: Dict[int, str], calls) -> Optional[List["ThreadStack"]]:
         """Inside a pass (its re-read made): this pass's threads from the reference, or None
@@ -122,36 +175,59 @@ class SteadyPasses:
             self.run += 1
             self.taken += 1
             return ref.threads
-        copies = []
+        threads = list(ref.threads)
+        misses, codes = [], []
         for i in changed:
             (address, size), _ = ref.windows[i]
-            copies.append(walker.copy_again(ref.copies[ref.slots[i]], process.read(address, size)))
-        raw_threads = walker.decode_threads(copies, False, some=True)
-        if walker.generation != ref.generation:
-            self.ref = None  # a stale code object: the unchanged threads' frames may name it
-            return None
-        target.thread_facts.fill_native_ids(raw_threads)
+            data = process.read(address, size)
+            known = ref.stacks[i]
+            key = walker.newest_frame_key(data, ref.bases[i]) if known is not None else None
+            stack = known.get(key) if key is not None else None
+            if stack is None:
+                misses.append((i, data, key))
+            else:
+                threads[ref.slots[i]] = stack
+                codes.append(key[0])
+        if codes:
+            if not walker.codes_hold(codes):
+                self.forget()
+                return None
+            self.by_key += len(codes)
+        windows = None
+        if misses:
+            copies = [walker.copy_again(ref.copies[ref.slots[i]], data) for i, data, _ in misses]
+            raw_threads = walker.decode_threads(copies, False, some=True)
+            if walker.generation != ref.generation:
+                self.ref = None  # a stale code object: the unchanged threads' frames may name it
+                return None
+            target.thread_facts.fill_native_ids(raw_threads)
+            for (i, _, key), copy, raw in zip(misses, copies, raw_threads):
+                index = ref.slots[i]
+                old = threads[index]
+                gil, interp_id, collecting = ref.facts[index]
+                frames = target._frames_of(raw, None, False, 0, 0)
+                stack = threads[index] = target._stack_of(raw, frames, copy.raw, old.holds_gil, old.name, states,
+                                                          calls, gil, interp_id, collecting, False)
+                ref.copies[index] = copy
+                window = window_of(copy, raw)  # never None: ``copy_again`` keeps the copy's window
+                if window != ref.windows[i]:
+                    if windows is None:
+                        windows = list(ref.windows)
+                    windows[i] = window
+                    ref.stacks[i] = None  # another tail below: what was kept by key no longer holds
+                elif key is not None and raw.tail is not None and raw.tail is ref.tails[i]:
+                    # over the very tail the window was cut above: same key, same stack
+                    known = ref.stacks[i]
+                    if known is not None:
+                        if len(known) >= MAX_KEYS:
+                            known.clear()
+                        known[key] = stack
         self.run += 1
         self.taken += 1
-        threads = list(ref.threads)
-        windows = None
-        for i, copy, raw in zip(changed, copies, raw_threads):
-            index = ref.slots[i]
-            old = threads[index]
-            gil, interp_id, collecting = ref.facts[index]
-            frames = target._frames_of(raw, None, False, 0, 0)
-            threads[index] = target._stack_of(raw, frames, copy.raw, old.holds_gil, old.name, states, calls,
-                                              gil, interp_id, collecting, False)
-            ref.copies[index] = copy
-            window = window_of(copy, raw)  # never None: ``copy_again`` keeps the copy's window
-            if window != ref.windows[i]:
-                if windows is None:
-                    windows = list(ref.windows)
-                windows[i] = window
         ref.threads = threads
         if windows is not None:
             ref.windows = windows
         return threads
 
 
-__all__ = ["RUN", "SteadyPasses", "window_of"]
+__all__ = ["MAX_KEYS", "RUN", "SteadyPasses", "window_of"]

@@ -3,7 +3,8 @@
 Real targets on every interpreter (tests/targets/steady_target.py): a spinner thirty frames
 deep whose newest frames move, a sleeper, a waiter, and with ``contend`` a second spinner
 fighting for the GIL.  Every pass made from the reference is checked against a whole pass
-over the same bytes (the same re-read serves both, so they must agree exactly), sampling
+over the same bytes (the same re-read serves both, so they must agree exactly), those whose
+moved thread got a stack kept by its newest frame's key included, sampling
 with and without idleness, with a paused sample now and then in between.  On 3.11+ most
 passes of the calm target must be made from the reference; before 3.11 none are.
 """
@@ -69,6 +70,8 @@ def test_passes_from_the_last_one_equal_whole_passes(python, mode, monkeypatch):
             if mode == "calm":
                 # a loose bound: how often the sleeper wakes between passes depends on the machine's load
                 assert taken >= SAMPLES // 10, "only %d of %d passes were made from the last one" % (taken, SAMPLES)
+                # the spinner's newest frame comes back to the same instructions: stacks kept by key
+                assert target._steady.by_key >= 1, "no thread was given a stack kept by its newest frame's key"
             else:
                 assert taken >= 1
         else:

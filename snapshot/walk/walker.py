@@ -79,7 +79,7 @@ class Walker(CopyStep, InterpreterList):
         self._remembered: Dict[tuple, RawFrame] = {}
         #: 3.11+ stack-only walks: what lies below a thread's innermost frame (``tails``).
         self._tails = Tails()
-        self._tail_used = None  # the tail the last interpreter-frame walk took, if any
+        self._tail_used = None  # the tail the last interpreter-frame walk took or recorded, if any
         #: Stack-only decodes: thread state address -> (its raw words, current frame, the copies'
         #: bytes, the RawThread they gave), from the last pass (``_steady_thread``).
         self._steady: Dict[int, tuple] = {}
@@ -89,6 +89,7 @@ class Walker(CopyStep, InterpreterList):
 
     def _setup_frame_objects(self, layout: Layout, frames) -> None:
         fo = layout.PyFrameObject
+        self.if_words = None  # (no interpreter frames: ``newest_frame_key`` has none to read)
         self.fo_back, self.fo_code, self.fo_lasti = fo.f_back, fo.f_code, fo.f_lasti
         self.fo_localsplus = fo.f_localsplus
         self.fo_globals = fo.f_globals
@@ -256,6 +257,38 @@ class Walker(CopyStep, InterpreterList):
         else:
             self._steady.pop(copy.tstate_addr, None)  # (a table kept across the pass: ``some``)
         return thread
+
+    def newest_frame_key(self, data: bytes, base: int) -> Optional[tuple]:
+        """Everything a stack-only decode of the Python frame at ``base`` of a data-stack chunk
+        copy reads of that frame: (code address, code word, previous, instruction pointer, entry
+        byte, first local where the code needs it).  None for a shim frame, a code object not
+        cached, a copy too short, or frame objects (before 3.11).  Why: with the frames below it
+        known unchanged, equal keys give equal stacks (``steadypass`` keeps them by key)."""
+        header = self.frame_header
+        words = self.if_words
+        if words is None or base < 0 or base + header + 8 > len(data) or data[base + self.if_owner] >= self.skip_owner_from:
+            return None
+        code_word, previous, instr = words.unpack_from(data, base)
+        code_addr = code_word & self.tag_mask
+        code = self.codes.peek(code_addr)
+        if code is None:
+            return None
+        entry = data[base + self.if_is_entry] if self.entry_field else 0
+        first = _U64.unpack_from(data, base + header)[0] if code.needs_first_local else 0
+        return code_addr, code_word, previous, instr, entry, first
+
+    def codes_hold(self, addresses) -> bool:
+        """Whether the cached code objects at ``addresses`` are still those code objects (one
+        batched check, ``CodeCache.stale_hits``); if not, the remembered frames are dropped."""
+        codes = self.codes
+        codes.begin()
+        hit = codes.hit_recorder()
+        for address in addresses:
+            hit(address)
+        if codes.stale_hits():
+            self.forget_frames()
+            return False
+        return True
 
     def _decode_thread(self, copy: ThreadCopy, with_locals: bool) -> RawThread:
         raw = copy.raw
@@ -491,7 +524,9 @@ class Walker(CopyStep, InterpreterList):
             remembered[key] = frame
         if recorder is not None and not truncated:
             below = frames[1:]
-            self._tails.keep(tail_from, recorder.tail(below, bool(shim_first)))
+            # the thread's frames below its newest are this tail's from now on: its RawThread names it
+            tail = self._tail_used = recorder.tail(below, bool(shim_first))
+            self._tails.keep(tail_from, tail)
         return frames, truncated
 
 
