@@ -266,7 +266,8 @@ class Walker(CopyStep, InterpreterList):
         known unchanged, equal keys give equal stacks (``steadypass`` keeps them by key)."""
         header = self.frame_header
         words = self.if_words
-        if words is None or base < 0 or base + header + 8 > len(data) or data[base + self.if_owner] >= self.skip_owner_from:
+        if (words is None or base < 0 or base + header + 8 > len(data)
+                or data[base + self.if_owner] >= self.skip_owner_from):
             return None
         code_word, previous, instr = words.unpack_from(data, base)
         code_addr = code_word & self.tag_mask
