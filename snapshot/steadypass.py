@@ -16,8 +16,8 @@ walker's ``newest_frame_key``) gets the ThreadStack that pass built: with the
 frames below it and every other fact unchanged, the same key gives the same
 stack.  Only its code object is checked again (``Walker.codes_hold``).  Those
 stacks by key outlive a reference while the thread is the same in every other
-respect (its thread state's words, current frame, window, tail, name, GIL,
-run state and system call, and the walker's generation); they are kept by
+respect (its thread and native ids, GIL request, current frame, window,
+tail, name, GIL, run state and system call, and the walker's generation); they are kept by
 all of these, for a thread that comes back to a frame or takes the GIL again.
 
 What that relies on: the last pass read nothing but its plan's one re-read
