@@ -18,16 +18,22 @@ stack.  Only its code object is checked again (``Walker.codes_hold``).  Those
 stacks by key outlive a reference while the thread is the same in every other
 respect (its thread and native ids, GIL request, current frame, window,
 tail, name, GIL, run state and system call, and the walker's generation); they are kept by
-all of these, for a thread that comes back to a frame or takes the GIL again.
+all of these, for a thread that comes back to a frame or takes the GIL again.  For the same
+reason a few earlier references are kept: a loop that calls a function moves its thread's
+current frame back and forth, outside the windows of either, and a pass then starts from
+the reference whose bytes it matches instead of being taken whole.
 
 What that relies on: the last pass read nothing but its plan's one re-read
 (``pass_was_exact``), so its threads follow from those bytes and from the run
-states and system calls, which must be equal too.  At most ``RUN`` such passes
-follow one another, then a whole pass does the upkeep that depends on time or
-counts (thread names' TTL, the plan's upkeep).  Any read error, stale code
-object or other change of state forgets the reference.
+states and system calls, which must be equal too.  Such passes follow one another
+until there were ``RUN`` of them and ``RUN_SECONDS`` went by (at a high rate the
+whole passes stay a small share), then a whole pass does the upkeep that depends
+on time or counts (thread names' TTL, the plan's upkeep).  Any read error, stale
+code object or other change of state forgets the reference.
 """
 from __future__ import annotations
+
+from time import monotonic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
@@ -37,20 +43,25 @@ if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
 
 #: Passes made from a reference in a row before a whole pass.
 RUN = 32
+#: ... and for at least this long (seconds), well inside the thread names' TTL.
+RUN_SECONDS = 0.1
 #: Newest-frame keys kept per thread and frame (a running leaf visits a few dozen instructions),
 #: and (thread, current frame) places kept.
 MAX_KEYS = 64
 MAX_PLACES = 256
+#: References kept besides the last one: a leaf that goes back and forth between two frames (a loop
+#: calling a function) changes its thread's current frame, outside every window of the other.
+OTHERS = 6
 
 
 class _Reference:
     """The last pass a next one may start from."""
 
     __slots__ = ("threads", "copies", "facts", "windows", "slots", "states", "calls", "generation", "token",
-                 "bases", "tails", "stacks")
+                 "bases", "tails", "stacks", "names")
 
     def __init__(self, threads, copies, facts, windows, slots, states, calls, generation, token, bases, tails,
-                 stacks):
+                 stacks, names):
         self.threads = threads    # its ThreadStacks, in order
         self.copies = copies      # the ThreadCopy each was decoded from
         self.facts = facts        # per thread: (gil span, interpreter id, collecting)
@@ -63,6 +74,7 @@ class _Reference:
         self.bases = bases  # per window: where its thread's current frame is in the window's read
         self.tails = tails  # per window: the tail below its thread's newest frame (its window ends it)
         self.stacks = stacks  # per window: newest-frame key -> the ThreadStack it gave over that tail (or None)
+        self.names = names  # (thread id, name) per thread: a reference kept aside must still name them so
 
 
 def window_of(copy, raw):
@@ -85,19 +97,24 @@ def window_of(copy, raw):
 class SteadyPasses:
     """One Target's reference pass and the passes taken from it."""
 
-    __slots__ = ("target", "ref", "run", "taken", "by_key", "known")
+    __slots__ = ("target", "ref", "others", "run", "since", "taken", "by_key", "from_others", "known")
 
     def __init__(self, target):
         self.target = target
         self.ref: Optional[_Reference] = None
+        #: earlier references, newest first, a pass may start from when the current one does not fit
+        self.others: List[_Reference] = []
         self.run = 0
+        self.since = 0.0  # time.monotonic() of the last whole pass kept
         self.taken = 0  # passes made from a reference (tests and benchmarks count them)
         self.by_key = 0  # threads of those passes given a stack kept by key
+        self.from_others = 0  # passes that started from a reference kept aside
         #: (thread state address, current frame, what else its stacks by key depend on) -> (its tail, those stacks)
         self.known: Dict[tuple, tuple] = {}
 
     def forget(self) -> None:
         self.ref = None
+        self.others = []
         self.known = {}
 
     def keep(self, copied, decoded, threads: List["ThreadStack"], states: Dict[int, str], calls,
@@ -105,7 +122,8 @@ class SteadyPasses:
         """After a whole pass that read only its plan: what the next pass compares with."""
         from .walk.chunks import ThreadCopy, _Copies
         self.run = 0
-        self.ref = None
+        self.since = monotonic()
+        previous, self.ref = self.ref, None
         copies, facts, windows, slots = [], [], [], []
         thread_facts = self.target.thread_facts
         for interp, interp_id, _holder, _tstates, raw_threads, collecting, marks in copied:
@@ -155,22 +173,46 @@ class SteadyPasses:
             for place, entry in known.items():
                 if place[2][0] == generation:
                     self.known.setdefault(place, entry)  # (a thread's other frames and facts, for when it is back)
+        names = tuple((t.thread_id, t.name) for t in threads)
         self.ref = _Reference(list(threads), copies, facts, windows, slots, dict(states),
-                              dict(calls) if calls else calls, walker.generation, token, bases, tails, stacks)
+                              dict(calls) if calls else calls, walker.generation, token, bases, tails, stacks,
+                              names)
+        # The earlier references stay while their plan and every thread's name are this pass's (their
+        # bytes then still stand for their threads whole), but for one this pass stands for as well.
+        earlier = self.others if previous is None else [previous] + self.others
+        self.others = []
+        same_outside = self.target.process.same_outside
+        for other in earlier:
+            if (len(self.others) < OTHERS and other.token[0] is token[0] and other.names == names
+                    and other.generation == walker.generation
+                    and not (other.states == states and other.calls == calls
+                             and same_outside(other.windows, other.token))):
+                self.others.append(other)
 
     def take(self, states: Dict[int, str], calls) -> Optional[List["ThreadStack"]]:
         """Inside a pass (its re-read made): this pass's threads from the reference, or None
         when a whole pass is needed."""
         ref = self.ref
+        if ref is None or (self.run >= RUN and monotonic() - self.since >= RUN_SECONDS):
+            return None
         target = self.target
         walker = target.walker
-        if (ref is None or self.run >= RUN or ref.generation != walker.generation or ref.states != states
-                or ref.calls != calls):
-            return None
         process = target.process
-        changed = process.unchanged_outside(ref.windows, ref.token)
+        generation = walker.generation
+        changed = (process.unchanged_outside(ref.windows, ref.token)
+                   if ref.generation == generation and ref.states == states and ref.calls == calls else None)
         if changed is None:
-            return None
+            # another reference kept: the state the process is back in (a leaf between two frames)
+            others = self.others
+            for j, other in enumerate(others):
+                if other.generation == generation and other.states == states and other.calls == calls:
+                    changed = process.unchanged_outside(other.windows, other.token)
+                    if changed is not None:
+                        others[j], self.ref, ref = ref, other, other
+                        self.from_others += 1
+                        break
+            else:
+                return None
         if not changed:
             self.run += 1
             self.taken += 1
@@ -230,4 +272,4 @@ class SteadyPasses:
         return threads
 
 
-__all__ = ["MAX_KEYS", "RUN", "SteadyPasses", "window_of"]
+__all__ = ["MAX_KEYS", "OTHERS", "RUN", "RUN_SECONDS", "SteadyPasses", "window_of"]

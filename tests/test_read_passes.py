@@ -153,3 +153,32 @@ def test_a_steady_plan_keeps_its_prepared_read_and_a_fault_falls_back(sleeper):
     assert memory.read_calls - calls >= 2
     assert [memory._served.get((a, s)) for a, s in good] == [memory._read(a, s) for a, s in good]
     memory.end_pass()
+
+
+def test_bytes_outside_windows_are_compared_with_any_kept_pass(sleeper):
+    """A sampler keeps a few earlier passes (their tokens) and asks which one a pass matches
+    outside its threads' windows: the comparison is of exactly the bytes outside them."""
+    memory = ProcessMemory(sleeper)
+    ranges = _readable(sleeper, 4)
+    for _ in range(2):
+        memory.begin_pass()
+        memory.read_many(ranges)
+        memory.end_pass()
+    token = memory.pass_token()
+    assert token is not None, "a pass that read only its plan stands for its bytes"
+    key = ranges[2]
+    windows = [(key, 16)]  # the last bytes of the third range, from its 16th on
+    prepared, raw = token
+    start = [begin for planned, begin, _ in prepared.spans if planned == key][0]  # where the plan put it
+    inside = raw[:start + 20] + bytes([raw[start + 20] ^ 1]) + raw[start + 21:]
+    outside = raw[:start + 3] + bytes([raw[start + 3] ^ 1]) + raw[start + 4:]
+    memory.begin_pass()
+    assert memory.unchanged_outside(windows, token) == []
+    assert memory.unchanged_outside(windows, (prepared, inside)) == [0]
+    assert memory.unchanged_outside(windows, (prepared, outside)) is None
+    assert memory.unchanged_outside([(key, key[1] + 1)], token) is None  # not a window of that range
+    memory.end_pass()
+    # after the pass, the same question without using the plan
+    assert memory.same_outside(windows, token) and memory.same_outside(windows, (prepared, inside))
+    assert not memory.same_outside(windows, (prepared, outside))
+    assert not memory.same_outside(windows, None)

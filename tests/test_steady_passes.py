@@ -4,7 +4,8 @@ Real targets on every interpreter (tests/targets/steady_target.py): a spinner th
 deep whose newest frames move, a sleeper, a waiter, and with ``contend`` a second spinner
 fighting for the GIL.  Every pass made from the reference is checked against a whole pass
 over the same bytes (the same re-read serves both, so they must agree exactly), those whose
-moved thread got a stack kept by its newest frame's key included, sampling
+moved thread got a stack kept by its newest frame's key included, and those made from a
+reference kept aside (the spinner's loop between its calls; idleness asked or not), sampling
 with and without idleness, with a paused sample now and then in between.  On 3.11+ most
 passes of the calm target must be made from the reference; before 3.11 none are.
 """
@@ -72,6 +73,8 @@ def test_passes_from_the_last_one_equal_whole_passes(python, mode, monkeypatch):
                 assert taken >= SAMPLES // 10, "only %d of %d passes were made from the last one" % (taken, SAMPLES)
                 # the spinner's newest frame comes back to the same instructions: stacks kept by key
                 assert target._steady.by_key >= 1, "no thread was given a stack kept by its newest frame's key"
+                # every third pass asks no run states: it matches a reference kept aside, not the last one
+                assert target._steady.from_others >= 1, "no pass started from a reference kept aside"
             else:
                 assert taken >= 1
         else:

@@ -67,6 +67,7 @@ class LiveProcess:
         self.begin_pass = self.memory.begin_pass
         self.end_pass = self.memory.end_pass
         self.unchanged_outside = self.memory.unchanged_outside
+        self.same_outside = self.memory.same_outside
         self.pass_token = self.memory.pass_token
         self.tasks = TaskStates(pid)
         self._maps: Optional[List[MemoryMap]] = None

@@ -38,6 +38,8 @@ PLAN_BYTES = 8 << 20
 #: A plan holding up to PLAN_SPARE ranges more than a pass read is kept for up to PLAN_KEEP passes.
 PLAN_SPARE = 8
 PLAN_KEEP = 64
+#: Window lists whose spans ``unchanged_outside`` keeps worked out (each is held, so its id stays its own).
+MAX_WINDOWS = 8
 
 
 class _IOVec(libc.Structure):
@@ -89,7 +91,9 @@ class ProcessMemory:
         self._exact: Optional[tuple] = None
         self._used_all = False  # ``unchanged_outside`` compared every byte of the plan: all used
         self._missed = False  # this pass asked for a range its plan lacks (read or not)
-        self._windows: Optional[tuple] = None  # (prepared plan, windows, their spans): the last asked
+        #: id(windows) -> (prepared plan, windows, their spans, the gaps between): the last few asked
+        #: (a sampler may compare with a few references in turn)
+        self._windows: Dict[int, tuple] = {}
         self._prepared: Optional[_PreparedPlan] = None  # the plan's iovecs, built once per plan
         self._scratch = bytearray(SCRATCH)
         self._scratch_view = memoryview(self._scratch)
@@ -166,11 +170,27 @@ class ProcessMemory:
         Why: a pass whose bytes are the last pass's but for a few frames at the top of some
         stacks gives the last pass's threads but for those; one comparison in C of the
         whole re-read replaces the walk of everything else.  The plan then counts as used."""
-        last, raw = token, self._pass_raw
-        prepared = self._prepared
-        if last is None or raw is None or last[0] is not prepared:
+        known = self._same_outside(windows, token)
+        if known is None:
             return None
-        known = self._windows
+        self._used_all = True
+        raw, old = self._pass_raw, token[1]
+        return [i for i, (start, end) in enumerate(known[2]) if raw[start:end] != old[start:end]]
+
+    def same_outside(self, windows: List[Tuple[Tuple[int, int], int]], token: tuple) -> bool:
+        """After a pass: whether its re-read is the one ``token`` stands for outside ``windows``
+        (``unchanged_outside`` without using the plan: a sampler asks whether a pass it keeps
+        stands for an earlier one it keeps too)."""
+        return self._same_outside(windows, token) is not None
+
+    def _same_outside(self, windows, token) -> Optional[tuple]:
+        """The windows' spans and gaps in this pass's re-read, when its bytes in the gaps are those
+        ``token`` stands for; else None."""
+        raw = self._pass_raw
+        prepared = self._prepared
+        if token is None or raw is None or token[0] is not prepared:
+            return None
+        known = self._windows.get(id(windows))
         if known is None or known[0] is not prepared or known[1] is not windows:
             offsets = {key: (start, end) for key, start, end in prepared.spans}
             spans = []
@@ -187,13 +207,14 @@ class ProcessMemory:
                 gaps.append((position, start))
                 position = end
             gaps.append((position, len(raw)))
-            known = self._windows = (prepared, windows, spans, gaps)
-        old = last[1]
+            if len(self._windows) >= MAX_WINDOWS:
+                self._windows.clear()
+            known = self._windows[id(windows)] = (prepared, windows, spans, gaps)
+        old = token[1]
         for start, end in known[3]:
             if raw[start:end] != old[start:end]:
                 return None
-        self._used_all = True
-        return [i for i, (start, end) in enumerate(known[2]) if raw[start:end] != old[start:end]]
+        return known
 
     def _served_inexact(self, address: int, size: int) -> Optional[bytes]:
         """A read the plan holds at the same address, but longer (the stack was deeper then):
