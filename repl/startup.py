@@ -239,7 +239,8 @@ def _save(path: str, records, finder: _CachedModules) -> None:
     if not records.COMPILED and not added and not finder.stale:
         return
     # Least recently used first, then what this run used and compiled; the newest MAX_ENTRIES
-    # are kept (two installs, or a clone beside an install, take turns without evicting each other).
+    # are kept (this install's data-class entries change with its commands, not with other installs:
+    # each installation folder has its own file).
     recent = dict.fromkeys(records.USED + records.COMPILED)
     order = [key for key in records.CODE if key not in recent] + list(recent)
     kept_records = {}

@@ -234,6 +234,7 @@ class Target:
         steady = (self._steady if passes and not (blocking or with_locals or fresh_names or native or self._want_tasks
                                                    or self.async_aware) and self._steady is not None else None)
         copied = None
+        self.walker.unpaused = not blocking
         for attempt in range(attempts):
             self.budget.reset()
             in_pass = False

@@ -20,6 +20,7 @@ import struct
 from layouts import Layout
 
 from ..budget import Unlimited, WorkBudget
+from ..errors import CorruptDataError
 from ..process.base import Process as MemoryReader
 from .chunks import CHUNK_READ, MAX_DEPTH, ThreadCopy, _Copies
 from .codecache import CodeCache
@@ -85,6 +86,10 @@ class Walker(CopyStep, InterpreterList, ThreadList):
         self.generation = 0  # counts ``forget_frames``: what was decoded before may name stale code
         self._outside_reads = 0  # reads of frame memory outside the copies in the current walk
         self._prefetched = False  # whether a decode read its code objects in one batch yet
+        #: Set by the reader for passes that do not pause the target: a chain that loops, or (3.12+)
+        #: does not end at an eval loop's entry shim, was then read while it changed (a generator just
+        #: gave up its frame), and raises ``CorruptDataError`` to be read again.  Paused, it is the truth.
+        self.unpaused = False
 
     def _setup_frame_objects(self, layout: Layout, frames) -> None:
         fo = layout.PyFrameObject
@@ -364,6 +369,8 @@ class Walker(CopyStep, InterpreterList, ThreadList):
         while address:
             # Shim frames are not counted in ``frames``: ``seen`` bounds them too.
             if address in seen or len(frames) >= MAX_DEPTH or len(seen) >= 2 * MAX_DEPTH:
+                if address in seen and self.unpaused:
+                    raise CorruptDataError("thread frame chain loops at 0x%x: read while it changed" % address)
                 truncated = True
                 break
             if tails is not None and len(frames) == 1 and last_python:
@@ -473,6 +480,10 @@ class Walker(CopyStep, InterpreterList, ThreadList):
                 elif first_in_copy and slots:
                     fresh.append(((address, previous, code_word, instr, slots[0], entry_byte), frame))
             address = previous
+        else:
+            if last_python and marked_by_shim and self.unpaused:
+                raise CorruptDataError("thread frame chain ends at a Python frame (0x%x): read while it changed"
+                                       % frames[-1].frame_addr)
         if unconfirmed >= 0:
             frames[unconfirmed] = _copy_frame(frames[unconfirmed], False)
         for key, frame in fresh:
