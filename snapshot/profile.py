@@ -170,6 +170,8 @@ class Profile:
         #: (the walker keeps one per remembered stack) skips even the tuple of ids.
         self._by_tuple: Dict[int, Tuple[int, Tuple[Frame, ...]]] = {}
         self.counts: Dict[Tuple[ThreadKey, int], int] = {}
+        #: per thread, its last sample's (frames, name, native id, command line, counter key)
+        self._last: Dict[ThreadKey, tuple] = {}
         self.threads: Dict[ThreadKey, ThreadInfo] = {}
         self._tracks: Dict[ThreadKey, _Track] = {}
         self._intervals = 0
@@ -228,15 +230,25 @@ class Profile:
         seen = self._per_thread[key] = self._per_thread.get(key, 0) + 1
         if seen > self._passes:
             self._passes = seen
+        # The thread's last sample had the very same frames tuple and facts (a sampler hands the
+        # same tuple while a stack stands still): its info and its counter are this sample's too.
+        last = self._last.get(key)
+        if (last is not None and last[0] is frames and last[1] == thread_name and last[2] == native_id
+                and (not command_line or last[3] == command_line)):
+            counter = last[4]
+            self.counts[counter] += 1
+            self._extend_timeline(key, ts, counter[1])
+            return
         info = self.threads.get(key)
         if (info is None or info.name != thread_name or info.native_id != native_id
                 or (command_line and info.command_line != command_line)):
-            self.threads[key] = ThreadInfo(pid, thread_id, native_id, thread_name,
-                                           command_line or (info.command_line if info else ""))
+            info = self.threads[key] = ThreadInfo(pid, thread_id, native_id, thread_name,
+                                                  command_line or (info.command_line if info else ""))
 
         stack_id = self._intern_stack(frames)
         counter = (key, stack_id)
         self.counts[counter] = self.counts.get(counter, 0) + 1
+        self._last[key] = (frames, thread_name, native_id, info.command_line, counter)  # (holds frames: ids stay)
         self._extend_timeline(key, ts, stack_id)
 
     def add_mappings(self, pid: int, executable: str, files) -> None:

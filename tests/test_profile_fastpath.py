@@ -76,3 +76,25 @@ def test_the_same_tuple_again_is_the_same_stack_and_a_freed_one_is_not_mistaken(
         stack = (SERVE, RUN, MAIN) if i % 2 else (Frame("f%d" % i, "/x.py", i), MAIN)
         plain.add(Sample(0, 1, 5, None, None, True, False, stack))
     assert p.counts == plain.counts and p.stacks == plain.stacks
+
+
+def test_the_same_tuple_for_a_thread_again_counts_as_the_plain_path_with_its_facts_changing():
+    """A sampler hands a thread's very frames tuple while its stack stands still: that sample
+    takes its counter from the thread's last one, unless the thread's name, OS id or command
+    line changed since (then its info is updated as on the plain path)."""
+    fast, plain = Profile(rate_hz=100), Profile(rate_hz=100)
+    still, other = (SERVE, RUN, MAIN), (RUN, MAIN)
+    for i in range(40):
+        name = "w" if i < 10 else "renamed"
+        native = 70 if i < 20 else 71
+        command = "app" if i < 30 else "app --again"
+        stack = other if i % 7 == 6 else still
+        for profile, frames in ((fast, stack), (plain, tuple(_copy(f) for f in stack))):
+            profile.tick(i * PERIOD)
+            profile.add_parts(i * PERIOD, 1, 7, native, name, True, frames, command if i % 5 else "")
+    assert (fast.counts, fast.stacks, fast.samples, fast.ticks) == (plain.counts, plain.stacks, plain.samples,
+                                                                    plain.ticks)
+    assert list(fast.timeline((1, 7))) == list(plain.timeline((1, 7)))
+    assert fast.threads == plain.threads
+    assert fast.threads[(1, 7)].name == "renamed" and fast.threads[(1, 7)].native_id == 71
+    assert fast.threads[(1, 7)].command_line == "app --again"

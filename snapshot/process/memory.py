@@ -211,8 +211,11 @@ class ProcessMemory:
                 self._windows.clear()
             known = self._windows[id(windows)] = (prepared, windows, spans, gaps)
         old = token[1]
-        for start, end in known[3]:
+        gaps = known[3]
+        for j, (start, end) in enumerate(gaps):
             if raw[start:end] != old[start:end]:
+                if j:  # compared first next time: a pass that differs from a kept one mostly differs there
+                    gaps.insert(0, gaps.pop(j))
                 return None
         return known
 
