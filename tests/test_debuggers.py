@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -356,7 +357,10 @@ def test_navigation(python, subject, loaders, debugger):
     truth = subject.truth
     main, zoo, rec = _thread(truth, "main"), _thread(truth, "locals-zoo"), _thread(truth, "recursion")
     sleeper = _thread(truth, "sleep")
-    commands = ["py-bt", "pyspy threads", "pyspy thread %d" % sleeper["native_id"], "pyspy thread locals-zoo", "pyspy locals", "py-locals",
+    # which thread the debugger selected on attaching (its choice, not ours: lldb takes the first
+    # thread to report its stop, which on a busy machine need not be the main one)
+    selected = "thread info" if debugger == "lldb" else "thread"
+    commands = [selected, "py-bt", "pyspy threads", "pyspy thread %d" % sleeper["native_id"], "pyspy thread locals-zoo", "pyspy locals", "py-locals",
                 "pyspy print s_ascii", "py-print small", "pyspy print lst[3][1]",
                 "pyspy thread recursion-500", "pyspy up", "pyspy up 2", "pyspy down", "pyspy bt",
                 "pyspy frame 0",
@@ -371,8 +375,11 @@ def test_navigation(python, subject, loaders, debugger):
     if debugger == "gdb":
         assert got["complete pyspy print s_asc"].split() == ["pyspy", "print", "s_ascii"], (where, got)
         assert "pyspy thread sleeper" in got["complete pyspy thread sle"], (where, got)
-    # the debugger's selected thread (the main thread after attaching) is py-bt's
-    assert "#0   " + _frame_text(main["frames"][0]) in got["py-bt"], (where, got["py-bt"], err[-2000:])
+    # the debugger's selected thread is py-bt's
+    found = re.search(r"tid = (\d+)" if debugger == "lldb" else r"LWP (\d+)", got[selected])
+    assert found, (where, got[selected])
+    chosen = next((t for t in truth["threads"] if t["native_id"] == int(found.group(1))), main)
+    assert "#0   " + _frame_text(chosen["frames"][0]) in got["py-bt"], (where, got[selected], got["py-bt"], err[-2000:])
     for t in truth["threads"]:
         if t["name"]:
             assert t["name"] in got["pyspy threads"], (where, t["name"], got["pyspy threads"])

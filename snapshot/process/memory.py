@@ -83,6 +83,10 @@ class ProcessMemory:
         # This pass's re-read of the plan, by (address, size): a request that repeats one of the
         # last pass's is one dict lookup, its tuple the key (no size checks, no slicing).
         self._served: Optional[Dict[Tuple[int, int], bytes]] = None
+        #: When the re-read came in one call: where each planned range is in it (``_served`` is then
+        #: empty).  A range's bytes are cut out when asked for: a pass made from the last one asks
+        #: for few, and cutting every range at the start of each pass was a tenth of such a pass.
+        self._lazy: Optional[Dict[Tuple[int, int], Tuple[int, int]]] = None
         self._by_address: Optional[Dict[int, Tuple[Tuple[int, int], bytes]]] = None  # built on an inexact miss
         self._used: Set[Tuple[int, int]] = set()  # plan ranges this pass was served
         self._new: Set[Tuple[int, int]] = set()  # ranges this pass read that the plan lacks
@@ -109,16 +113,16 @@ class ProcessMemory:
         addresses are served from that copy (taken now: inside a pause, it is the paused state)."""
         served: Optional[Dict[int, bytes]] = None
         plan = self._plan
-        self._pass_raw = None
+        self._pass_raw = self._lazy = None
         self._used_all = self._missed = False
         if plan:
             prepared = self._prepared
             if prepared is None or prepared.plan is not plan:
                 prepared = self._prepared = _PreparedPlan.of(plan) if self._use_vm_readv else None
-            if prepared is not None:
-                served = prepared.read(self)
-                if served is not None:
-                    self._pass_raw = prepared.raw
+            if prepared is not None and prepared.read(self) is not None:
+                self._pass_raw = prepared.raw
+                self._lazy = prepared.where
+                served = {}
             if served is None:  # a range faults, or another reason to take the general path
                 served = {key: data for key, data in zip(plan, self._read_many(plan)) if data is not None}
         self._served = served if served is not None else {}
@@ -129,7 +133,7 @@ class ProcessMemory:
     def end_pass(self) -> None:
         """Stop serving from the pass's copy; what was read this pass is the next pass's plan."""
         used, new = self._used, self._new
-        self._served = self._by_address = None
+        self._served = self._by_address = self._lazy = None
         plan = self._plan
         self._exact = (self._prepared, self._pass_raw) if not self._missed and self._pass_raw is not None else None
         if self._used_all:  # every byte of the plan was compared: all of it was used
@@ -192,7 +196,7 @@ class ProcessMemory:
             return None
         known = self._windows.get(id(windows))
         if known is None or known[0] is not prepared or known[1] is not windows:
-            offsets = {key: (start, end) for key, start, end in prepared.spans}
+            offsets = prepared.where
             spans = []
             for key, offset in windows:
                 where = offsets.get(key)
@@ -225,15 +229,19 @@ class ProcessMemory:
         by_address = self._by_address
         if by_address is None:
             by_address = self._by_address = {}
-            for key, data in self._served.items():
+            for key in (self._lazy if self._lazy is not None else self._served):  # (the fallback's: all read)
                 known = by_address.get(key[0])
-                if known is None or len(known[1]) < len(data):
-                    by_address[key[0]] = (key, data)
-        known = by_address.get(address)
-        if known is None or len(known[1]) < size:
+                if known is None or known[1] < key[1]:
+                    by_address[key[0]] = key
+        key = by_address.get(address)
+        if key is None or key[1] < size:
             return None
-        self._used.add(known[0])
-        return known[1][:size]
+        self._used.add(key)
+        lazy = self._lazy
+        if lazy is None:
+            return self._served[key][:size]
+        start = lazy[key][0]
+        return self._pass_raw[start:start + size]
 
     # -- single reads ---------------------------------------------------
     def read(self, address: int, size: int) -> bytes:
@@ -242,10 +250,17 @@ class ProcessMemory:
             return self._read(address, size)
         # served from the pass's copy, and noted for the next plan (inline: a dozen times a sample)
         key = (address, size)
-        data = served.get(key)
-        if data is not None:
-            self._used.add(key)
-            return data
+        lazy = self._lazy
+        if lazy is not None:
+            span = lazy.get(key)
+            if span is not None:
+                self._used.add(key)
+                return self._pass_raw[span[0]:span[1]]
+        else:
+            data = served.get(key)
+            if data is not None:
+                self._used.add(key)
+                return data
         data = self._served_inexact(address, size)
         if data is not None:
             return data
@@ -293,12 +308,16 @@ class ProcessMemory:
             return self._read_many(requests)
         if type(requests) is not list:
             requests = list(requests)
-        get = served.get
+        lazy = self._lazy
+        get = served.get if lazy is None else lazy.get
         try:
             results: List[Optional[bytes]] = [get(r) for r in requests]
         except TypeError:  # a request that is not a tuple (a list): hashable once made one
             requests = [tuple(r) for r in requests]
             results = [get(r) for r in requests]
+        if lazy is not None:  # spans in the one re-read: cut out
+            raw = self._pass_raw
+            results = [raw[span[0]:span[1]] if span is not None else None for span in results]
         if None not in results:  # the steady case: every range repeats one of the last pass's
             self._used.update(requests)
             return results
@@ -424,7 +443,7 @@ class _PreparedPlan:
     """One plan's iovecs and buffer, built once: a steady stack repeats its plan pass after
     pass, and filling ctypes structures range by range costs more than the read itself."""
 
-    __slots__ = ("plan", "buffer", "local", "remote", "count", "total", "spans", "raw")
+    __slots__ = ("plan", "buffer", "local", "remote", "count", "total", "spans", "where", "raw")
 
     @classmethod
     def of(cls, plan: List[Tuple[int, int]]) -> Optional["_PreparedPlan"]:
@@ -443,15 +462,16 @@ class _PreparedPlan:
             spans.append((key, position, position + key[1]))
             position += key[1]
         self.spans = spans
+        self.where = {key: (start, end) for key, start, end in spans}
         self.raw = None
         return self
 
-    def read(self, memory: ProcessMemory) -> Optional[Dict[int, bytes]]:
-        """address -> bytes for the whole plan in one call, or None when it did not read whole
-        (the caller then takes ``_read_many``, which knows faults and errors)."""
+    def read(self, memory: ProcessMemory) -> Optional[bytes]:
+        """The whole plan's bytes in one call (each range at its ``where``), or None when it did
+        not read whole (the caller then takes ``_read_many``, which knows faults and errors)."""
         memory.read_calls += 1
         got = _process_vm_readv(memory.pid, self.local, self.count, self.remote, self.count, 0)
         if got != self.total:
             return None
         raw = self.raw = self.buffer.raw
-        return {key: raw[start:end] for key, start, end in self.spans}
+        return raw
