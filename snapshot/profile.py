@@ -330,18 +330,20 @@ class Profile:
         track = self._tracks.get(key)
         if track is None:
             track = self._tracks[key] = _Track()
-        previous_pass, track.last_pass = track.last_pass, self._pass
-        if len(track):
-            if self._pass:
-                adjacent = previous_pass == self._pass - 1
+        this_pass = self._pass
+        previous_pass, track.last_pass = track.last_pass, this_pass
+        lasts = track.lasts
+        if lasts:  # (an array's truth is its length, taken in C: this runs per thread and sample)
+            if this_pass:
+                adjacent = previous_pass == this_pass - 1
             else:
                 gap = self._gap_limit_ns()
-                adjacent = gap is None or ts - track.lasts[-1] <= gap
-            if track.stacks[-1] == stack_id and ts >= track.lasts[-1] and adjacent:
-                track.lasts[-1] = ts
-                track.counts[-1] += 1
-                return
-            if adjacent and ts >= track.lasts[-1]:
+                adjacent = gap is None or ts - lasts[-1] <= gap
+            if adjacent and ts >= lasts[-1]:
+                if track.stacks[-1] == stack_id:
+                    lasts[-1] = ts
+                    track.counts[-1] += 1
+                    return
                 # seen in the previous pass, now in another stack: the old run lasted until now
                 track.joined[-1] = 1
         if self._intervals >= self.options.max_intervals:

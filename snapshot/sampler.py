@@ -359,20 +359,21 @@ class Sampler:
         command = None
         gil_held = False
         idleness = self._idleness
-        for t in snapshot.threads:
-            stats.threads_seen += 1
+        threads = snapshot.threads
+        active = samples = 0  # counted here, added to the stats once (this runs per thread and pass)
+        for t in threads:
             if t.holds_gil:
                 gil_held = True
             elif opts.gil:
                 if not t.is_idle:
-                    stats.threads_active += 1
+                    active += 1
                 continue
             if t.is_idle:
                 if not opts.idle:
                     continue
             elif idleness:
-                stats.threads_active += 1
-            stats.samples += 1
+                active += 1
+            samples += 1
             if sink is not None:
                 if command is None:
                     command = " ".join(snapshot.command_line)
@@ -382,6 +383,9 @@ class Sampler:
                 else:
                     sink(Sample(timestamp, snapshot.pid, t.thread_id, t.native_id, t.name, t.holds_gil,
                                 t.is_idle, t.frames, command))
+        stats.threads_seen += len(threads)
+        stats.threads_active += active
+        stats.samples += samples
         return gil_held
 
     def _drop(self, pid: int) -> None:
