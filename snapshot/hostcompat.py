@@ -12,3 +12,7 @@ import sys
 #: threads), slotted where the host allows it (``dataclass(slots=)`` needs 3.10): smaller
 #: values, faster to hash while sampling.
 FROZEN = {"frozen": True, "slots": True} if sys.version_info >= (3, 10) else {"frozen": True}
+
+#: 3.11+ hosts read PEP 626/657 location tables in C: a code object of our own carrying a
+#: target's table answers ``co_lines()`` (the format is the same for 3.11 and later targets).
+LOCATIONS_IN_C = sys.version_info >= (3, 11)

@@ -4,8 +4,11 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from layouts import get_layout
-from snapshot.walk.linetable import DECODERS
+from snapshot.hostcompat import LOCATIONS_IN_C
+from snapshot.walk.linetable import DECODERS, _locations_in_c, decode_locations_in_python
 
 # Runs inside the target interpreter: for a few code objects, the raw table and
 # the line of every instruction offset as the interpreter itself computes it.
@@ -84,6 +87,8 @@ def test_partial_decoding_gives_the_same_lines(python):
     cache then decodes it all), and the first question of a ``CodeInfo`` works either way."""
     version = tuple(int(x) for x in python.minor.split("."))
     decoder = DECODERS[get_layout(version).facts.line_table]
+    if decoder is DECODERS["locations"]:
+        decoder = decode_locations_in_python  # (the table read in C is always whole)
     result = subprocess.run([python.path, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True)
     checked = partial = 0
     for entry in json.loads(result.stdout):
@@ -101,3 +106,45 @@ def test_partial_decoding_gives_the_same_lines(python):
                 assert not head.covers(past) and len(head.starts) < len(whole.starts)
             checked += 1
     assert checked > 100 and partial > 50, (checked, partial)
+
+
+def test_tables_read_in_c_and_in_python_agree(python):
+    """3.11+ tables on a 3.11+ host are read by the host's ``co_lines()``: the same line for
+    every instruction as the decoder in Python, for each target version's tables."""
+    version = tuple(int(x) for x in python.minor.split("."))
+    if get_layout(version).facts.line_table != "locations":
+        pytest.skip("Python %s has no location tables (3.11+)" % python.minor)
+    if not LOCATIONS_IN_C:
+        pytest.skip("this host Python (before 3.11) reads location tables in Python only")
+    result = subprocess.run([python.path, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True)
+    checked = 0
+    for entry in json.loads(result.stdout):
+        raw = bytes.fromhex(entry["table"])
+        size = 2 * len(entry["lines"])
+        in_c = _locations_in_c(raw, entry["first"], size)
+        assert in_c is not None and in_c.complete
+        in_python = decode_locations_in_python(raw, entry["first"], size)
+        for offset in range(0, size, 2):
+            assert in_c.line_for(offset) == in_python.line_for(offset), (entry["first"], offset)
+            checked += 1
+    assert checked > 1000
+
+
+def test_garbage_tables_read_in_c_stay_bounded():
+    """Remote tables are untrusted: what the C reading is given is checked or harmless."""
+    if not LOCATIONS_IN_C:
+        pytest.skip("this host Python (before 3.11) reads location tables in Python only")
+    import random
+    rng = random.Random(7)
+    assert _locations_in_c(b"\x01\x02", 1, 4) is None            # no entry starts there
+    assert _locations_in_c(b"", 1, 4) is None
+    assert _locations_in_c(b"\x80\x00", 1, 3) is None            # odd code size
+    assert _locations_in_c(b"\x80\x00", 1, 1 << 40) is None      # code too big to stand in for
+    for _ in range(2000):
+        table = bytes([0x80 | rng.randrange(128)]) + bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+        size = 2 * rng.randrange(1, 64)
+        found = _locations_in_c(table, rng.randrange(-5, 1 << 20), size)
+        if found is not None:
+            assert len(found.ends) <= len(table)
+            for offset in range(0, size, 2):
+                found.line_for(offset)

@@ -11,7 +11,9 @@ Decoding never goes past ``code_size`` (the bytes of bytecode the table
 describes), so its cost is bounded by the code, not by what a corrupted table
 claims; the ranges are kept packed (16 bytes per entry).
 
-``until``: decode only as far as the range holding that offset.  Why: a one-shot
+3.11+ tables are read in C where the host is 3.11+ too (``decode_locations``), whole.
+
+``until`` (the decoders in Python): decode only as far as the range holding that offset.  Why: a one-shot
 dump asks one line of most code objects, and the whole table of forty of them
 was a tenth of its walk; a later question past the decoded part decodes it all
 (``LineTable.covers``).  A line depends only on the ranges up to its own, so the
@@ -20,6 +22,8 @@ answers are the same.
 from __future__ import annotations
 
 import struct
+
+from ..hostcompat import LOCATIONS_IN_C
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
@@ -32,6 +36,11 @@ MAX_ENTRIES = 1 << 20
 UNBOUNDED = 1 << 62
 #: Stored for "this range has no line".
 _NO_LINE = -(1 << 62)
+#: Largest code (bytes) whose table is read through a code object of our own (its zeroed
+#: bytecode is allocated for it); past it, and on hosts before 3.11, the tables are read in Python.
+MAX_CODE_IN_C = 1 << 22
+#: The code object whose copies carry a target's table (``_locations_in_c``).
+_CARRIER = (lambda: None).__code__ if LOCATIONS_IN_C else None
 
 
 class LineTable:
@@ -151,6 +160,45 @@ def decode_linetable_310(table: bytes, first_line: int, code_size: int = UNBOUND
 def decode_locations(table: bytes, first_line: int, code_size: int = UNBOUNDED,
                      until: int = UNBOUNDED) -> LineTable:
     """3.11+ location table; offsets are in bytes (2 per code unit).
+
+    On a 3.11+ host the table is read in C, whole (``_locations_in_c``): a dump's first walk
+    decoded some forty tables, and this loop in Python was an eighth of its byte code."""
+    if _CARRIER is not None:
+        found = _locations_in_c(table, first_line, code_size)
+        if found is not None:
+            return found
+    return decode_locations_in_python(table, first_line, code_size, until)
+
+
+def _locations_in_c(table: bytes, first_line: int, code_size: int) -> Optional[LineTable]:
+    """The table read by the host's own ``co_lines()``, from a copy of a code object of ours
+    carrying it (zeroed byte code of the target's size); None where that cannot be used.
+
+    Why it is safe with a table that is garbage: CPython finds each entry's end by scanning
+    forward, within the table, for the next byte with the high bit set (which every entry's
+    first byte has, so the first byte must have it too: checked), and a varint cut off by the
+    table's end stops at the NUL that ends every bytes object.  The lines may then be garbage;
+    the read never leaves the table and ends with it."""
+    if not table or table[0] < 0x80 or not 0 < code_size <= MAX_CODE_IN_C or code_size & 1:
+        return None
+    try:
+        carrier = _CARRIER.replace(co_code=bytes(code_size), co_linetable=bytes(table), co_firstlineno=first_line)
+        ranges = list(carrier.co_lines())
+    except (ValueError, TypeError, OverflowError, SystemError, MemoryError):
+        return None
+    if ranges and ranges[-1][0] >= code_size:  # a table longer than its code: cut as in Python
+        ranges = [r for r in ranges if r[0] < code_size]
+    if not ranges:
+        return LineTable([], [], first_line)
+    _, ends, lines = zip(*ranges)
+    if None in lines:
+        lines = [_NO_LINE if line is None else line for line in lines]
+    return LineTable(ends, lines, first_line)
+
+
+def decode_locations_in_python(table: bytes, first_line: int, code_size: int = UNBOUNDED,
+                               until: int = UNBOUNDED) -> LineTable:
+    """``decode_locations`` in Python: hosts before 3.11, and partial decoding (``until``).
 
     Entries follow each other (each starts where the last ended), so only their ends and
     lines are kept, and varints are read inline: this loop runs for every instruction of
