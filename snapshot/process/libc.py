@@ -55,3 +55,13 @@ def function(name: str, restype, argtypes):
 def create_string_buffer(size: int):
     """A zeroed ``char[size]`` (its bytes: ``.raw``)."""
     return (c_char * size)()
+
+
+class IOVec(Structure):
+    """``struct iovec``."""
+    _fields_ = [("iov_base", c_void_p), ("iov_len", c_size_t)]
+
+
+#: ``process_vm_readv(pid, local iovecs, count, remote iovecs, count, flags)``
+process_vm_readv = function("process_vm_readv", c_ssize_t,
+                            [c_int, POINTER(IOVec), c_ulong, POINTER(IOVec), c_ulong, c_ulong])
