@@ -24,7 +24,6 @@ from .layoutcache import load_layout
 from .model import Frame, Snapshot, ThreadStack
 from .objects import ObjectReader
 from .process.base import RUNNING_SYSCALLS, Process, syscalls_of
-from .steadypass import SteadyPasses
 from .threads import ThreadFacts
 from .threadstatus import ThreadStatusReader, status_of
 from .walk.walker import ThreadCopy, Walker
@@ -32,6 +31,8 @@ from .walk.walker import ThreadCopy, Walker
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
     from typing import Dict, List, Optional, Tuple
+
+    from .steadypass import SteadyPasses
 
 
 #: Whole stacks kept per remembered tail (one per innermost frame met above it).
@@ -100,8 +101,10 @@ class Target:
         self._built: Dict[int, tuple] = {}
         #: Samples mark each running asyncio task with a ``<task NAME>`` frame (``record --async``).
         self.async_aware = False
-        #: Passes made from the last one (sources that re-read a plan and compare it: live).
-        self._steady = SteadyPasses(self) if hasattr(process, "unchanged_outside") else None
+        #: Passes made from the last one (sources that re-read a plan and compare it: live), made
+        #: at the first sample that can use them (a one-shot dump never imports them).
+        self._steady: Optional["SteadyPasses"] = None
+        self._can_steady = hasattr(process, "unchanged_outside")
 
     @property
     def memory(self) -> Process:
@@ -231,8 +234,13 @@ class Target:
         passes = hasattr(process, "begin_pass")
         # Not pausing, stacks only: a pass whose bytes moved only in some threads' newest frames
         # is made from the last pass (``steadypass``).
-        steady = (self._steady if passes and not (blocking or with_locals or fresh_names or native or self._want_tasks
-                                                   or self.async_aware) and self._steady is not None else None)
+        steady = None
+        if passes and self._can_steady and not (blocking or with_locals or fresh_names or native or self._want_tasks
+                                                or self.async_aware):
+            steady = self._steady
+            if steady is None:
+                from .steadypass import SteadyPasses
+                steady = self._steady = SteadyPasses(self)
         copied = None
         self.walker.unpaused = not blocking
         for attempt in range(attempts):
