@@ -290,13 +290,27 @@ class Snapshot:
                    tasks=tuple(AsyncTask.from_dict(t) for t in data.get("tasks", ())))
 
 
+#: short_filename's answers by file name (a dump renders every frame's; a few dozen files).
+_SHORT: Dict[str, str] = {}
+_SHORT_MAX = 4096
+
+
 def short_filename(filename: str) -> str:
     """py-spy's short form: the path relative to the longest matching sys.path-like prefix.
 
     Without access to the target's sys.path we keep the last two components
     for package files and the base name otherwise, which is what a reader
-    scans for.
+    scans for.  Remembered per file name: the same few files come back in every frame.
     """
+    short = _SHORT.get(filename)
+    if short is None:
+        if len(_SHORT) >= _SHORT_MAX:
+            _SHORT.clear()
+        short = _SHORT[filename] = _shorten(filename)
+    return short
+
+
+def _shorten(filename: str) -> str:
     if not filename or filename.startswith("<"):
         return filename
     for marker in ("/site-packages/", "/dist-packages/"):
