@@ -34,9 +34,9 @@ class _Missing:
 MISSING = _Missing()
 _FIELDS = "__dataclass_fields__"
 
-#: Compiled methods by (file name, generated source), or their ``marshal`` bytes: a front end
-#: may fill it from a cache of earlier runs before any class is declared (``repl/startup.py``),
-#: so no ``compile`` runs at start-up; this module itself does no I/O.
+#: Compiled methods by (file name, generated source), or their ``marshal`` bytes (or a memoryview of
+#: them): a front end may fill it from a cache of earlier runs before any class is declared
+#: (``repl/startup.py``), so no ``compile`` runs at start-up; this module itself does no I/O.
 CODE: dict = {}
 #: The keys compiled in this run (what a cache lacks).
 COMPILED: list = []
@@ -231,7 +231,7 @@ def _compile(cls, found, frozen: bool, init: bool, repr_: bool, eq: bool, hash_:
     signature = (init, repr_, eq, hash_, frozen, tuple(shape))
     key = ("<records of %s>" % cls.__qualname__, signature)
     code = CODE.get(key)
-    if type(code) is bytes:     # as a cache stores it: unmarshalled when first used
+    if type(code) is bytes or type(code) is memoryview:  # as a cache stores it: unmarshalled when first used
         try:
             code = CODE[key] = marshal.loads(code)
         except (ValueError, EOFError, TypeError):
