@@ -243,6 +243,7 @@ class Target:
                 steady = self._steady = SteadyPasses(self)
         copied = None
         self.walker.unpaused = not blocking
+        self.walker.one_shot = fresh_names  # a snapshot: nothing kept for a next sample's walk
         for attempt in range(attempts):
             self.budget.reset()
             in_pass = False

@@ -90,6 +90,10 @@ class Walker(CopyStep, InterpreterList, ThreadList):
         #: does not end at an eval loop's entry shim, was then read while it changed (a generator just
         #: gave up its frame), and raises ``CorruptDataError`` to be read again.  Paused, it is the truth.
         self.unpaused = False
+        #: Set by the reader for snapshots (not samples): nothing is remembered for a next walk
+        #: (frames by their words, tails, last pass's threads).  Why: a one-shot dump walked once
+        #: and still kept those books, about a sixth of its byte code.
+        self.one_shot = False
 
     def _setup_frame_objects(self, layout: Layout, frames) -> None:
         fo = layout.PyFrameObject
@@ -154,8 +158,8 @@ class Walker(CopyStep, InterpreterList, ThreadList):
         if not self._prefetched:
             self._prefetched = True
             self.codes.prefetch(address for copy in copies for address in self._code_addresses(copy))
-        if with_locals:
-            threads = [self._decode_thread(copy, True) for copy in copies]
+        if with_locals or self.one_shot:
+            threads = [self._decode_thread(copy, with_locals) for copy in copies]
         else:
             if some:
                 steady = self._steady
@@ -351,7 +355,7 @@ class Walker(CopyStep, InterpreterList, ThreadList):
         # Stack-only walks look each frame up by its words first (``_remembered``).  A remembered
         # frame is shared between walks, so it is copied before it is changed; one that a shim
         # below it marked as an entry frame is kept marked only if that shim is still there.
-        remembered = None if with_locals else self._remembered
+        remembered = None if with_locals or self.one_shot else self._remembered
         fresh: List[Tuple[tuple, RawFrame]] = []  # frames decoded by this walk, remembered at its end
         last_fresh = False
         unconfirmed = -1  # index of a remembered shim-marked frame whose shim is not seen yet
