@@ -361,33 +361,26 @@ class ProcessMemory:
                 except MemoryReadError:
                     pass
             return results
-        pending = None
+        first = None  # the first batch's call, made already
         if 0 < n <= IOV_MAX:
             addresses, sizes = zip(*requests)
             if min(addresses) > 0 and min(sizes) > 0 and max(sizes) <= MAX_READ:
-                got, raw = self._read_vectors(requests, n, sum(sizes))
-                if got == len(raw):
+                first = self._read_vectors(requests, n, sum(sizes))
+                if first[0] == len(first[1]):
+                    raw = first[1]
                     return [raw[end - size:end] for end, size in zip(accumulate(sizes), sizes)]
-                if got >= 0:  # stopped at a range that faulted: the ones before it are read
-                    done = 0
-                    for end in accumulate(sizes):
-                        if end > got:
-                            break
-                        results[done] = raw[end - sizes[done]:end]
-                        done += 1
-                    try:
-                        results[done] = self._read(addresses[done], sizes[done])
-                    except MemoryReadError:
-                        results[done] = None
-                    pending = [(i, addresses[i], sizes[i]) for i in range(done + 1, n)]
-                # (an error: the loop below meets it again and tells which)
-        if pending is None:
+        if first is not None:  # one batch of every range, met by the loop below as any batch
+            pending = [(i, addresses[i], sizes[i]) for i in range(n)]
+        else:
             pending = [(i, a, s) for i, (a, s) in enumerate(requests) if 0 < s <= MAX_READ and a > 0]
         while pending:
             batch, rest = pending[:IOV_MAX], pending[IOV_MAX:]
             n = len(batch)
-            got, raw = self._read_vectors([(address, size) for _, address, size in batch], n,
-                                          sum(s for _, _, s in batch))
+            if first is not None:
+                (got, raw), first = first, None
+            else:
+                got, raw = self._read_vectors([(address, size) for _, address, size in batch], n,
+                                              sum(s for _, _, s in batch))
             if got < 0:
                 err = libc.get_errno()
                 if err == errno.ESRCH:
