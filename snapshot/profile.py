@@ -88,6 +88,9 @@ class ProfileOptions:
     idle: bool = False
     rate_hz: Optional[float] = None
     max_intervals: int = 1_000_000
+    #: Keep each thread's run-length timeline (``timeline``): only the time-ordered formats
+    #: (``writers.needs_timeline``) read it; the others skip its upkeep on every sample and its memory.
+    timeline: bool = True
 
 
 @dataclass(**_FROZEN)
@@ -156,6 +159,7 @@ class Profile:
 
     def __init__(self, options: Optional[ProfileOptions] = None, **overrides) -> None:
         self.options = replace(options or ProfileOptions(), **overrides)
+        self._timeline = self.options.timeline
         # interned tables; stacks are tuples of frame ids, OUTERMOST FIRST
         self.frames: List[Frame] = []
         self._frame_ids: Dict[Frame, int] = {}
@@ -172,6 +176,8 @@ class Profile:
         self.counts: Dict[Tuple[ThreadKey, int], int] = {}
         #: per thread, its last sample's (frames, name, native id, command line, counter key)
         self._last: Dict[ThreadKey, tuple] = {}
+        #: id(ThreadStack) -> (it, command line, pid, counter key): what ``add_threads`` was given
+        self._by_stack: Dict[int, tuple] = {}
         self.threads: Dict[ThreadKey, ThreadInfo] = {}
         self._tracks: Dict[ThreadKey, _Track] = {}
         self._intervals = 0
@@ -205,8 +211,7 @@ class Profile:
         does a run end early.  Without ticks, the gap between samples decides.
         """
         self._pass += 1
-        self.ticks += 1
-        self._last_tick_ns = timestamp_ns
+        self._stamp(timestamp_ns)
 
     def add(self, sample: Sample) -> None:
         """Fold one sample in: one dict update, one frame lookup per frame."""
@@ -217,12 +222,7 @@ class Profile:
                   holds_gil: bool, frames: Tuple[Frame, ...], command_line: str = "") -> None:
         """``add`` without the ``Sample``: the sampler's hot path (no object per thread and sample)."""
         if ts != self._last_tick_ns:
-            self.ticks += 1
-            self._last_tick_ns = ts
-            if self.first_ns is None or ts < self.first_ns:
-                self.first_ns = ts
-            if self.last_ns is None or ts > self.last_ns:
-                self.last_ns = ts
+            self._stamp(ts)
         self.samples += 1
         self.gil_samples += holds_gil
 
@@ -237,11 +237,13 @@ class Profile:
                 and (not command_line or last[3] == command_line)):
             counter = last[4]
             self.counts[counter] += 1
-            self._extend_timeline(key, ts, counter[1])
+            if self._timeline:
+                self._extend_timeline(key, ts, counter[1])
             return
         info = self.threads.get(key)
         if (info is None or info.name != thread_name or info.native_id != native_id
                 or (command_line and info.command_line != command_line)):
+            self._by_stack.clear()  # (what ``add_threads`` knew by ThreadStack held for the old facts)
             info = self.threads[key] = ThreadInfo(pid, thread_id, native_id, thread_name,
                                                   command_line or (info.command_line if info else ""))
 
@@ -249,7 +251,47 @@ class Profile:
         counter = (key, stack_id)
         self.counts[counter] = self.counts.get(counter, 0) + 1
         self._last[key] = (frames, thread_name, native_id, info.command_line, counter)  # (holds frames: ids stay)
-        self._extend_timeline(key, ts, stack_id)
+        if self._timeline:
+            self._extend_timeline(key, ts, stack_id)
+
+    def add_threads(self, ts: int, pid: int, threads, command_line: str = "") -> int:
+        """``add_parts`` for each ThreadStack of one pass; returns how many held the GIL.  One met
+        before (a sampler hands it again while its thread stands still) costs a few counters."""
+        if ts != self._last_tick_ns:
+            self._stamp(ts)
+        by_stack, per_thread, counts = self._by_stack, self._per_thread, self.counts
+        held = fast = fast_held = 0
+        for t in threads:
+            known = by_stack.get(id(t))
+            held += t.holds_gil
+            if known is not None and known[0] is t and known[1] == command_line and known[2] == pid:
+                fast += 1
+                fast_held += t.holds_gil
+                counter = known[3]
+                key = counter[0]
+                seen = per_thread[key] = per_thread[key] + 1
+                if seen > self._passes:
+                    self._passes = seen
+                counts[counter] += 1
+                if self._timeline:
+                    self._extend_timeline(key, ts, counter[1])
+            else:
+                self.add_parts(ts, pid, t.thread_id, t.native_id, t.name, t.holds_gil, t.frames, command_line)
+                if len(by_stack) >= MAX_TUPLE_STACKS:
+                    by_stack.clear()
+                by_stack[id(t)] = (t, command_line, pid, self._last[(pid, t.thread_id)][4])  # (holds t: ids stay)
+        self.samples += fast
+        self.gil_samples += fast_held
+        return held
+
+    def _stamp(self, ts: int) -> None:
+        """A new timestamp: one more pass (the sampler stamps every thread of a pass alike)."""
+        self.ticks += 1
+        self._last_tick_ns = ts
+        if self.first_ns is None or ts < self.first_ns:
+            self.first_ns = ts
+        if self.last_ns is None or ts > self.last_ns:
+            self.last_ns = ts
 
     def add_mappings(self, pid: int, executable: str, files) -> None:
         """Remember a process's mapped ELF files (``Process.mapped_files()``), its executable first,
@@ -267,14 +309,6 @@ class Profile:
     def add_all(self, samples: Iterable[Sample]) -> None:
         for sample in samples:
             self.add(sample)
-
-    def add_error(self, count: int = 1) -> None:
-        """A pass that failed (process exited mid-read, torn memory...)."""
-        self.errors += count
-
-    def add_late(self, count: int = 1) -> None:
-        """A pass that started later than its schedule (the sampler falls behind)."""
-        self.late += count
 
     def _intern_frame(self, frame: Frame) -> int:
         opts = self.options

@@ -164,6 +164,9 @@ class Sampler:
         #: ``threads_active`` is not counted.
         self._idleness = not (self.options.idle and not self.options.gil and self._add_parts is not None
                               and on_snapshot is None)
+        #: Every thread of a pass is kept (no idle or GIL filter) and the sink is a Profile's: a
+        #: pass's threads go to it in one call (``Profile.add_threads``).
+        self._add_threads = None if self._idleness else getattr(owner, "add_threads", None)
         self.on_pass = on_pass
         self.on_snapshot = on_snapshot
         self.on_error = on_error
@@ -283,6 +286,9 @@ class Sampler:
 
     def _sleep(self, seconds: float) -> None:
         sleep = time.sleep
+        if seconds <= MAX_SLEEP:  # (a sampler's usual wait: one call)
+            sleep(seconds)
+            return
         until = time.monotonic() + seconds
         while not self._stop:
             left = until - time.monotonic()
@@ -353,13 +359,18 @@ class Sampler:
 
     def _deliver(self, snapshot: Snapshot, timestamp: int) -> bool:
         stats = self.stats
+        threads = snapshot.threads
+        add_threads = self._add_threads
+        if add_threads is not None:
+            stats.threads_seen += len(threads)
+            stats.samples += len(threads)
+            return add_threads(timestamp, snapshot.pid, threads, " ".join(snapshot.command_line)) > 0
         opts = self.options
         sink = self.sink
         add_parts = self._add_parts
         command = None
         gil_held = False
         idleness = self._idleness
-        threads = snapshot.threads
         active = samples = 0  # counted here, added to the stats once (this runs per thread and pass)
         for t in threads:
             if t.holds_gil:

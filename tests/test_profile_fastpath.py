@@ -98,3 +98,58 @@ def test_the_same_tuple_for_a_thread_again_counts_as_the_plain_path_with_its_fac
     assert fast.threads == plain.threads
     assert fast.threads[(1, 7)].name == "renamed" and fast.threads[(1, 7)].native_id == 71
     assert fast.threads[(1, 7)].command_line == "app --again"
+
+
+def test_without_a_timeline_the_tables_are_the_same():
+    """``timeline=False`` (formats that do not lay samples out in time) changes only the timeline."""
+    from snapshot.writers import needs_timeline
+    a, b = Profile(rate_hz=100), Profile(rate_hz=100, timeline=False)
+    for i in range(60):
+        stack = (SERVE, RUN, MAIN) if i % 4 else (RUN, MAIN)
+        for p in (a, b):
+            p.tick(i * PERIOD)
+            p.add_parts(i * PERIOD, 1, 7, 70, "w", i % 2 == 0, stack, "app")
+    assert (a.counts, a.stacks, a.frames, a.samples, a.gil_samples, a.ticks, a.threads) == \
+        (b.counts, b.stacks, b.frames, b.samples, b.gil_samples, b.ticks, b.threads)
+    assert a.interval_count > 1 and list(a.timeline((1, 7)))
+    assert b.interval_count == 0 and list(b.timeline((1, 7))) == []
+    assert [f for f in ("flamegraph", "raw", "collapsed", "pprof", "speedscope", "chrometrace")
+            if needs_timeline(f)] == ["speedscope", "chrometrace"]
+
+
+def test_add_threads_matches_add_parts():
+    """A pass's ThreadStacks in one call, the same objects coming back (a sampler's stacks kept by
+    key), a rename and a rename back: the same tables as one ``add_parts`` per thread."""
+    from snapshot.model import ThreadStack
+    a = ThreadStack(5, 50, "worker", True, False, (SERVE, RUN, MAIN))
+    b = ThreadStack(5, 50, "worker", True, False, (RUN, MAIN))
+    c = ThreadStack(6, 60, None, False, True, (MAIN,))
+    renamed = ThreadStack(5, 50, "renamed", False, False, (RUN, MAIN))
+    passes = [(a, c), (b, c), (a, c), (a, c), (renamed, c), (b, c), (a,), (b, c)] * 3
+    one, each = Profile(rate_hz=100), Profile(rate_hz=100)
+    held = []
+    for i, threads in enumerate(passes):
+        for p in (one, each):
+            p.tick(i * PERIOD)
+        held.append(one.add_threads(i * PERIOD, 1, threads, "app"))
+        for t in threads:
+            each.add_parts(i * PERIOD, 1, t.thread_id, t.native_id, t.name, t.holds_gil, t.frames, "app")
+    assert held == [sum(t.holds_gil for t in threads) for threads in passes]
+    assert (one.counts, one.stacks, one.frames, one.samples, one.gil_samples, one.ticks, one.threads) == \
+        (each.counts, each.stacks, each.frames, each.samples, each.gil_samples, each.ticks, each.threads)
+    assert one.threads[(1, 5)].name == "worker"  # the last pass's name, after the rename back
+    for key in ((1, 5), (1, 6)):
+        assert list(one.timeline(key)) == list(each.timeline(key))
+    assert one.period_ns == each.period_ns
+
+
+def test_passes_told_by_ticks_still_give_the_time_span():
+    """``record`` tells each pass through ``tick`` before its samples: the first and last
+    timestamps (pprof's time and duration, the flame graph's seconds, chrometrace's origin)
+    must come from those passes too."""
+    p = Profile(rate_hz=100)
+    for i in range(1, 4):
+        p.tick(i * PERIOD)
+        p.add_parts(i * PERIOD, 1, 5, None, None, True, (RUN, MAIN))
+    assert (p.first_ns, p.last_ns, p.ticks) == (PERIOD, 3 * PERIOD, 3)
+    assert p.duration_ns == 3 * PERIOD

@@ -57,7 +57,7 @@ class RecordCommand(Command):
     def run(self, session, args) -> int:
         from snapshot.profile import Profile, ProfileOptions
         from snapshot.sampler import Sampler, SamplerOptions
-        from snapshot.writers import format_for_path, writer_for
+        from snapshot.writers import format_for_path, needs_timeline, writer_for
         from snapshot.writers.destination import check_destination, write_output
 
         if args.rate <= 0:
@@ -88,7 +88,7 @@ class RecordCommand(Command):
         profile = Profile(ProfileOptions(threads=args.threads, subprocesses=args.subprocesses,
                                          nolineno=args.nolineno, function=args.function,
                                          full_filenames=args.full_filenames, gil=args.gil, idle=args.idle,
-                                         rate_hz=args.rate))
+                                         rate_hz=args.rate, timeline=needs_timeline(fmt)))
         # The writer (its module and whatever that imports) is loaded at the first flush or the
         # end, so sampling starts without paying for it.
         writer = None

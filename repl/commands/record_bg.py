@@ -16,7 +16,7 @@ import time
 from snapshot import attach
 from snapshot.errors import SnapshotError
 from snapshot.profile import Profile, ProfileOptions
-from snapshot.writers import format_for_path, formats, write_atomic, writer_class
+from snapshot.writers import format_for_path, formats, needs_timeline, write_atomic, writer_class
 
 from .base import Command, CommandError, finite, register
 
@@ -38,7 +38,7 @@ class Recorder:
         self.rate = rate
         self.idle = idle
         self.duration = duration
-        self.profile = Profile(ProfileOptions(threads=threads, idle=idle, rate_hz=rate))
+        self.profile = Profile(ProfileOptions(threads=threads, idle=idle, rate_hz=rate, timeline=needs_timeline(fmt)))
         self.lock = threading.Lock()       # guards profile while the thread adds to it
         self.sampler = None                # the Sampler, once the thread has attached
         self._stopping = False

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
     from typing import Dict, List, Optional, Tuple, Type
 
 
-__all__ = ["Writer", "formats", "writer_class", "writer_for", "format_for_path", "write_atomic"]
+__all__ = ["Writer", "formats", "needs_timeline", "writer_class", "writer_for", "format_for_path", "write_atomic"]
 
 _REGISTRY: Dict[str, str] = {
     "flamegraph": "snapshot.writers.flamegraph:FlamegraphWriter",
@@ -28,6 +28,10 @@ _REGISTRY: Dict[str, str] = {
 }
 
 _ALIASES: Dict[str, str] = {"collapsed": "raw", "svg": "flamegraph"}
+
+#: The formats that lay samples out in time (each thread's runs of one stack): the Profile keeps
+#: a timeline only for these.
+_TIMELINES = frozenset(("speedscope", "chrometrace"))
 
 # longest suffix first: ".trace.json" must win over ".json"
 _SUFFIXES: Tuple[Tuple[str, str], ...] = (
@@ -46,6 +50,11 @@ _SUFFIXES: Tuple[Tuple[str, str], ...] = (
 def formats() -> List[str]:
     """The format names, in the order a help text should list them."""
     return list(_REGISTRY)
+
+
+def needs_timeline(format_name: str) -> bool:
+    """Whether a format's writer reads the Profile's timeline (``ProfileOptions.timeline``)."""
+    return _ALIASES.get(format_name.lower(), format_name.lower()) in _TIMELINES
 
 
 def writer_class(format_name: str) -> Type[Writer]:
