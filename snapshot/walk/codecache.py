@@ -223,6 +223,25 @@ class CodeCache:
         self._last_check = None if stale else (hits, requests, [self._entries[a].header for a in addresses])
         return stale
 
+    def still_hold(self, addresses) -> bool:
+        """Whether every code object at ``addresses`` is cached and reads the same header now: a
+        pass made from the last one checks the few it takes stacks by key for, one read each,
+        which a pass serves from its re-read (``stale_hits`` batches a whole walk's hits).
+        A stale entry is dropped."""
+        entries = self._entries
+        start = self.header_start
+        span = self.header_span - start
+        read = self.memory.read
+        for address in addresses:
+            info = entries.get(address)
+            if info is None:
+                return False
+            if read(address + start, span) != info.header:
+                del entries[address]
+                self._last_check = None
+                return False
+        return True
+
     def revalidate(self) -> int:
         """Drop entries whose memory no longer holds the same code object; returns how many."""
         addresses = [a for a, info in self._entries.items() if info is not None]

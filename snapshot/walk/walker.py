@@ -242,17 +242,12 @@ class Walker(CopyStep, InterpreterList, ThreadList):
         return code_addr, code_word, previous, instr, entry, first
 
     def codes_hold(self, addresses) -> bool:
-        """Whether the cached code objects at ``addresses`` are still those code objects (one
-        batched check, ``CodeCache.stale_hits``); if not, the remembered frames are dropped."""
-        codes = self.codes
-        codes.begin()
-        hit = codes.hit_recorder()
-        for address in addresses:
-            hit(address)
-        if codes.stale_hits():
-            self.forget_frames()
-            return False
-        return True
+        """Whether the cached code objects at ``addresses`` are still those code objects
+        (``CodeCache.still_hold``); if not, the remembered frames are dropped."""
+        if self.codes.still_hold(addresses):
+            return True
+        self.forget_frames()
+        return False
 
     def _decode_thread(self, copy: ThreadCopy, with_locals: bool) -> RawThread:
         raw = copy.raw
