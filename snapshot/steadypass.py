@@ -97,7 +97,7 @@ def window_of(copy, raw):
 class SteadyPasses:
     """One Target's reference pass and the passes taken from it."""
 
-    __slots__ = ("target", "ref", "others", "run", "since", "taken", "by_key", "from_others", "known")
+    __slots__ = ("target", "ref", "others", "run", "since", "taken", "by_key", "from_others", "rereads", "known")
 
     def __init__(self, target):
         self.target = target
@@ -109,6 +109,7 @@ class SteadyPasses:
         self.taken = 0  # passes made from a reference (tests and benchmarks count them)
         self.by_key = 0  # threads of those passes given a stack kept by key
         self.from_others = 0  # passes that started from a reference kept aside
+        self.rereads = 0  # passes whose plan was read again (the first read matched no reference)
         #: (thread state address, current frame, what else its stacks by key depend on) -> (its tail, those stacks)
         self.known: Dict[tuple, tuple] = {}
 
@@ -189,30 +190,47 @@ class SteadyPasses:
                              and same_outside(other.windows, other.token))):
                 self.others.append(other)
 
-    def take(self, states: Dict[int, str], calls) -> Optional[List["ThreadStack"]]:
-        """Inside a pass (its re-read made): this pass's threads from the reference, or None
-        when a whole pass is needed."""
+    def serves(self) -> bool:
+        """Whether a next pass may be made from the reference: there is one, and no whole pass is due."""
+        return self.ref is not None and (self.run < RUN or monotonic() - self.since < RUN_SECONDS)
+
+    def _match(self, process, generation: int, states: Dict[int, str], calls) -> Optional[List[int]]:
+        """The windows changed since the reference whose bytes outside them this pass's re-read
+        holds (the last pass, else one kept aside: the state the process is back in, a leaf
+        between two frames; it becomes the reference), or None when none does."""
         ref = self.ref
-        if ref is None or (self.run >= RUN and monotonic() - self.since >= RUN_SECONDS):
-            return None
+        if ref.generation == generation and ref.states == states and ref.calls == calls:
+            changed = process.unchanged_outside(ref.windows, ref.token)
+            if changed is not None:
+                return changed
+        others = self.others
+        for j, other in enumerate(others):
+            if other.generation == generation and other.states == states and other.calls == calls:
+                changed = process.unchanged_outside(other.windows, other.token)
+                if changed is not None:
+                    others[j], self.ref = ref, other
+                    self.from_others += 1
+                    return changed
+        return None
+
+    def take(self, states: Dict[int, str], calls) -> Optional[List["ThreadStack"]]:
+        """Inside a pass (its re-read made) that ``serves``: this pass's threads from the
+        reference, or None when a whole pass is needed."""
         target = self.target
         walker = target.walker
         process = target.process
-        generation = walker.generation
-        changed = (process.unchanged_outside(ref.windows, ref.token)
-                   if ref.generation == generation and ref.states == states and ref.calls == calls else None)
+        changed = self._match(process, walker.generation, states, calls)
         if changed is None:
-            # another reference kept: the state the process is back in (a leaf between two frames)
-            others = self.others
-            for j, other in enumerate(others):
-                if other.generation == generation and other.states == states and other.calls == calls:
-                    changed = process.unchanged_outside(other.windows, other.token)
-                    if changed is not None:
-                        others[j], self.ref, ref = ref, other, other
-                        self.from_others += 1
-                        break
-            else:
+            # Mostly a torn re-read: a leaf that calls a function every few microseconds is met
+            # half in one frame, half in the other, by one call's ranges read one after another.
+            # Read once more: that costs a system call; a whole pass costs a walk.
+            if not process.read_plan_again():
                 return None
+            self.rereads += 1
+            changed = self._match(process, walker.generation, states, calls)
+            if changed is None:
+                return None
+        ref = self.ref
         if not changed:
             self.run += 1
             self.taken += 1

@@ -21,7 +21,7 @@ from .errors import (CorruptDataError, MemoryReadError, NativeModeError, Process
                      UnsupportedVersionError)
 from .frames import FrameBuilder
 from .layoutcache import load_layout
-from .model import Frame, Snapshot, ThreadStack
+from .model import Snapshot, ThreadStack
 from .objects import ObjectReader
 from .process.base import RUNNING_SYSCALLS, Process, syscalls_of
 from .threads import ThreadFacts
@@ -105,6 +105,7 @@ class Target:
         #: at the first sample that can use them (a one-shot dump never imports them).
         self._steady: Optional["SteadyPasses"] = None
         self._can_steady = hasattr(process, "unchanged_outside")
+        self._quick_syscalls = RUNNING_SYSCALLS in getattr(process, "capabilities", ())
 
     @property
     def memory(self) -> Process:
@@ -173,8 +174,83 @@ class Target:
         (no system call read per thread, a third of a one-thread sample's system calls), and
         ``is_idle`` says only what the target's own memory shows: a known wait function at
         the leaf.  Paused, the stopped threads' calls are read as always."""
+        steady = self._steady
+        if steady is not None and not (blocking or native or native_all or self.async_aware) and steady.serves():
+            return self._from_reference(steady, idleness)
         return self._take(False, blocking, 0, 0, fresh_names=False, native=native or native_all,
                           native_all=native_all, idleness=idleness)
+
+    def _from_reference(self, steady: "SteadyPasses", idleness: bool) -> Snapshot:
+        """A sample not pausing made from the last pass (``steadypass``): the pass's one re-read
+        and what changed in it, without the rest of ``_take``, which this runs every pass of a
+        sampler.  When the last pass does not serve, the same pass goes on as a whole one."""
+        process = self.process
+        calls, states, quick = self._run_states(False, idleness)
+        walker = self.walker
+        walker.unpaused = True
+        walker.one_shot = False
+        self.budget.reset()
+        process.begin_pass()
+        try:
+            taken_at = time.time_ns()
+            threads = steady.take(states, calls)
+        except (MemoryReadError, CorruptDataError):
+            process.end_pass()
+            self._read_failed(steady)
+            return self._take(False, False, 0, 0, fresh_names=False, idleness=idleness)  # (its retry, its errors)
+        if threads is None:
+            return self._take(False, False, 0, 0, fresh_names=False, idleness=idleness,
+                              begun=(calls, states, quick))
+        process.end_pass()
+        token = process.pass_token()
+        if token is None:
+            steady.forget()
+        else:  # the next pass compares with this one's bytes
+            steady.ref.token = token
+        return self._snapshot_of(threads, taken_at)
+
+    def _read_failed(self, steady: Optional["SteadyPasses"]) -> None:
+        """After a read error: what the next attempt must find again (or the process is gone)."""
+        if steady is not None:
+            steady.forget()
+        self._interp = None
+        self.walker.forget_interpreters()
+        self.thread_facts.forget()
+        if self._gone():
+            raise ProcessExitedError("process %d exited while being read" % self.pid) from None
+
+    def _snapshot_of(self, threads, taken_at: int) -> Snapshot:
+        self.samples_taken += 1
+        if self.samples_taken % 256 == 0:
+            if self.codes.revalidate():
+                self.walker.forget_frames()
+        tasks, self._tasks = self._tasks, ()
+        interpreter = self.interpreter
+        return Snapshot(self.pid, interpreter.version_text, interpreter.executable, taken_at, tuple(threads),
+                        self.command_line, tasks=tasks)
+
+    def _run_states(self, blocking: bool, idleness: bool):
+        """(system calls, run states, quick) before a pass, for telling idle threads.  Not pausing:
+        the run states and the calls of threads not running (``ThreadFacts.is_idle`` tells a GIL
+        wait from other waits); a live source (RUNNING_SYSCALLS) is asked only the calls of the
+        last sample's Python threads (``quick``: one read each), a new thread's when its stack
+        is built.  Paused, ``_take`` reads the stopped threads' calls while paused."""
+        process = self.process
+        calls = {}
+        quick = idleness and not blocking and self._quick_syscalls
+        if blocking or not idleness:
+            states = {}
+        elif quick:
+            calls = process.syscalls(self._python_tids or process.thread_ids())
+            states = {tid: "R" if nr < 0 else "S" for tid, (nr, _) in calls.items()}
+        else:
+            # other sources (a debugger's inferior): run states, and the calls of those not running
+            states = {t.tid: t.state for t in process.threads()}
+            if hasattr(process, "syscalls"):
+                calls = process.syscalls([tid for tid, st in states.items() if st != "R"])
+        if not blocking and idleness and not states and self._gone():
+            raise ProcessExitedError("process %d exited" % self.pid)
+        return calls, states, quick
 
     def check_native(self, blocking: bool = True) -> None:
         """Raise ``NativeModeError`` when native frames cannot be had from this target."""
@@ -199,38 +275,21 @@ class Target:
 
     def _take(self, with_locals: bool, blocking: bool, max_repr: int, max_depth: int,
               fresh_names: bool, native: bool = False, native_all: bool = False,
-              idleness: bool = True) -> Snapshot:
+              idleness: bool = True, begun: Optional[tuple] = None) -> Snapshot:
+        """One pass.  ``begun``: (calls, states, quick) of a pass ``_from_reference`` began, which
+        the last pass did not serve: it goes on as a whole pass, its re-read kept."""
         process = self.process
         if native:
             self.check_native(blocking)
         stacks = None
-        # Idle threads: without pausing, the run state read just before the
-        # walk and, for threads not running, the system call each sleeps in;
-        # with pausing, the system call each stopped thread was in (read while
-        # paused).  ``ThreadFacts.is_idle`` tells a GIL wait from other waits.
-        # Not pausing, a source with RUNNING_SYSCALLS (live) is asked only that, for the Python
-        # threads of the last sample (one read each: "running" or the call it sleeps in);
-        # a thread that is new since then is asked when its stack is built.
-        calls = {}
-        quick = idleness and not blocking and RUNNING_SYSCALLS in getattr(process, "capabilities", ())
-        if blocking or not idleness:
-            states = {}
-        elif quick:
-            calls = process.syscalls(self._python_tids or process.thread_ids())
-            states = {tid: "R" if nr < 0 else "S" for tid, (nr, _) in calls.items()}
+        if begun is None:
+            calls, states, quick = self._run_states(blocking, idleness)
         else:
-            # other sources (a debugger's inferior): run states, and the calls of those not running
-            states = {t.tid: t.state for t in process.threads()}
-            if hasattr(process, "syscalls"):
-                calls = process.syscalls([tid for tid, st in states.items() if st != "R"])
-        if not blocking and idleness and not states and self._gone():
-            raise ProcessExitedError("process %d exited" % self.pid)
-        # Without pausing, a read can race the target (a frame popped between two
-        # reads); one immediate retry turns most such torn reads into a good sample.
+            calls, states, quick = begun
+        # Not pausing, a read can race the target (a frame popped between two reads): one retry.
         attempts = 1 if blocking else 2
-        # One pass of reads (``begin_pass``): what the last pass read is read again in one call
-        # and this pass's reads are served from it.  Paused, the pass ends with the pause's copy;
-        # not paused, it also serves the decoding (frames the copy did not follow).
+        # A pass (``begin_pass``) re-reads the last pass's reads in one call and serves this one's;
+        # paused, it ends with the pause's copy, else it also serves the decoding after it.
         passes = hasattr(process, "begin_pass")
         # Not pausing, stacks only: a pass whose bytes moved only in some threads' newest frames
         # is made from the last pass (``steadypass``).
@@ -249,11 +308,14 @@ class Target:
             in_pass = False
             try:
                 with (process.paused() if blocking else _NOTHING_PAUSED) as stopped:
-                    if passes:
+                    threads = None
+                    if begun is not None:  # its first attempt: begun, and the last pass did not serve it
+                        begun, in_pass = None, True
+                    elif passes:
                         process.begin_pass()  # inside the pause: the re-read sees the stopped state
                         in_pass = True
+                        threads = steady.take(states, calls) if steady is not None and steady.serves() else None
                     taken_at = time.time_ns()
-                    threads = steady.take(states, calls) if steady is not None else None
                     if threads is None:
                         if stopped:
                             calls = syscalls_of(process, stopped)
@@ -276,13 +338,7 @@ class Target:
                 break
             except (MemoryReadError, CorruptDataError) as e:
                 copied = None
-                if steady is not None:
-                    steady.forget()
-                self._interp = None
-                self.walker.forget_interpreters()
-                self.thread_facts.forget()
-                if self._gone():
-                    raise ProcessExitedError("process %d exited while being read" % self.pid) from None
+                self._read_failed(steady)
                 if attempt + 1 == attempts:
                     raise e
             finally:
@@ -298,14 +354,7 @@ class Target:
                 steady.ref.token = token
         if stacks is not None:
             threads = self._native().apply(threads, stacks, native_all, states)
-        self.samples_taken += 1
-        if self.samples_taken % 256 == 0:
-            if self.codes.revalidate():
-                self.walker.forget_frames()
-        tasks, self._tasks = self._tasks, ()
-        interpreter = self.interpreter
-        return Snapshot(self.pid, interpreter.version_text, interpreter.executable, taken_at, tuple(threads),
-                        self.command_line, tasks=tasks)
+        return self._snapshot_of(threads, taken_at)
 
     def _copy_stacks(self, with_locals: bool, fresh_names: bool = True, follow: bool = True):
         """What must be read while paused: per interpreter (main first), the GIL word, thread
@@ -394,7 +443,8 @@ class Target:
         build = self.frame_builder.frame
         tail = raw.tail
         if marks:
-            return _with_task_frames(raw.frames, marks, build, with_locals, max_repr, max_depth)
+            from .tasks.marks import with_task_frames
+            return with_task_frames(raw.frames, marks, build, with_locals, max_repr, max_depth)
         if tail is None:
             return tuple(build(f, with_locals, max_repr, max_depth) for f in raw.frames)
         # below the innermost frame, a remembered tail: its models were built once
@@ -425,17 +475,9 @@ class Target:
                            exception=status.exception(tstate_raw, raw.tstate_addr) if fresh_names else None)
 
     def _numpy_major(self) -> Optional[int]:
-        """The target's numpy major version (``numpy.__version__`` in the main interpreter), or None."""
-        interp = self.walker.interpreter_addrs()[0]
-        struct_ = self.layout.PyInterpreterState
-        field = "imports_modules" if "imports_modules" in struct_ else "modules"
-        modules = int.from_bytes(self.process.read(interp + struct_.fields[field].offset, 8), "little")
-        numpy = self.objects.dict_get(modules, "numpy") if modules else None
-        version = self.objects.getattr(numpy, "__version__") if numpy else None
-        if not version:
-            return None
-        head = self.objects.string(version, 32).split(".", 1)[0]
-        return int(head) if head.isdigit() else None
+        """The target's numpy major version, or None (asked once, by the first numpy value's repr)."""
+        from .objects.numpyvalues import numpy_major
+        return numpy_major(self.process, self.layout, self.walker.interpreter_addrs()[0], self.objects)
 
     def _task_reader_for(self):
         if self._task_reader is None:
@@ -453,34 +495,6 @@ class Target:
         """asyncio tasks of every interpreter (read inside the same pause as the threads)."""
         return self._task_reader_for().read([(c[0], c[1], c[3]) for c in copied], [c[4] for c in copied],
                                       with_locals, max_repr, max_depth)
-
-
-def _with_task_frames(raw_frames, marks, build, with_locals: bool, max_repr: int, max_depth: int) -> tuple:
-    """Model frames with ``<task NAME>`` right outside each running task's coroutine frame.
-
-    Innermost first, so the synthetic frame sits between the event loop's
-    frames and the task's coroutines: flame graphs group time by task, as
-    CPython 3.15's ``--async-aware`` sampler does.
-    """
-    out = []
-    for raw in raw_frames:
-        out.append(build(raw, with_locals, max_repr, max_depth))
-        name = marks.get(raw.frame_addr)
-        if name is not None:
-            out.append(_task_frame(name))
-    return tuple(out)
-
-
-_TASK_FRAMES: Dict[str, Frame] = {}
-
-
-def _task_frame(name: str) -> Frame:
-    frame = _TASK_FRAMES.get(name)
-    if frame is None:
-        if len(_TASK_FRAMES) > 65536:
-            _TASK_FRAMES.clear()
-        frame = _TASK_FRAMES[name] = Frame("<task %s>" % name, "", 0)
-    return frame
 
 
 class _nothing_paused:

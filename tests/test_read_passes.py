@@ -182,3 +182,33 @@ def test_bytes_outside_windows_are_compared_with_any_kept_pass(sleeper):
     assert memory.same_outside(windows, token) and memory.same_outside(windows, (prepared, inside))
     assert not memory.same_outside(windows, (prepared, outside))
     assert not memory.same_outside(windows, None)
+
+
+def test_a_pass_reads_its_plan_again_only_before_serving(sleeper):
+    """``read_plan_again`` (a re-read that matched no kept pass, most likely torn): one more call
+    of the prepared plan, the same bytes for a target that stood still, and refused once the
+    pass has served a read (what was served must stay what the pass is made of)."""
+    memory = ProcessMemory(sleeper)
+    ranges = _readable(sleeper, 4)
+    for _ in range(2):
+        memory.begin_pass()
+        memory.read_many(ranges)
+        memory.end_pass()
+    token = memory.pass_token()
+    memory.begin_pass()
+    first = memory._pass_raw
+    calls = memory.read_calls
+    assert memory.read_plan_again() and memory.read_calls == calls + 1
+    assert memory._pass_raw == first  # (the sleeper's bytes stood still)
+    memory.read(*ranges[1])
+    assert not memory.read_plan_again(), "a pass that served a read is not read again"
+    memory.end_pass()
+    memory.begin_pass()
+    assert memory.unchanged_outside([(ranges[0], 0)], token) == []
+    assert not memory.read_plan_again(), "nor one compared with a kept pass"
+    memory.end_pass()
+    assert memory.pass_token() is not None
+    fresh = ProcessMemory(sleeper)
+    fresh.begin_pass()
+    assert not fresh.read_plan_again(), "nothing planned, nothing to read again"
+    fresh.end_pass()

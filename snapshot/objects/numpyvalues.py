@@ -24,6 +24,20 @@ _U64 = struct.Struct("<Q")
 _I32 = struct.Struct("<i")
 
 
+def numpy_major(process, layout, interp: int, objects) -> Optional[int]:
+    """The major version in ``numpy.__version__`` of the interpreter at ``interp``, or None
+    (numpy not imported there)."""
+    struct_ = layout.PyInterpreterState
+    field = "imports_modules" if "imports_modules" in struct_ else "modules"
+    modules = int.from_bytes(process.read(interp + struct_.fields[field].offset, 8), "little")
+    numpy = objects.dict_get(modules, "numpy") if modules else None
+    version = objects.getattr(numpy, "__version__") if numpy else None
+    if not version:
+        return None
+    head = objects.string(version, 32).split(".", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
 def is_numpy_type(name: str) -> bool:
     return name.startswith("numpy.")
 

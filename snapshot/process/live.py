@@ -69,6 +69,7 @@ class LiveProcess:
         self.unchanged_outside = self.memory.unchanged_outside
         self.same_outside = self.memory.same_outside
         self.pass_token = self.memory.pass_token
+        self.read_plan_again = self.memory.read_plan_again
         self.tasks = TaskStates(pid)
         self._maps: Optional[List[MemoryMap]] = None
         self._files: Optional[List[MappedFile]] = None

@@ -16,7 +16,8 @@ import errno
 import os
 import struct
 from _thread import get_ident
-from itertools import accumulate, chain
+from itertools import accumulate, chain, compress
+from operator import itemgetter, ne
 
 from ..errors import MemoryReadError, PermissionDeniedError, ProcessExitedError
 from . import libc, procfs
@@ -24,6 +25,8 @@ from . import libc, procfs
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
     from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+    from .plans import PreparedPlan
 
 
 #: Largest single read we accept; remote sizes are untrusted.
@@ -47,23 +50,10 @@ _IOVec = libc.IOVec
 _process_vm_readv = libc.process_vm_readv
 
 
-_IOV = struct.Struct("QQ")
-
-
-def _iovecs(count: int, base: int, ranges: Sequence[Tuple[int, int]]):
-    """The local and remote iovec arrays of one ``process_vm_readv`` (ranges land one after
-    another from local address ``base``), packed with ``struct`` into one buffer: filling
-    ctypes structures field by field cost more than the system call for a hundred ranges."""
-    vectors = bytearray(32 * count)
-    pack = _IOV.pack_into
-    position = base
-    remote_at = 16 * count
-    for j, (address, size) in enumerate(ranges):
-        pack(vectors, 16 * j, position, size)
-        pack(vectors, remote_at + 16 * j, address, size)
-        position += size
-    array = _IOVec * count
-    return array.from_buffer(vectors), array.from_buffer(vectors, remote_at)
+def _cutter(spans: List[Tuple[int, int]]):
+    """What cuts ``spans`` (start, end) out of bytes, as a tuple, in one call (an empty
+    slice more makes it a tuple even for one span)."""
+    return itemgetter(*[slice(start, end) for start, end in spans], slice(0, 0))
 
 
 class ProcessMemory:
@@ -94,7 +84,7 @@ class ProcessMemory:
         #: id(windows) -> (prepared plan, windows, their spans, the gaps between): the last few asked
         #: (a sampler may compare with a few references in turn)
         self._windows: Dict[int, tuple] = {}
-        self._prepared: Optional[_PreparedPlan] = None  # the plan's iovecs, built once per plan
+        self._prepared: Optional["PreparedPlan"] = None  # the plan's iovecs, built once per plan
         self._scratch = bytearray(SCRATCH)
         self._scratch_view = memoryview(self._scratch)
         self._scratch_owner = get_ident()
@@ -114,7 +104,8 @@ class ProcessMemory:
         if plan:
             prepared = self._prepared
             if prepared is None or prepared.plan is not plan:
-                prepared = self._prepared = _PreparedPlan.of(plan) if self._use_vm_readv else None
+                from .plans import PreparedPlan  # (samplers only: a one-shot dump has no plan)
+                prepared = self._prepared = PreparedPlan.of(plan, IOV_MAX, MAX_READ) if self._use_vm_readv else None
             if prepared is not None and prepared.read(self) is not None:
                 self._pass_raw = prepared.raw
                 self._lazy = prepared.where
@@ -125,6 +116,16 @@ class ProcessMemory:
         self._by_address = None
         self._used = set()
         self._new = set()
+
+    def read_plan_again(self) -> bool:
+        """Inside a pass that has served nothing yet: its re-read taken once more, in one call
+        (a sampler not pausing whose re-read matched no earlier pass: most such are torn).
+        False when it cannot be (no one-call re-read, something served, or it did not read whole)."""
+        prepared = self._prepared
+        if self._pass_raw is None or self._used_all or self._used or self._new or prepared.read(self) is None:
+            return False
+        self._pass_raw = prepared.raw
+        return True
 
     def end_pass(self) -> None:
         """Stop serving from the pass's copy; what was read this pass is the next pass's plan."""
@@ -174,8 +175,8 @@ class ProcessMemory:
         if known is None:
             return None
         self._used_all = True
-        raw, old = self._pass_raw, token[1]
-        return [i for i, (start, end) in enumerate(known[2]) if raw[start:end] != old[start:end]]
+        spans = known[2]
+        return list(compress(known[4], map(ne, spans(self._pass_raw), spans(token[1]))))
 
     def same_outside(self, windows: List[Tuple[Tuple[int, int], int]], token: tuple) -> bool:
         """After a pass: whether its re-read is the one ``token`` stands for outside ``windows``
@@ -184,8 +185,10 @@ class ProcessMemory:
         return self._same_outside(windows, token) is not None
 
     def _same_outside(self, windows, token) -> Optional[tuple]:
-        """The windows' spans and gaps in this pass's re-read, when its bytes in the gaps are those
-        ``token`` stands for; else None."""
+        """(prepared plan, windows, the windows' spans, the gaps between, their indices) of this
+        pass's re-read, when its bytes in the gaps are those ``token`` stands for; else None.
+        Spans and gaps are ``itemgetter`` s of slices: each cuts all of its pieces in one call,
+        and two such tuples compare in C (a loop over the gaps was a tenth of a steady pass)."""
         raw = self._pass_raw
         prepared = self._prepared
         if token is None or raw is None or token[0] is not prepared:
@@ -209,15 +212,10 @@ class ProcessMemory:
             gaps.append((position, len(raw)))
             if len(self._windows) >= MAX_WINDOWS:
                 self._windows.clear()
-            known = self._windows[id(windows)] = (prepared, windows, spans, gaps)
-        old = token[1]
+            known = self._windows[id(windows)] = (prepared, windows, _cutter(spans), _cutter(gaps),
+                                                  range(len(spans)))
         gaps = known[3]
-        for j, (start, end) in enumerate(gaps):
-            if raw[start:end] != old[start:end]:
-                if j:  # compared first next time: a pass that differs from a kept one mostly differs there
-                    gaps.insert(0, gaps.pop(j))
-                return None
-        return known
+        return known if gaps(raw) == gaps(token[1]) else None
 
     def _served_inexact(self, address: int, size: int) -> Optional[bytes]:
         """A read the plan holds at the same address, but longer (the stack was deeper then):
@@ -462,41 +460,3 @@ class ProcessMemory:
         if err == errno.EPERM:
             raise PermissionDeniedError("not allowed to read the memory of process %d" % self.pid)
         raise MemoryReadError(address, size, os.strerror(err))
-
-
-class _PreparedPlan:
-    """One plan's iovecs and buffer, built once: a steady stack repeats its plan pass after
-    pass, and filling ctypes structures range by range costs more than the read itself."""
-
-    __slots__ = ("plan", "buffer", "local", "remote", "count", "total", "spans", "where", "raw")
-
-    @classmethod
-    def of(cls, plan: List[Tuple[int, int]]) -> Optional["_PreparedPlan"]:
-        if len(plan) > IOV_MAX or any(not (0 < s <= MAX_READ and a > 0) for a, s in plan):
-            return None
-        self = cls()
-        self.plan = plan
-        self.count = n = len(plan)
-        self.total = sum(s for _, s in plan)
-        self.buffer = libc.create_string_buffer(self.total)
-        base = libc.addressof(self.buffer)
-        self.local, self.remote = _iovecs(n, base, plan)
-        spans = []
-        position = 0
-        for key in plan:
-            spans.append((key, position, position + key[1]))
-            position += key[1]
-        self.spans = spans
-        self.where = {key: (start, end) for key, start, end in spans}
-        self.raw = None
-        return self
-
-    def read(self, memory: ProcessMemory) -> Optional[bytes]:
-        """The whole plan's bytes in one call (each range at its ``where``), or None when it did
-        not read whole (the caller then takes ``_read_many``, which knows faults and errors)."""
-        memory.read_calls += 1
-        got = _process_vm_readv(memory.pid, self.local, self.count, self.remote, self.count, 0)
-        if got != self.total:
-            return None
-        raw = self.raw = self.buffer.raw
-        return raw
