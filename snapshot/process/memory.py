@@ -43,7 +43,7 @@ PLAN_BYTES = 8 << 20
 PLAN_SPARE = 8
 PLAN_KEEP = 64
 #: Window lists whose spans ``unchanged_outside`` keeps worked out (each is held, so its id stays its own).
-MAX_WINDOWS = 8
+MAX_WINDOWS = 16
 
 
 _IOVec = libc.IOVec
@@ -185,10 +185,11 @@ class ProcessMemory:
         return self._same_outside(windows, token) is not None
 
     def _same_outside(self, windows, token) -> Optional[tuple]:
-        """(prepared plan, windows, the windows' spans, the gaps between, their indices) of this
-        pass's re-read, when its bytes in the gaps are those ``token`` stands for; else None.
-        Spans and gaps are ``itemgetter`` s of slices: each cuts all of its pieces in one call,
-        and two such tuples compare in C (a loop over the gaps was a tenth of a steady pass)."""
+        """(prepared plan, windows, the windows' spans, the gaps between, their indices, the gaps'
+        list, the gap that differed last) of this pass's re-read, when its bytes in the gaps are
+        those ``token`` stands for; else None.  Spans and gaps are ``itemgetter`` s of slices:
+        each cuts all of its pieces in one call, and two such tuples compare in C (a loop over
+        the gaps was a tenth of a steady pass)."""
         raw = self._pass_raw
         prepared = self._prepared
         if token is None or raw is None or token[0] is not prepared:
@@ -213,9 +214,17 @@ class ProcessMemory:
             if len(self._windows) >= MAX_WINDOWS:
                 self._windows.clear()
             known = self._windows[id(windows)] = (prepared, windows, _cutter(spans), _cutter(gaps),
-                                                  range(len(spans)))
-        gaps = known[3]
-        return known if gaps(raw) == gaps(token[1]) else None
+                                                  range(len(spans)), gaps, [0, 0])
+        old = token[1]
+        start, end = hot = known[6]
+        if raw[start:end] != old[start:end]:
+            return None  # where it differed last time: a pass unlike a kept one mostly differs there
+        cut = known[3]
+        mine, theirs = cut(raw), cut(old)
+        if mine == theirs:
+            return known
+        hot[:] = next(gap for gap, a, b in zip(known[5], mine, theirs) if a != b)
+        return None
 
     def _served_inexact(self, address: int, size: int) -> Optional[bytes]:
         """A read the plan holds at the same address, but longer (the stack was deeper then):
