@@ -43,8 +43,10 @@ if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up
 
 #: Passes made from a reference in a row before a whole pass.
 RUN = 32
-#: ... and for at least this long (seconds), well inside the thread names' TTL.
-RUN_SECONDS = 0.1
+#: ... and for at least this long (seconds): a rename is seen within the thread names' TTL
+#: (``threads.NAME_TTL``, 1 s) and this.  At 1 kHz a whole pass costs ten steady ones or more,
+#: and 0.1 s made whole passes half of all those a steady leaf needed.
+RUN_SECONDS = 0.25
 #: Newest-frame keys kept per thread and frame (a running leaf visits a few dozen instructions),
 #: and (thread, current frame) places kept.
 MAX_KEYS = 64
