@@ -13,6 +13,7 @@ batches), so one reader must not be shared between threads.
 from __future__ import annotations
 
 import struct
+from itertools import repeat
 
 from ..budget import Unlimited, WorkBudget
 from ..errors import CorruptDataError, MemoryReadError
@@ -55,23 +56,28 @@ class CallCapError(CorruptDataError):
 
 
 def entry(method: Callable[..., _T]) -> Callable[..., _T]:
-    """Wrap a public method: fresh per-call budget at the outermost call, MemoryReadError -> corrupt."""
+    """Wrap a public method: fresh per-call budget at the outermost call, MemoryReadError -> corrupt.
+    A call made inside another (most of a dump's: a repr reads names, a dict its keys) only
+    turns the error: it is a third of the wrapper's work."""
 
     def wrapper(self: "RemoteReader", *args, **kwargs):
-        outermost = self._calls == 0
-        if outermost:
-            if not self._held:
-                self._heads = {}
-            self._bytes_read = 0
-            self._visits = 0
-        self._calls += 1
+        if self._calls:  # inside another public call: that one holds the budget and the heads
+            try:
+                return method(self, *args, **kwargs)
+            except MemoryReadError as e:
+                raise CorruptDataError("object memory unreadable: %s" % e) from e
+        if not self._held:
+            self._heads = {}
+        self._bytes_read = 0
+        self._visits = 0
+        self._calls = 1
         try:
             return method(self, *args, **kwargs)
         except MemoryReadError as e:
             raise CorruptDataError("object memory unreadable: %s" % e) from e
         finally:
-            self._calls -= 1
-            if outermost and not self._held:
+            self._calls = 0
+            if not self._held:
                 self._heads = {}
 
     # what functools.wraps would copy (not imported: it costs start-up)
@@ -129,17 +135,17 @@ class RemoteReader:
         return _U64.unpack(self._read(addr, 8))[0]
 
     def _prefetch(self, addrs: Iterable[int], size: int = HEAD_PREFETCH) -> None:
-        """Read the head of many objects in one batched call (missing ones are read later, singly)."""
-        wanted = sorted({a for a in addrs if a not in self._heads and 0 < a < MAX_ADDRESS and not a & 7})
+        """Read the head of many objects in one batched call (missing ones are read later, singly).
+        A range that faulted is kept as None, which every reader of the heads takes as absent."""
+        heads = self._heads
+        wanted = sorted({a for a in addrs if 0 < a < MAX_ADDRESS and not a & 7}.difference(heads))
         if len(wanted) < 2:
             return
         self._bytes_read += size * len(wanted)
         if self._bytes_read > MAX_TOTAL_READ:
             return
         self.budget.charge(size * len(wanted))
-        for addr, data in zip(wanted, self.memory.read_many([(a, size) for a in wanted])):
-            if data is not None:
-                self._heads[addr] = data
+        heads.update(zip(wanted, self.memory.read_many(list(zip(wanted, repeat(size))))))
 
     def hold_heads(self, addrs: Iterable[int], size: int = HEAD_PREFETCH) -> None:
         """Prefetch the heads of many objects in one read and keep them across public calls
