@@ -155,16 +155,22 @@ def test_a_steady_plan_keeps_its_prepared_read_and_a_fault_falls_back(sleeper):
     memory.end_pass()
 
 
-def test_bytes_outside_windows_are_compared_with_any_kept_pass(sleeper):
-    """A sampler keeps a few earlier passes (their tokens) and asks which one a pass matches
-    outside its threads' windows: the comparison is of exactly the bytes outside them."""
+def _steady_memory(sleeper):
+    """A reader after two passes of four readable ranges: the second read only its plan, so its
+    token stands for its bytes.  (memory, ranges, token)"""
     memory = ProcessMemory(sleeper)
     ranges = _readable(sleeper, 4)
     for _ in range(2):
         memory.begin_pass()
         memory.read_many(ranges)
         memory.end_pass()
-    token = memory.pass_token()
+    return memory, ranges, memory.pass_token()
+
+
+def test_bytes_outside_windows_are_compared_with_any_kept_pass(sleeper):
+    """A sampler keeps a few earlier passes (their tokens) and asks which one a pass matches
+    outside its threads' windows: the comparison is of exactly the bytes outside them."""
+    memory, ranges, token = _steady_memory(sleeper)
     assert token is not None, "a pass that read only its plan stands for its bytes"
     key = ranges[2]
     windows = [(key, 16)]  # the last bytes of the third range, from its 16th on
@@ -188,13 +194,7 @@ def test_a_pass_reads_its_plan_again_only_before_serving(sleeper):
     """``read_plan_again`` (a re-read that matched no kept pass, most likely torn): one more call
     of the prepared plan, the same bytes for a target that stood still, and refused once the
     pass has served a read (what was served must stay what the pass is made of)."""
-    memory = ProcessMemory(sleeper)
-    ranges = _readable(sleeper, 4)
-    for _ in range(2):
-        memory.begin_pass()
-        memory.read_many(ranges)
-        memory.end_pass()
-    token = memory.pass_token()
+    memory, ranges, token = _steady_memory(sleeper)
     memory.begin_pass()
     first = memory._pass_raw
     calls = memory.read_calls
