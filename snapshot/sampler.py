@@ -153,20 +153,17 @@ class Sampler:
         if self.options.rate <= 0:
             raise ValueError("the sampling rate must be positive")
         self.sink = sink
-        # A sink that is the bound ``add`` of an object offering ``add_parts`` (a Profile) is fed the
-        # fields directly: no Sample object per thread per pass on the hot path.
+        # A sink that is the bound ``add`` of an object offering ``add_threads`` (a Profile) is given
+        # each pass's kept threads in one call: no Sample object per thread per pass on the hot path.
         owner = getattr(sink, "__self__", None)
-        self._add_parts = (getattr(owner, "add_parts", None)
-                           if getattr(sink, "__name__", None) == "add" else None)
+        self._add_threads = (getattr(owner, "add_threads", None)
+                             if getattr(sink, "__name__", None) == "add" else None)
         #: Whether anything looks at which threads are idle.  Not when idle threads are kept,
         #: no GIL filter applies and the sink is a Profile (its samples carry no idle flag) with
         #: no snapshot consumer: a sample then skips the per-thread system call reads, and
         #: ``threads_active`` is not counted.
-        self._idleness = not (self.options.idle and not self.options.gil and self._add_parts is not None
+        self._idleness = not (self.options.idle and not self.options.gil and self._add_threads is not None
                               and on_snapshot is None)
-        #: Every thread of a pass is kept (no idle or GIL filter) and the sink is a Profile's: a
-        #: pass's threads go to it in one call (``Profile.add_threads``).
-        self._add_threads = None if self._idleness else getattr(owner, "add_threads", None)
         self.on_pass = on_pass
         self.on_snapshot = on_snapshot
         self.on_error = on_error
@@ -358,20 +355,38 @@ class Sampler:
             self.on_error(pid, error)
 
     def _deliver(self, snapshot: Snapshot, timestamp: int) -> bool:
+        """Give the sink the threads the options keep; whether any thread held the GIL."""
         stats = self.stats
         threads = snapshot.threads
+        stats.threads_seen += len(threads)
         add_threads = self._add_threads
-        if add_threads is not None:
-            stats.threads_seen += len(threads)
-            stats.samples += len(threads)
-            return add_threads(timestamp, snapshot.pid, threads, " ".join(snapshot.command_line)) > 0
-        opts = self.options
+        if self._idleness:
+            kept, gil_held = self._kept(threads)
+        else:  # every thread kept, none counted (a Profile: it says who held the GIL)
+            kept, gil_held = threads, None
+        stats.samples += len(kept)
         sink = self.sink
-        add_parts = self._add_parts
-        command = None
+        if kept and sink is not None:
+            command = " ".join(snapshot.command_line)
+            if add_threads is not None:
+                held = add_threads(timestamp, snapshot.pid, kept, command)
+                if gil_held is None:
+                    gil_held = held > 0
+            else:
+                for t in kept:
+                    sink(Sample(timestamp, snapshot.pid, t.thread_id, t.native_id, t.name, t.holds_gil,
+                                t.is_idle, t.frames, command))
+        if gil_held is None:
+            gil_held = any(t.holds_gil for t in threads)
+        return gil_held
+
+    def _kept(self, threads) -> tuple:
+        """(the threads the idle and GIL options keep, whether any thread held the GIL); the
+        active ones are counted."""
+        opts = self.options
+        kept = []
         gil_held = False
-        idleness = self._idleness
-        active = samples = 0  # counted here, added to the stats once (this runs per thread and pass)
+        active = 0  # counted here, added to the stats once (this runs per thread and pass)
         for t in threads:
             if t.holds_gil:
                 gil_held = True
@@ -382,22 +397,11 @@ class Sampler:
             if t.is_idle:
                 if not opts.idle:
                     continue
-            elif idleness:
+            else:
                 active += 1
-            samples += 1
-            if sink is not None:
-                if command is None:
-                    command = " ".join(snapshot.command_line)
-                if add_parts is not None:
-                    add_parts(timestamp, snapshot.pid, t.thread_id, t.native_id, t.name, t.holds_gil, t.frames,
-                              command)
-                else:
-                    sink(Sample(timestamp, snapshot.pid, t.thread_id, t.native_id, t.name, t.holds_gil,
-                                t.is_idle, t.frames, command))
-        stats.threads_seen += len(threads)
-        stats.threads_active += active
-        stats.samples += samples
-        return gil_held
+            kept.append(t)
+        self.stats.threads_active += active
+        return kept, gil_held
 
     def _drop(self, pid: int) -> None:
         target = self.targets.pop(pid, None)
